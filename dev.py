@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Set up a private virtual environment and run the app or the tests.
+
+    python3 dev.py app [FILE]   set up, then open CNN Designer (on the bundled example by default)
+    python3 dev.py test [ARGS]  set up, then run the import-layer check and the whole test suite
+
+Only the Python standard library is used here, so this works on a fresh machine with Python 3 and git.
+The environment lives in .venv/ and is reinstalled only when pyproject.toml changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+EXAMPLE = ROOT / "resources" / "templates" / "cifar10-convnet.json"
+
+
+def _venv_python() -> Path:
+    sub = "Scripts" if os.name == "nt" else "bin"
+    exe = "python.exe" if os.name == "nt" else "python"
+    return VENV / sub / exe
+
+
+def _run(cmd: list[str | os.PathLike], **kwargs) -> int:
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
+
+
+def setup() -> Path:
+    """Create .venv and install the project (editable) with its test extras, if not done already."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"CNN Designer needs Python 3.10 or newer; this is {sys.version.split()[0]}.")
+    python = _venv_python()
+    stamp = VENV / ".installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    if not python.exists():
+        print("Creating the virtual environment in .venv ...", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        except Exception as exc:  # e.g. Debian without python3-venv
+            sys.exit(f"Could not create a virtual environment ({exc}).\n"
+                     "On Debian/Ubuntu install it with: sudo apt install python3-venv")
+    print("Installing CNN Designer and its dependencies into .venv ...", flush=True)
+    quiet = [] if os.environ.get("CI") else ["--quiet"]
+    if _run([python, "-m", "pip", "install", *quiet, "--upgrade", "pip"]) != 0:
+        sys.exit("Could not upgrade pip in .venv (see above).")
+    if _run([python, "-m", "pip", "install", *quiet, "-e", ".[test]"]) != 0:
+        sys.exit("Could not install CNN Designer into .venv (see above).")
+    stamp.write_text(wanted)
+    return python
+
+
+def cmd_app(args: list[str]) -> int:
+    python = setup()
+    target = args or [str(EXAMPLE)]
+    return _run([python, "-m", "designer", *target])
+
+
+def cmd_test(args: list[str]) -> int:
+    python = setup()
+    scripts = python.parent
+    lint = scripts / ("lint-imports.exe" if os.name == "nt" else "lint-imports")
+    print("Checking import layers (the core never imports Qt) ...", flush=True)
+    if _run([lint]) != 0:
+        return 1
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    status = _run([python, "-m", "pytest", *args], env=env)
+    if status == 5:
+        print("pytest collected no tests: treating that as a failure.", file=sys.stderr)
+        return 1
+    return status
+
+
+def main() -> int:
+    commands = {"app": cmd_app, "test": cmd_test}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__.strip())
+        return 2
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
