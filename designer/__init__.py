@@ -1,0 +1,16 @@
+"""CNN Designer: design convolutional neural networks and look inside them.
+
+The public Python API (contract §5)::
+
+    import designer
+    design = designer.load_design("vgg16.json")   # also accepts the dict; raises designer.DesignError
+    summary = designer.summarize(design)          # the dict that `cnn-designer summary --json` prints
+"""
+from designer.core.analysis import Analysis
+from designer.core.design import Design, GraphError, Node
+from designer.core.summary import format_table, summarize
+from designer.io.design_file import DesignError, load_design, save_design
+
+__all__ = ["Analysis", "Design", "DesignError", "GraphError", "Node", "format_table",
+           "load_design", "save_design", "summarize"]
+__version__ = "0.1.0"

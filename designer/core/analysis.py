@@ -1,0 +1,435 @@
+"""Live inference over a whole design: every node's output shape, parameter count, mult-adds,
+activation size, receptive field, errors and warnings.
+
+``Analysis`` listens to a ``Design`` and recomputes, on ``refresh()``, only the nodes downstream
+of what changed, and stops early where a node's output comes out the same as before.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+from designer.core.catalog import LayerType, resolve_params
+from designer.core.design import Design, Edge, Node, Signal
+from designer.core.layers import (Inferred, ReceptiveField, Upstream, check_input_count,
+                                  infer_layer)
+from designer.core.problems import ERROR, WARNING, Problem
+
+BYTES_PER_VALUE = 4  # float32
+
+
+@dataclass
+class NodeInfo:
+    """Everything derived about one node."""
+
+    id: str
+    type: str
+    shape: tuple[int, ...] | None = None
+    params: int = 0
+    macs: int = 0
+    field: ReceptiveField | None = None
+    fc_equivalent: int | None = None
+    errors: list[Problem] = dc_field(default_factory=list)
+    warnings: list[Problem] = dc_field(default_factory=list)
+    derivations: list[tuple[str, str]] = dc_field(default_factory=list)
+    values: dict[str, Any] | None = None  # resolved parameters (defaults filled), None if invalid
+
+    @property
+    def activation_bytes(self) -> int:
+        if self.shape is None:
+            return 0
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n * BYTES_PER_VALUE
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.errors + self.warnings
+
+
+@dataclass
+class _Local:
+    """A node's own result (before graph-wide problems are added)."""
+
+    layer: LayerType | None
+    values: dict[str, Any] | None
+    param_errors: list[Problem]
+    inferred: Inferred
+    input_error: Problem | None
+
+
+class Analysis:
+    """Incremental inference for a design. Call ``refresh()`` after edits (``info`` does it too)."""
+
+    def __init__(self, design: Design) -> None:
+        self.design = design
+        self.updated = Signal()  # (set of node ids whose info changed), after a refresh
+        self._resolved: dict[str, tuple] = {}  # node id -> resolve_params result
+        self._local: dict[str, _Local] = {}
+        self._info: dict[str, NodeInfo] = {}
+        self._graph_problems: dict[str, list[Problem]] = {}
+        self._fed: dict[str, bool] = {}
+        self._cyclic: set[str] = set()
+        self._order: list[str] = []
+        self._output: str | None = None
+        self._dirty: set[str] = set(design.node_ids)
+        self._structure_dirty = True
+        d = design
+        d.node_added.connect(self._on_node_added)
+        d.node_removed.connect(self._on_node_removed)
+        d.param_changed.connect(self._on_param_changed)
+        d.node_renamed.connect(self._on_node_renamed)
+        d.edge_added.connect(self._on_edge_changed)
+        d.edge_removed.connect(self._on_edge_changed)
+
+    def close(self) -> None:
+        """Stop listening to the design."""
+        d = self.design
+        d.node_added.disconnect(self._on_node_added)
+        d.node_removed.disconnect(self._on_node_removed)
+        d.param_changed.disconnect(self._on_param_changed)
+        d.node_renamed.disconnect(self._on_node_renamed)
+        d.edge_added.disconnect(self._on_edge_changed)
+        d.edge_removed.disconnect(self._on_edge_changed)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_node_added(self, node: Node, index: int) -> None:
+        self._structure_dirty = True
+        self._dirty.add(node.id)
+
+    def _on_node_removed(self, node: Node, index: int) -> None:
+        self._structure_dirty = True
+        for table in (self._resolved, self._local, self._info, self._graph_problems, self._fed):
+            table.pop(node.id, None)
+        self._dirty.discard(node.id)
+
+    def _on_param_changed(self, node_id: str, name: str, old: Any, new: Any) -> None:
+        self._resolved.pop(node_id, None)
+        self._dirty.add(node_id)
+
+    def _on_node_renamed(self, old: str, new: str) -> None:
+        self._structure_dirty = True
+        for table in (self._resolved, self._local, self._info, self._graph_problems, self._fed):
+            table.pop(old, None)
+        self._dirty.add(new)
+        self._dirty.update(self.design.targets(new))  # their messages name their sources
+
+    def _on_edge_changed(self, edge: Edge, index: int) -> None:
+        self._structure_dirty = True
+        self._dirty.add(edge[1])
+
+    # ------------------------------------------------------------------ reading
+
+    def info(self, node_id: str) -> NodeInfo:
+        self.refresh()
+        return self._info[node_id]
+
+    def infos(self) -> list[NodeInfo]:
+        """Every node's info in topological order (nodes on or after a cycle last)."""
+        self.refresh()
+        return [self._info[n] for n in self._order]
+
+    @property
+    def order(self) -> list[str]:
+        self.refresh()
+        return list(self._order)
+
+    @property
+    def output(self) -> str | None:
+        """The node taken as the network's output (the last one nothing else uses)."""
+        self.refresh()
+        return self._output
+
+    @property
+    def valid(self) -> bool:
+        self.refresh()
+        if not self._order:
+            return False
+        return not any(i.errors for i in self._info.values())
+
+    def problems(self) -> list[Problem]:
+        """Every error, then every warning, in topological order."""
+        infos = self.infos()
+        return [p for i in infos for p in i.errors] + [p for i in infos for p in i.warnings]
+
+    def design_problems(self) -> list[str]:
+        """Problems of the design as a whole that no node can carry (an empty design)."""
+        self.refresh()
+        return [] if self._order else ["the design is empty: add an Input node to start"]
+
+    def totals(self) -> dict[str, int]:
+        infos = self.infos()
+        input_bytes = sum(i.activation_bytes for i in infos if i.type == "Input")
+        return {
+            "params": sum(i.params for i in infos),
+            "macs": sum(i.macs for i in infos),
+            "param_bytes": sum(i.params for i in infos) * BYTES_PER_VALUE,
+            "input_bytes": input_bytes,
+            "activation_bytes": sum(i.activation_bytes for i in infos) - input_bytes,
+        }
+
+    # ------------------------------------------------------------------ computing
+
+    def refresh(self) -> set[str]:
+        """Bring every node's info up to date; returns the ids whose info changed."""
+        if not self._dirty and not self._structure_dirty:
+            return set()
+        changed: set[str] = set()
+        if self._structure_dirty:
+            changed |= self._analyse_structure()
+            self._structure_dirty = False
+        dirty = self._dirty
+        design = self.design
+        for node_id in self._order:
+            if node_id not in dirty:
+                continue
+            dirty.discard(node_id)
+            before = self._local.get(node_id)
+            local = self._compute_local(design.node(node_id))
+            self._local[node_id] = local
+            changed.add(node_id)
+            if (before is None or before.inferred.shape != local.inferred.shape
+                    or before.inferred.field != local.inferred.field):
+                dirty.update(design.targets(node_id))
+        dirty.clear()
+        for node_id in changed:
+            if node_id in self._local:
+                self._info[node_id] = self._combine(node_id)
+        if changed:
+            self.updated.emit(changed)
+        return changed
+
+    def _compute_local(self, node: Node) -> _Local:
+        resolved = self._resolved.get(node.id)
+        if resolved is None:
+            resolved = resolve_params(node.id, node.type, node.params)
+            self._resolved[node.id] = resolved
+        layer, values, param_errors = resolved
+        sources = self.design.sources(node.id)
+        input_error = check_input_count(node.id, layer, sources) if layer is not None else None
+        inferred = Inferred()
+        if (layer is not None and values is not None and input_error is None
+                and node.id not in self._cyclic and self._fed.get(node.id)):
+            ups = []
+            for s in sources:
+                src = self._local.get(s)
+                shape = src.inferred.shape if src is not None else None
+                if shape is None:
+                    break
+                ups.append(Upstream(s, shape, src.inferred.field))
+            else:
+                inferred = infer_layer(node.id, layer, values, ups)
+        return _Local(layer, values, param_errors, inferred, input_error)
+
+    def _combine(self, node_id: str) -> NodeInfo:
+        local = self._local[node_id]
+        inf = local.inferred
+        problems = list(local.param_errors)
+        if local.input_error is not None:
+            problems.append(local.input_error)
+        problems += inf.problems
+        problems += self._graph_problems.get(node_id, [])
+        return NodeInfo(
+            id=node_id, type=self.design.node(node_id).type, shape=inf.shape, params=inf.params,
+            macs=inf.macs, field=inf.field, fc_equivalent=inf.fc_equivalent,
+            errors=[p for p in problems if p.severity == ERROR],
+            warnings=[p for p in problems if p.severity == WARNING],
+            derivations=inf.derivations, values=local.values)
+
+    def _analyse_structure(self) -> set[str]:
+        """Topological order, cycles, reachability from the Input, outputs: the graph-wide checks.
+        Marks nodes whose standing changed as dirty; returns nodes whose graph problems changed."""
+        design = self.design
+        ids = design.node_ids
+        sources = {n: design.sources(n) for n in ids}
+        targets = {n: design.targets(n) for n in ids}
+        # Kahn's algorithm, ties broken by node order
+        pending = {n: len(sources[n]) for n in ids}
+        order: list[str] = []
+        ready = [n for n in ids if pending[n] == 0]
+        position = {n: i for i, n in enumerate(ids)}
+        heap = [(position[n], n) for n in ready]
+        heapq.heapify(heap)
+        while heap:
+            _, n = heapq.heappop(heap)
+            order.append(n)
+            for t in targets[n]:
+                pending[t] -= 1
+                if pending[t] == 0:
+                    heapq.heappush(heap, (position[t], t))
+        placed = set(order)
+        leftover = [n for n in ids if n not in placed]
+        cycles = _cycles(leftover, targets) if leftover else {}
+        cyclic = set(cycles)
+
+        inputs = [n for n in ids if design.node(n).type == "Input"]
+        fed: dict[str, bool] = {}
+        for n in order:
+            if design.node(n).type == "Input":
+                fed[n] = not sources[n]
+            else:
+                fed[n] = bool(sources[n]) and all(fed.get(s, False) for s in sources[n])
+        for n in leftover:
+            fed[n] = False
+
+        graph_problems: dict[str, list[Problem]] = {n: [] for n in ids}
+        if len(inputs) > 1:
+            names = ", ".join(inputs)
+            for n in inputs:
+                graph_problems[n].append(Problem(
+                    n, ERROR, "input-count-design",
+                    f"the design has {len(inputs)} Input nodes ({names}); it needs exactly one: "
+                    f"delete the extra ones"))
+        for n, text in cycles.items():
+            graph_problems[n].append(Problem(
+                n, ERROR, "cycle",
+                f"is part of a cycle ({text}): data must flow one way, from the Input to the "
+                f"output; remove one of these connections"))
+        for n in ids:
+            if fed[n] or n in cyclic:
+                continue
+            node_type = design.node(n).type
+            if node_type == "Input" or not sources[n]:
+                continue  # reported as a wrong number of inputs
+            if not inputs:
+                text = "is not fed from an Input: the design has no Input node; add one and connect it"
+            else:
+                root = _root_of(n, sources, fed, cyclic)
+                text = f"is not fed from the Input: its inputs trace back to {root}"
+            graph_problems[n].append(Problem(n, ERROR, "not-fed", text))
+        depth: dict[str, int] = {}
+        for n in order:
+            depth[n] = 1 + max((depth[s] for s in sources[n]), default=-1)
+        sinks = [n for n in order if not targets[n]]
+        # the output: the deepest sink fed from the Input (a lone Input only if nothing else is)
+        candidates = ([n for n in sinks if fed[n] and sources[n]] or [n for n in sinks if fed[n]]
+                      or sinks)
+        output = max(reversed(candidates), key=lambda n: depth[n]) if candidates else None
+        if output is not None and len(sinks) > 1:
+            for n in sinks:
+                if n != output and fed[n]:
+                    graph_problems[n].append(Problem(
+                        n, WARNING, "dead-end",
+                        f"is a dead end: nothing uses its output, and the network's output is "
+                        f"{output} ({len(sinks)} nodes have no consumer); connect it onward or "
+                        f"delete it"))
+
+        # what changed
+        changed = {n for n in ids if graph_problems[n] != self._graph_problems.get(n)}
+        for n in ids:
+            if fed[n] != self._fed.get(n) or (n in cyclic) != (n in self._cyclic):
+                self._dirty.add(n)
+        self._graph_problems = graph_problems
+        self._fed = fed
+        self._cyclic = cyclic
+        self._order = order + leftover
+        self._output = output
+        changed |= {n for n in ids if n not in self._info}
+        return changed
+
+
+def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> dict[str, str]:
+    """For each node on a cycle, the cycle as text ``a → b → a`` (Tarjan's strongly connected
+    components among the nodes Kahn's algorithm could not place)."""
+    members = set(nodes)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: dict[str, str] = {}
+    counter = 0
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(targets[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            v, it = work[-1]
+            advanced = False
+            for w in it:
+                if w not in members:
+                    continue
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(targets[w])))
+                    advanced = True
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == v:
+                        break
+                if len(component) > 1 or v in targets[v]:
+                    text = _cycle_text(component, targets)
+                    for w in component:
+                        result[w] = text
+    return result
+
+
+def _cycle_text(component: list[str], targets: dict[str, list[str]]) -> str:
+    """One cycle through a strongly connected component, as ``a → b → a``."""
+    members = set(component)
+    start = min(component)
+    # breadth-first search from start back to start inside the component
+    parents: dict[str, str] = {}
+    frontier = [start]
+    found = None
+    while frontier and found is None:
+        nxt = []
+        for v in frontier:
+            for w in targets[v]:
+                if w not in members:
+                    continue
+                if w == start:
+                    found = v
+                    break
+                if w not in parents:
+                    parents[w] = v
+                    nxt.append(w)
+            if found is not None:
+                break
+        frontier = nxt
+    path = [start]
+    v = found
+    while v is not None and v != start:
+        path.append(v)
+        v = parents.get(v)
+    path = [start] + list(reversed(path[1:])) + [start]
+    return " → ".join(path)
+
+
+def _root_of(node_id: str, sources: dict[str, list[str]], fed: dict[str, bool],
+             cyclic: set[str]) -> str:
+    """Follow unfed inputs back to where the chain is cut, for the not-fed message."""
+    seen = {node_id}
+    n = node_id
+    while True:
+        unfed = [s for s in sources[n] if not fed.get(s)]
+        if not unfed:
+            return f"{n}, which has no input"
+        s = unfed[0]
+        if s in cyclic:
+            return f"{s}, which is part of a cycle"
+        if s in seen:
+            return f"{s}"
+        seen.add(s)
+        n = s

@@ -1,0 +1,507 @@
+"""Per-layer inference: output shape, parameter count, mult-adds and receptive field of one node
+from its resolved parameters and its inputs. Pure functions; the arithmetic is PyTorch's.
+
+Every rule also records its worked arithmetic (``derivations``) so that the inspector and the
+messages can show *why* a number is what it is: ``(32 − 5 + 2·2)/1 + 1 = 32``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field as dc_field
+from fractions import Fraction
+from typing import Any, Callable, NamedTuple, Sequence
+
+from designer.core.catalog import SPATIAL_ONLY, LayerType
+from designer.core.problems import ERROR, WARNING, Problem, num, pair_text, shape_text
+
+Shape = tuple[int, ...]
+
+
+class AxisField(NamedTuple):
+    """Receptive field along one axis, in input pixels."""
+
+    size: float  # window extent
+    jump: float  # distance between neighbouring output units' windows
+    start: float  # centre of output unit 0's window (padding counts: may be negative)
+
+
+class ReceptiveField(NamedTuple):
+    rows: AxisField
+    cols: AxisField
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (_whole(self.rows.size, up=True), _whole(self.cols.size, up=True))
+
+    @property
+    def jump(self) -> tuple[float, float]:
+        return (_whole(self.rows.jump), _whole(self.cols.jump))
+
+    @property
+    def start(self) -> tuple[float, float]:
+        return (float(self.rows.start), float(self.cols.start))
+
+    def as_dict(self) -> dict[str, list]:
+        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
+
+
+INPUT_FIELD = ReceptiveField(AxisField(1, 1, 0.0), AxisField(1, 1, 0.0))
+
+
+def pair_value(pair: tuple[int, int]) -> str:
+    """A parameter pair as the user would write it: ``2`` or ``[2, 3]``."""
+    return str(pair[0]) if pair[0] == pair[1] else f"[{pair[0]}, {pair[1]}]"
+
+
+def _whole(x: float, up: bool = False) -> Any:
+    if float(x).is_integer():
+        return int(x)
+    return math.ceil(x) if up else float(x)
+
+
+class Upstream(NamedTuple):
+    """What a node knows about one of its inputs."""
+
+    source: str
+    shape: Shape | None
+    field: ReceptiveField | None
+
+
+@dataclass
+class Inferred:
+    """The result of one layer rule."""
+
+    shape: Shape | None = None
+    params: int = 0
+    macs: int = 0
+    field: ReceptiveField | None = None
+    fc_equivalent: int | None = None  # Conv2d: weights a fully connected layer would need
+    problems: list[Problem] = dc_field(default_factory=list)
+    derivations: list[tuple[str, str]] = dc_field(default_factory=list)
+
+
+class _Ctx:
+    """Helper passed to rules: the node, its parameters and inputs, and where results go."""
+
+    __slots__ = ("node_id", "layer", "p", "inputs", "out")
+
+    def __init__(self, node_id: str, layer: LayerType, p: dict[str, Any],
+                 inputs: Sequence[Upstream]) -> None:
+        self.node_id, self.layer, self.p, self.inputs = node_id, layer, p, inputs
+        self.out = Inferred()
+
+    def error(self, code: str, text: str) -> None:
+        self.out.problems.append(Problem(self.node_id, ERROR, code, text))
+
+    def warn(self, code: str, text: str) -> None:
+        self.out.problems.append(Problem(self.node_id, WARNING, code, text))
+
+    def derive(self, label: str, text: str) -> None:
+        self.out.derivations.append((label, text))
+
+
+# --------------------------------------------------------------------------- window arithmetic
+
+_AXIS_WORDS = {0: ("height", "row", "rows"), 1: ("width", "column", "columns")}
+
+
+def _formula(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> str:
+    """The lecture's ``(N − F + 2P)/S + 1`` with numbers, generalised to dilation and uneven padding."""
+    pad = f"2·{p_lo}" if p_lo == p_hi else f"{p_lo} + {p_hi}"
+    if d == 1:
+        return f"({n} − {k} + {pad})/{s} + 1"
+    return f"({n} + {pad} − {d}·({k} − 1) − 1)/{s} + 1"
+
+
+def _value_text(v: Fraction) -> str:
+    text = num(v) if v.denominator == 1 else f"{float(v):.2f}".rstrip("0")
+    return text.replace("-", "−")
+
+
+@dataclass(frozen=True)
+class _Axis:
+    n: int
+    k: int
+    s: int
+    p_lo: int
+    p_hi: int
+    d: int
+
+
+def _fix_for_fraction(a: _Axis, pool: bool, symmetric_padding: bool) -> str:
+    """Suggest the nearest padding and stride that make the output size whole."""
+    eff = a.d * (a.k - 1) + 1
+    options = []
+    if symmetric_padding:
+        limit = a.k // 2 if pool else eff - 1
+        for p in range(a.p_lo + 1, a.p_lo + a.s + 1):
+            if p <= limit and (a.n + 2 * p - eff) % a.s == 0:
+                options.append(f"padding {p}")
+                break
+    span = a.n + a.p_lo + a.p_hi - eff
+    for s in range(a.s - 1, 0, -1):
+        if span % s == 0:
+            options.append(f"stride {s}")
+            break
+    if pool:
+        options.append("ceil_mode true")
+    return "try " + " or ".join(options) if options else "try another kernel size, stride or padding"
+
+
+def window_sizes(ctx: _Ctx, shape: Shape, k: tuple[int, int], s: tuple[int, int],
+                 pads: tuple[tuple[int, int], tuple[int, int]], d: tuple[int, int],
+                 ceil_mode: bool, pool: bool, symmetric_padding: bool) -> tuple[int, int] | None:
+    """Output height and width of a sliding window (convolution or pooling), PyTorch's rules,
+    with errors, warnings and worked arithmetic recorded on ``ctx``. None if an axis is below 1."""
+    axes = [_Axis(shape[1 + i], k[i], s[i], pads[i][0], pads[i][1], d[i]) for i in (0, 1)]
+    same = axes[0] == axes[1]
+    out: list[int] = []
+    for i, a in enumerate(axes[:1] if same else axes):
+        word, one, many = _AXIS_WORDS[i]
+        if same:
+            word, one, many = "height and width", "row and column", "rows and columns"
+        eff = a.d * (a.k - 1) + 1
+        span = a.n + a.p_lo + a.p_hi - eff
+        value = Fraction(span, a.s) + 1
+        text = f"{_formula(a.n, a.k, a.s, a.p_lo, a.p_hi, a.d)} = {_value_text(value)}"
+        if ceil_mode:  # PyTorch: round up, but a last window must start inside the input
+            size = (span + a.s - 1) // a.s + 1
+            if size >= 1 and (size - 1) * a.s >= a.n + a.p_lo:
+                size -= 1
+                text += (f" → {size} (ceil mode, but PyTorch drops a last window that would start "
+                         f"in the padding)")
+            elif value.denominator != 1:
+                text += f" → {size} (ceil mode rounds up)"
+        else:
+            size = span // a.s + 1
+            rest = span % a.s
+        if size < 1:
+            window = f"{eff} (kernel {a.k} with dilation {a.d})" if a.d > 1 else f"{a.k}"
+            need = math.ceil((eff - a.n) / 2)
+            hint = f"use a kernel of at most {a.n + a.p_lo + a.p_hi}" if a.d == 1 else \
+                "use a smaller kernel or dilation"
+            if not pool or need <= a.k // 2:
+                hint += f" or padding of at least {need}"
+            ctx.error("output-too-small",
+                      f"output {word} {text} is below 1: the window of {window} does not fit in the "
+                      f"{a.n} input {many} plus padding; {hint}")
+            return None
+        if not ceil_mode:
+            if value.denominator != 1:
+                text += f" → {size}"
+                lost = rest - a.p_hi
+                if lost > 0:
+                    what = f"the last {one}" if lost == 1 else f"the last {lost} {many}"
+                    verb = "is" if lost == 1 and not same else "are"
+                    ctx.warn("fractional-output",
+                             f"output {word} {text.split(' → ')[0]} is not a whole number: {what} of "
+                             f"the input {verb} never covered (PyTorch floors this to {size}); "
+                             f"{_fix_for_fraction(a, pool, symmetric_padding)}")
+                else:
+                    text += " (only padding is left over)"
+        ctx.derive(f"output {word}", text)
+        out.append(size)
+    return (out[0], out[0]) if same else (out[0], out[1])
+
+
+def _window_field(f: ReceptiveField, k: tuple[int, int], s: tuple[int, int],
+                  p_lo: tuple[int, int], d: tuple[int, int]) -> ReceptiveField:
+    axes = []
+    for i, a in enumerate(f):
+        eff = d[i] * (k[i] - 1) + 1
+        axes.append(AxisField(a.size + (eff - 1) * a.jump, a.jump * s[i],
+                              a.start + ((eff - 1) / 2 - p_lo[i]) * a.jump))
+    return ReceptiveField(*axes)
+
+
+def merge_fields(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
+    """The smallest window holding every path's window (for Add and Concat)."""
+    if not fields or any(f is None for f in fields):
+        return None
+    axes = []
+    for i in (0, 1):
+        lo = min(f[i].start - (f[i].size - 1) / 2 for f in fields)
+        hi = max(f[i].start + (f[i].size - 1) / 2 for f in fields)
+        axes.append(AxisField(hi - lo + 1, max(f[i].jump for f in fields), (lo + hi) / 2))
+    return ReceptiveField(*axes)
+
+
+def _global_field(f: ReceptiveField, shape: Shape) -> ReceptiveField:
+    """Every output unit sees every input unit (LayerNorm over a whole map)."""
+    axes = []
+    for i, a in enumerate(f):
+        extent = (shape[1 + i] - 1) * a.jump
+        axes.append(AxisField(a.size + extent, 0, a.start + extent / 2))
+    return ReceptiveField(*axes)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _spatial_input(ctx: _Ctx) -> Shape | None:
+    shape = ctx.inputs[0].shape
+    if len(shape) != 3:
+        ctx.error("flat-input",
+                  f"{ctx.layer.name} works on image-shaped input [C, H, W], but its input from "
+                  f"{ctx.inputs[0].source} is flat {shape_text(shape)}; convolution, pooling and "
+                  f"BatchNorm2d must come before Flatten and Linear")
+        return None
+    return shape
+
+
+def _input(ctx: _Ctx) -> None:
+    p = ctx.p
+    ctx.out.shape = (p["channels"], p["height"], p["width"])
+    ctx.out.field = INPUT_FIELD
+
+
+def _conv(ctx: _Ctx) -> None:
+    shape = _spatial_input(ctx)
+    if shape is None:
+        return
+    p = ctx.p
+    c, k, g = shape[0], p["out_channels"], p["groups"]
+    kh, kw = p["kernel_size"]
+    d, s = p["dilation"], p["stride"]
+    ok = True
+    if c % g or k % g:
+        common = [x for x in range(1, min(c, k) + 1) if c % x == 0 and k % x == 0]
+        shown = ", ".join(str(x) for x in common[-6:])
+        ctx.error("groups",
+                  f"groups {g} must divide both the input channels ({c}) and out_channels ({k}): "
+                  f"{c}/{g} = {num(Fraction(c, g))}, {k}/{g} = {num(Fraction(k, g))}; "
+                  f"try groups {shown}")
+        ok = False
+    padding = p["padding"]
+    if padding == "same":
+        if s != (1, 1):
+            fix = tuple(d[i] * (p["kernel_size"][i] - 1) // 2 for i in (0, 1))
+            ctx.error("same-stride",
+                      f'padding "same" needs stride 1 (PyTorch refuses it for a strided '
+                      f"convolution), but stride is {pair_value(s)}; use padding {pair_value(fix)} "
+                      f"instead, or stride 1")
+            ok = False
+        totals = [d[i] * (p["kernel_size"][i] - 1) for i in (0, 1)]
+        pads = tuple((t // 2, t - t // 2) for t in totals)
+        symmetric = False
+    else:
+        pad = (0, 0) if padding == "valid" else padding
+        pads = ((pad[0], pad[0]), (pad[1], pad[1]))
+        symmetric = True
+    if not ok:
+        return
+    hw = window_sizes(ctx, shape, p["kernel_size"], s, pads, d, False, False, symmetric)
+    per_filter = kh * kw * (c // g)
+    bias = k if p["bias"] else 0
+    ctx.out.params = k * per_filter + bias
+    cg = f"{c}/{g}" if g > 1 else f"{c}"
+    formula = f"{k}·({kh}·{kw}·{cg} + 1)" if bias else f"{k}·{kh}·{kw}·{cg}"
+    ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
+    if hw is None:
+        return
+    ctx.out.shape = (k, hw[0], hw[1])
+    ctx.out.macs = ctx.out.params * hw[0] * hw[1]
+    ctx.derive("mult-adds", f"{num(ctx.out.params)} · {hw[0]}·{hw[1]} = {num(ctx.out.macs)}")
+    n_in, n_out = shape[0] * shape[1] * shape[2], k * hw[0] * hw[1]
+    ctx.out.fc_equivalent = n_in * n_out
+    ctx.derive("fully connected equivalent",
+               f"{num(n_in)} × {num(n_out)} = {num(n_in * n_out)} weights "
+               f"(vs {num(ctx.out.params)} here)")
+    if ctx.inputs[0].field is not None:
+        ctx.out.field = _window_field(ctx.inputs[0].field, p["kernel_size"], s,
+                                      (pads[0][0], pads[1][0]), d)
+
+
+def _pool(ctx: _Ctx) -> None:
+    shape = _spatial_input(ctx)
+    if shape is None:
+        return
+    p = ctx.p
+    k, s, pad = p["kernel_size"], p["stride"], p["padding"]
+    d = p.get("dilation", (1, 1))
+    for i in (0, 1):
+        if pad[i] > k[i] // 2:
+            ctx.error("pool-padding",
+                      f"padding {pad[i]} is more than half the kernel size {k[i]} "
+                      f"(at most {k[i] // 2}): windows at the border would hold only padding, "
+                      f"so PyTorch refuses this; use padding {k[i] // 2} or less")
+            return
+    hw = window_sizes(ctx, shape, k, s, ((pad[0], pad[0]), (pad[1], pad[1])), d,
+                      p["ceil_mode"], True, True)
+    if hw is None:
+        return
+    ctx.out.shape = (shape[0], hw[0], hw[1])
+    if ctx.inputs[0].field is not None:
+        ctx.out.field = _window_field(ctx.inputs[0].field, k, s, pad, d)
+
+
+def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling windows along one axis: ``[start, end)`` per output index."""
+    return [((i * n) // out, -(-((i + 1) * n) // out)) for i in range(out)]
+
+
+def _adaptive(ctx: _Ctx) -> None:
+    shape = _spatial_input(ctx)
+    if shape is None:
+        return
+    oh, ow = ctx.p["output_size"]
+    ctx.out.shape = (shape[0], oh, ow)
+    axes = []
+    f = ctx.inputs[0].field
+    for i, (n, o) in enumerate(((shape[1], oh), (shape[2], ow))):
+        windows = adaptive_windows(n, o)
+        sizes = {e - b for b, e in windows}
+        word = ("height", "width")[i]
+        if len(sizes) == 1 and n % o == 0:
+            ctx.derive(f"output {word}", f"{o}: each window averages {n}/{o} = {n // o} {_AXIS_WORDS[i][2]}")
+        else:
+            ctx.derive(f"output {word}",
+                       f"{o}: windows of {min(sizes)} to {max(sizes)} {_AXIS_WORDS[i][2]}, "
+                       f"starting every {n}/{o} = {num(Fraction(n, o))}")
+        if f is not None:
+            a = f[i]
+            first = windows[0][1] - windows[0][0]
+            axes.append(AxisField(a.size + (max(sizes) - 1) * a.jump, a.jump * n / o,
+                                  a.start + (first - 1) / 2 * a.jump))
+    if f is not None:
+        ctx.out.field = ReceptiveField(*axes)
+
+
+def _batchnorm(ctx: _Ctx) -> None:
+    shape = _spatial_input(ctx)
+    if shape is None:
+        return
+    ctx.out.shape = shape
+    ctx.out.field = ctx.inputs[0].field
+    if ctx.p["affine"]:
+        ctx.out.params = 2 * shape[0]
+        ctx.derive("parameters", f"2·{shape[0]} = {num(ctx.out.params)} (scale and shift per channel)")
+    ctx.out.macs = ctx.out.params
+
+
+def _layernorm(ctx: _Ctx) -> None:
+    shape = ctx.inputs[0].shape
+    ctx.out.shape = shape
+    if ctx.p["elementwise_affine"]:
+        n = math.prod(shape)
+        ctx.out.params = 2 * n
+        dims = "·".join(str(s) for s in shape)
+        ctx.derive("parameters", f"2·({dims}) = {num(ctx.out.params)} (scale and shift per element)")
+    ctx.out.macs = ctx.out.params
+    f = ctx.inputs[0].field
+    if f is not None and len(shape) == 3:
+        ctx.out.field = _global_field(f, shape)
+
+
+def _linear(ctx: _Ctx) -> None:
+    shape = ctx.inputs[0].shape
+    out = ctx.p["out_features"]
+    if len(shape) != 1:
+        flat = math.prod(shape)
+        ctx.error("spatial-input",
+                  f"Linear needs a flat input [F], but its input from {ctx.inputs[0].source} is "
+                  f"{shape_text(shape)}; insert a Flatten before it (that gives [{flat}], so this "
+                  f"layer would have {num(out * (flat + 1))} parameters)")
+        return
+    f_in = shape[0]
+    ctx.out.shape = (out,)
+    ctx.out.params = out * f_in + (out if ctx.p["bias"] else 0)
+    formula = f"{out}·({f_in} + 1)" if ctx.p["bias"] else f"{out}·{f_in}"
+    ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
+    ctx.out.macs = ctx.out.params
+
+
+def _flatten(ctx: _Ctx) -> None:
+    shape = ctx.inputs[0].shape
+    n = math.prod(shape)
+    ctx.out.shape = (n,)
+    if len(shape) > 1:
+        ctx.derive("output size", f"{'·'.join(str(s) for s in shape)} = {num(n)}")
+
+
+def _same_shape(ctx: _Ctx) -> None:
+    ctx.out.shape = ctx.inputs[0].shape
+    ctx.out.field = ctx.inputs[0].field
+
+
+def _from(ups: Sequence[Upstream]) -> str:
+    return ", ".join(f"{shape_text(u.shape)} from {u.source}" for u in ups)
+
+
+def _add(ctx: _Ctx) -> None:
+    shapes = [u.shape for u in ctx.inputs]
+    if any(s != shapes[0] for s in shapes):
+        hint = ""
+        if all(len(s) == 3 for s in shapes):
+            if len({s[1:] for s in shapes}) == 1:
+                hint = ("; their channel counts differ: use Concat to stack them, or a 1×1 Conv2d "
+                        "to change one's channels")
+            else:
+                hint = ("; match the sizes first (a strided 1×1 Conv2d on the shortcut, "
+                        "as ResNet does)")
+        ctx.error("add-shapes", f"Add needs inputs of equal shape, but got {_from(ctx.inputs)}{hint}")
+        return
+    ctx.out.shape = shapes[0]
+    ctx.out.field = merge_fields([u.field for u in ctx.inputs]) if len(shapes[0]) == 3 else None
+
+
+def _concat(ctx: _Ctx) -> None:
+    shapes = [u.shape for u in ctx.inputs]
+    ranks = {len(s) for s in shapes}
+    if ranks == {1}:
+        ctx.out.shape = (sum(s[0] for s in shapes),)
+    elif ranks == {3}:
+        if len({s[1:] for s in shapes}) > 1:
+            ctx.error("concat-sizes",
+                      f"Concat needs inputs of equal height and width, but got {_from(ctx.inputs)}; "
+                      f"change padding, stride or pooling so the maps match")
+            return
+        ctx.out.shape = (sum(s[0] for s in shapes),) + shapes[0][1:]
+        ctx.out.field = merge_fields([u.field for u in ctx.inputs])
+    else:
+        ctx.error("concat-sizes",
+                  f"Concat can't join image-shaped and flat inputs: {_from(ctx.inputs)}")
+        return
+    ctx.derive("output channels" if len(shapes[0]) == 3 else "output size",
+               " + ".join(str(s[0]) for s in shapes) + f" = {ctx.out.shape[0]}")
+
+
+RULES: dict[str, Callable[[_Ctx], None]] = {
+    "Input": _input, "Conv2d": _conv, "MaxPool2d": _pool, "AvgPool2d": _pool,
+    "AdaptiveAvgPool2d": _adaptive, "BatchNorm2d": _batchnorm, "LayerNorm": _layernorm,
+    "Linear": _linear, "Flatten": _flatten, "Add": _add, "Concat": _concat,
+    **{name: _same_shape for name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
+                                      "Dropout")},
+}
+
+
+def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
+                inputs: Sequence[Upstream]) -> Inferred:
+    """Apply a layer's rule. ``inputs`` must already have the right count and known shapes."""
+    ctx = _Ctx(node_id, layer, params, inputs)
+    RULES[layer.name](ctx)
+    return ctx.out
+
+
+def check_input_count(node_id: str, layer: LayerType, sources: Sequence[str]) -> Problem | None:
+    """An error if the node has the wrong number of incoming edges."""
+    n = len(sources)
+    lo, hi = layer.min_inputs, layer.max_inputs
+    if lo <= n and (hi is None or n <= hi):
+        return None
+    names = ", ".join(sources)
+    if hi == 0:
+        text = f"Input takes no inputs, but it has {n} (from {names}); remove those connections"
+    elif hi is None:
+        have = f"only {n} (from {names})" if n else "none"
+        text = f"{layer.name} needs two or more inputs to merge, but it has {have}"
+    elif n == 0:
+        text = f"{layer.name} has no input; connect the layer that feeds it"
+    else:
+        text = (f"{layer.name} takes exactly one input, but it has {n} (from {names}); "
+                f"merge them first with Add or Concat")
+    return Problem(node_id, ERROR, "input-count", text)
+
+
+def needs_spatial(type_name: str) -> bool:
+    return type_name in SPATIAL_ONLY

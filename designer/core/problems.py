@@ -1,0 +1,53 @@
+"""Errors and warnings attached to nodes, and the number formatting their arithmetic uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a node. ``text`` does not repeat the node id; ``str()`` prefixes it."""
+
+    node_id: str
+    severity: str  # ERROR or WARNING
+    code: str  # stable machine-readable kind, e.g. "output-too-small"
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.node_id}: {self.text}"
+
+
+def num(value: int | float | Fraction) -> str:
+    """A number as a person writes it: thousands separators, at most two decimals."""
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            value = value.numerator
+        else:
+            value = float(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            value = int(value)
+        else:
+            text = f"{value:,.2f}".rstrip("0").rstrip(".")
+            return "0" if text in ("-0", "") else text
+    return f"{value:,}"
+
+
+def shape_text(shape: tuple[int, ...] | None) -> str:
+    """``[3, 32, 32]``-style text, or ``?`` where the shape is unknown."""
+    if shape is None:
+        return "?"
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def pair_text(pair: tuple[int, int], sep: str = "×") -> str:
+    """``5×5`` for a square pair, ``3×5`` otherwise."""
+    return f"{pair[0]}{sep}{pair[1]}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

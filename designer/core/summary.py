@@ -1,0 +1,117 @@
+"""The summary of a design: the contract's JSON object and a torchinfo-style text table."""
+from __future__ import annotations
+
+from typing import Any
+
+from designer.core.analysis import Analysis, NodeInfo
+from designer.core.design import Design
+from designer.core.problems import num
+
+
+def summarize(design: Design, analysis: Analysis | None = None) -> dict[str, Any]:
+    """The dict that ``cnn-designer summary --json`` prints (contract §4)."""
+    analysis = analysis or Analysis(design)
+    infos = analysis.infos()
+    totals = analysis.totals()
+    return {
+        "valid": analysis.valid,
+        "total_params": totals["params"],
+        "total_macs": totals["macs"],
+        "nodes": [_node_dict(i) for i in infos],
+    }
+
+
+def _node_dict(info: NodeInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "type": info.type,
+        "output_shape": list(info.shape) if info.shape is not None else None,
+        "params": info.params,
+        "macs": info.macs,
+        "receptive_field": info.field.as_dict() if info.field is not None else None,
+        "errors": [str(p) for p in info.errors],
+        "warnings": [str(p) for p in info.warnings],
+    }
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:,.2f}"
+
+
+def field_text(info: NodeInfo) -> tuple[str, str, str]:
+    """Receptive field size, jump and start as short table cells."""
+    f = info.field
+    if f is None:
+        return "--", "--", "--"
+    size = f"{f.size[0]}×{f.size[1]}" if f.size[0] != f.size[1] else f"{f.size[0]}×{f.size[0]}"
+    jump = num(f.jump[0]) if f.jump[0] == f.jump[1] else f"{num(f.jump[0])}, {num(f.jump[1])}"
+    start = (num(f.start[0]) if f.start[0] == f.start[1]
+             else f"{num(f.start[0])}, {num(f.start[1])}")
+    return size, jump, start
+
+
+def shape_cell(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def table_rows(analysis: Analysis) -> list[list[str]]:
+    """One row per node: layer, type, output shape, params, mult-adds, RF size, RF jump, RF start."""
+    rows = []
+    for info in analysis.infos():
+        mark = " ✗" if info.errors else (" ⚠" if info.warnings else "")
+        size, jump, start = field_text(info)
+        rows.append([info.id + mark, info.type, shape_cell(info.shape),
+                     num(info.params) if info.params else "--",
+                     num(info.macs) if info.macs else "--", size, jump, start])
+    return rows
+
+
+TABLE_HEADER = ["Layer", "Type", "Output shape", "Param #", "Mult-Adds", "RF", "Jump", "Start"]
+_RIGHT = {3, 4, 6, 7}
+
+
+def format_table(design: Design, analysis: Analysis | None = None) -> str:
+    """A torchinfo-like text summary: aligned columns, thousands separators, totals, memory,
+    then every error and warning."""
+    analysis = analysis or Analysis(design)
+    rows = table_rows(analysis)
+    widths = [max(len(r[c]) for r in rows + [TABLE_HEADER]) for c in range(len(TABLE_HEADER))]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for c, cell in enumerate(cells):
+            out.append(cell.rjust(widths[c]) if c in _RIGHT else cell.ljust(widths[c]))
+        return "  ".join(out).rstrip()
+
+    width = max(len(line(TABLE_HEADER)), 60)
+    rule, thin = "=" * width, "-" * width
+    totals = analysis.totals()
+    out = []
+    if design.name:
+        out.append(design.name)
+    out += [rule, line(TABLE_HEADER), rule]
+    out += [line(r) for r in rows]
+    if not rows:
+        out.append("(no layers)")
+    out += [rule,
+            f"Total params: {num(totals['params'])}",
+            f"Total mult-adds (M): {totals['macs'] / 1e6:,.2f}",
+            thin,
+            f"Input size (MB): {_mb(totals['input_bytes'])}",
+            f"Activations size (MB): {_mb(totals['activation_bytes'])}",
+            f"Params size (MB): {_mb(totals['param_bytes'])}",
+            f"Estimated total size (MB): "
+            f"{_mb(totals['input_bytes'] + totals['activation_bytes'] + totals['param_bytes'])}",
+            rule]
+    problems = analysis.design_problems()
+    errors = [str(p) for p in analysis.problems() if p.severity == "error"]
+    warnings = [str(p) for p in analysis.problems() if p.severity == "warning"]
+    if problems or errors:
+        out.append(f"Errors ({len(problems) + len(errors)}): the design can't run until these are fixed")
+        out += [f"  ✗ {p}" for p in problems + errors]
+    if warnings:
+        out.append(f"Warnings ({len(warnings)}):")
+        out += [f"  ⚠ {p}" for p in warnings]
+    if not (problems or errors or warnings):
+        out.append("No errors or warnings.")
+    return "\n".join(out)
