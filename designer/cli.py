@@ -1,0 +1,145 @@
+"""The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from designer.core.analysis import Analysis
+from designer.core.summary import format_table, summarize
+from designer.io.design_file import DesignError, load_design, save_design
+from designer.io.templates import find_template, list_templates
+
+EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
+COMMANDS = ("summary", "templates", "new")
+
+
+def _print_error(message: str) -> None:
+    print(f"cnn-designer: {message}", file=sys.stderr)
+
+
+def _configure_stdout() -> None:
+    """Tables use × and ✗; never crash on a terminal that can't print them."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    try:
+        design = load_design(args.file)
+    except DesignError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    analysis = Analysis(design)
+    if args.json:
+        print(json.dumps(summarize(design, analysis), indent=2, ensure_ascii=False))
+    else:
+        print(format_table(design, analysis))
+    return EXIT_OK if analysis.valid else EXIT_INVALID
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    templates = list_templates()
+    width = max(len(t.id) for t in templates)
+    for t in templates:
+        design = t.load()
+        totals = Analysis(design).totals()
+        print(f"{t.id.ljust(width)}  {t.title} ({totals['params']:,} parameters)")
+        if args.verbose:
+            print(f"{' ' * width}  {t.description}")
+    print(f"\nWrite one to a file with: cnn-designer new {templates[0].id} -o my-design.json")
+    return EXIT_OK
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    try:
+        template = find_template(args.template)
+    except DesignError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        _print_error(f"{out} already exists; choose another name or add --force to replace it")
+        return EXIT_BAD_FILE
+    try:
+        save_design(template.load(), out)
+    except DesignError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    print(f"Wrote {template.title} to {out}")
+    return EXIT_OK
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    """Open the desktop app. Until the window exists, show the design's summary instead."""
+    if args.file is None:
+        print("CNN Designer's desktop window is not built yet. Try:\n"
+              "  cnn-designer templates\n  cnn-designer summary FILE")
+        return EXIT_OK
+    try:
+        design = load_design(args.file)
+    except DesignError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    print(format_table(design))
+    print("\n(The desktop window is not built yet: this is the design's summary.)")
+    return EXIT_OK
+
+
+def _parser_for_commands() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnn-designer",
+        description="Design convolutional neural networks and look inside them.",
+        epilog="Without a command, opens the desktop app (on FILE if given).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("summary", help="print a design's layer table and totals",
+                       description="Print the torchinfo-like summary of a design: output shape, "
+                                   "parameters, mult-adds and receptive field of every layer. "
+                                   "Exit status: 0 valid, 1 the design has errors (still printed), "
+                                   "2 the file can't be read.")
+    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("templates", help="list the built-in template designs")
+    p.add_argument("-v", "--verbose", action="store_true", help="also describe each template")
+    p.set_defaults(func=cmd_templates)
+    p = sub.add_parser("new", help="write a template design to a file")
+    p.add_argument("template", metavar="TEMPLATE", help="a template id (see `cnn-designer templates`)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
+    p.add_argument("-f", "--force", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=cmd_new)
+    return parser
+
+
+def _parser_for_app() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnn-designer",
+        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new} ...",
+        description="Design convolutional neural networks and look inside them. Opens the "
+                    "desktop app (on FILE if given).",
+        epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE "
+               "(cnn-designer COMMAND --help for more)")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
+    parser.set_defaults(func=cmd_open)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _configure_stdout()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser_for_commands() if argv and argv[0] in COMMANDS else _parser_for_app()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `cnn-designer summary x.json | head`
+        return EXIT_OK

@@ -1,0 +1,1 @@
+"""Files: design files, templates (and later weights, images, exports). No widgets here."""
