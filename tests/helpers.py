@@ -1,0 +1,23 @@
+"""Helpers for tests: build small designs from a compact description."""
+from __future__ import annotations
+
+from designer.core.analysis import Analysis
+from designer.core.design import Design, Node
+
+
+def chain(input_shape, *layers, name="test"):
+    """A straight chain: Input of ``input_shape`` then ``(id, type, params)`` layers in order."""
+    c, h, w = input_shape
+    nodes = [Node("input", "Input", {"channels": c, "height": h, "width": w})]
+    nodes += [Node(i, t, dict(p)) for i, t, p in layers]
+    edges = [(a.id, b.id) for a, b in zip(nodes, nodes[1:])]
+    return Design.from_parts(name, nodes, edges)
+
+
+def graph(nodes, edges, name="test"):
+    """Any graph: ``nodes`` as ``(id, type, params)``, ``edges`` as ``(source, target)``."""
+    return Design.from_parts(name, [Node(i, t, dict(p)) for i, t, p in nodes], edges)
+
+
+def info(design, node_id):
+    return Analysis(design).info(node_id)
