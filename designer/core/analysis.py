@@ -7,8 +7,9 @@ of what changed, and stops early where a node's output comes out the same as bef
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
 from dataclasses import dataclass, field as dc_field
-from typing import Any
+from typing import Any, Callable
 
 from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
@@ -19,7 +20,7 @@ from designer.core.problems import ERROR, WARNING, Problem
 BYTES_PER_VALUE = 4  # float32
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeInfo:
     """Everything derived about one node."""
 
@@ -30,10 +31,21 @@ class NodeInfo:
     macs: int = 0
     field: ReceptiveField | None = None
     fc_equivalent: int | None = None
-    errors: list[Problem] = dc_field(default_factory=list)
-    warnings: list[Problem] = dc_field(default_factory=list)
-    derivations: list[tuple[str, str]] = dc_field(default_factory=list)
+    errors: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
     values: dict[str, Any] | None = None  # resolved parameters (defaults filled), None if invalid
+    explainer: Callable[[], list[tuple[str, str]]] | None = dc_field(
+        default=None, compare=False, repr=False)
+    _derivations: list[tuple[str, str]] | None = dc_field(default=None, compare=False, repr=False)
+
+    @property
+    def derivations(self) -> list[tuple[str, str]]:
+        """The worked arithmetic, ``[(label, text)]``, e.g. ``("parameters", "10·(5·5·3 + 1) =
+        760")``. Built on first use: formatting it for every node on every edit would cost more
+        than the inference itself."""
+        if self._derivations is None:
+            self._derivations = self.explainer() if self.explainer is not None else []
+        return self._derivations
 
     @property
     def activation_bytes(self) -> int:
@@ -45,11 +57,11 @@ class NodeInfo:
         return n * BYTES_PER_VALUE
 
     @property
-    def problems(self) -> list[Problem]:
+    def problems(self) -> tuple[Problem, ...]:
         return self.errors + self.warnings
 
 
-@dataclass
+@dataclass(slots=True)
 class _Local:
     """A node's own result (before graph-wide problems are added)."""
 
@@ -58,6 +70,10 @@ class _Local:
     param_errors: list[Problem]
     inferred: Inferred
     input_error: Problem | None
+    ups: list[Upstream] | None = None  # the inputs the rule ran on (None: it did not run)
+
+
+_NOTHING = Inferred()  # shared result of a rule that could not run (never mutated)
 
 
 class Analysis:
@@ -114,8 +130,7 @@ class Analysis:
         self._structure_dirty = True
         for table in (self._resolved, self._local, self._info, self._graph_problems, self._fed):
             table.pop(old, None)
-        self._dirty.add(new)
-        self._dirty.update(self.design.targets(new))  # their messages name their sources
+        self._dirty.add(new)  # no cached result under the new id: its targets follow it
 
     def _on_edge_changed(self, edge: Edge, index: int) -> None:
         self._structure_dirty = True
@@ -203,41 +218,49 @@ class Analysis:
         return changed
 
     def _compute_local(self, node: Node) -> _Local:
-        resolved = self._resolved.get(node.id)
+        node_id = node.id
+        resolved = self._resolved.get(node_id)
         if resolved is None:
-            resolved = resolve_params(node.id, node.type, node.params)
-            self._resolved[node.id] = resolved
+            resolved = resolve_params(node_id, node.type, node.params)
+            self._resolved[node_id] = resolved
         layer, values, param_errors = resolved
-        sources = self.design.sources(node.id)
-        input_error = check_input_count(node.id, layer, sources) if layer is not None else None
-        inferred = Inferred()
-        if (layer is not None and values is not None and input_error is None
-                and node.id not in self._cyclic and self._fed.get(node.id)):
-            ups = []
-            for s in sources:
-                src = self._local.get(s)
-                shape = src.inferred.shape if src is not None else None
-                if shape is None:
-                    break
-                ups.append(Upstream(s, shape, src.inferred.field))
-            else:
-                inferred = infer_layer(node.id, layer, values, ups)
-        return _Local(layer, values, param_errors, inferred, input_error)
+        sources = self.design._sources[node_id]
+        if layer is None:
+            return _Local(layer, values, param_errors, _NOTHING, None, None)
+        n = len(sources)
+        if n < layer.min_inputs or (layer.max_inputs is not None and n > layer.max_inputs):
+            return _Local(layer, values, param_errors, _NOTHING,
+                          check_input_count(node_id, layer, sources), None)
+        if values is None or node_id in self._cyclic or not self._fed.get(node_id):
+            return _Local(layer, values, param_errors, _NOTHING, None, None)
+        local = self._local
+        ups = []
+        for s in sources:
+            src = local.get(s)
+            if src is None or src.inferred.shape is None:
+                # an input is unknown: so is this node's output
+                return _Local(layer, values, param_errors, _NOTHING, None, None)
+            ups.append(Upstream(s, src.inferred.shape, src.inferred.field))
+        inferred = infer_layer(node_id, layer, values, ups, explain=False)
+        return _Local(layer, values, param_errors, inferred, None, ups)
 
     def _combine(self, node_id: str) -> NodeInfo:
         local = self._local[node_id]
         inf = local.inferred
-        problems = list(local.param_errors)
-        if local.input_error is not None:
-            problems.append(local.input_error)
-        problems += inf.problems
-        problems += self._graph_problems.get(node_id, [])
-        return NodeInfo(
-            id=node_id, type=self.design.node(node_id).type, shape=inf.shape, params=inf.params,
-            macs=inf.macs, field=inf.field, fc_equivalent=inf.fc_equivalent,
-            errors=[p for p in problems if p.severity == ERROR],
-            warnings=[p for p in problems if p.severity == WARNING],
-            derivations=inf.derivations, values=local.values)
+        graph = self._graph_problems.get(node_id)
+        if local.param_errors or inf.problems or graph or local.input_error is not None:
+            problems = list(local.param_errors)
+            if local.input_error is not None:
+                problems.append(local.input_error)
+            problems += inf.problems
+            problems += graph or ()
+            errors = tuple(p for p in problems if p.severity == ERROR)
+            warnings = tuple(p for p in problems if p.severity == WARNING)
+        else:
+            errors = warnings = ()
+        return NodeInfo(node_id, self.design.node(node_id).type, inf.shape, inf.params, inf.macs,
+                        inf.field, inf.fc_equivalent, errors, warnings, local.values,
+                        _explainer(node_id, local))
 
     def _analyse_structure(self) -> set[str]:
         """Topological order, cycles, reachability from the Input, outputs: the graph-wide checks.
@@ -275,7 +298,7 @@ class Analysis:
         for n in leftover:
             fed[n] = False
 
-        graph_problems: dict[str, list[Problem]] = {n: [] for n in ids}
+        graph_problems: dict[str, list[Problem]] = defaultdict(list)
         if len(inputs) > 1:
             names = ", ".join(inputs)
             for n in inputs:
@@ -318,7 +341,10 @@ class Analysis:
                         f"delete it"))
 
         # what changed
-        changed = {n for n in ids if graph_problems[n] != self._graph_problems.get(n)}
+        graph_problems = dict(graph_problems)
+        old = self._graph_problems
+        changed = {n for n in graph_problems.keys() | old.keys()
+                   if n in self.design and graph_problems.get(n) != old.get(n)}
         for n in ids:
             if fed[n] != self._fed.get(n) or (n in cyclic) != (n in self._cyclic):
                 self._dirty.add(n)
@@ -329,6 +355,13 @@ class Analysis:
         self._output = output
         changed |= {n for n in ids if n not in self._info}
         return changed
+
+
+def _explainer(node_id: str, local: _Local) -> Callable[[], list[tuple[str, str]]] | None:
+    if local.ups is None or local.layer is None or local.values is None:
+        return None
+    layer, values, ups = local.layer, local.values, local.ups
+    return lambda: infer_layer(node_id, layer, values, ups, explain=True).derivations
 
 
 def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> dict[str, str]:

@@ -7,7 +7,7 @@ messages can show *why* a number is what it is: ``(32 − 5 + 2·2)/1 + 1 = 32``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -67,27 +67,30 @@ class Upstream(NamedTuple):
     field: ReceptiveField | None
 
 
-@dataclass
 class Inferred:
     """The result of one layer rule."""
 
-    shape: Shape | None = None
-    params: int = 0
-    macs: int = 0
-    field: ReceptiveField | None = None
-    fc_equivalent: int | None = None  # Conv2d: weights a fully connected layer would need
-    problems: list[Problem] = dc_field(default_factory=list)
-    derivations: list[tuple[str, str]] = dc_field(default_factory=list)
+    __slots__ = ("shape", "params", "macs", "field", "fc_equivalent", "problems", "derivations")
+
+    def __init__(self) -> None:
+        self.shape: Shape | None = None
+        self.params = 0
+        self.macs = 0
+        self.field: ReceptiveField | None = None
+        self.fc_equivalent: int | None = None  # Conv2d: weights a fully connected layer would need
+        self.problems: list[Problem] = []
+        self.derivations: list[tuple[str, str]] = []
 
 
 class _Ctx:
     """Helper passed to rules: the node, its parameters and inputs, and where results go."""
 
-    __slots__ = ("node_id", "layer", "p", "inputs", "out")
+    __slots__ = ("node_id", "layer", "p", "inputs", "out", "explain")
 
     def __init__(self, node_id: str, layer: LayerType, p: dict[str, Any],
-                 inputs: Sequence[Upstream]) -> None:
+                 inputs: Sequence[Upstream], explain: bool) -> None:
         self.node_id, self.layer, self.p, self.inputs = node_id, layer, p, inputs
+        self.explain = explain  # record worked arithmetic (costly strings) only when asked
         self.out = Inferred()
 
     def error(self, code: str, text: str) -> None:
@@ -157,24 +160,31 @@ def window_sizes(ctx: _Ctx, shape: Shape, k: tuple[int, int], s: tuple[int, int]
     same = axes[0] == axes[1]
     out: list[int] = []
     for i, a in enumerate(axes[:1] if same else axes):
-        word, one, many = _AXIS_WORDS[i]
-        if same:
-            word, one, many = "height and width", "row and column", "rows and columns"
         eff = a.d * (a.k - 1) + 1
         span = a.n + a.p_lo + a.p_hi - eff
-        value = Fraction(span, a.s) + 1
-        text = f"{_formula(a.n, a.k, a.s, a.p_lo, a.p_hi, a.d)} = {_value_text(value)}"
+        rest = span % a.s
+        note = ""
         if ceil_mode:  # PyTorch: round up, but a last window must start inside the input
             size = (span + a.s - 1) // a.s + 1
             if size >= 1 and (size - 1) * a.s >= a.n + a.p_lo:
                 size -= 1
-                text += (f" → {size} (ceil mode, but PyTorch drops a last window that would start "
-                         f"in the padding)")
-            elif value.denominator != 1:
-                text += f" → {size} (ceil mode rounds up)"
+                note = (f" → {size} (ceil mode, but PyTorch drops a last window that would start "
+                        f"in the padding)")
+            elif rest:
+                note = f" → {size} (ceil mode rounds up)"
         else:
             size = span // a.s + 1
-            rest = span % a.s
+            if rest:
+                note = f" → {size}" if rest > a.p_hi else f" → {size} (only padding is left over)"
+        lost = 0 if ceil_mode else rest - a.p_hi
+        if size >= 1 and lost <= 0 and not ctx.explain:
+            out.append(size)  # the common case: nothing to say, no text to build
+            continue
+        word, one, many = _AXIS_WORDS[i]
+        if same:
+            word, one, many = "height and width", "row and column", "rows and columns"
+        text = (f"{_formula(a.n, a.k, a.s, a.p_lo, a.p_hi, a.d)} = "
+                f"{_value_text(Fraction(span, a.s) + 1)}")
         if size < 1:
             window = f"{eff} (kernel {a.k} with dilation {a.d})" if a.d > 1 else f"{a.k}"
             need = math.ceil((eff - a.n) / 2)
@@ -186,20 +196,15 @@ def window_sizes(ctx: _Ctx, shape: Shape, k: tuple[int, int], s: tuple[int, int]
                       f"output {word} {text} is below 1: the window of {window} does not fit in the "
                       f"{a.n} input {many} plus padding; {hint}")
             return None
-        if not ceil_mode:
-            if value.denominator != 1:
-                text += f" → {size}"
-                lost = rest - a.p_hi
-                if lost > 0:
-                    what = f"the last {one}" if lost == 1 else f"the last {lost} {many}"
-                    verb = "is" if lost == 1 and not same else "are"
-                    ctx.warn("fractional-output",
-                             f"output {word} {text.split(' → ')[0]} is not a whole number: {what} of "
-                             f"the input {verb} never covered (PyTorch floors this to {size}); "
-                             f"{_fix_for_fraction(a, pool, symmetric_padding)}")
-                else:
-                    text += " (only padding is left over)"
-        ctx.derive(f"output {word}", text)
+        if lost > 0:
+            what = f"the last {one}" if lost == 1 else f"the last {lost} {many}"
+            verb = "is" if lost == 1 and not same else "are"
+            ctx.warn("fractional-output",
+                     f"output {word} {text} is not a whole number: {what} of the input {verb} "
+                     f"never covered (PyTorch floors this to {size}); "
+                     f"{_fix_for_fraction(a, pool, symmetric_padding)}")
+        if ctx.explain:
+            ctx.derive(f"output {word}", text + note)
         out.append(size)
     return (out[0], out[0]) if same else (out[0], out[1])
 
@@ -294,19 +299,22 @@ def _conv(ctx: _Ctx) -> None:
     per_filter = kh * kw * (c // g)
     bias = k if p["bias"] else 0
     ctx.out.params = k * per_filter + bias
-    cg = f"{c}/{g}" if g > 1 else f"{c}"
-    formula = f"{k}·({kh}·{kw}·{cg} + 1)" if bias else f"{k}·{kh}·{kw}·{cg}"
-    ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
+    if ctx.explain:
+        cg = f"{c}/{g}" if g > 1 else f"{c}"
+        formula = f"{k}·({kh}·{kw}·{cg} + 1)" if bias else f"{k}·{kh}·{kw}·{cg}"
+        ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
     if hw is None:
         return
     ctx.out.shape = (k, hw[0], hw[1])
     ctx.out.macs = ctx.out.params * hw[0] * hw[1]
-    ctx.derive("mult-adds", f"{num(ctx.out.params)} · {hw[0]}·{hw[1]} = {num(ctx.out.macs)}")
+    if ctx.explain:
+        ctx.derive("mult-adds", f"{num(ctx.out.params)} · {hw[0]}·{hw[1]} = {num(ctx.out.macs)}")
     n_in, n_out = shape[0] * shape[1] * shape[2], k * hw[0] * hw[1]
     ctx.out.fc_equivalent = n_in * n_out
-    ctx.derive("fully connected equivalent",
-               f"{num(n_in)} × {num(n_out)} = {num(n_in * n_out)} weights "
-               f"(vs {num(ctx.out.params)} here)")
+    if ctx.explain:
+        ctx.derive("fully connected equivalent",
+                   f"{num(n_in)} × {num(n_out)} = {num(n_in * n_out)} weights "
+                   f"(vs {num(ctx.out.params)} here)")
     if ctx.inputs[0].field is not None:
         ctx.out.field = _window_field(ctx.inputs[0].field, p["kernel_size"], s,
                                       (pads[0][0], pads[1][0]), d)
@@ -353,11 +361,13 @@ def _adaptive(ctx: _Ctx) -> None:
         sizes = {e - b for b, e in windows}
         word = ("height", "width")[i]
         if len(sizes) == 1 and n % o == 0:
-            ctx.derive(f"output {word}", f"{o}: each window averages {n}/{o} = {n // o} {_AXIS_WORDS[i][2]}")
+            if ctx.explain:
+                ctx.derive(f"output {word}", f"{o}: each window averages {n}/{o} = {n // o} {_AXIS_WORDS[i][2]}")
         else:
-            ctx.derive(f"output {word}",
-                       f"{o}: windows of {min(sizes)} to {max(sizes)} {_AXIS_WORDS[i][2]}, "
-                       f"starting every {n}/{o} = {num(Fraction(n, o))}")
+            if ctx.explain:
+                ctx.derive(f"output {word}",
+                           f"{o}: windows of {min(sizes)} to {max(sizes)} {_AXIS_WORDS[i][2]}, "
+                           f"starting every {n}/{o} = {num(Fraction(n, o))}")
         if f is not None:
             a = f[i]
             first = windows[0][1] - windows[0][0]
@@ -375,7 +385,8 @@ def _batchnorm(ctx: _Ctx) -> None:
     ctx.out.field = ctx.inputs[0].field
     if ctx.p["affine"]:
         ctx.out.params = 2 * shape[0]
-        ctx.derive("parameters", f"2·{shape[0]} = {num(ctx.out.params)} (scale and shift per channel)")
+        if ctx.explain:
+            ctx.derive("parameters", f"2·{shape[0]} = {num(ctx.out.params)} (scale and shift per channel)")
     ctx.out.macs = ctx.out.params
 
 
@@ -385,8 +396,9 @@ def _layernorm(ctx: _Ctx) -> None:
     if ctx.p["elementwise_affine"]:
         n = math.prod(shape)
         ctx.out.params = 2 * n
-        dims = "·".join(str(s) for s in shape)
-        ctx.derive("parameters", f"2·({dims}) = {num(ctx.out.params)} (scale and shift per element)")
+        if ctx.explain:
+            dims = "·".join(str(s) for s in shape)
+            ctx.derive("parameters", f"2·({dims}) = {num(ctx.out.params)} (scale and shift per element)")
     ctx.out.macs = ctx.out.params
     f = ctx.inputs[0].field
     if f is not None and len(shape) == 3:
@@ -407,7 +419,8 @@ def _linear(ctx: _Ctx) -> None:
     ctx.out.shape = (out,)
     ctx.out.params = out * f_in + (out if ctx.p["bias"] else 0)
     formula = f"{out}·({f_in} + 1)" if ctx.p["bias"] else f"{out}·{f_in}"
-    ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
+    if ctx.explain:
+        ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
     ctx.out.macs = ctx.out.params
 
 
@@ -416,7 +429,8 @@ def _flatten(ctx: _Ctx) -> None:
     n = math.prod(shape)
     ctx.out.shape = (n,)
     if len(shape) > 1:
-        ctx.derive("output size", f"{'·'.join(str(s) for s in shape)} = {num(n)}")
+        if ctx.explain:
+            ctx.derive("output size", f"{'·'.join(str(s) for s in shape)} = {num(n)}")
 
 
 def _same_shape(ctx: _Ctx) -> None:
@@ -462,8 +476,9 @@ def _concat(ctx: _Ctx) -> None:
         ctx.error("concat-sizes",
                   f"Concat can't join image-shaped and flat inputs: {_from(ctx.inputs)}")
         return
-    ctx.derive("output channels" if len(shapes[0]) == 3 else "output size",
-               " + ".join(str(s[0]) for s in shapes) + f" = {ctx.out.shape[0]}")
+    if ctx.explain:
+        ctx.derive("output channels" if len(shapes[0]) == 3 else "output size",
+                   " + ".join(str(s[0]) for s in shapes) + f" = {ctx.out.shape[0]}")
 
 
 RULES: dict[str, Callable[[_Ctx], None]] = {
@@ -476,9 +491,11 @@ RULES: dict[str, Callable[[_Ctx], None]] = {
 
 
 def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
-                inputs: Sequence[Upstream]) -> Inferred:
-    """Apply a layer's rule. ``inputs`` must already have the right count and known shapes."""
-    ctx = _Ctx(node_id, layer, params, inputs)
+                inputs: Sequence[Upstream], explain: bool = True) -> Inferred:
+    """Apply a layer's rule. ``inputs`` must already have the right count and known shapes.
+    With ``explain`` false the worked arithmetic (``derivations``) is left out, which is faster;
+    errors and warnings are complete either way."""
+    ctx = _Ctx(node_id, layer, params, inputs, explain)
     RULES[layer.name](ctx)
     return ctx.out
 
