@@ -1,0 +1,217 @@
+"""The executor: a valid design plus weights, run forward on a batch, every activation kept."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from designer.core.analysis import Analysis
+from designer.core.design import Design
+from designer.core.problems import num
+from designer.engine import ops
+from designer.engine.weights import (check_weights, expected_tensors, init_weights,
+                                     load_weights_file, save_weights_file)
+
+#: progress(fraction done, id of the node being computed); returning False cancels the pass
+Progress = Callable[[float, str], Any]
+
+
+class InvalidDesign(ValueError):
+    """The design has errors, so it can't run. ``problems`` lists them as text."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        super().__init__("the design has errors, so it can't run:\n  " + "\n  ".join(shown))
+
+
+class InputError(ValueError):
+    """An input array that doesn't fit the design's Input."""
+
+
+class Cancelled(Exception):
+    """The progress callback asked to stop; no partial result is returned."""
+
+
+class NotEnoughMemory(MemoryError):
+    """The pass would need more memory than the machine has free."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory free for a new allocation (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _mib(n: int) -> str:
+    return f"{num(round(n / 2**20))} MiB"
+
+
+class Network:
+    """A runnable design. Build with :func:`build`."""
+
+    def __init__(self, design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
+                 seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES) -> None:
+        self.design = design
+        self.analysis = Analysis(design)
+        if not self.analysis.valid:
+            problems = self.analysis.design_problems() + [
+                str(p) for p in self.analysis.problems() if p.severity == "error"]
+            raise InvalidDesign(problems)
+        self.scratch_bytes = int(scratch_bytes)
+        self.order = self.analysis.order
+        self.infos = {i.id: i for i in self.analysis.infos()}
+        self.input_id = next(n for n in self.order if self.infos[n].type == "Input")
+        self.input_shape = self.infos[self.input_id].shape
+        self.shapes = expected_tensors(self.analysis)
+        if weights is None:
+            self._weights = init_weights(self.shapes, seed)
+        elif isinstance(weights, (str, os.PathLike)):
+            self._weights = check_weights(load_weights_file(weights), self.shapes,
+                                          Path(weights).name)
+        else:
+            self._weights = check_weights(weights, self.shapes)
+        # relative cost of each node, for an honest progress fraction
+        self._work = {n: self.infos[n].macs + math.prod(self.infos[n].shape) for n in self.order}
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """``{"conv1.weight": array, ...}`` in PyTorch's layouts (contract §3)."""
+        return self._weights
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        save_weights_file(self._weights, path)
+
+    def estimate_bytes(self, batch: int = 1) -> int:
+        """Memory a forward pass of ``batch`` samples needs: every activation kept, the weights,
+        the im2col scratch, and the largest temporary of any one layer (about two activations)."""
+        acts = sum(math.prod(i.shape) for i in self.infos.values()) * 4 * batch
+        weights = sum(math.prod(s) for s in self.shapes.values()) * 4
+        largest = max(math.prod(i.shape) for i in self.infos.values()) * 4 * batch
+        return acts + weights + self.scratch_bytes + 2 * largest
+
+    def check_memory(self, batch: int = 1) -> None:
+        need = self.estimate_bytes(batch)
+        free = available_memory()
+        if free is not None and need > free:
+            raise NotEnoughMemory(
+                f"this pass needs about {_mib(need)} (activations of every layer for {batch} "
+                f"image{'s' if batch != 1 else ''}, weights and working space), but only "
+                f"{_mib(free)} is free; use a smaller input size or batch, or close other programs")
+
+    def prepare_input(self, x: Any) -> np.ndarray:
+        """Check and convert an input batch: float array (N, C, H, W), or (C, H, W) for one."""
+        try:
+            array = np.asarray(x)
+        except Exception:
+            raise InputError("the input is not an array") from None
+        if array.dtype.kind not in "fiub":
+            raise InputError(f"the input holds {array.dtype} values, not numbers")
+        if array.ndim == 3:
+            array = array[None]
+        c, h, w = self.input_shape
+        if array.ndim != 4 or tuple(array.shape[1:]) != (c, h, w):
+            raise InputError(f"the input has shape {tuple(array.shape)}, but this design's Input "
+                             f"takes (N, {c}, {h}, {w}) (or ({c}, {h}, {w}) for one image)")
+        if array.shape[0] < 1:
+            raise InputError("the input batch is empty")
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    def forward(self, x: Any, progress: Progress | None = None) -> dict[str, np.ndarray]:
+        """Run every node. x: float32 (N, C, H, W). Returns {node id: activation} (batch first).
+
+        ``progress(fraction, node_id)`` is called before each layer, between chunks of large
+        ones, and with 1.0 at the end; if it returns False the pass stops with ``Cancelled``."""
+        x = self.prepare_input(x)
+        self.check_memory(x.shape[0])
+        total = sum(self._work.values()) or 1
+        done = 0
+
+        def report(fraction: float, node_id: str) -> None:
+            if progress is not None and progress(min(1.0, fraction), node_id) is False:
+                raise Cancelled(f"cancelled at {node_id}")
+
+        acts: dict[str, np.ndarray] = {}
+        for node_id in self.order:
+            report(done / total, node_id)
+            work = self._work[node_id]
+            base = done
+
+            def hook(fraction: float, base=base, work=work, node_id=node_id) -> None:
+                report((base + fraction * work) / total, node_id)
+
+            inputs = [acts[s] for s in self.design.sources(node_id)]
+            acts[node_id] = self._run(node_id, x, inputs, hook)
+            done += work
+        report(1.0, self.order[-1])
+        return acts
+
+    def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
+             hook: ops.ChunkHook) -> np.ndarray:
+        info = self.infos[node_id]
+        v = info.values
+        t = info.type
+        w = self._weights
+        if t == "Input":
+            return x
+        a = inputs[0] if inputs else None
+        if t == "Conv2d":
+            return ops.conv2d(a, w[f"{node_id}.weight"], w.get(f"{node_id}.bias"), v["stride"],
+                              v["padding"], v["dilation"], v["groups"], self.scratch_bytes, hook)
+        if t == "MaxPool2d":
+            return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
+                                  v["ceil_mode"])
+        if t == "AvgPool2d":
+            return ops.avg_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["ceil_mode"],
+                                  v["count_include_pad"])
+        if t == "AdaptiveAvgPool2d":
+            return ops.adaptive_avg_pool2d(a, v["output_size"])
+        if t == "BatchNorm2d":
+            return ops.batch_norm(a, w[f"{node_id}.running_mean"], w[f"{node_id}.running_var"],
+                                  w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"])
+        if t == "LayerNorm":
+            return ops.layer_norm(a, w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"])
+        if t == "Linear":
+            return ops.linear(a, w[f"{node_id}.weight"], w.get(f"{node_id}.bias"))
+        if t == "Flatten":
+            return a.reshape(a.shape[0], -1)
+        if t == "ReLU":
+            return ops.relu(a)
+        if t == "LeakyReLU":
+            return ops.leaky_relu(a, v["negative_slope"])
+        if t == "Sigmoid":
+            return ops.sigmoid(a)
+        if t == "Tanh":
+            return ops.tanh(a)
+        if t == "GELU":
+            return ops.gelu(a)
+        if t == "Softmax":
+            return ops.softmax(a)
+        if t == "Dropout":
+            return a
+        if t == "Add":
+            out = inputs[0] + inputs[1]
+            for extra in inputs[2:]:
+                out += extra
+            return out
+        if t == "Concat":
+            return np.concatenate(inputs, axis=1)
+        raise AssertionError(f"no engine op for {t}")  # the catalog and this table must agree
+
+
+def build(design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
+          seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES) -> Network:
+    """A runnable network (contract §5). Raises InvalidDesign, WeightsError."""
+    return Network(design, weights, seed, scratch_bytes)

@@ -1,0 +1,251 @@
+"""NumPy forward ops with PyTorch's arithmetic.
+
+Public layout is NCHW float32, as in PyTorch: ``x`` is ``(N, C, H, W)`` for maps and ``(N, F)`` for
+flat vectors. Convolution works channels-last internally (the im2col patch matrix is then one
+contiguous copy of a sliding-window view) and returns an NCHW *view* of its NHWC result, so no
+layout copy is made between layers.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+Pair = tuple[int, int]
+#: called between chunks of a large op with the fraction of that op done; may raise to cancel
+ChunkHook = Callable[[float], None]
+
+DEFAULT_SCRATCH_BYTES = 256 * 2**20
+
+
+def pad_amounts(padding, kernel: Pair, dilation: Pair) -> tuple[Pair, Pair]:
+    """``((top, bottom), (left, right))`` for an int pair or "same" / "valid" (PyTorch's split:
+    the smaller half first when the total is odd)."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        totals = [dilation[i] * (kernel[i] - 1) for i in (0, 1)]
+        return tuple((t // 2, t - t // 2) for t in totals)  # type: ignore[return-value]
+    return (padding[0], padding[0]), (padding[1], padding[1])
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
+           padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
+           hook: ChunkHook | None = None) -> np.ndarray:
+    """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group.
+
+    x: ndarray of shape (N, C, H, W); weight: (K, C/groups, kh, kw); bias: (K,) or None.
+    Returns (N, K, H', W') float32 (an NCHW view of channels-last memory).
+
+    The patch matrix is built a band of output rows at a time so that it never exceeds
+    ``scratch_bytes`` (at least one output row is always done at once).
+    """
+    n, c, h, w = x.shape
+    k, cg, kh, kw = weight.shape
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+    sh, sw = stride
+    dh, dw = dilation
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    oh = (h + pt + pb - eh) // sh + 1
+    ow = (w + pl + pr - ew) // sw + 1
+    # channels-last, zero-padded input: one copy
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
+    xp[:, pt:pt + h, pl:pl + w, :] = x.transpose(0, 2, 3, 1)
+    # (N, H'', W'', C, eh, ew) -> strided and dilated windows (N, oh, ow, C, kh, kw)
+    windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
+    windows = windows[:, :oh, :ow]
+    kk = cg * kh * kw
+    wmat = weight.reshape(groups, k // groups, kk)  # (g, K/g, C/g·kh·kw), PyTorch's layout
+    out = np.empty((n, oh, ow, k), dtype=np.float32)
+    row_bytes = ow * c * kh * kw * 4
+    band = max(1, int(scratch_bytes // max(row_bytes, 1)))
+    total = n * oh
+    done = 0
+    for i in range(n):
+        for r0 in range(0, oh, band):
+            r1 = min(oh, r0 + band)
+            cols = windows[i, r0:r1].reshape((r1 - r0) * ow, groups, kk)  # the im2col copy
+            dst = out[i, r0:r1].reshape((r1 - r0) * ow, k)
+            if groups == 1:
+                np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
+            else:
+                for g in range(groups):
+                    kg = k // groups
+                    dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
+            done += r1 - r0
+            if hook is not None and done < total:
+                hook(done / total)
+    if bias is not None:
+        out += bias
+    return out.transpose(0, 3, 1, 2)
+
+
+def _pool_geometry(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> tuple[int, int]:
+    """Output size and extra right padding needed so that every (partial) window exists."""
+    eff = d * (k - 1) + 1
+    span = size + 2 * p - eff
+    if ceil_mode:
+        out = (span + s - 1) // s + 1
+        if (out - 1) * s >= size + p:
+            out -= 1
+    else:
+        out = span // s + 1
+    extra = max(0, (out - 1) * s + eff - (size + 2 * p))
+    return out, extra
+
+
+def _windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+             ceil_mode: bool, fill: float) -> np.ndarray:
+    """Pooling windows (N, C, oh, ow, kh, kw) over x padded with ``fill``."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh, xh = _pool_geometry(h, kh, sh, ph, dh, ceil_mode)
+    ow, xw = _pool_geometry(w, kw, sw, pw, dw, ceil_mode)
+    if ph or pw or xh or xw:
+        xp = np.full((n, c, h + 2 * ph + xh, w + 2 * pw + xw), fill, dtype=np.float32)
+        xp[:, :, ph:ph + h, pw:pw + w] = x
+    else:
+        xp = x
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+    return win[:, :, :oh, :ow]
+
+
+def _tiles(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+           ceil_mode: bool) -> np.ndarray | None:
+    """Fast path: windows that tile the input exactly are a reshape, no copy."""
+    n, c, h, w = x.shape
+    (kh, kw) = kernel
+    if (tuple(stride) != (kh, kw) or padding != (0, 0) or dilation != (1, 1)
+            or h % kh or w % kw):
+        return None
+    return x.reshape(n, c, h // kh, kh, w // kw, kw)
+
+
+def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+               ceil_mode: bool) -> np.ndarray:
+    """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch."""
+    tiles = _tiles(x, kernel, stride, padding, dilation, ceil_mode)
+    if tiles is not None:
+        return tiles.max(axis=(3, 5))
+    return _windows(x, kernel, stride, padding, dilation, ceil_mode, -np.inf).max(axis=(4, 5))
+
+
+def _avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
+    """PyTorch's divisor per output index along one axis: the window clipped to the padded input
+    (count_include_pad) or to the real input."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if include_pad:
+        return (end - start).astype(np.float32)
+    return (np.minimum(end, size) - np.maximum(start, 0)).astype(np.float32)
+
+
+def avg_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
+               count_include_pad: bool) -> np.ndarray:
+    """x: (N, C, H, W) -> (N, C, H', W')."""
+    tiles = _tiles(x, kernel, stride, padding, (1, 1), ceil_mode)
+    if tiles is not None:
+        return tiles.mean(axis=(3, 5), dtype=np.float32)
+    sums = _windows(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0).sum(axis=(4, 5))
+    oh, ow = sums.shape[2:]
+    dv_h = _avg_divisor(x.shape[2], kernel[0], stride[0], padding[0], oh, count_include_pad)
+    dv_w = _avg_divisor(x.shape[3], kernel[1], stride[1], padding[1], ow, count_include_pad)
+    return (sums / np.outer(dv_h, dv_w)).astype(np.float32)
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: Pair) -> np.ndarray:
+    """x: (N, C, H, W) -> (N, C, oh, ow), PyTorch's windows [floor(i·H/oh), ceil((i+1)·H/oh)),
+    summed with an integral image so that overlapping windows cost nothing extra."""
+    n, c, h, w = x.shape
+    oh, ow = output_size
+    if h % oh == 0 and w % ow == 0:
+        return x.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5), dtype=np.float32)
+    integral = np.zeros((n, c, h + 1, w + 1), dtype=np.float64)
+    integral[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
+    i, j = np.arange(oh), np.arange(ow)
+    h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
+    w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
+    total = (integral[:, :, h1[:, None], w1[None, :]] - integral[:, :, h0[:, None], w1[None, :]]
+             - integral[:, :, h1[:, None], w0[None, :]] + integral[:, :, h0[:, None], w0[None, :]])
+    return (total / np.outer(h1 - h0, w1 - w0)).astype(np.float32)
+
+
+def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
+               bias: np.ndarray | None, eps: float) -> np.ndarray:
+    """Inference-mode BatchNorm2d. x: (N, C, H, W); statistics and affine (C,)."""
+    scale = 1.0 / np.sqrt(var.astype(np.float64) + eps)
+    shift = -mean * scale
+    if weight is not None:
+        scale, shift = scale * weight, shift * weight + bias
+    shape = (1, -1, 1, 1)
+    return (x * scale.astype(np.float32).reshape(shape)
+            + shift.astype(np.float32).reshape(shape)).astype(np.float32)
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+               eps: float) -> np.ndarray:
+    """Normalize each sample over all its features. x: (N, ...); weight and bias: x.shape[1:]."""
+    axes = tuple(range(1, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = x64.var(axis=axes, keepdims=True)  # biased, as PyTorch
+    y = (x64 - mean) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight + bias
+    return y.astype(np.float32)
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """x: (N, F); weight: (F', F); bias: (F',) -> (N, F')."""
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y.astype(np.float32, copy=False)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0, dtype=np.float32)
+
+
+def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
+    return np.where(x >= 0, x, x * np.float32(slope)).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # split by sign so that exp never overflows
+    out = np.empty_like(x, dtype=np.float32)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    e = np.exp(x[~pos])
+    out[~pos] = e / (1.0 + e)
+    return out
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    return np.tanh(x).astype(np.float32)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function to float32 precision (NumPy has none): Abramowitz & Stegun 7.1.26
+    refined in float64, absolute error below 1.5e-7."""
+    x64 = np.asarray(x, dtype=np.float64)
+    a = np.abs(x64)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
+                                                                          + t * 1.061405429))))
+    y = 1.0 - poly * np.exp(-a * a)
+    return np.sign(x64) * y
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """PyTorch's exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2))."""
+    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Over dimension 1 (channels or features), numerically stable."""
+    z = x - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
