@@ -15,6 +15,7 @@ from typing import Any
 from designer.core.problems import ERROR, Problem
 
 REQUIRED = object()  # marker: the parameter has no default
+MAX_INT = 2**31 - 1  # largest size or count (int32, as the kernels of deep learning frameworks)
 
 # Parameter kinds
 COUNT = "count"  # an int >= minimum
@@ -144,13 +145,16 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return (type(v) is int or type(v) is float) and math.isfinite(v)
+    """A finite number that fits a float (a 400-digit integer does not)."""
+    if type(v) is int:
+        return v.bit_length() <= 1000
+    return type(v) is float and math.isfinite(v)
 
 
-def _describe(value: Any) -> str:
-    """How a raw JSON value is shown in a message."""
+def _describe(value: Any, depth: int = 0) -> str:
+    """How a raw JSON value is shown in a message (short, whatever the value)."""
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{value[:40]}…"' if len(value) > 40 else f'"{value}"'
     if value is None:
         return "null"
     if value is True:
@@ -158,11 +162,17 @@ def _describe(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(_describe(v) for v in value[:4]) + (", …" if len(value) > 4 else "") + "]"
-        return text
+        if depth >= 2:
+            return "[…]"
+        items = ", ".join(_describe(v, depth + 1) for v in value[:4])
+        return "[" + items + (", …" if len(value) > 4 else "") + "]"
     if isinstance(value, dict):
         return "an object"
-    return repr(value)
+    if type(value) is int:
+        return "a very large number" if value.bit_length() > 64 else str(value)
+    if type(value) is float:
+        return f"{value:g}"
+    return type(value).__name__
 
 
 def _bound_text(spec: ParamSpec) -> str:
@@ -196,14 +206,17 @@ def _parse(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
             return None, None
         if not _is_number(value):
             return None, f"{spec.name} must be a number, but it is {_describe(value)}"
+        value = float(value)
         if not _in_range(spec, value):
             return None, f"{spec.name} must be {_bound_text(spec)}, but it is {value:g}"
-        return float(value), None
+        return value, None
     if kind == COUNT:
         if not _is_int(value):
             return None, f"{spec.name} must be a whole number, but it is {_describe(value)}"
         if value < spec.minimum:
-            return None, f"{spec.name} must be at least {spec.minimum:g}, but it is {value}"
+            return None, f"{spec.name} must be at least {spec.minimum:g}, but it is {_describe(value)}"
+        if value > MAX_INT:
+            return None, f"{spec.name} must be at most {MAX_INT:,}, but it is {_describe(value)}"
         return value, None
     # PAIR and its variants
     if kind == CONV_PADDING and isinstance(value, str):
@@ -222,6 +235,8 @@ def _parse(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
                       f"but it is {_describe(value)}")
     if min(pair) < spec.minimum:
         return None, f"{spec.name} must be at least {spec.minimum:g}, but it is {_describe(value)}"
+    if max(pair) > MAX_INT:
+        return None, f"{spec.name} must be at most {MAX_INT:,}, but it is {_describe(value)}"
     return pair, None
 
 

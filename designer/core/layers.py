@@ -117,7 +117,12 @@ def _formula(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> str:
 
 
 def _value_text(v: Fraction) -> str:
-    text = num(v) if v.denominator == 1 else f"{float(v):.2f}".rstrip("0")
+    if v.denominator == 1:
+        text = num(v)
+    else:  # two decimals, exactly, whatever the size
+        hundredths = round(abs(v) * 100)
+        sign = "-" if v < 0 else ""
+        text = f"{sign}{hundredths // 100:,}.{hundredths % 100:02d}".rstrip("0").rstrip(".")
     return text.replace("-", "−")
 
 
@@ -187,7 +192,7 @@ def window_sizes(ctx: _Ctx, shape: Shape, k: tuple[int, int], s: tuple[int, int]
                 f"{_value_text(Fraction(span, a.s) + 1)}")
         if size < 1:
             window = f"{eff} (kernel {a.k} with dilation {a.d})" if a.d > 1 else f"{a.k}"
-            need = math.ceil((eff - a.n) / 2)
+            need = -(-(eff - a.n) // 2)
             hint = f"use a kernel of at most {a.n + a.p_lo + a.p_hi}" if a.d == 1 else \
                 "use a smaller kernel or dilation"
             if not pool or need <= a.k // 2:
@@ -348,6 +353,14 @@ def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
     return [((i * n) // out, -(-((i + 1) * n) // out)) for i in range(out)]
 
 
+def adaptive_window_sizes(n: int, out: int) -> tuple[int, int]:
+    """Smallest and largest window of :func:`adaptive_windows` without listing them: window i
+    spans ceil((r + n) / out) with r = i·n mod out, and those remainders are the multiples of
+    gcd(n, out) below out."""
+    g = math.gcd(n, out)
+    return -(-n // out), -(-(out - g + n) // out)
+
+
 def _adaptive(ctx: _Ctx) -> None:
     shape = _spatial_input(ctx)
     if shape is None:
@@ -357,22 +370,19 @@ def _adaptive(ctx: _Ctx) -> None:
     axes = []
     f = ctx.inputs[0].field
     for i, (n, o) in enumerate(((shape[1], oh), (shape[2], ow))):
-        windows = adaptive_windows(n, o)
-        sizes = {e - b for b, e in windows}
-        word = ("height", "width")[i]
-        if len(sizes) == 1 and n % o == 0:
-            if ctx.explain:
-                ctx.derive(f"output {word}", f"{o}: each window averages {n}/{o} = {n // o} {_AXIS_WORDS[i][2]}")
-        else:
-            if ctx.explain:
+        smallest, largest = adaptive_window_sizes(n, o)
+        if ctx.explain:
+            word, many = ("height", "width")[i], _AXIS_WORDS[i][2]
+            if n % o == 0:
+                ctx.derive(f"output {word}", f"{o}: each window averages {n}/{o} = {n // o} {many}")
+            else:
                 ctx.derive(f"output {word}",
-                           f"{o}: windows of {min(sizes)} to {max(sizes)} {_AXIS_WORDS[i][2]}, "
+                           f"{o}: windows of {smallest} to {largest} {many}, "
                            f"starting every {n}/{o} = {num(Fraction(n, o))}")
         if f is not None:
             a = f[i]
-            first = windows[0][1] - windows[0][0]
-            axes.append(AxisField(a.size + (max(sizes) - 1) * a.jump, a.jump * n / o,
-                                  a.start + (first - 1) / 2 * a.jump))
+            axes.append(AxisField(a.size + (largest - 1) * a.jump, a.jump * Fraction(n, o),
+                                  a.start + (smallest - 1) / 2 * a.jump))
     if f is not None:
         ctx.out.field = ReceptiveField(*axes)
 
@@ -496,7 +506,16 @@ def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
     With ``explain`` false the worked arithmetic (``derivations``) is left out, which is faster;
     errors and warnings are complete either way."""
     ctx = _Ctx(node_id, layer, params, inputs, explain)
-    RULES[layer.name](ctx)
+    try:
+        RULES[layer.name](ctx)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "digits" not in str(exc):
+            raise
+        # sizes beyond what floating point (or printing) can hold: say so, don't crash
+        out = Inferred()
+        out.problems.append(Problem(node_id, ERROR, "too-large",
+                                    "its sizes are too large to compute; use smaller sizes"))
+        return out
     return ctx.out
 
 

@@ -34,8 +34,14 @@ def _node_dict(info: NodeInfo) -> dict[str, Any]:
     }
 
 
+def _scaled(n: int, unit: int) -> str:
+    """``n / unit`` to two decimals with separators, exact for integers of any size."""
+    hundredths = (n * 100 + unit // 2) // unit
+    return f"{hundredths // 100:,}.{hundredths % 100:02d}"
+
+
 def _mb(n_bytes: int) -> str:
-    return f"{n_bytes / 1e6:,.2f}"
+    return _scaled(n_bytes, 10**6)
 
 
 def field_text(info: NodeInfo) -> tuple[str, str, str]:
@@ -95,7 +101,7 @@ def format_table(design: Design, analysis: Analysis | None = None) -> str:
         out.append("(no layers)")
     out += [rule,
             f"Total params: {num(totals['params'])}",
-            f"Total mult-adds (M): {totals['macs'] / 1e6:,.2f}",
+            f"Total mult-adds (M): {_scaled(totals['macs'], 10**6)}",
             thin,
             f"Input size (MB): {_mb(totals['input_bytes'])}",
             f"Activations size (MB): {_mb(totals['activation_bytes'])}",

@@ -20,6 +20,7 @@ VERSION = 1
 TOP_KEYS = ("format", "version", "name", "nodes", "edges")
 NODE_KEYS = ("id", "type", "params", "position")
 MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_COORDINATE = 1e12
 
 #: migrations from version v to v + 1, applied in turn to older files
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -45,8 +46,8 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in a design file (numbers must be finite)")
+def _constant(name: str) -> float:
+    return float(name)  # NaN, Infinity, -Infinity: kept, then refused with their place
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -59,15 +60,29 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _check_finite(value: Any, where: str) -> None:
-    """Reject NaN and infinities anywhere (they are not JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise DesignError(f"{where}: numbers must be finite, got {value}")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _check_finite(v, f"{where}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_finite(v, f"{where}[{i}]")
+    """Reject NaN and infinities anywhere (they are not JSON), naming the first one's place.
+    Iterative: a deeply nested value must not exhaust the stack."""
+    stack = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if type(item) is float and not math.isfinite(item):
+            shown = "NaN" if item != item else ("Infinity" if item > 0 else "-Infinity")
+            raise DesignError(f"{where}{path}: numbers must be finite, but this is {shown}")
+        if isinstance(item, Mapping):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for a message, whatever it is (never raises, never huge)."""
+    if type(value) is int and value.bit_length() > 64:
+        return "a very large number"
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = _kind(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def parse_design(data: Any, where: str = "design") -> Design:
@@ -76,21 +91,24 @@ def parse_design(data: Any, where: str = "design") -> Design:
         raise DesignError(f"{where}: a design file holds one JSON object, not {_kind(data)}")
     unknown = [k for k in data if k not in TOP_KEYS]
     if unknown:
-        raise DesignError(f"{where}: unknown key {json.dumps(str(unknown[0]))} at the top level "
+        raise DesignError(f"{where}: unknown key {_show(str(unknown[0]))} at the top level "
                           f"(a design has only {', '.join(TOP_KEYS)})")
+    _check_finite(dict(data), f"{where}: ")
     if data.get("format") != FORMAT:
         if "format" not in data:
             raise DesignError(f'{where}: this is not a CNN Designer file (no "format": "{FORMAT}")')
-        raise DesignError(f'{where}: "format" is {json.dumps(data.get("format"))[:60]}; '
+        raise DesignError(f'{where}: "format" is {_show(data.get("format"))}; '
                           f'a CNN Designer file says "{FORMAT}"')
     version = data.get("version")
     if type(version) is not int:
         raise DesignError(f'{where}: "version" must be a whole number, got {_kind(version)}')
     if version > VERSION:
         raise DesignError(f"{where}: this design was saved by a newer CNN Designer (file version "
-                          f"{version}); this one reads versions up to {VERSION}: please update")
+                          f"{_show(version)}); this one reads versions up to {VERSION}: please "
+                          f"update")
     if version < 1:
-        raise DesignError(f'{where}: "version" {version} is not a valid version (the first is 1)')
+        raise DesignError(f'{where}: "version" {_show(version)} is not a valid version '
+                          f'(the first is 1)')
     data = dict(data)
     while version < VERSION:
         data = MIGRATIONS[version](data)
@@ -117,7 +135,7 @@ def parse_design(data: Any, where: str = "design") -> Design:
         place = f'{place} ("{node_id}")'
         extra = [k for k in raw if k not in NODE_KEYS]
         if extra:
-            raise DesignError(f"{place}: unknown key {json.dumps(str(extra[0]))} "
+            raise DesignError(f"{place}: unknown key {_show(str(extra[0]))} "
                               f"(a node has only {', '.join(NODE_KEYS)})")
         if node_id in seen:
             raise DesignError(f'{place}: the id "{node_id}" is already used by nodes[{seen[node_id]}]; '
@@ -129,12 +147,13 @@ def parse_design(data: Any, where: str = "design") -> Design:
         params = raw.get("params", {})
         if not isinstance(params, Mapping):
             raise DesignError(f'{place}: "params" must be an object, got {_kind(params)}')
-        _check_finite(dict(params), f"{place}.params")
         position = raw.get("position")
         if position is not None or "position" in raw:
             if (not isinstance(position, list) or len(position) != 2
-                    or not all(type(v) in (int, float) and math.isfinite(v) for v in position)):
-                raise DesignError(f'{place}: "position" must be [x, y] with two numbers')
+                    or not all(type(v) in (int, float) and abs(v) <= MAX_COORDINATE
+                               for v in position)):
+                raise DesignError(f'{place}: "position" must be [x, y] with two numbers '
+                                  f'(canvas coordinates, at most {MAX_COORDINATE:g} in size)')
             position = (position[0], position[1])
         nodes.append(Node(node_id, node_type, dict(params), position,
                           params_omitted="params" not in raw))
@@ -144,8 +163,7 @@ def parse_design(data: Any, where: str = "design") -> Design:
     for i, raw in enumerate(data["edges"]):
         place = f"{where}: edges[{i}]"
         if not isinstance(raw, list) or len(raw) != 2 or not all(isinstance(v, str) for v in raw):
-            raise DesignError(f'{place} must be a pair ["source id", "target id"], got '
-                              f"{json.dumps(raw)[:60] if _jsonable(raw) else _kind(raw)}")
+            raise DesignError(f'{place} must be a pair ["source id", "target id"], got {_show(raw)}')
         for end in raw:
             if end not in seen:
                 raise DesignError(f'{place}: there is no node "{end}"')
@@ -161,18 +179,10 @@ def parse_design(data: Any, where: str = "design") -> Design:
     return design
 
 
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def design_from_json(text: str, where: str = "design") -> Design:
     """Parse JSON text into a Design (DesignError for anything wrong, never another exception)."""
     try:
-        data = json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+        data = json.loads(text, parse_constant=_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise DesignError(f"{where}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
                           f"{exc.msg}") from None
@@ -192,11 +202,13 @@ def load_design(source: str | os.PathLike | Mapping[str, Any]) -> Design:
     path = Path(source)
     where = path.name or str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DesignError(f"{where}: the file is {size / 2**20:,.0f} MiB; a design file is at most "
-                              f"{MAX_FILE_BYTES // 2**20} MiB, so this is not one")
-        raw = path.read_bytes()
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise DesignError(f"{path}: not a regular file (a device or pipe), so not a design")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise DesignError(f"{where}: the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                              f"a design file is never that large, so this is not one")
     except FileNotFoundError:
         raise DesignError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -240,6 +252,8 @@ def design_to_json(design: Design) -> str:
             return json.dumps(value, ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise DesignError(f"can't save: a value is not valid in JSON ({exc})") from None
+        except RecursionError:
+            raise DesignError("can't save: a parameter value is nested too deeply") from None
 
     lines = ["{"]
     for key in ("format", "version", "name"):
