@@ -13,7 +13,7 @@ from designer.io.design_file import DesignError, load_design, save_design
 from designer.io.templates import find_template, list_templates
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
-COMMANDS = ("summary", "templates", "new")
+COMMANDS = ("summary", "templates", "new", "run")
 
 
 def _print_error(message: str) -> None:
@@ -75,6 +75,67 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _file_name(node_id: str, used: set[str]) -> str:
+    """A safe, unique PNG file name for a node id."""
+    stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in node_id).strip(".") or "node"
+    name, n = stem, 2
+    while name.lower() in used:
+        name, n = f"{stem}_{n}", n + 1
+    used.add(name.lower())
+    return name + ".png"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from designer.engine.network import (Cancelled, InputError, InvalidDesign, NotEnoughMemory,
+                                         build)
+    from designer.engine.weights import WeightsError, save_weights_file
+    from designer.io.images import ImageError, load_input, save_png, tile_maps
+
+    try:
+        design = load_design(args.file)
+    except DesignError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    try:
+        net = build(design, weights=args.weights, seed=args.seed)
+    except InvalidDesign as exc:
+        _print_error(str(exc))
+        return EXIT_INVALID
+    except WeightsError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    out = Path(args.out)
+    try:
+        x = load_input(args.input, net.input_shape)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        acts = net.forward(x)
+        seconds = time.perf_counter() - started
+        np.savez(out / "activations.npz", **acts)
+        save_weights_file(net.weights, out / "weights.npz")
+        used: set[str] = set()
+        for node_id, act in acts.items():
+            save_png(tile_maps(act[0]), out / _file_name(node_id, used))
+    except (ImageError, InputError, WeightsError, NotEnoughMemory) as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    except Cancelled:
+        return 130
+    except OSError as exc:
+        _print_error(f"can't write to {out}: {exc.strerror or exc}")
+        return EXIT_BAD_FILE
+    c, h, w = net.input_shape
+    print(f"Ran {len(acts)} nodes on {Path(args.input).name} ({x.shape[0]} × {c}×{h}×{w}) "
+          f"in {seconds:.2f} s.")
+    print(f"Wrote {out / 'activations.npz'}, {out / 'weights.npz'} and {len(acts)} PNG files "
+          f"of activation maps to {out}.")
+    return EXIT_OK
+
+
 def cmd_open(args: argparse.Namespace) -> int:
     """Open the desktop app. Until the window exists, show the design's summary instead."""
     if args.file is None:
@@ -113,17 +174,31 @@ def _parser_for_commands() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
     p.add_argument("-f", "--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=cmd_new)
+    p = sub.add_parser("run", help="run a forward pass on an image and save every activation",
+                       description="Run the design on an image (PNG, JPEG, BMP, GIF, ...: converted "
+                                   "to the Input's channels, resized, scaled to [0, 1]) or a .npy "
+                                   "array (used as it is). Writes DIR/activations.npz, "
+                                   "DIR/weights.npz and one PNG of activation maps per node. "
+                                   "Exit status: 0 ran, 1 the design has errors, 2 a bad file or "
+                                   "input.")
+    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("--input", required=True, metavar="IMAGE_OR_NPY", help="an image or a .npy array")
+    p.add_argument("--weights", metavar="W.npz", help="weights to use (default: seeded random)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed for the random weights (default 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the results to")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
 def _parser_for_app() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnn-designer",
-        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new} ...",
+        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run} ...",
         description="Design convolutional neural networks and look inside them. Opens the "
                     "desktop app (on FILE if given).",
-        epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE "
-               "(cnn-designer COMMAND --help for more)")
+        epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE | "
+               "run FILE --input IMAGE_OR_NPY --out DIR (cnn-designer COMMAND --help for more)")
     parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
     parser.set_defaults(func=cmd_open)
     return parser
