@@ -90,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from designer.core.atomic import write_atomic
     from designer.engine.network import (Cancelled, InputError, InvalidDesign, NotEnoughMemory,
                                          build)
     from designer.engine.weights import WeightsError, save_weights_file
@@ -110,12 +111,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_FILE
     out = Path(args.out)
     try:
-        x = load_input(args.input, net.input_shape)
+        x = load_input(args.input, net.input_shape, args.mean, args.std)
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         acts = net.forward(x)
         seconds = time.perf_counter() - started
-        np.savez(out / "activations.npz", **acts)
+        write_atomic(out / "activations.npz", lambda handle: np.savez(handle, **acts))
         save_weights_file(net.weights, out / "weights.npz")
         used: set[str] = set()
         for node_id, act in acts.items():
@@ -150,6 +151,13 @@ def cmd_open(args: argparse.Namespace) -> int:
     print(format_table(design))
     print("\n(The desktop window is not built yet: this is the design's summary.)")
     return EXIT_OK
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
 
 
 def _parser_for_commands() -> argparse.ArgumentParser:
@@ -187,6 +195,12 @@ def _parser_for_commands() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed for the random weights (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the results to")
+    p.add_argument("--mean", type=_floats, metavar="M[,M,M]",
+                   help="per-channel mean to subtract from an image (e.g. ImageNet's "
+                        "0.485,0.456,0.406)")
+    p.add_argument("--std", type=_floats, metavar="S[,S,S]",
+                   help="per-channel standard deviation to divide an image by "
+                        "(e.g. 0.229,0.224,0.225)")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -83,6 +83,8 @@ class Network:
                                           Path(weights).name)
         else:
             self._weights = check_weights(weights, self.shapes)
+        self._matrices: dict[str, np.ndarray] = {}  # conv weights in the engine's patch order
+        self._scratch = np.empty(0, dtype=np.float32)  # im2col band buffer, reused by every conv
         # relative cost of each node, for an honest progress fraction
         self._work = {n: self.infos[n].macs + math.prod(self.infos[n].shape) for n in self.order}
 
@@ -168,8 +170,18 @@ class Network:
             return x
         a = inputs[0] if inputs else None
         if t == "Conv2d":
-            return ops.conv2d(a, w[f"{node_id}.weight"], w.get(f"{node_id}.bias"), v["stride"],
-                              v["padding"], v["dilation"], v["groups"], self.scratch_bytes, hook)
+            weight = w[f"{node_id}.weight"]
+            matrix = self._matrices.get(node_id)
+            if matrix is None:
+                matrix = self._matrices[node_id] = ops.conv_matrix(weight, v["groups"])
+            kh, kw = v["kernel_size"]
+            row = info.shape[2] * kh * kw * a.shape[1] * 4  # one output row of patches, bytes
+            need = max(row, min(self.scratch_bytes, ops.BAND_BYTES) // row * row) // 4
+            if self._scratch.size < need:
+                self._scratch = np.empty(need, dtype=np.float32)
+            return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
+                              v["dilation"], v["groups"], self.scratch_bytes, hook, matrix,
+                              self._scratch)
         if t == "MaxPool2d":
             return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
                                   v["ceil_mode"])

@@ -30,16 +30,34 @@ def pad_amounts(padding, kernel: Pair, dilation: Pair) -> tuple[Pair, Pair]:
     return (padding[0], padding[0]), (padding[1], padding[1])
 
 
+def conv_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
+    """PyTorch's conv weight (K, C/g, kh, kw) rearranged for the engine's patch order:
+    (g, K/g, kh·kw·C/g), each patch row ordered (kh, kw, channel) so that channels, contiguous in
+    channels-last memory, are copied in runs."""
+    k, cg, kh, kw = weight.shape
+    return np.ascontiguousarray(
+        weight.reshape(groups, k // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2)
+    ).reshape(groups, k // groups, kh * kw * cg)
+
+
+BAND_BYTES = 8 * 2**20  # patch-matrix band that stays cache-friendly and is reused
+
+
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
            padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
-           hook: ChunkHook | None = None) -> np.ndarray:
-    """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group.
+           hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
+           scratch: np.ndarray | None = None) -> np.ndarray:
+    """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group
+    and band of output rows.
 
-    x: ndarray of shape (N, C, H, W); weight: (K, C/groups, kh, kw); bias: (K,) or None.
+    x: ndarray of shape (N, C, H, W); weight: (K, C/groups, kh, kw); bias: (K,) or None;
+    matrix: optionally ``conv_matrix(weight, groups)``, computed once by the caller;
+    scratch: optionally a flat float32 buffer to build the patch bands in (reused across calls
+    saves the page faults of a fresh allocation); used if it is large enough.
     Returns (N, K, H', W') float32 (an NCHW view of channels-last memory).
 
-    The patch matrix is built a band of output rows at a time so that it never exceeds
-    ``scratch_bytes`` (at least one output row is always done at once).
+    The patch matrix is built a band of output rows at a time in one reused buffer of about
+    BAND_BYTES and never more than ``scratch_bytes`` (at least one output row is done at once).
     """
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
@@ -49,35 +67,42 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     oh = (h + pt + pb - eh) // sh + 1
     ow = (w + pl + pr - ew) // sw + 1
-    # channels-last, zero-padded input: one copy
+    # channels-last, zero-padded input: one copy (a fast one when x is a view of NHWC memory)
     xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
     xp[:, pt:pt + h, pl:pl + w, :] = x.transpose(0, 2, 3, 1)
-    # (N, H'', W'', C, eh, ew) -> strided and dilated windows (N, oh, ow, C, kh, kw)
+    # windows (N, oh, ow, C, kh, kw) -> (N, oh, ow, g, kh, kw, C/g): channels innermost
     windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
-    windows = windows[:, :oh, :ow]
-    kk = cg * kh * kw
-    wmat = weight.reshape(groups, k // groups, kk)  # (g, K/g, C/g·kh·kw), PyTorch's layout
+    windows = windows.reshape(n, oh, ow, groups, cg, kh, kw).transpose(0, 1, 2, 3, 5, 6, 4)
+    kk = kh * kw * cg
+    wmat = conv_matrix(weight, groups) if matrix is None else matrix
     out = np.empty((n, oh, ow, k), dtype=np.float32)
-    row_bytes = ow * c * kh * kw * 4
-    band = max(1, int(scratch_bytes // max(row_bytes, 1)))
+    row_bytes = ow * groups * kk * 4
+    band = max(1, min(oh, int(min(scratch_bytes, BAND_BYTES) // row_bytes)))
+    size = band * ow * groups * kk
+    if scratch is not None and scratch.size >= size:
+        buffer = scratch[:size].reshape(band, ow, groups, kh, kw, cg)
+    else:
+        buffer = np.empty((band, ow, groups, kh, kw, cg), dtype=np.float32)
+    kg = k // groups
     total = n * oh
     done = 0
     for i in range(n):
         for r0 in range(0, oh, band):
             r1 = min(oh, r0 + band)
-            cols = windows[i, r0:r1].reshape((r1 - r0) * ow, groups, kk)  # the im2col copy
+            cols = buffer[:r1 - r0]
+            np.copyto(cols, windows[i, r0:r1])  # the im2col copy
+            cols = cols.reshape((r1 - r0) * ow, groups, kk)
             dst = out[i, r0:r1].reshape((r1 - r0) * ow, k)
             if groups == 1:
                 np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
             else:
                 for g in range(groups):
-                    kg = k // groups
                     dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
+            if bias is not None:
+                dst += bias  # while the band is still in cache
             done += r1 - r0
             if hook is not None and done < total:
                 hook(done / total)
-    if bias is not None:
-        out += bias
     return out.transpose(0, 3, 1, 2)
 
 

@@ -6,7 +6,6 @@ float32. Loading never unpickles.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from designer.core.analysis import Analysis
+from designer.core.atomic import describe_os_error, write_atomic
 
 
 class WeightsError(ValueError):
@@ -150,22 +150,9 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def save_weights_file(weights: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
-    """Write an NPZ archive atomically (temporary file beside it, then rename)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    """Write an NPZ archive atomically (a temporary file beside it, then a rename)."""
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        write_atomic(path, lambda handle: np.savez(handle, **arrays))
     except OSError as exc:
-        raise WeightsError(f"can't save to {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise WeightsError(f"can't save to {path}: {exc.strerror or exc}") from None
+        raise WeightsError(describe_os_error(exc, path)) from None

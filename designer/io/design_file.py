@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from designer.core.atomic import describe_os_error, write_atomic
 from designer.core.design import Design, GraphError, Node
 
 FORMAT = "cnn-designer"
@@ -273,36 +273,12 @@ def design_to_json(design: Design) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a file so that a crash never leaves a half-written one in place of a good one:
-    write a temporary file beside it, flush it to disk, then rename it over the target."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    """Write a text file atomically (see ``write_atomic``); DesignError on failure."""
     data = text.encode("utf-8")
     try:
-        mode = path.stat().st_mode & 0o777 if path.exists() else None
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except FileNotFoundError:
-        raise DesignError(f"can't save to {path}: the folder {folder} does not exist") from None
-    except PermissionError:
-        raise DesignError(f"can't save to {path}: permission denied") from None
+        write_atomic(path, lambda handle: handle.write(data))
     except OSError as exc:
-        raise DesignError(f"can't save to {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, IsADirectoryError):
-            raise DesignError(f"can't save to {path}: it is a folder") from None
-        raise DesignError(f"can't save to {path}: {exc.strerror or exc}") from None
+        raise DesignError(describe_os_error(exc, path)) from None
 
 
 def save_design(design: Design, path: str | os.PathLike) -> None:

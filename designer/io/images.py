@@ -128,11 +128,16 @@ def load_array(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarr
     return array.astype(np.float32)
 
 
-def load_input(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
-    """``--input``: a .npy array as it is, or an image converted to the Input; (N, C, H, W)."""
+def load_input(path: str | os.PathLike, shape: tuple[int, int, int],
+               mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+               ) -> np.ndarray:
+    """``--input``: a .npy array as it is, or an image converted to the Input (and normalized
+    with ``mean`` and ``std`` if given); (N, C, H, W)."""
     if str(path).lower().endswith(".npy"):
+        if mean is not None or std is not None:
+            raise ImageError("--mean and --std apply to images; a .npy array is used as it is")
         return load_array(path, shape)
-    return load_image(path, *shape)[None]
+    return load_image(path, *shape, mean=mean, std=std)[None]
 
 
 # ------------------------------------------------------------------ activation maps out
