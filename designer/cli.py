@@ -138,19 +138,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    """Open the desktop app. Until the window exists, show the design's summary instead."""
-    if args.file is None:
-        print("CNN Designer's desktop window is not built yet. Try:\n"
-              "  cnn-designer templates\n  cnn-designer summary FILE")
-        return EXIT_OK
-    try:
-        design = load_design(args.file)
-    except DesignError as exc:
-        _print_error(str(exc))
+    """Open the desktop app (on FILE if given; a broken file is explained in a dialog)."""
+    if args.file is not None and not Path(args.file).exists():
+        _print_error(f"{args.file}: no such file")
         return EXIT_BAD_FILE
-    print(format_table(design))
-    print("\n(The desktop window is not built yet: this is the design's summary.)")
-    return EXIT_OK
+    try:
+        from designer.app.main_window import run_app
+    except ImportError as exc:  # e.g. Qt's system libraries are missing
+        _print_error(f"the desktop app can't start: {exc}")
+        return EXIT_BAD_FILE
+    return run_app(args.file)
 
 
 def _floats(text: str) -> list[float]:

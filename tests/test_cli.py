@@ -274,10 +274,14 @@ def test_new_into_a_missing_folder(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ open and help
 
-def test_open_a_file_prints_the_summary_for_now(tmp_path, capsys):
-    code, out, _ = run(capsys, write(tmp_path, SEED))
+def test_open_a_file_starts_the_app_on_it(tmp_path, capsys, monkeypatch):
+    import designer.app.main_window as main_window
+    opened = []
+    monkeypatch.setattr(main_window, "run_app", lambda path=None: opened.append(path) or 0)
+    path = write(tmp_path, SEED)
+    code, _, _ = run(capsys, path)
     assert code == 0
-    assert "Param #" in out and "conv1" in out and "778,240" in out
+    assert opened == [str(path)]
 
 
 def test_open_a_missing_file(tmp_path, capsys):

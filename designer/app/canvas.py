@@ -1,0 +1,331 @@
+"""The canvas: a QGraphicsScene that draws the design and follows the model's events.
+
+Items hold no state the model doesn't: a card shows its node's analysis, an edge its two ends.
+Dragging cards moves them freely; the move is committed to the model (one undo step) on release.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen,
+                           QTransform, QWheelEvent)
+from PySide6.QtWidgets import (QGraphicsItem, QGraphicsObject, QGraphicsPathItem, QGraphicsScene,
+                               QGraphicsView, QStyleOptionGraphicsItem, QWidget)
+
+from designer.app.document import Document
+from designer.core.analysis import NodeInfo
+from designer.core.catalog import LAYER_TYPES
+from designer.core.design import Node
+from designer.core.notation import layer_notation, shape_notation
+from designer.core.problems import num
+
+CARD_W, CARD_H = 216.0, 78.0
+PORT_R = 5.0
+ERROR, WARNING, BORDER = QColor("#d32f2f"), QColor("#f59e0b"), QColor("#9aa4b2")
+GROUP_COLOURS = {
+    "Input": "#e8f1fb", "Convolution": "#e6f4ea", "Pooling": "#fdf3e1", "Normalization": "#f1e9f7",
+    "Fully connected": "#e3f2f9", "Activation": "#fbe9ee", "Merge": "#ececec", "Other": "#f5f5f5",
+}
+#: errors that are about a node's inputs: the incoming edges are drawn red too
+INPUT_ERRORS = {"input-count", "flat-input", "spatial-input", "add-shapes", "concat-sizes", "cycle",
+                "not-fed"}
+
+
+class NodeItem(QGraphicsObject):
+    """A card: type and id, key parameters in the lecture's notation, output shape, parameters."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.node_id = node.id
+        self.type_name = node.type
+        self.info: NodeInfo | None = None
+        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setAcceptHoverEvents(True)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setZValue(1)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(-CARD_W / 2 - 2, -PORT_R - 2, CARD_W + 4, CARD_H + 2 * PORT_R + 4)
+
+    def input_port(self) -> QPointF:
+        return self.pos() + QPointF(0, 0)
+
+    def output_port(self) -> QPointF:
+        return self.pos() + QPointF(0, CARD_H)
+
+    def set_info(self, info: NodeInfo) -> None:
+        self.info = info
+        self.type_name = info.type
+        lines = [str(p) for p in info.errors] + [str(p) for p in info.warnings]
+        self.setToolTip("\n".join(lines) if lines else f"{info.id}: {info.type}")
+        self.update()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
+              widget: QWidget | None = None) -> None:
+        info = self.info
+        layer = LAYER_TYPES.get(self.type_name)
+        fill = QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
+        border = BORDER
+        if info is not None and info.errors:
+            border = ERROR
+        elif info is not None and info.warnings:
+            border = WARNING
+        rect = QRectF(-CARD_W / 2, 0, CARD_W, CARD_H)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(border, 3.0 if border is not BORDER else 1.2))
+        painter.setBrush(QBrush(fill))
+        painter.drawRoundedRect(rect, 8, 8)
+        if self.isSelected():
+            painter.setPen(QPen(QColor("#1a73e8"), 2, Qt.PenStyle.DashLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-4, -4, 4, 4), 10, 10)
+        # ports
+        painter.setPen(QPen(QColor("#5f6b7a"), 1))
+        painter.setBrush(QBrush(QColor("white")))
+        if layer is None or layer.max_inputs != 0:
+            painter.drawEllipse(QPointF(0, 0), PORT_R, PORT_R)
+        painter.drawEllipse(QPointF(0, CARD_H), PORT_R, PORT_R)
+        # text
+        bold = QFont(painter.font())
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(QColor("#1f2933"))
+        inner = rect.adjusted(10, 6, -10, -6)
+        metrics = QFontMetrics(bold)
+        title = metrics.elidedText(f"{self.type_name}  {self.node_id}", Qt.TextElideMode.ElideRight,
+                                   int(inner.width()))
+        painter.drawText(inner, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
+        plain = QFont(painter.font())
+        plain.setBold(False)
+        painter.setFont(plain)
+        if info is not None:
+            notation = layer_notation(info.type, info.values)
+            shape = shape_notation(info.shape)
+            params = f"{num(info.params)} params" if info.params else ""
+            painter.setPen(QColor("#3e4c59"))
+            painter.drawText(inner.adjusted(0, 22, 0, 0), Qt.AlignmentFlag.AlignLeft, notation)
+            painter.setPen(QColor("#102a43"))
+            painter.drawText(inner.adjusted(0, 44, 0, 0), Qt.AlignmentFlag.AlignLeft, shape)
+            painter.setPen(QColor("#627d98"))
+            painter.drawText(inner.adjusted(0, 44, 0, 0), Qt.AlignmentFlag.AlignRight, params)
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            scene = self.scene()
+            if isinstance(scene, CanvasScene):
+                scene.node_item_moved(self.node_id)
+        return super().itemChange(change, value)
+
+    def mouseReleaseEvent(self, event) -> None:
+        super().mouseReleaseEvent(event)
+        scene = self.scene()
+        if isinstance(scene, CanvasScene):
+            scene.commit_moves()
+
+
+class EdgeItem(QGraphicsPathItem):
+    def __init__(self, source: str, target: str) -> None:
+        super().__init__()
+        self.source, self.target = source, target
+        self.setZValue(0)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.set_state(False)
+
+    def set_state(self, error: bool) -> None:
+        self.setPen(QPen(ERROR if error else QColor("#7b8794"), 2.4 if error else 1.8))
+
+    def update_path(self, start: QPointF, end: QPointF) -> None:
+        path = QPainterPath(start)
+        bend = max(40.0, abs(end.y() - start.y()) / 2)
+        path.cubicTo(start + QPointF(0, bend), end - QPointF(0, bend), end)
+        self.setPath(path)
+
+
+class CanvasScene(QGraphicsScene):
+    """Draws the document's design; every change arrives as a model event."""
+
+    node_activated = Signal(str)  # a card was double-clicked
+
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.document = document
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[tuple[str, str], EdgeItem] = {}
+        self._drag_start: dict[str, tuple[float, float] | None] = {}
+        self.setBackgroundBrush(QColor("#fbfcfe"))
+        document.design_replaced.connect(self.rebuild)
+        document.refreshed.connect(self.update_infos)
+        self.rebuild()
+
+    # ------------------------------------------------------------------ following the model
+
+    def rebuild(self) -> None:
+        self.clear()
+        self.nodes.clear()
+        self.edges.clear()
+        design = self.document.design
+        design.node_added.connect(self._on_node_added)
+        design.node_removed.connect(self._on_node_removed)
+        design.node_moved.connect(self._on_node_moved)
+        design.node_renamed.connect(self._on_node_renamed)
+        design.edge_added.connect(self._on_edge_added)
+        design.edge_removed.connect(self._on_edge_removed)
+        for node in design.nodes:
+            self._on_node_added(node, 0)
+        for edge in design.edges:
+            self._on_edge_added(edge, 0)
+        self.update_infos(set(design.node_ids))
+
+    def _on_node_added(self, node: Node, index: int) -> None:
+        item = NodeItem(node)
+        self.nodes[node.id] = item
+        self.addItem(item)
+        item.setPos(QPointF(*(node.position or (0.0, 0.0))))
+
+    def _on_node_removed(self, node: Node, index: int) -> None:
+        item = self.nodes.pop(node.id)
+        self.removeItem(item)
+
+    def _on_node_moved(self, node_id: str, old, new) -> None:
+        item = self.nodes[node_id]
+        if new is not None and (item.pos().x(), item.pos().y()) != tuple(new):
+            item.setPos(QPointF(*new))
+
+    def _on_node_renamed(self, old: str, new: str) -> None:
+        item = self.nodes.pop(old)
+        item.node_id = new
+        self.nodes[new] = item
+        for (s, t), edge in list(self.edges.items()):
+            if old in (s, t):
+                del self.edges[(s, t)]
+                edge.source = new if s == old else s
+                edge.target = new if t == old else t
+                self.edges[(edge.source, edge.target)] = edge
+
+    def _on_edge_added(self, edge: tuple[str, str], index: int) -> None:
+        item = EdgeItem(*edge)
+        self.edges[edge] = item
+        self.addItem(item)
+        self._route(item)
+
+    def _on_edge_removed(self, edge: tuple[str, str], index: int) -> None:
+        self.removeItem(self.edges.pop(edge))
+
+    def update_infos(self, changed: set[str]) -> None:
+        analysis = self.document.analysis
+        for node_id in changed:
+            item = self.nodes.get(node_id)
+            if item is None:
+                continue
+            info = analysis.info(node_id)
+            item.set_info(info)
+            bad = any(p.code in INPUT_ERRORS for p in info.errors)
+            for source in self.document.design.sources(node_id):
+                edge = self.edges.get((source, node_id))
+                if edge is not None:
+                    edge.set_state(bad)
+
+    # ------------------------------------------------------------------ geometry
+
+    def _route(self, edge: EdgeItem) -> None:
+        source, target = self.nodes.get(edge.source), self.nodes.get(edge.target)
+        if source is not None and target is not None:
+            edge.update_path(source.output_port(), target.input_port())
+
+    def node_item_moved(self, node_id: str) -> None:
+        item = self.nodes.get(node_id)
+        if item is not None and node_id not in self._drag_start:
+            self._drag_start[node_id] = self.document.design.node(node_id).position
+        for (s, t), edge in self.edges.items():
+            if node_id in (s, t):
+                self._route(edge)
+
+    def commit_moves(self) -> None:
+        """Turn a finished drag into one undoable move of every card that moved."""
+        moves = {}
+        for node_id, old in self._drag_start.items():
+            item = self.nodes.get(node_id)
+            if item is None:
+                continue
+            new = (round(item.pos().x(), 1), round(item.pos().y(), 1))
+            if old is None or tuple(old) != new:
+                moves[node_id] = (old, new)
+        self._drag_start.clear()
+        if moves:
+            self.document.move_nodes(moves)
+
+    def selected_node_ids(self) -> list[str]:
+        return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]
+
+    def selected_edges(self) -> list[tuple[str, str]]:
+        return [(i.source, i.target) for i in self.selectedItems() if isinstance(i, EdgeItem)]
+
+    def select_node(self, node_id: str) -> None:
+        self.clearSelection()
+        item = self.nodes.get(node_id)
+        if item is not None:
+            item.setSelected(True)
+            for view in self.views():
+                view.ensureVisible(item)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        item = self.itemAt(event.scenePos(), QTransform())
+        while item is not None and not isinstance(item, NodeItem):
+            item = item.parentItem()
+        if isinstance(item, NodeItem):
+            self.node_activated.emit(item.node_id)
+        super().mouseDoubleClickEvent(event)
+
+
+class CanvasView(QGraphicsView):
+    """Wheel zooms about the cursor, middle-drag pans, drag on the background selects."""
+
+    def __init__(self, scene: CanvasScene) -> None:
+        super().__init__(scene)
+        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self._panning: QPointF | None = None
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        factor = 1.0015 ** event.angleDelta().y()
+        scale = self.transform().m11() * factor
+        if 0.05 <= scale <= 4.0:
+            self.scale(factor, factor)
+
+    def zoom(self, factor: float) -> None:
+        self.scale(factor, factor)
+
+    def fit_all(self) -> None:
+        rect = self.scene().itemsBoundingRect().adjusted(-40, -40, 40, 40)
+        if rect.isValid():
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            if self.transform().m11() > 1.5:  # don't blow a small design up
+                self.resetTransform()
+                self.scale(1.5, 1.5)
+                self.centerOn(rect.center())
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._panning = event.position()
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._panning is not None:
+            delta = event.position() - self._panning
+            self._panning = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(delta.y()))
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton and self._panning is not None:
+            self._panning = None
+            self.unsetCursor()
+            return
+        super().mouseReleaseEvent(event)

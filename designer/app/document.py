@@ -1,0 +1,97 @@
+"""The open document: the design, its live analysis, the undo stack and the file it came from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from designer.app.commands import LayoutCommand, MoveNodesCommand, delete_command
+from designer.core.analysis import Analysis
+from designer.core.design import Design
+from designer.core.layout import layered_positions
+from designer.io.design_file import load_design, save_design
+
+
+class Document(QObject):
+    """Owns the model. Views listen to the design's events and to ``refreshed``."""
+
+    design_replaced = Signal()  # a new design was loaded or created: views rebuild
+    refreshed = Signal(object)  # set of node ids whose derived figures changed
+    path_changed = Signal()
+
+    def __init__(self, design: Design | None = None, path: Path | None = None) -> None:
+        super().__init__()
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.indexChanged.connect(self.refresh)
+        self.design = design or Design("Untitled")
+        self.analysis = Analysis(self.design)
+        self.path = path
+        self._place_unpositioned()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def title(self) -> str:
+        if self.path is not None:
+            return self.path.name
+        return self.design.name or "Untitled"
+
+    @property
+    def modified(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    def refresh(self, index: object = None) -> None:
+        changed = self.analysis.refresh()
+        if changed:
+            self.refreshed.emit(changed)
+
+    # ------------------------------------------------------------------ files
+
+    def replace(self, design: Design, path: Path | None) -> None:
+        self.analysis.close()
+        self.design = design
+        self.analysis = Analysis(design)
+        self.path = path
+        self._place_unpositioned()
+        self.undo_stack.clear()
+        self.design_replaced.emit()
+        self.path_changed.emit()
+        self.refresh()
+
+    def open(self, path: str | Path) -> None:
+        """Load a design file (raises DesignError; the current design is kept then)."""
+        design = load_design(path)
+        self.replace(design, Path(path))
+
+    def save(self, path: str | Path | None = None) -> None:
+        """Save atomically (raises DesignError; the old file is untouched then)."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("no file name yet: use save with a path")
+        save_design(self.design, target)
+        self.path = target
+        self.undo_stack.setClean()
+        self.path_changed.emit()
+
+    def _place_unpositioned(self) -> None:
+        """Files without positions get the automatic layout (part of opening, not an edit)."""
+        if any(n.position is None for n in self.design.nodes):
+            for node_id, position in layered_positions(self.design).items():
+                if self.design.node(node_id).position is None:
+                    self.design.move_node(node_id, position)
+
+    # ------------------------------------------------------------------ edits (undoable)
+
+    def push(self, command: QUndoCommand) -> None:
+        self.undo_stack.push(command)
+
+    def move_nodes(self, moves) -> None:
+        self.push(MoveNodesCommand(self.design, moves))
+
+    def delete(self, node_ids: list[str], edges: list[tuple[str, str]]) -> None:
+        if node_ids or edges:
+            self.push(delete_command(self.design, node_ids, edges))
+
+    def auto_layout(self) -> None:
+        self.push(LayoutCommand(self.design, layered_positions(self.design)))

@@ -1,0 +1,242 @@
+"""The main window: the canvas in the middle, the summary and problems docked below."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
+
+from designer.app.canvas import CanvasScene, CanvasView
+from designer.app.document import Document
+from designer.app.panels import ProblemsPanel, SummaryPanel
+from designer.io.design_file import DesignError
+from designer.io.templates import list_templates
+
+FILE_FILTER = "CNN designs (*.json);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, document: Document | None = None) -> None:
+        super().__init__()
+        self.document = document or Document()
+        self.scene = CanvasScene(self.document)
+        self.view = CanvasView(self.scene)
+        self.setCentralWidget(self.view)
+        self.summary = SummaryPanel(self.document)
+        self.problems = ProblemsPanel(self.document)
+        self.summary_dock = self._dock("Summary", self.summary, "summary")
+        self.problems_dock = self._dock("Problems", self.problems, "problems")
+        self.tabifyDockWidget(self.summary_dock, self.problems_dock)
+        self.summary_dock.raise_()
+        self.summary.node_clicked.connect(self.scene.select_node)
+        self.problems.node_clicked.connect(self.scene.select_node)
+        self.document.setParent(self)
+        self.document.refreshed.connect(self._after_change)
+        self.document.design_replaced.connect(self._after_change)
+        self.document.path_changed.connect(self._update_title)
+        self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self._build_actions()
+        self.resize(1280, 820)
+        self._after_change()
+        self._update_title()
+
+    def _dock(self, title: str, widget, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        return dock
+
+    # ------------------------------------------------------------------ actions
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&New", self.new_design, keys.New, "Start an empty design")
+        templates = file_menu.addMenu("New from &template")
+        for template in list_templates():
+            action = QAction(template.title, self)
+            action.setStatusTip(template.description)
+            action.triggered.connect(lambda _=False, t=template: self.new_from_template(t))
+            templates.addAction(action)
+        self._action(file_menu, "&Open…", self.open_dialog, keys.Open, "Open a design file")
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._action(file_menu, "&Save", self.save, keys.Save, "Save the design")
+        self._action(file_menu, "Save &as…", self.save_as, keys.SaveAs, "Save under a new name")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, keys.Quit)
+        edit = bar.addMenu("&Edit")
+        undo = self.document.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(keys.Undo)
+        redo = self.document.undo_stack.createRedoAction(self, "&Redo")
+        bindings = QKeySequence.keyBindings(keys.Redo)
+        for extra in ("Ctrl+Shift+Z", "Ctrl+Y"):  # both habits work on every platform
+            if QKeySequence(extra) not in bindings:
+                bindings.append(QKeySequence(extra))
+        redo.setShortcuts(bindings)
+        edit.addAction(undo)
+        edit.addAction(redo)
+        edit.addSeparator()
+        self._action(edit, "&Delete", self.delete_selection, keys.Delete,
+                     "Delete the selected layers and connections")
+        self._action(edit, "Select &all", self.select_all, keys.SelectAll)
+        view = bar.addMenu("&View")
+        self._action(view, "Zoom &in", lambda: self.view.zoom(1.25), keys.ZoomIn)
+        self._action(view, "Zoom &out", lambda: self.view.zoom(0.8), keys.ZoomOut)
+        self._action(view, "&Fit to window", self.view.fit_all, "Ctrl+0")
+        self._action(view, "Automatic &layout", self.document.auto_layout, "Ctrl+L",
+                     "Arrange the layers top-down (undoable)")
+        view.addSeparator()
+        view.addAction(self.summary_dock.toggleViewAction())
+        view.addAction(self.problems_dock.toggleViewAction())
+        self._update_recent_menu()
+
+    # ------------------------------------------------------------------ state shown
+
+    def _after_change(self, changed: object = None) -> None:
+        self.summary.reload()
+        self.problems.reload()
+        errors, warnings = self.problems.counts()
+        t = self.document.analysis.totals()
+        state = ("valid" if self.document.analysis.valid else
+                 f"{errors} error{'s' if errors != 1 else ''}")
+        if warnings:
+            state += f", {warnings} warning{'s' if warnings != 1 else ''}"
+        self.problems_dock.setWindowTitle(f"Problems ({errors + warnings})")
+        self.statusBar().showMessage(
+            f"{len(self.document.design)} layers  ·  {t['params']:,} parameters  ·  "
+            f"{t['macs'] / 1e6:,.1f} M mult-adds  ·  {state}")
+
+    def _update_title(self, clean: object = None) -> None:
+        self.setWindowTitle(f"{self.document.title}[*] — CNN Designer")
+        self.setWindowModified(self.document.modified)
+
+    # ------------------------------------------------------------------ files
+
+    def maybe_save(self) -> bool:
+        """Ask before unsaved work would be lost; False if the user cancels."""
+        if not self.document.modified:
+            return True
+        answer = QMessageBox.warning(
+            self, "Unsaved changes", f"{self.document.title} has unsaved changes. Save them?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_design(self) -> None:
+        if self.maybe_save():
+            from designer.core.design import Design
+            self.document.replace(Design("Untitled"), None)
+
+    def new_from_template(self, template) -> None:
+        if self.maybe_save():
+            self.document.replace(template.load(), None)
+            self.view.fit_all()
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open design", self._last_folder(), FILE_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a file; a broken one is explained in a dialog and the current design is kept."""
+        try:
+            self.document.open(path)
+        except DesignError as exc:
+            QMessageBox.critical(self, "Can't open this file", str(exc))
+            return False
+        self._remember(path)
+        self.view.fit_all()
+        return True
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        suggested = str(Path(self._last_folder()) / f"{self.document.title}.json")
+        path, _ = QFileDialog.getSaveFileName(self, "Save design", suggested, FILE_FILTER)
+        return bool(path) and self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.document.save(path)
+        except DesignError as exc:
+            QMessageBox.critical(self, "Can't save", str(exc))
+            return False
+        self._remember(path)
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    def _settings(self) -> QSettings:
+        return QSettings("CNN Designer", "CNN Designer")
+
+    def _last_folder(self) -> str:
+        if self.document.path is not None:
+            return str(self.document.path.parent)
+        return str(self._settings().value("last_folder", str(Path.home())))
+
+    def _remember(self, path: str | Path) -> None:
+        path = str(Path(path).resolve())
+        settings = self._settings()
+        recent = [p for p in (settings.value("recent_files", []) or []) if p != path]
+        settings.setValue("recent_files", [path] + recent[:9])
+        settings.setValue("last_folder", str(Path(path).parent))
+        self._update_recent_menu()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._settings().value("recent_files", []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        for path in recent:
+            action = QAction(path, self)
+            action.triggered.connect(lambda _=False, p=path: self.maybe_save() and self.open_path(p))
+            self.recent_menu.addAction(action)
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ------------------------------------------------------------------ editing
+
+    def delete_selection(self) -> None:
+        self.document.delete(self.scene.selected_node_ids(), self.scene.selected_edges())
+
+    def select_all(self) -> None:
+        for item in self.scene.nodes.values():
+            item.setSelected(True)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.maybe_save():
+            event.accept()
+        else:
+            event.ignore()
+
+
+def run_app(path: str | None = None) -> int:
+    """Open the desktop app (on ``path`` if given)."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("CNN Designer")
+    app.setOrganizationName("CNN Designer")
+    window = MainWindow()
+    window.show()
+    if path is not None:
+        window.open_path(path)
+    else:
+        window.view.fit_all()
+    return app.exec()

@@ -1,0 +1,153 @@
+"""Dock panels: the torchinfo-like summary table and the list of problems."""
+from __future__ import annotations
+
+import csv
+import io
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem,
+                               QPushButton, QTableView, QVBoxLayout, QWidget)
+
+from designer.app.document import Document
+from designer.core.problems import ERROR
+from designer.core.summary import TABLE_HEADER, format_table, table_rows
+
+RIGHT = {3, 4, 6, 7}
+
+
+class SummaryModel(QAbstractTableModel):
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.document = document
+        self.rows: list[list[str]] = []
+        self.ids: list[str] = []
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self.rows = table_rows(self.document.analysis)
+        self.ids = self.document.analysis.order
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(TABLE_HEADER)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.rows[index.row()][index.column()]
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in RIGHT:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
+            text = self.rows[index.row()][0]
+            if text.endswith("✗"):
+                return QColor("#d32f2f")
+            if text.endswith("⚠"):
+                return QColor("#b45309")
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return TABLE_HEADER[section]
+        return None
+
+
+class SummaryPanel(QWidget):
+    """Every layer's output shape, parameters, mult-adds and receptive field, with totals."""
+
+    node_clicked = Signal(str)
+
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.document = document
+        self.model = SummaryModel(document)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.clicked.connect(lambda index: self.node_clicked.emit(self.model.ids[index.row()]))
+        self.totals = QLabel()
+        self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        copy_text = QPushButton("Copy as text")
+        copy_text.clicked.connect(self.copy_text)
+        copy_csv = QPushButton("Copy as CSV")
+        copy_csv.clicked.connect(self.copy_csv)
+        bar = QHBoxLayout()
+        bar.addWidget(self.totals, 1)
+        bar.addWidget(copy_text)
+        bar.addWidget(copy_csv)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.table)
+        layout.addLayout(bar)
+        self.reload()
+
+    def reload(self) -> None:
+        self.model.reload()
+        t = self.document.analysis.totals()
+        memory = (t["input_bytes"] + t["activation_bytes"] + t["param_bytes"]) / 1e6
+        self.totals.setText(f"Total params: {t['params']:,}   ·   Mult-adds: {t['macs']:,}   ·   "
+                            f"Memory (forward, float32): {memory:,.2f} MB")
+
+    def as_text(self) -> str:
+        return format_table(self.document.design, self.document.analysis)
+
+    def as_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(TABLE_HEADER)
+        for row in self.model.rows:
+            writer.writerow([cell.rstrip(" ✗⚠") if i == 0 else cell.replace(",", "")
+                             if i in (3, 4) else cell for i, cell in enumerate(row)])
+        return out.getvalue()
+
+    def copy_text(self) -> None:
+        QGuiApplication.clipboard().setText(self.as_text())
+
+    def copy_csv(self) -> None:
+        QGuiApplication.clipboard().setText(self.as_csv())
+
+
+class ProblemsPanel(QListWidget):
+    """Every error and warning; clicking one selects its node."""
+
+    node_clicked = Signal(str)
+
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.document = document
+        self.setWordWrap(True)
+        self.setAlternatingRowColors(True)
+        self.itemClicked.connect(lambda item: self.node_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.reload()
+
+    def reload(self) -> None:
+        self.clear()
+        for text in self.document.analysis.design_problems():
+            item = QListWidgetItem(f"✗  {text}")
+            item.setForeground(QColor("#d32f2f"))
+            self.addItem(item)
+        for problem in self.document.analysis.problems():
+            error = problem.severity == ERROR
+            item = QListWidgetItem(f"{'✗' if error else '⚠'}  {problem}")
+            item.setForeground(QColor("#d32f2f" if error else "#b45309"))
+            item.setData(Qt.ItemDataRole.UserRole, problem.node_id)
+            item.setToolTip(str(problem))
+            self.addItem(item)
+        if self.count() == 0:
+            item = QListWidgetItem("No errors or warnings.")
+            item.setForeground(QColor("#2e7d32"))
+            self.addItem(item)
+
+    def counts(self) -> tuple[int, int]:
+        problems = self.document.analysis.problems()
+        errors = sum(p.severity == ERROR for p in problems)
+        return errors, len(problems) - errors
