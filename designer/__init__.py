@@ -11,11 +11,31 @@ The public Python API (contract §5)::
 """
 from designer.core.analysis import Analysis
 from designer.core.design import Design, GraphError, Node
-from designer.core.summary import format_table, summarize
-from designer.engine.network import (Cancelled, InputError, InvalidDesign, Network,
-                                     NotEnoughMemory, build)
+from designer.core import summary as _summary
+from designer.core.summary import format_table
+from designer.engine import network as _network
+from designer.engine.network import Cancelled, InputError, InvalidDesign, Network, NotEnoughMemory
 from designer.engine.weights import WeightsError
 from designer.io.design_file import DesignError, load_design, save_design
+
+
+
+def _as_design(design):
+    """A Design as it is; a path or a dict loaded (DesignError if it is not a design)."""
+    return design if isinstance(design, Design) else load_design(design)
+
+
+def summarize(design, analysis=None):
+    """The dict that ``cnn-designer summary --json`` prints (contract §4). ``design``: a Design,
+    or a path or dict as ``load_design`` takes."""
+    return _summary.summarize(_as_design(design), analysis)
+
+
+def build(design, weights=None, seed=0, scratch_bytes=_network.ops.DEFAULT_SCRATCH_BYTES):
+    """A runnable network (contract §5). ``design``: a Design, or a path or dict; ``weights``:
+    None (seeded He initialization), a path to an .npz file, or a mapping of name to array."""
+    return _network.build(_as_design(design), weights, seed, scratch_bytes)
+
 
 __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "InputError",
            "InvalidDesign", "Network", "Node", "NotEnoughMemory", "WeightsError", "build",

@@ -96,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from designer.engine.weights import WeightsError, save_weights_file
     from designer.io.images import ImageError, load_input, save_png, tile_maps
 
+    started = time.perf_counter()
     try:
         design = load_design(args.file)
     except DesignError as exc:
@@ -112,15 +113,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         x = load_input(args.input, net.input_shape, args.mean, args.std)
+        if out.exists() and not out.is_dir():
+            _print_error(f"{out} is a file, not a folder; choose a folder for the results")
+            return EXIT_BAD_FILE
         out.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
+        before = {p.name for p in out.glob("*.png")}
+        forward_started = time.perf_counter()
         acts = net.forward(x)
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - forward_started
         write_atomic(out / "activations.npz", lambda handle: np.savez(handle, **acts))
         save_weights_file(net.weights, out / "weights.npz")
         used: set[str] = set()
         for node_id, act in acts.items():
             save_png(tile_maps(act[0]), out / _file_name(node_id, used))
+        written = {f"{name}.png" for name in used}
     except (ImageError, InputError, WeightsError, NotEnoughMemory) as exc:
         _print_error(str(exc))
         return EXIT_BAD_FILE
@@ -130,10 +136,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_error(f"can't write to {out}: {exc.strerror or exc}")
         return EXIT_BAD_FILE
     c, h, w = net.input_shape
-    print(f"Ran {len(acts)} nodes on {Path(args.input).name} ({x.shape[0]} × {c}×{h}×{w}) "
-          f"in {seconds:.2f} s.")
+    total = time.perf_counter() - started
+    print(f"Ran {len(acts)} nodes on {Path(args.input).name} ({x.shape[0]} × {c}×{h}×{w}): "
+          f"forward pass {seconds:.2f} s, {total:.2f} s in all.")
     print(f"Wrote {out / 'activations.npz'}, {out / 'weights.npz'} and {len(acts)} PNG files "
-          f"of activation maps to {out}.")
+          f"of activation maps (first sample, each map on its own scale) to {out}.")
+    stale = sorted(p for p in before if p.lower() not in written)
+    if stale:
+        print(f"Note: {out} also holds {len(stale)} PNG file(s) from an earlier run "
+              f"(e.g. {stale[0]}).", file=sys.stderr)
     return EXIT_OK
 
 

@@ -26,6 +26,9 @@ BOOL = "bool"
 REAL = "real"  # a finite number within bounds
 OPTIONAL_REAL = "optional_real"  # REAL or null
 
+#: PyTorch's input-side sizes: the graph decides them
+INFERRED = frozenset({"in_channels", "in_features", "num_features", "normalized_shape"})
+
 GROUPS = ("Input", "Convolution", "Pooling", "Normalization", "Fully connected", "Activation",
           "Merge", "Other")
 
@@ -171,7 +174,7 @@ def _describe(value: Any, depth: int = 0) -> str:
     if type(value) is int:
         return "a very large number" if value.bit_length() > 64 else str(value)
     if type(value) is float:
-        return f"{value:g}"
+        return repr(value)  # 3.0 stays 3.0: the point may be that it isn't whole
     return type(value).__name__
 
 
@@ -222,6 +225,8 @@ def _parse(spec: ParamSpec, value: Any) -> tuple[Any, str | None]:
     if kind == CONV_PADDING and isinstance(value, str):
         if value in ("same", "valid"):
             return value, None
+        if value.lower() in ("same", "valid"):
+            return None, f'padding must be written "{value.lower()}" (lower case), not "{value}"'
         return None, f'padding must be a number, [h, w], "same" or "valid", but it is {_describe(value)}'
     if kind == POOL_STRIDE and value is None:
         return None, None
@@ -274,6 +279,11 @@ def resolve_params(node_id: str, type_name: str, raw: Any
             values[spec.name] = _parse(spec, spec.default)[0]
     for name in raw:
         if name not in layer.param_index:
+            if name in INFERRED:
+                errors.append(Problem(node_id, ERROR, "unknown-param",
+                                      f"{name} is inferred from the graph, never stored (change the "
+                                      f"layers before this one instead); remove it"))
+                continue
             if layer.params:
                 close = difflib.get_close_matches(str(name), list(layer.param_index), n=1)
                 hint = (f"did you mean {close[0]}?" if close else

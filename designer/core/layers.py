@@ -381,7 +381,10 @@ def _adaptive(ctx: _Ctx) -> None:
                            f"starting every {n}/{o} = {num(Fraction(n, o))}")
         if f is not None:
             a = f[i]
-            axes.append(AxisField(a.size + (largest - 1) * a.jump, a.jump * Fraction(n, o),
+            # neighbouring units: the centres of windows 0 and 1 (windows may be uneven)
+            second = Fraction((n // o) + -(-(2 * n) // o), 2) if o > 1 else Fraction(n)
+            step = second - Fraction(smallest, 2) if o > 1 else Fraction(n)
+            axes.append(AxisField(a.size + (largest - 1) * a.jump, a.jump * step,
                                   a.start + (smallest - 1) / 2 * a.jump))
     if f is not None:
         ctx.out.field = ReceptiveField(*axes)

@@ -101,7 +101,8 @@ def format_table(design: Design, analysis: Analysis | None = None) -> str:
         out.append("(no layers)")
     out += [rule,
             f"Total params: {num(totals['params'])}",
-            f"Total mult-adds (M): {_scaled(totals['macs'], 10**6)}",
+            (f"Total mult-adds (G): {_scaled(totals['macs'], 10**9)}" if totals["macs"] >= 10**9
+             else f"Total mult-adds (M): {_scaled(totals['macs'], 10**6)}"),
             thin,
             f"Input size (MB): {_mb(totals['input_bytes'])}",
             f"Activations size (MB): {_mb(totals['activation_bytes'])}",

@@ -64,6 +64,11 @@ class Network:
 
     def __init__(self, design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
                  seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES) -> None:
+        if not isinstance(design, Design):
+            raise TypeError(f"build takes a Design (from designer.load_design), not "
+                            f"{type(design).__name__}")
+        if type(seed) is not int:
+            raise TypeError(f"seed must be a whole number, not {type(seed).__name__}")
         self.design = design
         self.analysis = Analysis(design)
         if not self.analysis.valid:

@@ -85,8 +85,14 @@ def check_weights(weights: Mapping[str, object], shapes: Mapping[str, tuple[int,
                   where: str = "weights") -> dict[str, np.ndarray]:
     """Validate a mapping of arrays against the expected shapes; float32 copies on success."""
     problems = []
+    if not isinstance(weights, Mapping):
+        raise WeightsError(f"weights must be None, a path to an .npz file or a mapping of name to "
+                           f"array, not {type(weights).__name__}")
+    # PyTorch's BatchNorm counts its training steps in a buffer that inference never reads
+    ignored = {k for k in weights
+               if k.endswith(".num_batches_tracked") and f"{k.rsplit('.', 1)[0]}.running_mean" in shapes}
     missing = [k for k in shapes if k not in weights]
-    unexpected = [k for k in weights if k not in shapes]
+    unexpected = [k for k in weights if k not in shapes and k not in ignored]
     out: dict[str, np.ndarray] = {}
     for key in missing:
         problems.append(f"{key} is missing (expected shape {_shape_text(shapes[key])})")

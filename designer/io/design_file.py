@@ -200,7 +200,7 @@ def load_design(source: str | os.PathLike | Mapping[str, Any]) -> Design:
     if not isinstance(source, (str, os.PathLike)):
         raise DesignError(f"load_design takes a file path or a dict, not {type(source).__name__}")
     path = Path(source)
-    where = path.name or str(path)
+    where = str(path)
     try:
         if path.exists() and not path.is_dir() and not path.is_file():
             raise DesignError(f"{path}: not a regular file (a device or pipe), so not a design")
@@ -222,6 +222,8 @@ def load_design(source: str | os.PathLike | Mapping[str, Any]) -> Design:
     except UnicodeDecodeError as exc:
         raise DesignError(f"{where}: not a text (UTF-8) file: byte {exc.start} can't be decoded; "
                           f"is this really a design file?") from None
+    if not text.strip():
+        raise DesignError(f"{where}: the file is empty")
     return design_from_json(text, where)
 
 

@@ -86,10 +86,13 @@ def to_input(pixels: np.ndarray, channels: int, height: int, width: int,
         x = rgb.transpose(2, 0, 1)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if mean is not None or std is not None:
-        m = np.asarray(mean if mean is not None else [0.0] * channels, dtype=np.float32)
-        s = np.asarray(std if std is not None else [1.0] * channels, dtype=np.float32)
+        m = np.asarray(mean if mean is not None else [0.0], dtype=np.float32).reshape(-1)
+        s = np.asarray(std if std is not None else [1.0], dtype=np.float32).reshape(-1)
+        m = np.repeat(m, channels) if m.size == 1 else m  # one value serves every channel
+        s = np.repeat(s, channels) if s.size == 1 else s
         if m.shape != (channels,) or s.shape != (channels,):
-            raise ImageError(f"mean and std need one value per channel ({channels}) for {name}")
+            raise ImageError(f"mean and std need one value, or one per channel ({channels}), "
+                             f"for {name}")
         if (s == 0).any():
             raise ImageError("std must not be 0")
         x = (x - m[:, None, None]) / s[:, None, None]

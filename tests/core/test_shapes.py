@@ -292,3 +292,13 @@ def test_mult_adds_follow_torchinfo_convention():
     assert fc.macs == 7 * 36 + 7
     assert info(d, "p").macs == 0
     assert math.prod(info(d, "f").shape) == 36
+
+
+@pytest.mark.parametrize("n, out", [(10, 3), (8, 3), (13, 6), (14, 7), (5, 4)])
+def test_adaptive_pool_jump_is_the_distance_between_window_centres(n, out):
+    windows = adaptive_windows(n, out)
+    centres = [(b + e - 1) / 2 for b, e in windows]
+    f = info(chain((1, n, n), ("a", "AdaptiveAvgPool2d", {"output_size": out})), "a").field
+    assert f.jump[0] == centres[1] - centres[0]
+    assert f.start[0] == centres[0]
+    assert f.size[0] == max(e - b for b, e in windows)

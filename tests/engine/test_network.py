@@ -211,3 +211,24 @@ def test_scratch_cap_does_not_change_results():
     big = build(d).forward(x)["c"]
     tiny = build(d, scratch_bytes=1).forward(x)["c"]
     np.testing.assert_allclose(big, tiny, rtol=1e-6, atol=1e-6)
+
+
+def test_pytorch_state_dicts_load_despite_num_batches_tracked():
+    d = chain((3, 8, 8), ("bn1", "BatchNorm2d", {}))
+    weights = dict(build(d).weights)
+    weights["bn1.num_batches_tracked"] = np.array(123)  # PyTorch's training-step counter
+    assert set(build(d, weights=weights).weights) == set(expected_tensors(Analysis(d)))
+    with pytest.raises(WeightsError, match="conv9.num_batches_tracked is not a tensor"):
+        build(d, weights={**weights, "conv9.num_batches_tracked": np.array(1)})
+
+
+def test_api_takes_paths_and_dicts_and_names_bad_arguments(tmp_path):
+    path = next(t.path for t in list_templates() if t.id == "lecture-conv-layer")
+    assert designer.summarize(str(path))["total_params"] == 760
+    assert designer.build(path).forward(np.zeros((1, 3, 32, 32)))["conv1"].shape == (1, 10, 32, 32)
+    with pytest.raises(WeightsError, match="not int"):
+        designer.build(path, weights=42)
+    with pytest.raises(TypeError, match="seed must be a whole number"):
+        designer.build(path, seed="a")
+    with pytest.raises(designer.DesignError):
+        designer.build({"format": "nope"})

@@ -274,7 +274,8 @@ def test_not_json_gives_line_and_column(tmp_path):
 
 
 def test_empty_file_is_refused(tmp_path):
-    refused(tmp_path, "", "design.json", "line 1")
+    refused(tmp_path, "", "design.json", "the file is empty")
+    refused(tmp_path, "  \n\n", "design.json", "the file is empty")
 
 
 @pytest.mark.parametrize("text", ["[]", '"design"', "3", "null", "true"])

@@ -71,8 +71,10 @@ def test_normalization_per_channel(tmp_path):
     x = images.load_image(write(tmp_path / "w.png", pixels), 3, 2, 2, mean=[0.5, 0.5, 0.0],
                           std=[0.5, 0.25, 1.0])
     np.testing.assert_allclose(x[:, 0, 0], [1.0, 2.0, 1.0])
-    with pytest.raises(ImageError, match="one value per channel"):
-        images.load_image(tmp_path / "w.png", 3, 2, 2, mean=[0.5])
+    x = images.load_image(tmp_path / "w.png", 3, 2, 2, mean=[0.5], std=[0.25])  # broadcast
+    np.testing.assert_allclose(x[:, 0, 0], [2.0, 2.0, 2.0])
+    with pytest.raises(ImageError, match="one per channel"):
+        images.load_image(tmp_path / "w.png", 3, 2, 2, mean=[0.5, 0.5])
 
 
 def test_bad_images_say_what_is_wrong(tmp_path):
