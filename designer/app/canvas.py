@@ -26,8 +26,11 @@ GROUP_COLOURS = {
     "Fully connected": "#e3f2f9", "Activation": "#fbe9ee", "Merge": "#ececec", "Other": "#f5f5f5",
 }
 #: errors that are about a node's inputs: the incoming edges are drawn red too
-INPUT_ERRORS = {"input-count", "flat-input", "spatial-input", "add-shapes", "concat-sizes", "cycle",
-                "not-fed"}
+INPUT_ERRORS = {"input-count", "flat-input", "spatial-input", "add-shapes", "concat-sizes", "cycle"}
+#: a node whose only error is being cut off from the Input: the cause is upstream, so it is drawn
+#: muted and the red stays on the node where the chain is broken
+CUT_OFF = "not-fed"
+MUTED = QColor("#b0b8c4")
 
 
 class NodeItem(QGraphicsObject):
@@ -66,14 +69,18 @@ class NodeItem(QGraphicsObject):
         info = self.info
         layer = LAYER_TYPES.get(self.type_name)
         fill = QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
-        border = BORDER
+        border, style = BORDER, Qt.PenStyle.SolidLine
         if info is not None and info.errors:
-            border = ERROR
+            if all(p.code == CUT_OFF for p in info.errors):
+                border, style = MUTED, Qt.PenStyle.DashLine
+                fill = fill.lighter(104)
+            else:
+                border = ERROR
         elif info is not None and info.warnings:
             border = WARNING
         rect = QRectF(-CARD_W / 2, 0, CARD_W, CARD_H)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(border, 3.0 if border is not BORDER else 1.2))
+        painter.setPen(QPen(border, 3.0 if border in (ERROR, WARNING) else 1.2, style))
         painter.setBrush(QBrush(fill))
         painter.drawRoundedRect(rect, 8, 8)
         if self.isSelected():
@@ -298,14 +305,22 @@ class CanvasView(QGraphicsView):
     def zoom(self, factor: float) -> None:
         self.scale(factor, factor)
 
-    def fit_all(self) -> None:
+    def fit_all(self, min_scale: float = 0.6, max_scale: float = 1.25) -> None:
+        """Show the whole design if it is readable at that size; otherwise the top of it (where
+        the Input is) at the smallest readable size."""
         rect = self.scene().itemsBoundingRect().adjusted(-40, -40, 40, 40)
-        if rect.isValid():
-            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-            if self.transform().m11() > 1.5:  # don't blow a small design up
-                self.resetTransform()
-                self.scale(1.5, 1.5)
-                self.centerOn(rect.center())
+        if not rect.isValid():
+            return
+        viewport = self.viewport().rect()
+        scale = min(viewport.width() / rect.width(), viewport.height() / rect.height())
+        scale = max(min_scale, min(max_scale, scale))
+        self.resetTransform()
+        self.scale(scale, scale)
+        visible_height = viewport.height() / scale
+        if rect.height() <= visible_height:
+            self.centerOn(rect.center())
+        else:
+            self.centerOn(rect.center().x(), rect.top() + visible_height / 2)
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.MiddleButton:

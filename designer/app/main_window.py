@@ -39,6 +39,7 @@ class MainWindow(QMainWindow):
         self.document.undo_stack.cleanChanged.connect(self._update_title)
         self._build_actions()
         self.resize(1280, 820)
+        self.resizeDocks([self.summary_dock], [230], Qt.Orientation.Vertical)
         self._after_change()
         self._update_title()
 

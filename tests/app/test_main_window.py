@@ -202,3 +202,13 @@ def test_cards_show_the_lecture_notation(window):
     from designer.core.notation import layer_notation, shape_notation
     assert layer_notation("Conv2d", item.info.values) == "10 × 5×5, s1, p2"
     assert shape_notation(item.info.shape) == "10×32×32"
+
+
+def test_a_cut_chain_is_red_only_where_it_is_cut(window, qtbot):
+    window.open_path(find_template("lenet5").path)
+    window.scene.select_node("tanh1")
+    qtbot.keyClick(window.view, Qt.Key.Key_Delete)
+    pool1, conv2 = window.scene.nodes["pool1"], window.scene.nodes["conv2"]
+    assert {p.code for p in pool1.info.errors} == {"input-count"}  # the cut: has no input
+    assert {p.code for p in conv2.info.errors} == {"not-fed"}  # downstream: muted, not red
+    assert window.scene.edges[("pool1", "conv2")].pen().color() != ERROR
