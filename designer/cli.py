@@ -29,11 +29,18 @@ def _configure_stdout() -> None:
             pass
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
+def _load(path: str):
+    """The design at ``path``, or None after printing why it can't be read."""
     try:
-        design = load_design(args.file)
+        return load_design(path)
     except DesignError as exc:
         _print_error(str(exc))
+        return None
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    design = _load(args.file)
+    if design is None:
         return EXIT_BAD_FILE
     analysis = Analysis(design)
     if args.json:
@@ -97,10 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from designer.io.images import ImageError, load_input, save_png, tile_maps
 
     started = time.perf_counter()
-    try:
-        design = load_design(args.file)
-    except DesignError as exc:
-        _print_error(str(exc))
+    design = _load(args.file)
+    if design is None:
         return EXIT_BAD_FILE
     try:
         net = build(design, weights=args.weights, seed=args.seed)

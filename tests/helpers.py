@@ -21,3 +21,18 @@ def graph(nodes, edges, name="test"):
 
 def info(design, node_id):
     return Analysis(design).info(node_id)
+
+
+#: the contract's example design (contract §2)
+SEED = {
+    "format": "cnn-designer",
+    "version": 1,
+    "name": "Seed example",
+    "nodes": [
+        {"id": "input", "type": "Input", "params": {"channels": 3, "height": 32, "width": 32},
+         "position": [0, 0]},
+        {"id": "conv1", "type": "Conv2d", "params": {"out_channels": 10, "kernel_size": 5, "padding": 2},
+         "position": [0, 120]},
+    ],
+    "edges": [["input", "conv1"]],
+}

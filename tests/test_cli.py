@@ -12,23 +12,12 @@ from pathlib import Path
 import pytest
 
 from designer.cli import main
+from tests.helpers import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "resources" / "templates"
 INDEX = json.loads((TEMPLATES / "index.json").read_text(encoding="utf-8"))
 
-SEED = {
-    "format": "cnn-designer",
-    "version": 1,
-    "name": "Seed example",
-    "nodes": [
-        {"id": "input", "type": "Input", "params": {"channels": 3, "height": 32, "width": 32},
-         "position": [0, 0]},
-        {"id": "conv1", "type": "Conv2d", "params": {"out_channels": 10, "kernel_size": 5, "padding": 2},
-         "position": [0, 120]},
-    ],
-    "edges": [["input", "conv1"]],
-}
 
 CONV1 = {"id": "conv1", "type": "Conv2d", "output_shape": [10, 32, 32], "params": 760,
          "macs": 778240, "receptive_field": {"size": [5, 5], "jump": [1, 1], "start": [0.0, 0.0]},

@@ -92,23 +92,18 @@ class Analysis:
         self._output: str | None = None
         self._dirty: set[str] = set(design.node_ids)
         self._structure_dirty = True
-        d = design
-        d.node_added.connect(self._on_node_added)
-        d.node_removed.connect(self._on_node_removed)
-        d.param_changed.connect(self._on_param_changed)
-        d.node_renamed.connect(self._on_node_renamed)
-        d.edge_added.connect(self._on_edge_changed)
-        d.edge_removed.connect(self._on_edge_changed)
+        self._subscriptions = [
+            (design.node_added, self._on_node_added), (design.node_removed, self._on_node_removed),
+            (design.param_changed, self._on_param_changed),
+            (design.node_renamed, self._on_node_renamed),
+            (design.edge_added, self._on_edge_changed), (design.edge_removed, self._on_edge_changed)]
+        for signal, slot in self._subscriptions:
+            signal.connect(slot)
 
     def close(self) -> None:
         """Stop listening to the design."""
-        d = self.design
-        d.node_added.disconnect(self._on_node_added)
-        d.node_removed.disconnect(self._on_node_removed)
-        d.param_changed.disconnect(self._on_param_changed)
-        d.node_renamed.disconnect(self._on_node_renamed)
-        d.edge_added.disconnect(self._on_edge_changed)
-        d.edge_removed.disconnect(self._on_edge_changed)
+        for signal, slot in self._subscriptions:
+            signal.disconnect(slot)
 
     # ------------------------------------------------------------------ events
 

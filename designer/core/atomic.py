@@ -33,6 +33,17 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise
 
 
+def describe_read_error(exc: OSError, path: str | os.PathLike, kind: str) -> str:
+    """``PATH: why it can't be read`` in plain words; ``kind`` names what the file should be."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such file"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a folder, not a {kind}"
+    if isinstance(exc, PermissionError):
+        return f"{path}: permission denied (the file can't be read)"
+    return f"{path}: can't be read ({exc.strerror or exc})"
+
+
 def describe_os_error(exc: OSError, path: str | os.PathLike) -> str:
     """``can't save to PATH: why`` in plain words."""
     if isinstance(exc, FileNotFoundError):

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from designer.core.analysis import Analysis
-from designer.core.atomic import describe_os_error, write_atomic
+from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
 
 
 class WeightsError(ValueError):
@@ -140,12 +140,8 @@ def load_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in archive.files}
     except WeightsError:
         raise
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise WeightsError(f"{path}: is a folder, not a weights file") from None
-    except PermissionError:
-        raise WeightsError(f"{path}: permission denied") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise WeightsError(describe_read_error(exc, path, "weights file")) from None
     except ValueError as exc:
         if "pickle" in str(exc):
             raise WeightsError(f"{path.name}: holds Python objects, which are never loaded "

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from designer.core.atomic import describe_os_error, write_atomic
+from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
 from designer.core.design import Design, GraphError, Node
 
 FORMAT = "cnn-designer"
@@ -209,14 +209,8 @@ def load_design(source: str | os.PathLike | Mapping[str, Any]) -> Design:
         if len(raw) > MAX_FILE_BYTES:
             raise DesignError(f"{where}: the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
                               f"a design file is never that large, so this is not one")
-    except FileNotFoundError:
-        raise DesignError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DesignError(f"{path}: is a folder, not a design file") from None
-    except PermissionError:
-        raise DesignError(f"{path}: permission denied (the file can't be read)") from None
     except OSError as exc:
-        raise DesignError(f"{path}: can't be read ({exc.strerror or exc})") from None
+        raise DesignError(describe_read_error(exc, path, "design file")) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

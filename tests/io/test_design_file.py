@@ -16,23 +16,12 @@ from hypothesis import strategies as st
 import designer
 from designer import Design, DesignError, load_design, save_design
 from designer.io.design_file import design_from_json, design_to_json, parse_design
+from tests.helpers import SEED
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "resources" / "templates"
 TEMPLATE_FILES = sorted(p for p in TEMPLATES.glob("*.json") if p.name != "index.json")
 TEMPLATE_DATA = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in TEMPLATE_FILES}
 
-SEED = {
-    "format": "cnn-designer",
-    "version": 1,
-    "name": "Seed example",
-    "nodes": [
-        {"id": "input", "type": "Input", "params": {"channels": 3, "height": 32, "width": 32},
-         "position": [0, 0]},
-        {"id": "conv1", "type": "Conv2d", "params": {"out_channels": 10, "kernel_size": 5, "padding": 2},
-         "position": [0, 120]},
-    ],
-    "edges": [["input", "conv1"]],
-}
 
 
 def seed(**changes):
