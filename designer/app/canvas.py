@@ -5,16 +5,17 @@ Dragging cards moves them freely; the move is committed to the model (one undo s
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen,
                            QTransform, QWheelEvent)
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsObject, QGraphicsPathItem, QGraphicsScene,
                                QGraphicsView, QStyleOptionGraphicsItem, QWidget)
 
 from designer.app.document import Document
+from designer.app.palette import MIME_TYPE
 from designer.core.analysis import NodeInfo
 from designer.core.catalog import LAYER_TYPES
-from designer.core.design import Node
+from designer.core.design import GraphError, Node
 from designer.core.notation import layer_notation, shape_notation
 from designer.core.problems import num
 
@@ -153,6 +154,7 @@ class CanvasScene(QGraphicsScene):
     """Draws the document's design; every change arrives as a model event."""
 
     node_activated = Signal(str)  # a card was double-clicked
+    hint = Signal(str)  # what a connection drag would do (or why it can't), for the status bar
 
     def __init__(self, document: Document) -> None:
         super().__init__()
@@ -160,6 +162,9 @@ class CanvasScene(QGraphicsScene):
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[tuple[str, str], EdgeItem] = {}
         self._drag_start: dict[str, tuple[float, float] | None] = {}
+        self._link_source: str | None = None  # a connection being dragged from this node
+        self._link_line: QGraphicsPathItem | None = None
+        self._link_target: str | None = None
         self.setBackgroundBrush(QColor("#fbfcfe"))
         document.design_replaced.connect(self.rebuild)
         document.refreshed.connect(self.update_infos)
@@ -276,6 +281,70 @@ class CanvasScene(QGraphicsScene):
             for view in self.views():
                 view.ensureVisible(item)
 
+    # ------------------------------------------------------------------ connecting by mouse
+
+    def _card_at(self, pos: QPointF, exclude: str | None = None) -> NodeItem | None:
+        for item in self.items(pos):
+            while item is not None and not isinstance(item, NodeItem):
+                item = item.parentItem()
+            if item is not None and item.node_id != exclude:
+                return item
+        return None
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            card = self._card_at(event.scenePos())
+            if card is not None and QLineF(card.output_port(), event.scenePos()).length() <= 10:
+                self._link_source = card.node_id
+                self._link_line = QGraphicsPathItem()
+                self._link_line.setZValue(2)
+                self.addItem(self._link_line)
+                self._update_link(event.scenePos())
+                event.accept()
+                return
+        super().mousePressEvent(event)
+
+    def _update_link(self, pos: QPointF) -> None:
+        source = self.nodes[self._link_source]
+        target = self._card_at(pos, exclude=self._link_source)
+        self._link_target = None
+        colour, text = QColor("#7b8794"), f"Connect {self._link_source} to …"
+        end = pos
+        if target is not None:
+            end = target.input_port()
+            try:
+                self.document.design.check_connect(self._link_source, target.node_id)
+            except GraphError as exc:
+                colour, text = ERROR, f"Can't connect: {exc}"
+            else:
+                colour, text = QColor("#2e7d32"), f"Connect {self._link_source} → {target.node_id}"
+                self._link_target = target.node_id
+        path = QPainterPath(source.output_port())
+        bend = max(40.0, abs(end.y() - source.output_port().y()) / 2)
+        path.cubicTo(source.output_port() + QPointF(0, bend), end - QPointF(0, bend), end)
+        self._link_line.setPath(path)
+        self._link_line.setPen(QPen(colour, 2.4, Qt.PenStyle.DashLine))
+        self.hint.emit(text)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._link_source is not None:
+            self._update_link(event.scenePos())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._link_source is not None:
+            source, target = self._link_source, self._link_target
+            self.removeItem(self._link_line)
+            self._link_source = self._link_line = self._link_target = None
+            self.hint.emit("")
+            if target is not None:
+                self.document.connect(source, target)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
     def mouseDoubleClickEvent(self, event) -> None:
         item = self.itemAt(event.scenePos(), QTransform())
         while item is not None and not isinstance(item, NodeItem):
@@ -286,15 +355,39 @@ class CanvasScene(QGraphicsScene):
 
 
 class CanvasView(QGraphicsView):
-    """Wheel zooms about the cursor, middle-drag pans, drag on the background selects."""
+    """Wheel zooms about the cursor, middle-drag pans, drag on the background selects; palette
+    entries dropped here become layers where they are dropped."""
+
+    layer_dropped = Signal(str, QPointF)  # type name, scene position
 
     def __init__(self, scene: CanvasScene) -> None:
         super().__init__(scene)
+        self.setAcceptDrops(True)
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self._panning: QPointF | None = None
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasFormat(MIME_TYPE):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasFormat(MIME_TYPE):
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event) -> None:
+        if event.mimeData().hasFormat(MIME_TYPE):
+            type_name = bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8")
+            self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))
+            event.acceptProposedAction()
+        else:
+            super().dropEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         factor = 1.0015 ** event.angleDelta().y()

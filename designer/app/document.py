@@ -6,11 +6,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from designer.app.commands import LayoutCommand, MoveNodesCommand, delete_command
+from designer.app.commands import (AddNodeCommand, ConnectCommand, LayoutCommand, MacroCommand,
+                                   MoveNodesCommand, SetParamCommand, delete_command)
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.layout import layered_positions
 from designer.io.design_file import load_design, save_design
+
+
+_ABSENT = object()
 
 
 class Document(QObject):
@@ -92,6 +96,20 @@ class Document(QObject):
     def delete(self, node_ids: list[str], edges: list[tuple[str, str]]) -> None:
         if node_ids or edges:
             self.push(delete_command(self.design, node_ids, edges))
+
+    def connect(self, source: str, target: str) -> None:
+        self.push(ConnectCommand(self.design, source, target))
+
+    def add_node(self, node, after: str | None = None) -> None:
+        """Add a node (and connect it after ``after`` if given) as one undo step."""
+        children = [AddNodeCommand(self.design, node)]
+        if after is not None:
+            children.append(ConnectCommand(self.design, after, node.id))
+        self.push(MacroCommand(f"Add {node.id}", children))
+
+    def set_param(self, node_id: str, name: str, value) -> None:
+        if self.design.node(node_id).params.get(name, _ABSENT) != value:
+            self.push(SetParamCommand(self.design, node_id, name, value))
 
     def auto_layout(self) -> None:
         self.push(LayoutCommand(self.design, layered_positions(self.design)))

@@ -10,7 +10,11 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWind
 
 from designer.app.canvas import CanvasScene, CanvasView
 from designer.app.document import Document
+from designer.app.inspector import InspectorPanel
+from designer.app.palette import ID_STEMS, PalettePanel
 from designer.app.panels import ProblemsPanel, SummaryPanel
+from designer.core.catalog import default_params
+from designer.core.design import Node
 from designer.io.design_file import DesignError
 from designer.io.templates import list_templates
 
@@ -22,6 +26,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.document = document or Document()
         self.scene = CanvasScene(self.document)
+        self.scene.setParent(self)
         self.view = CanvasView(self.scene)
         self.setCentralWidget(self.view)
         self.summary = SummaryPanel(self.document)
@@ -30,6 +35,18 @@ class MainWindow(QMainWindow):
         self.problems_dock = self._dock("Problems", self.problems, "problems")
         self.tabifyDockWidget(self.summary_dock, self.problems_dock)
         self.summary_dock.raise_()
+        self.palette = PalettePanel()
+        self.palette_dock = self._dock("Layers", self.palette, "palette",
+                                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.inspector = InspectorPanel(self.document)
+        self.inspector_dock = self._dock("Inspector", self.inspector, "inspector",
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.palette.add_requested.connect(self.add_after_selection)
+        self.view.layer_dropped.connect(self.add_at)
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.document.refreshed.connect(self.inspector.refresh)
+        self.document.design_replaced.connect(self._selection_changed)
+        self.scene.hint.connect(self._show_hint)
         self.summary.node_clicked.connect(self.scene.select_node)
         self.problems.node_clicked.connect(self.scene.select_node)
         self.document.setParent(self)
@@ -40,14 +57,17 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self.resize(1280, 820)
         self.resizeDocks([self.summary_dock], [230], Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 380],
+                         Qt.Orientation.Horizontal)
         self._after_change()
         self._update_title()
 
-    def _dock(self, title: str, widget, name: str) -> QDockWidget:
+    def _dock(self, title: str, widget, name: str,
+              area: Qt.DockWidgetArea = Qt.DockWidgetArea.BottomDockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.addDockWidget(area, dock)
         return dock
 
     # ------------------------------------------------------------------ actions
@@ -100,8 +120,8 @@ class MainWindow(QMainWindow):
         self._action(view, "Automatic &layout", self.document.auto_layout, "Ctrl+L",
                      "Arrange the layers top-down (undoable)")
         view.addSeparator()
-        view.addAction(self.summary_dock.toggleViewAction())
-        view.addAction(self.problems_dock.toggleViewAction())
+        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock):
+            view.addAction(dock.toggleViewAction())
         self._update_recent_menu()
 
     # ------------------------------------------------------------------ state shown
@@ -113,12 +133,20 @@ class MainWindow(QMainWindow):
         t = self.document.analysis.totals()
         state = ("valid" if self.document.analysis.valid else
                  f"{errors} error{'s' if errors != 1 else ''}")
+        if not len(self.document.design):
+            state = "empty: drag an Input from the Layers panel onto the canvas to start"
         if warnings:
             state += f", {warnings} warning{'s' if warnings != 1 else ''}"
         self.problems_dock.setWindowTitle(f"Problems ({errors + warnings})")
         self.statusBar().showMessage(
             f"{len(self.document.design)} layers  ·  {t['params']:,} parameters  ·  "
             f"{t['macs'] / 1e6:,.1f} M mult-adds  ·  {state}")
+
+    def _show_hint(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
+        else:
+            self._after_change()
 
     def _update_title(self, clean: object = None) -> None:
         self.setWindowTitle(f"{self.document.title}[*] — CNN Designer")
@@ -215,6 +243,35 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ editing
 
+    def _new_node(self, type_name: str, position: tuple[float, float]) -> Node:
+        node_id = self.document.design.unique_id(ID_STEMS.get(type_name, type_name.lower()))
+        return Node(node_id, type_name, default_params(type_name), position)
+
+    def add_at(self, type_name: str, position) -> None:
+        """A palette entry dropped on the canvas: a new layer there (one undo step)."""
+        node = self._new_node(type_name, (round(position.x(), 1), round(position.y(), 1)))
+        self.document.add_node(node)
+        self.scene.select_node(node.id)
+
+    def add_after_selection(self, type_name: str) -> None:
+        """Double-click in the palette: a new layer below the selected one, connected to it."""
+        selected = self.scene.selected_node_ids()
+        after = selected[-1] if len(selected) == 1 else None
+        if after is not None:
+            x, y = self.document.design.node(after).position or (0.0, 0.0)
+            position = (x, y + 130.0)
+        else:
+            rect = self.scene.itemsBoundingRect()
+            position = (rect.center().x(), rect.bottom() + 60.0) if self.scene.nodes else (0.0, 0.0)
+        node = self._new_node(type_name, position)
+        connect = after if after is not None and type_name != "Input" else None
+        self.document.add_node(node, after=connect)
+        self.scene.select_node(node.id)
+
+    def _selection_changed(self) -> None:
+        selected = self.scene.selected_node_ids()
+        self.inspector.show_node(selected[0] if len(selected) == 1 else None)
+
     def delete_selection(self) -> None:
         self.document.delete(self.scene.selected_node_ids(), self.scene.selected_edges())
 
@@ -224,6 +281,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():
+            # the scene clears its selection while it is torn down: stop listening first
+            self.scene.selectionChanged.disconnect(self._selection_changed)
             event.accept()
         else:
             event.ignore()

@@ -211,6 +211,14 @@ class Design:
             raise GraphError(f"{source} can't feed itself")
         if (source, target) in self._edges:
             raise GraphError(f"{source} already feeds {target}")
+        from designer.core.catalog import LAYER_TYPES  # the catalog sits beside the graph
+        layer = LAYER_TYPES.get(self._nodes[target].type)
+        if layer is not None and layer.max_inputs == 0:
+            raise GraphError(f"{target} is an Input: nothing can feed it")
+        if layer is not None and layer.max_inputs == 1 and self._sources[target]:
+            raise GraphError(f"{target} already has its input (from {self._sources[target][0]}); "
+                             f"a {layer.name} takes exactly one: merge the two with Add or Concat "
+                             f"first")
         if self._reaches(target, source):
             raise GraphError(f"{target} already feeds {source}, so this would make a cycle")
 

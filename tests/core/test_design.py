@@ -97,14 +97,26 @@ def test_rename_updates_edges_and_is_reversible():
 @pytest.mark.parametrize("source, target, words", [
     ("c1", "c1", "can't feed itself"),
     ("input", "c1", "already feeds"),
-    ("p1", "c1", "would make a cycle"),
+    ("p1", "c1", "c1 already has its input"),
     ("nope", "c1", "no node 'nope'"),
+    ("c1", "input", "is an Input: nothing can feed it"),
+    ("p1", "r1", "r1 already has its input \\(from c1\\)"),
 ])
 def test_check_connect_says_why(source, target, words):
     d = small()
     with pytest.raises(GraphError, match=words):
         d.check_connect(source, target)
     assert not d.can_connect(source, target)
+
+
+def test_check_connect_refuses_a_cycle():
+    d = small()
+    d.insert_node(Node("sum", "Add"))
+    d.connect("p1", "sum")
+    d.insert_node(Node("merge", "Add"))
+    d.connect("sum", "merge")
+    with pytest.raises(GraphError, match="sum already feeds merge, so this would make a cycle"):
+        d.check_connect("merge", "sum")
 
 
 def test_duplicate_ids_refused():

@@ -1,0 +1,210 @@
+"""The inspector: typed editors for the selected layer's parameters, applied live (one undo step
+per committed change), and below them the layer's figures with their worked arithmetic."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                               QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+
+from designer.app.document import Document
+from designer.core.catalog import (BOOL, CONV_PADDING, COUNT, LAYER_TYPES, MAX_INT, OPTIONAL_REAL,
+                                   PAIR, POOL_STRIDE, REAL, ParamSpec)
+from designer.core.design import MISSING
+from designer.core.problems import num
+
+
+def _spin(minimum: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(int(minimum), MAX_INT)
+    box.setKeyboardTracking(False)  # apply when the user has finished typing
+    box.setAccelerated(True)
+    box.setMaximumWidth(84)
+    return box
+
+
+class PairEditor(QWidget):
+    """``h × w`` as two spin boxes; written back as one number when square (PyTorch's int form)."""
+
+    def __init__(self, minimum: int, changed: Callable[[], None]) -> None:
+        super().__init__()
+        self.h, self.w = _spin(minimum), _spin(minimum)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.h)
+        layout.addWidget(QLabel("×"))
+        layout.addWidget(self.w)
+        layout.addStretch(1)
+        for box in (self.h, self.w):
+            box.valueChanged.connect(changed)
+
+    def set_value(self, pair: tuple[int, int]) -> None:
+        for box, v in ((self.h, pair[0]), (self.w, pair[1])):
+            box.blockSignals(True)
+            box.setValue(v)
+            box.blockSignals(False)
+
+    def value(self) -> Any:
+        h, w = self.h.value(), self.w.value()
+        return h if h == w else [h, w]
+
+
+class InspectorPanel(QWidget):
+    def __init__(self, document: Document) -> None:
+        super().__init__()
+        self.document = document
+        self.node_id: str | None = None
+        self.editors: dict[str, Callable[[dict], None]] = {}  # name -> refresh from values
+        self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.title.setWordWrap(True)
+        self.form_host = QWidget()
+        self.form = QFormLayout(self.form_host)
+        self.figures = QLabel()
+        self.figures.setWordWrap(True)
+        self.figures.setTextFormat(Qt.TextFormat.RichText)
+        self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.figures.setAlignment(Qt.AlignmentFlag.AlignTop)
+        body = QWidget()
+        column = QVBoxLayout(body)
+        column.addWidget(self.title)
+        column.addWidget(self.form_host)
+        column.addWidget(self.figures, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.show_node(None)
+
+    # ------------------------------------------------------------------ building
+
+    def show_node(self, node_id: str | None) -> None:
+        self.node_id = node_id if node_id in self.document.design else None
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors.clear()
+        if self.node_id is None:
+            self.title.setText("<i>Select a layer to see and edit its parameters.</i>")
+            self.figures.setText("")
+            return
+        node = self.document.design.node(self.node_id)
+        layer = LAYER_TYPES.get(node.type)
+        self.title.setText(f"<b>{node.type}</b> &nbsp; {self.node_id}"
+                           + (f"<br><small>{layer.summary}</small>" if layer else ""))
+        if layer is not None:
+            for spec in layer.params:
+                label = QLabel(spec.name)
+                label.setToolTip(spec.help)
+                editor = self._editor(spec)
+                editor.setToolTip(spec.help)
+                self.form.addRow(label, editor)
+        self.refresh()
+
+    def _commit(self, name: str, value: Any) -> None:
+        if self.node_id is not None:
+            self.document.set_param(self.node_id, name, value)
+
+    def _editor(self, spec: ParamSpec) -> QWidget:
+        name = spec.name
+        if spec.kind == BOOL:
+            box = QCheckBox()
+            box.toggled.connect(lambda v: self._commit(name, bool(v)))
+            self.editors[name] = lambda values: _quiet(box, box.setChecked, bool(values[name]))
+            return box
+        if spec.kind in (REAL, OPTIONAL_REAL):
+            box = QDoubleSpinBox()
+            box.setDecimals(6)
+            box.setRange(spec.minimum if spec.minimum is not None else -1e9,
+                         spec.maximum if spec.maximum is not None else 1e9)
+            box.setSingleStep(0.01 if (spec.maximum or 10) <= 1 else 0.1)
+            box.setKeyboardTracking(False)
+            box.valueChanged.connect(lambda v: self._commit(name, float(v)))
+            self.editors[name] = lambda values: _quiet(box, box.setValue,
+                                                       values[name] if values[name] is not None else 0)
+            return box
+        if spec.kind == COUNT:
+            box = _spin(spec.minimum)
+            box.valueChanged.connect(lambda v: self._commit(name, int(v)))
+            self.editors[name] = lambda values: _quiet(box, box.setValue, values[name])
+            return box
+        pair = PairEditor(int(spec.minimum or 0), lambda: self._commit(name, pair.value()))
+        if spec.kind == PAIR:
+            self.editors[name] = lambda values: pair.set_value(values[name])
+            return pair
+        # padding (a pair or "same"/"valid") and pooling stride (a pair or "= kernel")
+        host = QWidget()
+        row = QHBoxLayout(host)
+        row.setContentsMargins(0, 0, 0, 0)
+        mode = QComboBox()
+        mode.setMaximumWidth(80)
+        modes = ["size", "same", "valid"] if spec.kind == CONV_PADDING else ["size", "= kernel"]
+        mode.addItems(modes)
+        row.addWidget(mode)
+        row.addWidget(pair, 1)
+
+        def mode_changed(index: int) -> None:
+            pair.setEnabled(index == 0)
+            if index == 0:
+                self._commit(name, pair.value())
+            elif spec.kind == CONV_PADDING:
+                self._commit(name, modes[index])
+            else:
+                self._commit(name, MISSING)  # stride omitted: defaults to the kernel size
+
+        mode.currentIndexChanged.connect(mode_changed)
+
+        def refresh(values: dict) -> None:
+            raw = self.document.design.node(self.node_id).params.get(name)
+            value = values[name]
+            index = 0
+            if spec.kind == CONV_PADDING and isinstance(value, str):
+                index = modes.index(value)
+            elif spec.kind == POOL_STRIDE and raw is None:
+                index = 1
+            _quiet(mode, mode.setCurrentIndex, index)
+            pair.setEnabled(index == 0)
+            if isinstance(value, tuple):
+                pair.set_value(value)
+        self.editors[name] = refresh
+        return host
+
+    # ------------------------------------------------------------------ following the model
+
+    def refresh(self, changed: object = None) -> None:
+        if self.node_id is None or self.node_id not in self.document.design:
+            if self.node_id is not None:
+                self.show_node(None)
+            return
+        info = self.document.analysis.info(self.node_id)
+        if info.values is not None:
+            for refresh_editor in self.editors.values():
+                refresh_editor(info.values)
+        lines = []
+        for p in info.errors:
+            lines.append(f"<p style='color:#d32f2f'>✗ {p.text}</p>")
+        for p in info.warnings:
+            lines.append(f"<p style='color:#b45309'>⚠ {p.text}</p>")
+        rows = [(label, text) for label, text in info.derivations]
+        if info.shape is not None:
+            rows.append(("output shape", "×".join(str(s) for s in info.shape)))
+            rows.append(("activation memory", f"{num(info.activation_bytes)} bytes (float32)"))
+        if info.field is not None:
+            f = info.field
+            rows.append(("receptive field", f"{f.size[0]}×{f.size[1]}, jump {num(f.jump[0])}, "
+                                            f"start {num(f.start[0])}"))
+        if rows:
+            lines.append("<table cellspacing='4'>" + "".join(
+                f"<tr><td><i>{label}</i></td><td>{text}</td></tr>" for label, text in rows)
+                + "</table>")
+        self.figures.setText("".join(lines))
+
+
+def _quiet(widget: QWidget, setter: Callable[[Any], None], value: Any) -> None:
+    """Set an editor from the model without echoing the change back (no undo step, no loop)."""
+    widget.blockSignals(True)
+    setter(value)
+    widget.blockSignals(False)
