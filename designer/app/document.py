@@ -12,9 +12,19 @@ from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.layout import layered_positions
 from designer.io.design_file import load_design, save_design
+from designer.io.templates import resources_dir
 
 
 _ABSENT = object()
+
+
+def is_builtin(path: str | Path) -> bool:
+    """Whether a file is one of the app's own resources (templates)."""
+    try:
+        Path(path).resolve().relative_to(resources_dir().resolve())
+    except ValueError:
+        return False
+    return True
 
 
 class Document(QObject):
@@ -45,6 +55,10 @@ class Document(QObject):
     def modified(self) -> bool:
         return not self.undo_stack.isClean()
 
+    def mark_modified(self) -> None:
+        """Treat the current design as unsaved work (e.g. recovered after a crash)."""
+        self.undo_stack.resetClean()
+
     def refresh(self, index: object = None) -> None:
         changed = self.analysis.refresh()
         if changed:
@@ -64,9 +78,10 @@ class Document(QObject):
         self.refresh()
 
     def open(self, path: str | Path) -> None:
-        """Load a design file (raises DesignError; the current design is kept then)."""
+        """Load a design file (raises DesignError; the current design is kept then). A built-in
+        template opens as an untitled copy, so saving never overwrites it."""
         design = load_design(path)
-        self.replace(design, Path(path))
+        self.replace(design, None if is_builtin(path) else Path(path))
 
     def save(self, path: str | Path | None = None) -> None:
         """Save atomically (raises DesignError; the old file is untouched then)."""

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
 
+from designer.app.autosave import Autosaver, find_recoverable, recover
 from designer.app.canvas import CanvasScene, CanvasView
 from designer.app.document import Document
 from designer.app.inspector import InspectorPanel
@@ -54,6 +56,8 @@ class MainWindow(QMainWindow):
         self.document.design_replaced.connect(self._after_change)
         self.document.path_changed.connect(self._update_title)
         self.document.undo_stack.cleanChanged.connect(self._update_title)
+        self.autosaver = Autosaver(self.document)
+        self._closed = False
         self._build_actions()
         self.resize(1280, 820)
         self.resizeDocks([self.summary_dock], [230], Qt.Orientation.Vertical)
@@ -281,11 +285,41 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.maybe_save():
-            # the scene clears its selection while it is torn down: stop listening first
-            self.scene.selectionChanged.disconnect(self._selection_changed)
+            if not self._closed:
+                # the scene clears its selection while it is torn down: stop listening first
+                self.scene.selectionChanged.disconnect(self._selection_changed)
+                self._closed = True
+            self.autosaver.discard()  # a clean exit: nothing to recover next time
             event.accept()
         else:
             event.ignore()
+
+
+    def offer_recovery(self) -> bool:
+        """After a crash or kill: offer the newest autosaved design back. True if recovered."""
+        items = find_recoverable()
+        if not items:
+            return False
+        item = items[0]
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(item.saved_at))
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
+                          f"CNN Designer was closed without saving “{item.name}” "
+                          f"(last autosaved {when}). Recover it?", parent=self)
+        recover_button = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        discard_button = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        if box.clickedButton() is recover_button:
+            try:
+                recover(self.document, item)
+            except DesignError as exc:
+                QMessageBox.critical(self, "Can't recover", str(exc))
+                return False
+            self.view.fit_all()
+            return True
+        if box.clickedButton() is discard_button:
+            item.discard()
+        return False
 
 
 def run_app(path: str | None = None) -> int:
@@ -295,8 +329,9 @@ def run_app(path: str | None = None) -> int:
     app.setOrganizationName("CNN Designer")
     window = MainWindow()
     window.show()
-    if path is not None:
-        window.open_path(path)
-    else:
-        window.view.fit_all()
+    if not window.offer_recovery():
+        if path is not None:
+            window.open_path(path)
+        else:
+            window.view.fit_all()
     return app.exec()

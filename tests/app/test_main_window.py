@@ -76,7 +76,8 @@ def test_opening_a_template_draws_every_node_and_edge(window):
     for s, t in design.edges:
         assert window.scene.nodes[s].pos().y() < window.scene.nodes[t].pos().y()
     assert "11,689,512 parameters" in window.statusBar().currentMessage()
-    assert window.windowTitle().startswith("resnet18.json")
+    assert window.windowTitle().startswith("ResNet-18")
+    assert window.document.path is None  # a built-in template opens as an untitled copy
     assert not window.isWindowModified()
     assert window.summary.model.rowCount() == len(design)
 
@@ -170,7 +171,7 @@ def test_a_broken_file_is_explained_and_the_design_kept(window, tmp_path, monkey
     assert not window.open_path(tmp_path / "bad.json")
     assert shown and "not valid JSON at line 1" in shown[0]
     assert "conv1" in window.document.design  # LeNet is still there
-    assert window.windowTitle().startswith("lenet5.json")
+    assert window.windowTitle().startswith("LeNet-5")
 
 
 def test_closing_with_unsaved_changes_asks(window, tmp_path, monkeypatch):
