@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any, Callable, NamedTuple, Sequence
 
 from designer.core.catalog import SPATIAL_ONLY, LayerType
-from designer.core.problems import ERROR, WARNING, Problem, num, pair_text, shape_text
+from designer.core.problems import ERROR, WARNING, Problem, num, shape_text
 
 Shape = tuple[int, ...]
 

@@ -7,22 +7,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox
 
-from designer.app.canvas import CARD_H
-from designer.app.main_window import MainWindow
 from designer.app.palette import MIME_TYPE
 from designer.io.templates import find_template
-from tests.app.test_main_window import drag
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    w = MainWindow()
-    qtbot.addWidget(w, before_close_func=lambda w: w.document.undo_stack.setClean())
-    w.resize(1300, 850)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+from tests.app.conftest import drag
 
 
 def drop_layer(window, type_name: str, scene_pos: QPointF) -> None:

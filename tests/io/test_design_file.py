@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
-import sys
 from pathlib import Path
 
 import pytest
