@@ -22,6 +22,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from designer.core.catalog import LAYER_TYPES
+
 Edge = tuple[str, str]
 
 
@@ -211,7 +213,6 @@ class Design:
             raise GraphError(f"{source} can't feed itself")
         if (source, target) in self._edges:
             raise GraphError(f"{source} already feeds {target}")
-        from designer.core.catalog import LAYER_TYPES  # the catalog sits beside the graph
         layer = LAYER_TYPES.get(self._nodes[target].type)
         if layer is not None and layer.max_inputs == 0:
             raise GraphError(f"{target} is an Input: nothing can feed it")
