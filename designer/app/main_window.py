@@ -204,7 +204,8 @@ class MainWindow(QMainWindow):
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        suggested = str(Path(self._last_folder()) / f"{self.document.title}.json")
+        stem = self.document.path.stem if self.document.path else self.document.title
+        suggested = str(Path(self._last_folder()) / f"{stem}.json")
         path, _ = QFileDialog.getSaveFileName(self, "Save design", suggested, FILE_FILTER)
         return bool(path) and self._save_to(Path(path))
 

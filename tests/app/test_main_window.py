@@ -119,6 +119,11 @@ def test_save_and_open_round_trip(window, tmp_path, monkeypatch):
                         lambda *a, **k: (str(target), ""))
     assert window.save()  # a new design has no file yet: Save asks where
     assert not window.isWindowModified() and window.windowTitle().startswith("mine.json")
+    suggested = []
+    monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
+                        lambda parent, title, name, *a: suggested.append(name) or ("", ""))
+    assert not window.save_as()  # cancelled
+    assert suggested and suggested[0].endswith("mine.json") and ".json.json" not in suggested[0]
     saved = load_design(target)
     assert saved.node_ids == window.document.design.node_ids
     assert saved.edges == window.document.design.edges
