@@ -9,7 +9,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (QBrush, QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen,
                            QTransform, QWheelEvent)
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsObject, QGraphicsPathItem, QGraphicsScene,
-                               QGraphicsView, QStyleOptionGraphicsItem, QWidget)
+                               QGraphicsView, QStyleOptionGraphicsItem, QToolTip, QWidget)
 
 from designer.app.document import Document
 from designer.app.palette import MIME_TYPE
@@ -40,13 +40,11 @@ class NodeItem(QGraphicsObject):
     def __init__(self, node: Node) -> None:
         super().__init__()
         self.node_id = node.id
-        self.type_name = node.type
-        self.info: NodeInfo | None = None
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsMovable
                       | QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
                       | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
         self.setAcceptHoverEvents(True)
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setCacheMode(QGraphicsItem.CacheMode.NoCache)  # see info
         self.setZValue(1)
 
     def boundingRect(self) -> QRectF:
@@ -58,17 +56,33 @@ class NodeItem(QGraphicsObject):
     def output_port(self) -> QPointF:
         return self.pos() + QPointF(0, CARD_H)
 
-    def set_info(self, info: NodeInfo) -> None:
-        self.info = info
-        self.type_name = info.type
+    @property
+    def info(self) -> NodeInfo | None:
+        """The node's current figures. Cards read them when painted (and are not cached as
+        pixmaps), so an edit only has to ask the cards in view to repaint: the others are
+        current whenever they are scrolled to."""
+        scene = self.scene()
+        if isinstance(scene, CanvasScene) and self.node_id in scene.document.design:
+            return scene.document.analysis.info(self.node_id)
+        return None
+
+    def hover_text(self) -> str:
+        """The tooltip: every error and warning, or what the layer is (built when hovered, so an
+        edit reaching a thousand cards doesn't format a thousand tooltips)."""
+        info = self.info
+        if info is None:
+            return self.node_id
         lines = [str(p) for p in info.errors] + [str(p) for p in info.warnings]
-        self.setToolTip("\n".join(lines) if lines else f"{info.id}: {info.type}")
-        self.update()
+        if lines:
+            return "\n".join(lines)
+        shape = f" → {shape_notation(info.shape)}" if info.shape is not None else ""
+        return f"{info.id}: {info.type}{shape}"
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         info = self.info
-        layer = LAYER_TYPES.get(self.type_name)
+        type_name = info.type if info is not None else ""
+        layer = LAYER_TYPES.get(type_name)
         fill = QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
         border, style = BORDER, Qt.PenStyle.SolidLine
         if info is not None and info.errors:
@@ -101,7 +115,7 @@ class NodeItem(QGraphicsObject):
         painter.setPen(QColor("#1f2933"))
         inner = rect.adjusted(10, 6, -10, -6)
         metrics = QFontMetrics(bold)
-        title = metrics.elidedText(f"{self.type_name}  {self.node_id}", Qt.TextElideMode.ElideRight,
+        title = metrics.elidedText(f"{type_name}  {self.node_id}", Qt.TextElideMode.ElideRight,
                                    int(inner.width()))
         painter.drawText(inner, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
         plain = QFont(painter.font())
@@ -138,10 +152,21 @@ class EdgeItem(QGraphicsPathItem):
         self.source, self.target = source, target
         self.setZValue(0)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.error = False
         self.set_state(False)
 
     def set_state(self, error: bool) -> None:
+        self.error = error
         self.setPen(QPen(ERROR if error else QColor("#7b8794"), 2.4 if error else 1.8))
+
+    def hover_text(self, target: NodeItem | None) -> str:
+        """Why the connection is red (its target's input errors), else what flows along it."""
+        info = target.info if target is not None else None
+        if info is not None:
+            errors = [str(p) for p in info.errors if p.code in INPUT_ERRORS]
+            if errors:
+                return "\n".join(errors)
+        return f"{self.source} → {self.target}"
 
     def update_path(self, start: QPointF, end: QPointF) -> None:
         path = QPainterPath(start)
@@ -226,17 +251,30 @@ class CanvasScene(QGraphicsScene):
 
     def update_infos(self, changed: set[str]) -> None:
         analysis = self.document.analysis
+        design = self.document.design
+        shown = []  # what the views show, as (left, top, right, bottom), widened by a card
+        for view in self.views():
+            r = view.mapToScene(view.viewport().rect()).boundingRect()
+            shown.append((r.left() - CARD_W, r.top() - CARD_H - PORT_R, r.right() + CARD_W,
+                          r.bottom() + PORT_R))
         for node_id in changed:
             item = self.nodes.get(node_id)
             if item is None:
                 continue
             info = analysis.info(node_id)
-            item.set_info(info)
-            bad = any(p.code in INPUT_ERRORS for p in info.errors)
-            for source in self.document.design.sources(node_id):
-                edge = self.edges.get((source, node_id))
-                if edge is not None:
-                    edge.set_state(bad)
+            x, y = design.node(node_id).position or (0.0, 0.0)
+            if any(a <= x <= c and b <= y <= d for a, b, c, d in shown):
+                item.update()
+            if info.errors or any(edge.error for edge in self._incoming(node_id)):
+                bad = any(p.code in INPUT_ERRORS for p in info.errors)
+                for edge in self._incoming(node_id):
+                    if edge.error != bad:
+                        edge.set_state(bad)
+
+    def _incoming(self, node_id: str) -> list[EdgeItem]:
+        edges = self.edges
+        return [edges[(s, node_id)] for s in self.document.design._sources[node_id]
+                if (s, node_id) in edges]
 
     # ------------------------------------------------------------------ geometry
 
@@ -344,6 +382,22 @@ class CanvasScene(QGraphicsScene):
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def helpEvent(self, event) -> None:
+        """Tooltips are built on demand from the item under the cursor."""
+        text = ""
+        for item in self.items(event.scenePos()):
+            if isinstance(item, NodeItem):
+                text = item.hover_text()
+                break
+            if isinstance(item, EdgeItem) and item.shape().contains(event.scenePos()):
+                text = item.hover_text(self.nodes.get(item.target))
+                break
+        if text:
+            QToolTip.showText(event.screenPos(), text)
+        else:
+            QToolTip.hideText()
+        event.setAccepted(bool(text))
 
     def mouseDoubleClickEvent(self, event) -> None:
         item = self.itemAt(event.scenePos(), QTransform())

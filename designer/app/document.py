@@ -60,9 +60,9 @@ class Document(QObject):
         self.undo_stack.resetClean()
 
     def refresh(self, index: object = None) -> None:
-        changed = self.analysis.refresh()
-        if changed:
-            self.refreshed.emit(changed)
+        """After every edit: the nodes whose figures changed (possibly none, e.g. when a node was
+        removed: views still follow, the summary loses a row)."""
+        self.refreshed.emit(self.analysis.refresh())
 
     # ------------------------------------------------------------------ files
 

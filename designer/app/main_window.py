@@ -130,8 +130,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ state shown
 
-    def _after_change(self, changed: object = None) -> None:
-        self.summary.reload()
+    def _after_change(self, changed: set[str] | None = None) -> None:
+        self.summary.reload(changed if isinstance(changed, set) else None)
         self.problems.reload()
         errors, warnings = self.problems.counts()
         t = self.document.analysis.totals()

@@ -7,31 +7,69 @@ import io
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QTableView, QVBoxLayout, QWidget)
+                               QPushButton, QSizePolicy, QTableView, QVBoxLayout, QWidget)
 
 from designer.app.document import Document
 from designer.core.problems import ERROR
-from designer.core.summary import TABLE_HEADER, format_table, table_rows
+from designer.core.summary import TABLE_HEADER, format_table, table_row
 
 RIGHT = {3, 4, 6, 7}
+#: fitting columns to their contents looks at this many rows (all of them would cost ~100 ms on a
+#: 1,000-layer design; the widest cells are nearly always among the first rows)
+RESIZE_PRECISION = 200
 
 
 class SummaryModel(QAbstractTableModel):
+    """One row per node in topological order. An edit that keeps the order rewrites only the rows
+    of the nodes whose figures changed; anything else resets the table."""
+
     def __init__(self, document: Document) -> None:
         super().__init__()
         self.document = document
-        self.rows: list[list[str]] = []
         self.ids: list[str] = []
+        self._rows: list[list[str] | None] = []
         self.reload()
 
     def reload(self) -> None:
         self.beginResetModel()
-        self.rows = table_rows(self.document.analysis)
         self.ids = self.document.analysis.order
+        self._rows = [None] * len(self.ids)
         self.endResetModel()
 
+    def row(self, index: int) -> list[str]:
+        """A row's cells, formatted on first use (a view asks only for the rows it shows)."""
+        cells = self._rows[index]
+        if cells is None:
+            cells = self._rows[index] = table_row(self.document.analysis.info(self.ids[index]))
+        return cells
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return [self.row(i) for i in range(len(self.ids))]
+
+    def update(self, changed: set[str] | None = None) -> bool:
+        """Follow an edit; True if the table was reset (rows added, removed or reordered)."""
+        analysis = self.document.analysis
+        if changed is None or analysis.order != self.ids:
+            self.reload()
+            return True
+        position = {node_id: row for row, node_id in enumerate(self.ids)}
+        rows = sorted(position[n] for n in changed if n in position)
+        for row in rows:
+            self._rows[row] = None  # formatted again when shown (or copied)
+        # one signal per run of consecutive rows
+        start = 0
+        while start < len(rows):
+            end = start
+            while end + 1 < len(rows) and rows[end + 1] == rows[end] + 1:
+                end += 1
+            self.dataChanged.emit(self.index(rows[start], 0),
+                                  self.index(rows[end], len(TABLE_HEADER) - 1))
+            start = end + 1
+        return False
+
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
+        return 0 if parent.isValid() else len(self.ids)
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(TABLE_HEADER)
@@ -40,11 +78,11 @@ class SummaryModel(QAbstractTableModel):
         if not index.isValid():
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return self.rows[index.row()][index.column()]
+            return self.row(index.row())[index.column()]
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in RIGHT:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
-            text = self.rows[index.row()][0]
+            text = self.row(index.row())[0]
             if text.endswith("✗"):
                 return QColor("#d32f2f")
             if text.endswith("⚠"):
@@ -71,10 +109,15 @@ class SummaryPanel(QWidget):
         self.table.setModel(self.model)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.setResizeContentsPrecision(RESIZE_PRECISION)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.clicked.connect(lambda index: self.node_clicked.emit(self.model.ids[index.row()]))
         self.totals = QLabel()
+        # its text changes with every edit: a fixed height keeps that from re-laying the window out
+        self.totals.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         copy_text = QPushButton("Copy as text")
         copy_text.clicked.connect(self.copy_text)
@@ -90,8 +133,10 @@ class SummaryPanel(QWidget):
         layout.addLayout(bar)
         self.reload()
 
-    def reload(self) -> None:
-        self.model.reload()
+    def reload(self, changed: set[str] | None = None) -> None:
+        """Follow an edit (``changed``: the nodes whose figures changed; None: everything)."""
+        if self.model.update(changed):
+            self.table.resizeColumnsToContents()
         t = self.document.analysis.totals()
         memory = (t["input_bytes"] + t["activation_bytes"] + t["param_bytes"]) / 1e6
         self.totals.setText(f"Total params: {t['params']:,}   ·   Mult-adds: {t['macs']:,}   ·   "
@@ -127,9 +172,16 @@ class ProblemsPanel(QListWidget):
         self.setWordWrap(True)
         self.setAlternatingRowColors(True)
         self.itemClicked.connect(lambda item: self.node_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self._shown: tuple | None = None
         self.reload()
 
     def reload(self) -> None:
+        """Rebuild the list if the problems changed (most edits change none)."""
+        current = (tuple(self.document.analysis.design_problems()),
+                   tuple((p.node_id, p.severity, str(p)) for p in self.document.analysis.problems()))
+        if current == self._shown:
+            return
+        self._shown = current
         self.clear()
         for text in self.document.analysis.design_problems():
             item = QListWidgetItem(f"✗  {text}")

@@ -60,16 +60,18 @@ def shape_cell(shape: tuple[int, ...] | None) -> str:
     return "?" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 
 
+def table_row(info: NodeInfo) -> list[str]:
+    """Layer, type, output shape, params, mult-adds, RF size, RF jump, RF start."""
+    mark = " ✗" if info.errors else (" ⚠" if info.warnings else "")
+    size, jump, start = field_text(info)
+    return [info.id + mark, info.type, shape_cell(info.shape),
+            num(info.params) if info.params else "--",
+            num(info.macs) if info.macs else "--", size, jump, start]
+
+
 def table_rows(analysis: Analysis) -> list[list[str]]:
-    """One row per node: layer, type, output shape, params, mult-adds, RF size, RF jump, RF start."""
-    rows = []
-    for info in analysis.infos():
-        mark = " ✗" if info.errors else (" ⚠" if info.warnings else "")
-        size, jump, start = field_text(info)
-        rows.append([info.id + mark, info.type, shape_cell(info.shape),
-                     num(info.params) if info.params else "--",
-                     num(info.macs) if info.macs else "--", size, jump, start])
-    return rows
+    """One row per node, in topological order."""
+    return [table_row(info) for info in analysis.infos()]
 
 
 TABLE_HEADER = ["Layer", "Type", "Output shape", "Param #", "Mult-Adds", "RF", "Jump", "Start"]

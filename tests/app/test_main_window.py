@@ -56,8 +56,8 @@ def test_errors_and_warnings_show_on_the_right_cards(window, tmp_path):
     window.open_path(write(tmp_path, BROKEN))
     conv, fc = window.scene.nodes["conv"], window.scene.nodes["fc"]
     assert conv.info.warnings and not conv.info.errors  # (7 − 3)/3 + 1 = 2.33
-    assert fc.info.errors and "insert a Flatten" in fc.toolTip()
-    assert "2.33" in conv.toolTip()
+    assert fc.info.errors and "insert a Flatten" in fc.hover_text()
+    assert "2.33" in conv.hover_text()
     assert window.scene.edges[("conv", "fc")].pen().color() == ERROR
     assert window.scene.edges[("input", "conv")].pen().color() != ERROR
     assert window.problems.count() == 2
