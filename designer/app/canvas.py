@@ -32,6 +32,8 @@ INPUT_ERRORS = {"input-count", "flat-input", "spatial-input", "add-shapes", "con
 #: muted and the red stays on the node where the chain is broken
 CUT_OFF = "not-fed"
 MUTED = QColor("#b0b8c4")
+HIGHLIGHT = QColor("#1a73e8")
+EDGE_GRAB = 6.0  # how near (scene units) a drop must be to a connection to insert into it
 
 
 class NodeItem(QGraphicsObject):
@@ -153,11 +155,24 @@ class EdgeItem(QGraphicsPathItem):
         self.setZValue(0)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.error = False
+        self.highlighted = False
         self.set_state(False)
 
     def set_state(self, error: bool) -> None:
         self.error = error
-        self.setPen(QPen(ERROR if error else QColor("#7b8794"), 2.4 if error else 1.8))
+        self._apply_pen()
+
+    def set_highlight(self, on: bool) -> None:
+        if on != self.highlighted:
+            self.highlighted = on
+            self._apply_pen()
+
+    def _apply_pen(self) -> None:
+        if self.highlighted:
+            self.setPen(QPen(HIGHLIGHT, 4.0, Qt.PenStyle.DashLine))
+        else:
+            self.setPen(QPen(ERROR if self.error else QColor("#7b8794"),
+                             2.4 if self.error else 1.8))
 
     def hover_text(self, target: NodeItem | None) -> str:
         """Why the connection is red (its target's input errors), else what flows along it."""
@@ -173,6 +188,12 @@ class EdgeItem(QGraphicsPathItem):
         bend = max(40.0, abs(end.y() - start.y()) / 2)
         path.cubicTo(start + QPointF(0, bend), end - QPointF(0, bend), end)
         self.setPath(path)
+
+
+def type_accepts_input(type_name: str) -> bool:
+    """Whether a layer of this type can be fed (everything but an Input)."""
+    layer = LAYER_TYPES.get(type_name)
+    return layer is None or layer.max_inputs != 0
 
 
 class CanvasScene(QGraphicsScene):
@@ -305,6 +326,21 @@ class CanvasScene(QGraphicsScene):
         if moves:
             self.document.move_nodes(moves)
 
+    def edge_at(self, pos: QPointF) -> tuple[str, str] | None:
+        """The connection under a scene position (within a few pixels), unless a card is there."""
+        if self._card_at(pos) is not None:
+            return None
+        probe = QRectF(pos.x() - EDGE_GRAB, pos.y() - EDGE_GRAB, 2 * EDGE_GRAB, 2 * EDGE_GRAB)
+        for item in self.items(probe):
+            if isinstance(item, EdgeItem):
+                return (item.source, item.target)
+        return None
+
+    def highlight_edge(self, edge: tuple[str, str] | None) -> None:
+        """Mark the connection a dragged layer would be inserted into (None: no mark)."""
+        for key, item in self.edges.items():
+            item.set_highlight(key == edge)
+
     def selected_node_ids(self) -> list[str]:
         return [i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)]
 
@@ -422,6 +458,7 @@ class CanvasView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
         self._panning: QPointF | None = None
+        self._drop_edge: tuple[str, str] | None = None  # highlighted while a layer is dragged
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasFormat(MIME_TYPE):
@@ -432,10 +469,25 @@ class CanvasView(QGraphicsView):
     def dragMoveEvent(self, event) -> None:
         if event.mimeData().hasFormat(MIME_TYPE):
             event.acceptProposedAction()
+            type_name = bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8")
+            pos = self.mapToScene(event.position().toPoint())
+            edge = self.scene().edge_at(pos) if type_accepts_input(type_name) else None
+            if edge != self._drop_edge:
+                self._drop_edge = edge
+                self.scene().highlight_edge(edge)
+                self.scene().hint.emit(f"Drop to insert the {type_name} between {edge[0]} and "
+                                       f"{edge[1]}" if edge is not None else "")
         else:
             super().dragMoveEvent(event)
 
+    def dragLeaveEvent(self, event) -> None:
+        self._drop_edge = None
+        self.scene().highlight_edge(None)
+        super().dragLeaveEvent(event)
+
     def dropEvent(self, event) -> None:
+        self._drop_edge = None
+        self.scene().highlight_edge(None)
         if event.mimeData().hasFormat(MIME_TYPE):
             type_name = bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8")
             self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))

@@ -130,6 +130,18 @@ class SetParamCommand(QUndoCommand):
         self.design.set_param(self.node_id, self.name, self.old)
 
 
+class RenameCommand(QUndoCommand):
+    def __init__(self, design: Design, old: str, new: str) -> None:
+        super().__init__(f"Rename {old} to {new}")
+        self.design, self.old, self.new = design, old, new
+
+    def redo(self) -> None:
+        self.design.rename_node(self.old, self.new)
+
+    def undo(self) -> None:
+        self.design.rename_node(self.new, self.old)
+
+
 class LayoutCommand(MoveNodesCommand):
     """Automatic layout as one undoable step (never merged with moves)."""
 

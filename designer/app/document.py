@@ -6,10 +6,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from designer.app.commands import (AddNodeCommand, ConnectCommand, LayoutCommand, MacroCommand,
-                                   MoveNodesCommand, SetParamCommand, delete_command)
+from designer.app.commands import (AddNodeCommand, ConnectCommand, DisconnectCommand,
+                                   LayoutCommand, MacroCommand, MoveNodesCommand, RenameCommand,
+                                   SetParamCommand, delete_command)
 from designer.core.analysis import Analysis
-from designer.core.design import Design
+from designer.core.design import Design, Edge, GraphError, Node
 from designer.core.layout import layered_positions
 from designer.io.design_file import load_design, save_design
 from designer.io.templates import resources_dir
@@ -33,12 +34,14 @@ class Document(QObject):
     design_replaced = Signal()  # a new design was loaded or created: views rebuild
     refreshed = Signal(object)  # set of node ids whose derived figures changed
     path_changed = Signal()
+    node_renamed = Signal(str, str)  # old id, new id (by an edit or its undo)
 
     def __init__(self, design: Design | None = None, path: Path | None = None) -> None:
         super().__init__()
         self.undo_stack = QUndoStack(self)
         self.undo_stack.indexChanged.connect(self.refresh)
         self.design = design or Design("Untitled")
+        self.design.node_renamed.connect(self.node_renamed.emit)
         self.analysis = Analysis(self.design)
         self.path = path
         self._place_unpositioned()
@@ -68,7 +71,9 @@ class Document(QObject):
 
     def replace(self, design: Design, path: Path | None) -> None:
         self.analysis.close()
+        self.design.node_renamed.disconnect(self.node_renamed.emit)
         self.design = design
+        design.node_renamed.connect(self.node_renamed.emit)
         self.analysis = Analysis(design)
         self.path = path
         self._place_unpositioned()
@@ -128,3 +133,34 @@ class Document(QObject):
 
     def auto_layout(self) -> None:
         self.push(LayoutCommand(self.design, layered_positions(self.design)))
+
+    def rename(self, old: str, new: str) -> None:
+        """Give a node a new id (raises GraphError saying why not; nothing changes then)."""
+        new = new.strip()
+        if new == old:
+            return
+        if not new:
+            raise GraphError("an id can't be empty")
+        if new in self.design:
+            raise GraphError(f"there is already a node {new!r}: ids must be unique")
+        self.push(RenameCommand(self.design, old, new))
+
+    def paste(self, nodes: list[Node], edges: list[Edge], text: str = "Paste") -> None:
+        """Add nodes (ids already unique here) and the edges among them as one undo step."""
+        if nodes:
+            children = [AddNodeCommand(self.design, node) for node in nodes]
+            children += [ConnectCommand(self.design, s, t) for s, t in edges]
+            self.push(MacroCommand(f"{text} {len(nodes)} layer{'s' if len(nodes) != 1 else ''}",
+                                   children))
+
+    def insert_on_edge(self, node: Node, edge: Edge) -> None:
+        """Add ``node`` in the middle of ``source → target`` as one undo step. The new node takes
+        the old edge's place among the target's inputs (Concat's operand order is kept)."""
+        source, target = edge
+        index = self.design.edges.index(edge)
+        self.push(MacroCommand(f"Insert {node.id}", [
+            AddNodeCommand(self.design, node),
+            DisconnectCommand(self.design, source, target),
+            ConnectCommand(self.design, source, node.id),
+            ConnectCommand(self.design, node.id, target, index),
+        ]))

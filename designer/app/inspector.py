@@ -6,12 +6,12 @@ from typing import Any, Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from designer.app.document import Document
 from designer.core.catalog import (BOOL, CONV_PADDING, COUNT, LAYER_TYPES, MAX_INT, OPTIONAL_REAL,
                                    PAIR, POOL_STRIDE, REAL, ParamSpec)
-from designer.core.design import MISSING
+from designer.core.design import MISSING, GraphError
 from designer.core.problems import num
 
 
@@ -59,6 +59,20 @@ class InspectorPanel(QWidget):
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
+        self.id_edit = QLineEdit()
+        self.id_edit.setToolTip("The layer's id: unique in the design, used in weights files "
+                                "(\"<id>.weight\") and in messages. Press Enter to rename.")
+        self.id_edit.editingFinished.connect(self._rename)
+        self.id_error = QLabel()
+        self.id_error.setWordWrap(True)
+        self.id_error.setStyleSheet("color: #d32f2f")
+        self.id_error.hide()
+        id_row = QWidget()
+        id_form = QFormLayout(id_row)
+        id_form.setContentsMargins(0, 0, 0, 0)
+        id_form.addRow("id", self.id_edit)
+        id_form.addRow(self.id_error)
+        self.id_row = id_row
         self.form_host = QWidget()
         self.form = QFormLayout(self.form_host)
         self.figures = QLabel()
@@ -69,6 +83,7 @@ class InspectorPanel(QWidget):
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self.title)
+        column.addWidget(self.id_row)
         column.addWidget(self.form_host)
         column.addWidget(self.figures, 1)
         scroll = QScrollArea()
@@ -78,6 +93,7 @@ class InspectorPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        document.node_renamed.connect(self._follow_rename)
         self.show_node(None)
 
     # ------------------------------------------------------------------ building
@@ -87,14 +103,16 @@ class InspectorPanel(QWidget):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.editors.clear()
+        self.id_error.hide()
+        self.id_row.setVisible(self.node_id is not None)
         if self.node_id is None:
             self.title.setText("<i>Select a layer to see and edit its parameters.</i>")
             self.figures.setText("")
             return
         node = self.document.design.node(self.node_id)
         layer = LAYER_TYPES.get(node.type)
-        self.title.setText(f"<b>{node.type}</b> &nbsp; {self.node_id}"
-                           + (f"<br><small>{layer.summary}</small>" if layer else ""))
+        self._set_title()
+        self.id_edit.setText(self.node_id)
         if layer is not None:
             for spec in layer.params:
                 label = QLabel(spec.name)
@@ -103,6 +121,31 @@ class InspectorPanel(QWidget):
                 editor.setToolTip(spec.help)
                 self.form.addRow(label, editor)
         self.refresh()
+
+    def _set_title(self) -> None:
+        node = self.document.design.node(self.node_id)
+        layer = LAYER_TYPES.get(node.type)
+        self.title.setText(f"<b>{node.type}</b> &nbsp; {self.node_id}"
+                           + (f"<br><small>{layer.summary}</small>" if layer else ""))
+
+    def _rename(self) -> None:
+        if self.node_id is None:
+            return
+        new = self.id_edit.text()
+        try:
+            self.document.rename(self.node_id, new)
+        except GraphError as exc:
+            self.id_error.setText(f"Can't rename: {exc}")
+            self.id_error.show()
+            self.id_edit.setText(self.node_id)
+        else:
+            self.id_error.hide()
+
+    def _follow_rename(self, old: str, new: str) -> None:
+        if self.node_id == old:
+            self.node_id = new
+            self.id_edit.setText(new)
+            self._set_title()
 
     def _commit(self, name: str, value: Any) -> None:
         if self.node_id is not None:

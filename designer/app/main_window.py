@@ -5,22 +5,24 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QMimeData, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
 
 from designer.app.autosave import Autosaver, find_recoverable, recover
-from designer.app.canvas import CanvasScene, CanvasView
+from designer.app.canvas import CanvasScene, CanvasView, type_accepts_input
 from designer.app.document import Document
+from designer.app.gallery import TemplateGallery
 from designer.app.inspector import InspectorPanel
 from designer.app.palette import ID_STEMS, PalettePanel
 from designer.app.panels import ProblemsPanel, SummaryPanel
 from designer.core.catalog import default_params
-from designer.core.design import Node
-from designer.io.design_file import DesignError
-from designer.io.templates import list_templates
+from designer.core.design import Design, Node
+from designer.core.fragment import extract, placed, top_left
+from designer.io.design_file import DesignError, design_from_json, design_to_json
 
 FILE_FILTER = "CNN designs (*.json);;All files (*)"
+FRAGMENT_MIME = "application/x-cnn-designer-layers"  # contract §2 JSON of the copied layers
 
 
 class MainWindow(QMainWindow):
@@ -89,13 +91,8 @@ class MainWindow(QMainWindow):
         keys = QKeySequence.StandardKey
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self._action(file_menu, "&New", self.new_design, keys.New, "Start an empty design")
-        templates = file_menu.addMenu("New from &template")
-        for template in list_templates():
-            action = QAction(template.title, self)
-            action.setStatusTip(template.description)
-            action.triggered.connect(lambda _=False, t=template: self.new_from_template(t))
-            templates.addAction(action)
+        self._action(file_menu, "&New…", self.new_dialog, keys.New,
+                     "Start a blank design or one from the template gallery")
         self._action(file_menu, "&Open…", self.open_dialog, keys.Open, "Open a design file")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._action(file_menu, "&Save", self.save, keys.Save, "Save the design")
@@ -114,8 +111,17 @@ class MainWindow(QMainWindow):
         edit.addAction(undo)
         edit.addAction(redo)
         edit.addSeparator()
+        self._action(edit, "Cu&t", self.cut, keys.Cut, "Copy the selected layers, then delete them")
+        self._action(edit, "&Copy", self.copy, keys.Copy,
+                     "Copy the selected layers and the connections among them")
+        self._action(edit, "&Paste", self.paste, keys.Paste,
+                     "Paste layers (at the mouse pointer when it is over the canvas)")
+        self._action(edit, "D&uplicate", self.duplicate, "Ctrl+D",
+                     "Copy and paste the selected layers in one go")
         self._action(edit, "&Delete", self.delete_selection, keys.Delete,
                      "Delete the selected layers and connections")
+        self._action(edit, "Re&name…", self.rename_selected, "F2",
+                     "Give the selected layer a new id (in the inspector)")
         self._action(edit, "Select &all", self.select_all, keys.SelectAll)
         view = bar.addMenu("&View")
         self._action(view, "Zoom &in", lambda: self.view.zoom(1.25), keys.ZoomIn)
@@ -133,6 +139,10 @@ class MainWindow(QMainWindow):
     def _after_change(self, changed: set[str] | None = None) -> None:
         self.summary.reload(changed if isinstance(changed, set) else None)
         self.problems.reload()
+        self._update_status()
+
+    def _update_status(self) -> None:
+        """The status bar: layers, totals, and whether the design is valid."""
         errors, warnings = self.problems.counts()
         t = self.document.analysis.totals()
         state = ("valid" if self.document.analysis.valid else
@@ -150,7 +160,7 @@ class MainWindow(QMainWindow):
         if text:
             self.statusBar().showMessage(text)
         else:
-            self._after_change()
+            self._update_status()
 
     def _update_title(self, clean: object = None) -> None:
         self.setWindowTitle(f"{self.document.title}[*] — CNN Designer")
@@ -170,15 +180,33 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def new_dialog(self) -> None:
+        """The template gallery; the chosen template (or a blank design) replaces this one."""
+        if not self.maybe_save():
+            return
+        gallery = TemplateGallery(self)
+        if gallery.exec() != TemplateGallery.DialogCode.Accepted:
+            return
+        self._start(gallery.chosen)
+
     def new_design(self) -> None:
         if self.maybe_save():
-            from designer.core.design import Design
-            self.document.replace(Design("Untitled"), None)
+            self._start(None)
 
     def new_from_template(self, template) -> None:
         if self.maybe_save():
-            self.document.replace(template.load(), None)
-            self.view.fit_all()
+            self._start(template)
+
+    def _start(self, template) -> None:
+        """Replace the design with a blank one or a template's copy (unsaved work was asked
+        about already)."""
+        try:
+            design = template.load() if template is not None else Design("Untitled")
+        except DesignError as exc:
+            QMessageBox.critical(self, "Can't open this template", str(exc))
+            return
+        self.document.replace(design, None)
+        self.view.fit_all()
 
     def open_dialog(self) -> None:
         if not self.maybe_save():
@@ -253,9 +281,14 @@ class MainWindow(QMainWindow):
         return Node(node_id, type_name, default_params(type_name), position)
 
     def add_at(self, type_name: str, position) -> None:
-        """A palette entry dropped on the canvas: a new layer there (one undo step)."""
+        """A palette entry dropped on the canvas: a new layer there (one undo step); dropped on a
+        connection, it is inserted into it."""
         node = self._new_node(type_name, (round(position.x(), 1), round(position.y(), 1)))
-        self.document.add_node(node)
+        edge = self.scene.edge_at(position)
+        if edge is not None and type_accepts_input(type_name):
+            self.document.insert_on_edge(node, edge)
+        else:
+            self.document.add_node(node)
         self.scene.select_node(node.id)
 
     def add_after_selection(self, type_name: str) -> None:
@@ -276,6 +309,78 @@ class MainWindow(QMainWindow):
     def _selection_changed(self) -> None:
         selected = self.scene.selected_node_ids()
         self.inspector.show_node(selected[0] if len(selected) == 1 else None)
+
+    # ------------------------------------------------------------------ clipboard
+
+    def copy(self) -> bool:
+        """Put the selected layers (and the edges among them) on the clipboard as a design file,
+        so they paste here, in another window, or into a text editor as JSON."""
+        selected = self.scene.selected_node_ids()
+        if not selected:
+            self.statusBar().showMessage("Select the layers to copy first", 4000)
+            return False
+        text = design_to_json(extract(self.document.design, selected))
+        data = QMimeData()
+        data.setData(FRAGMENT_MIME, text.encode("utf-8"))
+        data.setText(text)
+        QGuiApplication.clipboard().setMimeData(data)
+        self.statusBar().showMessage(f"Copied {len(selected)} layer(s)", 3000)
+        return True
+
+    def cut(self) -> None:
+        if self.copy():
+            self.delete_selection()
+
+    def paste(self) -> None:
+        data = QGuiApplication.clipboard().mimeData()
+        if data is not None and data.hasFormat(FRAGMENT_MIME):
+            text = bytes(data.data(FRAGMENT_MIME)).decode("utf-8")
+        elif data is not None and data.hasText():
+            text = data.text()
+        else:
+            self.statusBar().showMessage("Nothing to paste: copy some layers first", 4000)
+            return
+        try:
+            fragment = design_from_json(text, "the clipboard")
+        except DesignError as exc:
+            self.statusBar().showMessage(f"Can't paste: {exc}", 8000)
+            return
+        self._place(fragment, "Paste", self._paste_target(fragment))
+
+    def duplicate(self) -> None:
+        selected = self.scene.selected_node_ids()
+        if selected:
+            self._place(extract(self.document.design, selected), "Duplicate", (40.0, 40.0))
+
+    def _paste_target(self, fragment) -> tuple[float, float]:
+        """Under the mouse pointer if it is over the canvas, else beside the originals."""
+        corner = top_left(fragment)
+        viewport = self.view.viewport()
+        local = viewport.mapFromGlobal(QCursor.pos())
+        if corner is None or not viewport.rect().contains(local):
+            return (40.0, 40.0)
+        where = self.view.mapToScene(local)
+        return (where.x() - corner[0], where.y() - corner[1])
+
+    def _place(self, fragment, text: str, offset: tuple[float, float]) -> None:
+        nodes, edges = placed(fragment, self.document.design, offset)
+        for node in nodes:
+            if node.position is None:
+                node.position = offset
+        self.document.paste(nodes, edges, text)
+        self.scene.clearSelection()
+        for node in nodes:
+            self.scene.nodes[node.id].setSelected(True)
+
+    def rename_selected(self) -> None:
+        selected = self.scene.selected_node_ids()
+        if len(selected) != 1:
+            self.statusBar().showMessage("Select one layer to rename", 4000)
+            return
+        self.inspector_dock.show()
+        self.inspector_dock.raise_()
+        self.inspector.id_edit.setFocus()
+        self.inspector.id_edit.selectAll()
 
     def delete_selection(self) -> None:
         self.document.delete(self.scene.selected_node_ids(), self.scene.selected_edges())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox
 
 from designer.app.palette import MIME_TYPE
@@ -102,3 +102,125 @@ def test_inspector_kernel_too_big_shows_the_error_and_design_is_kept(window):
     assert window.scene.nodes["conv_stride3"].info.errors
     window.document.undo_stack.undo()
     assert not window.document.analysis.info("conv_stride3").errors
+
+
+def edge_midpoint(window, edge) -> QPointF:
+    return window.scene.edges[edge].path().pointAtPercent(0.5)
+
+
+def test_dropping_a_layer_on_a_connection_inserts_it(window):
+    window.new_from_template(find_template("lecture-conv-layer"))
+    design = window.document.design
+    source, target = design.edges[0]
+    window.view.centerOn(edge_midpoint(window, (source, target)))
+    before = design.edges
+    # while dragging over the connection, it is highlighted
+    data = QMimeData()
+    data.setData(MIME_TYPE, b"ReLU")
+    point = window.view.mapFromScene(edge_midpoint(window, (source, target)))
+    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window.view.viewport(), enter)
+    move = QDragMoveEvent(point, Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+                          Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window.view.viewport(), move)
+    assert window.scene.edges[(source, target)].highlighted
+    drop_layer(window, "ReLU", edge_midpoint(window, (source, target)))
+    assert not any(e.highlighted for e in window.scene.edges.values())
+    new = window.scene.selected_node_ids()[0]
+    assert design.node(new).type == "ReLU"
+    assert (source, target) not in design.edges
+    assert design.sources(new) == [source] and design.targets(new) == [target]
+    shape = window.document.analysis.info(target).shape
+    assert window.document.analysis.info(new).shape == window.document.analysis.info(source).shape
+    assert window.document.analysis.valid
+    window.document.undo_stack.undo()  # one step: the node and both connections go
+    assert design.edges == before and new not in design
+    assert window.document.analysis.info(target).shape == shape
+
+
+def test_inserting_into_a_concat_input_keeps_the_operand_order(window):
+    window.new_from_template(find_template("inception-block"))
+    design = window.document.design
+    concat = next(n.id for n in design.nodes if n.type == "Concat")
+    operands = design.sources(concat)
+    shape = window.document.analysis.info(concat).shape
+    second = (operands[1], concat)
+    window.view.centerOn(edge_midpoint(window, second))
+    drop_layer(window, "BatchNorm2d", edge_midpoint(window, second))
+    new = window.scene.selected_node_ids()[0]
+    assert design.sources(concat) == [operands[0], new] + operands[2:]
+    assert window.document.analysis.info(concat).shape == shape
+
+
+def test_an_input_dropped_on_a_connection_is_just_added(window):
+    window.new_from_template(find_template("lecture-conv-layer"))
+    design = window.document.design
+    edges = design.edges
+    window.view.centerOn(edge_midpoint(window, edges[0]))
+    drop_layer(window, "Input", edge_midpoint(window, edges[0]))
+    assert design.edges == edges and len(design) == 3
+
+
+def test_copy_paste_duplicate_and_cut(window):
+    window.new_from_template(find_template("lecture-conv-layer"))
+    doc = window.document
+    design = doc.design
+    ids = design.node_ids  # input, conv1
+    for item in window.scene.nodes.values():
+        item.setSelected(True)
+    assert window.copy()
+    text = QApplication.clipboard().text()
+    assert '"format": "cnn-designer"' in text  # the contract's JSON: pastes into a text editor
+    window.paste()
+    assert len(design) == 4
+    new = [n for n in design.node_ids if n not in ids]
+    assert new == ["input1", "conv2"]  # fresh ids from the same stems
+    assert (new[0], new[1]) in design.edges  # the edge between the copies comes along
+    assert design.node("conv2").params == design.node("conv1").params
+    assert set(window.scene.selected_node_ids()) == set(new)  # the copies are selected
+    assert doc.undo_stack.undoText().startswith("Paste 2 layers")
+    doc.undo_stack.undo()
+    assert design.node_ids == ids
+    # duplicate: beside the original, 40 units right and down
+    window.scene.select_node("conv1")
+    window.duplicate()
+    copy = window.scene.selected_node_ids()[0]
+    x, y = design.node("conv1").position
+    assert design.node(copy).position == (x + 40, y + 40)
+    assert design.sources(copy) == []  # its input was not part of the selection
+    # cut = copy + delete, one undo step for the delete
+    window.scene.select_node(copy)
+    window.cut()
+    assert copy not in design
+    window.paste()
+    assert design.node(copy).type == "Conv2d"  # the id was free again
+
+
+def test_pasting_text_that_is_not_a_design_says_so(window):
+    QApplication.clipboard().setText("hello")
+    window.paste()
+    assert "Can't paste" in window.statusBar().currentMessage()
+    assert len(window.document.design) == 0
+
+
+def test_rename_in_the_inspector_with_undo_and_refusal(window):
+    window.new_from_template(find_template("lecture-conv-layer"))
+    doc = window.document
+    window.scene.select_node("conv1")
+    inspector = window.inspector
+    assert not inspector.id_row.isHidden() and inspector.id_edit.text() == "conv1"
+    inspector.id_edit.setText("features.0")
+    inspector.id_edit.editingFinished.emit()
+    assert "features.0" in doc.design and "conv1" not in doc.design
+    assert ("input", "features.0") in doc.design.edges
+    assert window.scene.nodes["features.0"].isSelected()
+    assert inspector.node_id == "features.0"
+    assert window.summary.model.ids[-1] == "features.0"
+    # an id in use is refused with the reason; nothing changes
+    inspector.id_edit.setText("input")
+    inspector.id_edit.editingFinished.emit()
+    assert "already a node 'input'" in inspector.id_error.text()
+    assert inspector.id_edit.text() == "features.0" and "features.0" in doc.design
+    doc.undo_stack.undo()
+    assert "conv1" in doc.design and inspector.id_edit.text() == "conv1"

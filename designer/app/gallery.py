@@ -1,0 +1,155 @@
+"""File › New: a gallery of the built-in templates (with a preview of each graph) and a blank
+design."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QVBoxLayout, QWidget)
+
+from designer.app.canvas import GROUP_COLOURS
+from designer.core.analysis import Analysis
+from designer.core.catalog import LAYER_TYPES
+from designer.core.design import Design
+from designer.core.layout import layered_positions
+from designer.core.notation import shape_notation
+from designer.io.design_file import DesignError
+from designer.io.templates import Template, list_templates
+
+PREVIEW = QSize(168, 150)
+
+
+def design_preview(design: Design, size: QSize = PREVIEW) -> QPixmap:
+    """The design's graph in miniature: a block per layer (coloured by group) and its edges."""
+    pixmap = QPixmap(size)
+    pixmap.fill(QColor("white"))
+    positions = {n.id: n.position for n in design.nodes if n.position is not None}
+    if len(positions) < len(design):
+        positions = layered_positions(design)
+    if not positions:
+        return pixmap
+    xs = [p[0] for p in positions.values()]
+    ys = [p[1] for p in positions.values()]
+    card_w, card_h = 216.0, 78.0  # the canvas's card size, in scene units
+    left, top = min(xs) - card_w / 2, min(ys)
+    width, height = max(xs) - min(xs) + card_w, max(ys) - min(ys) + card_h
+    margin = 8
+    scale = min((size.width() - 2 * margin) / width, (size.height() - 2 * margin) / height)
+    dx = (size.width() - width * scale) / 2
+    dy = (size.height() - height * scale) / 2
+
+    def to_pixmap(x: float, y: float) -> QPointF:
+        return QPointF(dx + (x - left) * scale, dy + (y - top) * scale)
+
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor("#9aa4b2"), 1))
+    for s, t in design.edges:
+        if s in positions and t in positions:
+            painter.drawLine(to_pixmap(positions[s][0], positions[s][1] + card_h),
+                             to_pixmap(*positions[t]))
+    painter.setPen(QPen(QColor("#7b8794"), 0.8))
+    for node in design.nodes:
+        x, y = positions[node.id]
+        layer = LAYER_TYPES.get(node.type)
+        painter.setBrush(QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
+                         .darker(112))
+        corner = to_pixmap(x - card_w / 2, y)
+        block = QRectF(corner.x(), corner.y(), max(card_w * scale, 3), max(card_h * scale, 2))
+        painter.drawRoundedRect(block, 2, 2)
+    painter.end()
+    return pixmap
+
+
+@dataclass
+class _Entry:
+    template: Template | None  # None: a blank design
+    title: str
+    details: str
+
+
+def _describe(template: Template) -> _Entry:
+    try:
+        design = template.load()
+    except DesignError as exc:  # a damaged installation: say so instead of failing
+        return _Entry(template, template.title, f"This template can't be read: {exc}")
+    analysis = Analysis(design)
+    try:
+        totals = analysis.totals()
+        inputs = [i for i in analysis.infos() if i.type == "Input" and i.shape is not None]
+        output = analysis.output
+        shape = analysis.info(output).shape if output is not None else None
+    finally:
+        analysis.close()
+    input_text = shape_notation(inputs[0].shape) if inputs else "?"
+    details = (f"<b>{template.title}</b><p>{template.description}</p>"
+               f"<p>{len(design)} layers · {totals['params']:,} parameters · "
+               f"{totals['macs'] / 1e6:,.1f} M mult-adds<br>"
+               f"input {input_text} → output {shape_notation(shape) if shape else '?'}</p>")
+    return _Entry(template, template.title, details)
+
+
+class TemplateGallery(QDialog):
+    """Pick a blank design or a template; ``chosen`` is the template (None for blank)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New design")
+        self.resize(860, 560)
+        self.list = QListWidget()
+        self.list.setViewMode(QListWidget.ViewMode.IconMode)
+        self.list.setIconSize(PREVIEW)
+        self.list.setGridSize(QSize(PREVIEW.width() + 24, PREVIEW.height() + 44))
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.list.setMovement(QListWidget.Movement.Static)
+        self.list.setWordWrap(True)
+        self.list.setSpacing(4)
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.details.setMinimumWidth(230)
+        self.details.setMaximumWidth(260)
+        self.entries: list[_Entry] = [_Entry(None, "Blank design",
+                                             "<b>Blank design</b><p>An empty canvas. Drag an Input "
+                                             "from the Layers panel to start.</p>")]
+        blank = QPixmap(PREVIEW)
+        blank.fill(QColor("white"))
+        self._add(self.entries[0], blank)
+        for template in list_templates():
+            entry = _describe(template)
+            self.entries.append(entry)
+            try:
+                preview = design_preview(template.load())
+            except DesignError:
+                preview = blank
+            self._add(entry, preview)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.list.currentRowChanged.connect(self._show_details)
+        self.list.itemDoubleClicked.connect(self.accept)
+        body = QHBoxLayout()
+        body.addWidget(self.list, 1)
+        body.addWidget(self.details)
+        layout = QVBoxLayout(self)
+        layout.addLayout(body, 1)
+        layout.addWidget(buttons)
+        self.list.setCurrentRow(0)
+
+    def _add(self, entry: _Entry, preview: QPixmap) -> None:
+        item = QListWidgetItem(QIcon(preview), entry.title)
+        item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self.list.addItem(item)
+
+    def _show_details(self, row: int) -> None:
+        self.details.setText(self.entries[row].details if row >= 0 else "")
+
+    @property
+    def chosen(self) -> Template | None:
+        row = self.list.currentRow()
+        return self.entries[row].template if row >= 0 else None
