@@ -11,7 +11,7 @@ from designer.app.commands import (AddNodeCommand, ConnectCommand, DisconnectCom
                                    SetParamCommand, delete_command)
 from designer.core.analysis import Analysis
 from designer.core.design import Design, Edge, GraphError, Node
-from designer.core.layout import layered_positions
+from designer.core.layout import ROW, layered_positions
 from designer.io.design_file import load_design, save_design
 from designer.io.templates import resources_dir
 
@@ -155,12 +155,27 @@ class Document(QObject):
 
     def insert_on_edge(self, node: Node, edge: Edge) -> None:
         """Add ``node`` in the middle of ``source → target`` as one undo step. The new node takes
-        the old edge's place among the target's inputs (Concat's operand order is kept)."""
+        the old edge's place among the target's inputs (Concat's operand order is kept); it goes
+        one row below the source, and the target and everything below it move down to make room
+        if they have to."""
         source, target = edge
-        index = self.design.edges.index(edge)
-        self.push(MacroCommand(f"Insert {node.id}", [
-            AddNodeCommand(self.design, node),
-            DisconnectCommand(self.design, source, target),
-            ConnectCommand(self.design, source, node.id),
-            ConnectCommand(self.design, node.id, target, index),
-        ]))
+        design = self.design
+        index = design.edges.index(edge)
+        children: list[QUndoCommand] = []
+        above, below = design.node(source).position, design.node(target).position
+        if above is not None and below is not None:
+            x = node.position[0] if node.position is not None else above[0]
+            node.position = (x, above[1] + ROW)
+            room = above[1] + 2 * ROW - below[1]
+            if room > 0:
+                moves = {}
+                for n in design.downstream(target):
+                    old = design.node(n).position
+                    if old is not None:
+                        moves[n] = (old, (old[0], old[1] + room))
+                children.append(MoveNodesCommand(design, moves, "Make room"))
+        children += [AddNodeCommand(design, node),
+                     DisconnectCommand(design, source, target),
+                     ConnectCommand(design, source, node.id),
+                     ConnectCommand(design, node.id, target, index)]
+        self.push(MacroCommand(f"Insert {node.id}", children))

@@ -36,12 +36,15 @@ def design_preview(design: Design, size: QSize = PREVIEW) -> QPixmap:
     left, top = min(xs) - card_w / 2, min(ys)
     width, height = max(xs) - min(xs) + card_w, max(ys) - min(ys) + card_h
     margin = 8
-    scale = min((size.width() - 2 * margin) / width, (size.height() - 2 * margin) / height)
-    dx = (size.width() - width * scale) / 2
+    room_w, room_h = size.width() - 2 * margin, size.height() - 2 * margin
+    scale = min(room_w / width, room_h / height)
+    # a deep chain would be a hairline: blocks stay at least 45 % of the preview wide
+    scale_x = min(room_w / width, max(scale, 0.45 * room_w / card_w))
+    dx = (size.width() - width * scale_x) / 2
     dy = (size.height() - height * scale) / 2
 
     def to_pixmap(x: float, y: float) -> QPointF:
-        return QPointF(dx + (x - left) * scale, dy + (y - top) * scale)
+        return QPointF(dx + (x - left) * scale_x, dy + (y - top) * scale)
 
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -57,8 +60,23 @@ def design_preview(design: Design, size: QSize = PREVIEW) -> QPixmap:
         painter.setBrush(QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
                          .darker(112))
         corner = to_pixmap(x - card_w / 2, y)
-        block = QRectF(corner.x(), corner.y(), max(card_w * scale, 3), max(card_h * scale, 2))
+        block = QRectF(corner.x(), corner.y(), max(card_w * scale_x, 3), max(card_h * scale, 2))
         painter.drawRoundedRect(block, 2, 2)
+    painter.end()
+    return pixmap
+
+
+def _blank_preview(size: QSize = PREVIEW) -> QPixmap:
+    pixmap = QPixmap(size)
+    pixmap.fill(QColor("white"))
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor("#9aa4b2"), 1.5, Qt.PenStyle.DashLine))
+    painter.drawRoundedRect(QRectF(12, 12, size.width() - 24, size.height() - 24), 8, 8)
+    painter.setPen(QPen(QColor("#7b8794"), 3))
+    c = QPointF(size.width() / 2, size.height() / 2)
+    painter.drawLine(c - QPointF(14, 0), c + QPointF(14, 0))
+    painter.drawLine(c - QPointF(0, 14), c + QPointF(0, 14))
     painter.end()
     return pixmap
 
@@ -115,8 +133,7 @@ class TemplateGallery(QDialog):
         self.entries: list[_Entry] = [_Entry(None, "Blank design",
                                              "<b>Blank design</b><p>An empty canvas. Drag an Input "
                                              "from the Layers panel to start.</p>")]
-        blank = QPixmap(PREVIEW)
-        blank.fill(QColor("white"))
+        blank = _blank_preview()
         self._add(self.entries[0], blank)
         for template in list_templates():
             entry = _describe(template)

@@ -111,7 +111,6 @@ class SummaryPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
         header.setResizeContentsPrecision(RESIZE_PRECISION)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.clicked.connect(lambda index: self.node_clicked.emit(self.model.ids[index.row()]))

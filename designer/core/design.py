@@ -266,6 +266,16 @@ class Design:
         self._sources[target] = [s for s, t in self._edges if t == target]
         self._targets[source] = [t for s, t in self._edges if s == source]
 
+    def downstream(self, node_id: str) -> list[str]:
+        """``node_id`` and every node it feeds, directly or not (in design order)."""
+        seen, stack = {node_id}, [node_id]
+        while stack:
+            for t in self._targets[stack.pop()]:
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return [n for n in self._nodes if n in seen]
+
     def _reaches(self, start: str, goal: str) -> bool:
         seen, stack = {start}, [start]
         while stack:

@@ -8,6 +8,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSpinBox
 
 from designer.app.palette import MIME_TYPE
+from designer.core.layout import ROW
 from designer.io.templates import find_template
 from tests.app.conftest import drag
 
@@ -134,8 +135,12 @@ def test_dropping_a_layer_on_a_connection_inserts_it(window):
     shape = window.document.analysis.info(target).shape
     assert window.document.analysis.info(new).shape == window.document.analysis.info(source).shape
     assert window.document.analysis.valid
+    # it sits one row below its source; its target was moved down to make room
+    above, here, below = (design.node(n).position for n in (source, new, target))
+    assert here[1] == above[1] + ROW and below[1] >= here[1] + ROW
     window.document.undo_stack.undo()  # one step: the node and both connections go
     assert design.edges == before and new not in design
+    assert design.node(target).position[1] < here[1] + ROW  # and the target moved back
     assert window.document.analysis.info(target).shape == shape
 
 

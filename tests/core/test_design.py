@@ -179,3 +179,12 @@ def test_copy_is_independent():
     c.set_param("c1", "out_channels", 99)
     assert d.node("c1").params["out_channels"] == 4
     assert isinstance(c, Design) and c.edges == d.edges
+
+
+def test_downstream_follows_every_path():
+    from designer.core.design import Design, Node
+    nodes = [Node(n, "ReLU") for n in "abcde"]
+    d = Design.from_parts("d", nodes, [("a", "b"), ("a", "c"), ("c", "d"), ("b", "d")])
+    assert d.downstream("a") == ["a", "b", "c", "d"]
+    assert d.downstream("c") == ["c", "d"]
+    assert d.downstream("e") == ["e"]
