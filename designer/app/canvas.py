@@ -207,6 +207,7 @@ class CanvasScene(QGraphicsScene):
         self.document = document
         self.nodes: dict[str, NodeItem] = {}
         self.edges: dict[tuple[str, str], EdgeItem] = {}
+        self._red_targets: set[str] = set()  # nodes whose incoming edges are drawn red
         self._drag_start: dict[str, tuple[float, float] | None] = {}
         self._link_source: str | None = None  # a connection being dragged from this node
         self._link_line: QGraphicsPathItem | None = None
@@ -222,6 +223,7 @@ class CanvasScene(QGraphicsScene):
         self.clear()
         self.nodes.clear()
         self.edges.clear()
+        self._red_targets.clear()
         design = self.document.design
         design.node_added.connect(self._on_node_added)
         design.node_removed.connect(self._on_node_removed)
@@ -242,6 +244,7 @@ class CanvasScene(QGraphicsScene):
         item.setPos(QPointF(*(node.position or (0.0, 0.0))))
 
     def _on_node_removed(self, node: Node, index: int) -> None:
+        self._red_targets.discard(node.id)
         item = self.nodes.pop(node.id)
         self.removeItem(item)
 
@@ -251,6 +254,9 @@ class CanvasScene(QGraphicsScene):
             item.setPos(QPointF(*new))
 
     def _on_node_renamed(self, old: str, new: str) -> None:
+        if old in self._red_targets:
+            self._red_targets.discard(old)
+            self._red_targets.add(new)
         item = self.nodes.pop(old)
         item.node_id = new
         self.nodes[new] = item
@@ -271,31 +277,37 @@ class CanvasScene(QGraphicsScene):
         self.removeItem(self.edges.pop(edge))
 
     def update_infos(self, changed: set[str]) -> None:
-        analysis = self.document.analysis
-        design = self.document.design
-        shown = []  # what the views show, as (left, top, right, bottom), widened by a card
-        for view in self.views():
+        """After an edit: repaint the changed cards that are in view (the others read their
+        figures when next painted) and colour the connections into nodes with input errors."""
+        if not changed:
+            return
+        infos = self.document.analysis.infos_by_id()
+        nodes = self.document.design._nodes  # read-only: this runs for every node on big edits
+        left = top = float("inf")
+        right = bottom = float("-inf")
+        for view in self.views():  # what the views show, widened by a card
             r = view.mapToScene(view.viewport().rect()).boundingRect()
-            shown.append((r.left() - CARD_W, r.top() - CARD_H - PORT_R, r.right() + CARD_W,
-                          r.bottom() + PORT_R))
+            left, top = min(left, r.left() - CARD_W), min(top, r.top() - CARD_H - PORT_R)
+            right, bottom = max(right, r.right() + CARD_W), max(bottom, r.bottom() + PORT_R)
+        items, red = self.nodes, self._red_targets
         for node_id in changed:
-            item = self.nodes.get(node_id)
+            item = items.get(node_id)
             if item is None:
                 continue
-            info = analysis.info(node_id)
-            x, y = design.node(node_id).position or (0.0, 0.0)
-            if any(a <= x <= c and b <= y <= d for a, b, c, d in shown):
+            position = nodes[node_id].position
+            if position is not None and left <= position[0] <= right and top <= position[1] <= bottom:
                 item.update()
-            if info.errors or any(edge.error for edge in self._incoming(node_id)):
+            info = infos[node_id]
+            if info.errors or node_id in red:
                 bad = any(p.code in INPUT_ERRORS for p in info.errors)
-                for edge in self._incoming(node_id):
-                    if edge.error != bad:
+                for source in self.document.design.sources(node_id):
+                    edge = self.edges.get((source, node_id))
+                    if edge is not None and edge.error != bad:
                         edge.set_state(bad)
-
-    def _incoming(self, node_id: str) -> list[EdgeItem]:
-        edges = self.edges
-        return [edges[(s, node_id)] for s in self.document.design._sources[node_id]
-                if (s, node_id) in edges]
+                if bad:
+                    red.add(node_id)
+                else:
+                    red.discard(node_id)
 
     # ------------------------------------------------------------------ geometry
 

@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
+                               QFrame, QLabel, QLineEdit, QScrollArea, QSpinBox, QTextBrowser,
+                               QVBoxLayout, QWidget)
 
 from designer.app.document import Document
 from designer.core.catalog import (BOOL, CONV_PADDING, COUNT, LAYER_TYPES, MAX_INT, OPTIONAL_REAL,
@@ -50,6 +51,27 @@ class PairEditor(QWidget):
         return h if h == w else [h, w]
 
 
+class FiguresView(QTextBrowser):
+    """The derived figures as read-only, selectable rich text. Unlike a word-wrapped label, new
+    text here never re-lays out the window (an edit reaching this node costs no layout pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setOpenLinks(False)
+        self.viewport().setAutoFillBackground(False)
+        self.setMinimumHeight(160)
+        self._html = ""
+
+    def setText(self, html: str) -> None:  # noqa: N802 (QLabel's name: the panel treats it as one)
+        if html != self._html:
+            self._html = html
+            self.setHtml(html)
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+
 class InspectorPanel(QWidget):
     def __init__(self, document: Document) -> None:
         super().__init__()
@@ -75,11 +97,7 @@ class InspectorPanel(QWidget):
         self.id_row = id_row
         self.form_host = QWidget()
         self.form = QFormLayout(self.form_host)
-        self.figures = QLabel()
-        self.figures.setWordWrap(True)
-        self.figures.setTextFormat(Qt.TextFormat.RichText)
-        self.figures.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.figures.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.figures = FiguresView()
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self.title)

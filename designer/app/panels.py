@@ -33,6 +33,7 @@ class SummaryModel(QAbstractTableModel):
     def reload(self) -> None:
         self.beginResetModel()
         self.ids = self.document.analysis.order
+        self._row_of = {node_id: row for row, node_id in enumerate(self.ids)}
         self._rows = [None] * len(self.ids)
         self.endResetModel()
 
@@ -53,7 +54,7 @@ class SummaryModel(QAbstractTableModel):
         if changed is None or analysis.order != self.ids:
             self.reload()
             return True
-        position = {node_id: row for row, node_id in enumerate(self.ids)}
+        position = self._row_of
         rows = sorted(position[n] for n in changed if n in position)
         for row in rows:
             self._rows[row] = None  # formatted again when shown (or copied)
@@ -134,8 +135,8 @@ class SummaryPanel(QWidget):
 
     def reload(self, changed: set[str] | None = None) -> None:
         """Follow an edit (``changed``: the nodes whose figures changed; None: everything)."""
-        if self.model.update(changed):
-            self.table.resizeColumnsToContents()
+        if self.model.update(changed) and changed is None:
+            self.table.resizeColumnsToContents()  # a new design; edits keep the user's widths
         t = self.document.analysis.totals()
         memory = (t["input_bytes"] + t["activation_bytes"] + t["param_bytes"]) / 1e6
         self.totals.setText(f"Total params: {t['params']:,}   ·   Mult-adds: {t['macs']:,}   ·   "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field as dc_field
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
@@ -90,6 +91,7 @@ class Analysis:
         self._cyclic: set[str] = set()
         self._order: list[str] = []
         self._output: str | None = None
+        self._totals: dict[str, int] | None = None
         self._dirty: set[str] = set(design.node_ids)
         self._structure_dirty = True
         self._subscriptions = [
@@ -137,6 +139,11 @@ class Analysis:
         self.refresh()
         return self._info[node_id]
 
+    def infos_by_id(self) -> Mapping[str, NodeInfo]:
+        """Every node's info by id (a read-only view, current until the next edit)."""
+        self.refresh()
+        return MappingProxyType(self._info)
+
     def infos(self) -> list[NodeInfo]:
         """Every node's info in topological order (nodes on or after a cycle last)."""
         self.refresh()
@@ -171,15 +178,22 @@ class Analysis:
         return [] if self._order else ["the design is empty: add an Input node to start"]
 
     def totals(self) -> dict[str, int]:
-        infos = self.infos()
-        input_bytes = sum(i.activation_bytes for i in infos if i.type == "Input")
-        return {
-            "params": sum(i.params for i in infos),
-            "macs": sum(i.macs for i in infos),
-            "param_bytes": sum(i.params for i in infos) * BYTES_PER_VALUE,
-            "input_bytes": input_bytes,
-            "activation_bytes": sum(i.activation_bytes for i in infos) - input_bytes,
-        }
+        """Parameters, mult-adds and memory of the whole design (kept until the next change)."""
+        self.refresh()
+        if self._totals is None:
+            params = macs = input_bytes = activation_bytes = 0
+            for info in self._info.values():
+                params += info.params
+                macs += info.macs
+                size = info.activation_bytes
+                if info.type == "Input":
+                    input_bytes += size
+                else:
+                    activation_bytes += size
+            self._totals = {"params": params, "macs": macs,
+                            "param_bytes": params * BYTES_PER_VALUE, "input_bytes": input_bytes,
+                            "activation_bytes": activation_bytes}
+        return dict(self._totals)
 
     # ------------------------------------------------------------------ computing
 
@@ -187,27 +201,28 @@ class Analysis:
         """Bring every node's info up to date; returns the ids whose info changed."""
         if not self._dirty and not self._structure_dirty:
             return set()
+        self._totals = None
         changed: set[str] = set()
         if self._structure_dirty:
             changed |= self._analyse_structure()
             self._structure_dirty = False
         dirty = self._dirty
-        design = self.design
+        nodes, targets = self.design._nodes, self.design._targets  # read-only, in the hot loop
+        locals_, compute = self._local, self._compute_local
         for node_id in self._order:
             if node_id not in dirty:
                 continue
-            dirty.discard(node_id)
-            before = self._local.get(node_id)
-            local = self._compute_local(design.node(node_id))
-            self._local[node_id] = local
+            before = locals_.get(node_id)
+            local = locals_[node_id] = compute(nodes[node_id])
             changed.add(node_id)
             if (before is None or before.inferred.shape != local.inferred.shape
                     or before.inferred.field != local.inferred.field):
-                dirty.update(design.targets(node_id))
+                dirty.update(targets[node_id])
         dirty.clear()
+        info, combine = self._info, self._combine
         for node_id in changed:
-            if node_id in self._local:
-                self._info[node_id] = self._combine(node_id)
+            if node_id in locals_:
+                info[node_id] = combine(node_id)
         if changed:
             self.updated.emit(changed)
         return changed
@@ -253,8 +268,8 @@ class Analysis:
             warnings = tuple(p for p in problems if p.severity == WARNING)
         else:
             errors = warnings = ()
-        return NodeInfo(node_id, self.design.node(node_id).type, inf.shape, inf.params, inf.macs,
-                        inf.field, inf.fc_equivalent, errors, warnings, local.values,
+        return NodeInfo(node_id, self.design._nodes[node_id].type, inf.shape, inf.params,
+                        inf.macs, inf.field, inf.fc_equivalent, errors, warnings, local.values,
                         _explainer(node_id, local))
 
     def _analyse_structure(self) -> set[str]:

@@ -7,7 +7,6 @@ messages can show *why* a number is what it is: ``(32 − 5 + 2·2)/1 + 1 = 32``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -126,8 +125,7 @@ def _value_text(v: Fraction) -> str:
     return text.replace("-", "−")
 
 
-@dataclass(frozen=True)
-class _Axis:
+class _Axis(NamedTuple):
     n: int
     k: int
     s: int
