@@ -229,3 +229,41 @@ def test_rename_in_the_inspector_with_undo_and_refusal(window):
     assert inspector.id_edit.text() == "features.0" and "features.0" in doc.design
     doc.undo_stack.undo()
     assert "conv1" in doc.design and inspector.id_edit.text() == "conv1"
+
+
+def test_disconnect_and_layout_undo_with_the_keyboard(window, qtbot):
+    window.new_from_template(find_template("lenet5"))
+    doc, design = window.document, window.document.design
+    edge = design.edges[1]
+    window.scene.clearSelection()
+    window.scene.edges[edge].setSelected(True)
+    qtbot.keyClick(window.view, Qt.Key.Key_Delete)
+    assert edge not in design.edges and len(design) == len(window.scene.nodes)
+    assert doc.undo_stack.undoText() == "Delete 1 connection(s)"
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert design.edges[1] == edge
+    # scatter the cards, lay them out with Ctrl+L, undo brings the scattered places back
+    first = design.node_ids[0]
+    doc.move_nodes({first: (design.node(first).position, (900.0, -700.0))})
+    scattered = {n.id: n.position for n in design.nodes}
+    qtbot.keyClick(window.view, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert design.node(first).position != (900.0, -700.0)
+    assert doc.undo_stack.undoText() == "Automatic layout"
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert {n.id: n.position for n in design.nodes} == scattered
+
+
+def test_clipboard_shortcuts(window, qtbot):
+    window.new_from_template(find_template("lecture-conv-layer"))
+    design = window.document.design
+    window.scene.select_node("conv1")
+    qtbot.keyClick(window.view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.view, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert design.node_ids == ["input", "conv1", "conv2"]
+    qtbot.keyClick(window.view, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert len(design) == 4
+    qtbot.keyClick(window.view, Qt.Key.Key_X, Qt.KeyboardModifier.ControlModifier)
+    assert len(design) == 3
+    window.scene.select_node("conv1")
+    qtbot.keyClick(window.view, Qt.Key.Key_F2)
+    assert window.inspector.id_edit.hasFocus() or window.inspector.id_edit.selectedText() == "conv1"
