@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSettings, Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
 
@@ -22,7 +22,6 @@ from designer.core.fragment import extract, placed, top_left
 from designer.io.design_file import DesignError, design_from_json, design_to_json
 
 FILE_FILTER = "CNN designs (*.json);;All files (*)"
-FRAGMENT_MIME = "application/x-cnn-designer-layers"  # contract §2 JSON of the copied layers
 
 
 class MainWindow(QMainWindow):
@@ -319,11 +318,10 @@ class MainWindow(QMainWindow):
         if not selected:
             self.statusBar().showMessage("Select the layers to copy first", 4000)
             return False
-        text = design_to_json(extract(self.document.design, selected))
-        data = QMimeData()
-        data.setData(FRAGMENT_MIME, text.encode("utf-8"))
-        data.setText(text)
-        QGuiApplication.clipboard().setMimeData(data)
+        # plain text (the contract's JSON): a QMimeData handed to the clipboard from Python
+        # crashes the interpreter at exit when the clipboard still owns it
+        QGuiApplication.clipboard().setText(design_to_json(extract(self.document.design,
+                                                                   selected)))
         self.statusBar().showMessage(f"Copied {len(selected)} layer(s)", 3000)
         return True
 
@@ -332,12 +330,8 @@ class MainWindow(QMainWindow):
             self.delete_selection()
 
     def paste(self) -> None:
-        data = QGuiApplication.clipboard().mimeData()
-        if data is not None and data.hasFormat(FRAGMENT_MIME):
-            text = bytes(data.data(FRAGMENT_MIME)).decode("utf-8")
-        elif data is not None and data.hasText():
-            text = data.text()
-        else:
+        text = QGuiApplication.clipboard().text()
+        if not text.strip():
             self.statusBar().showMessage("Nothing to paste: copy some layers first", 4000)
             return
         try:
