@@ -11,7 +11,7 @@ import numpy as np
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
-from designer.engine import ops
+from designer.engine import backward, ops
 from designer.engine.weights import (check_weights, expected_tensors, init_weights,
                                      load_weights_file, save_weights_file)
 
@@ -144,14 +144,19 @@ class Network:
         x = self.prepare_input(x)
         self.check_memory(x.shape[0])
         total = sum(self._work.values()) or 1
-        done = 0
 
         def report(fraction: float, node_id: str) -> None:
             if progress is not None and progress(min(1.0, fraction), node_id) is False:
                 raise Cancelled(f"cancelled at {node_id}")
 
+        return self._forward(x, self.order, report, total)
+
+    def _forward(self, x: np.ndarray, nodes: list[str], report: Callable[[float, str], None],
+                 total: float) -> dict[str, np.ndarray]:
+        """Run ``nodes`` (in topological order, each with everything it needs among them)."""
+        done = 0
         acts: dict[str, np.ndarray] = {}
-        for node_id in self.order:
+        for node_id in nodes:
             report(done / total, node_id)
             work = self._work[node_id]
             base = done
@@ -162,8 +167,123 @@ class Network:
             inputs = [acts[s] for s in self.design.sources(node_id)]
             acts[node_id] = self._run(node_id, x, inputs, hook)
             done += work
-        report(1.0, self.order[-1])
+        report(1.0, nodes[-1])
         return acts
+
+    def input_gradient(self, x: Any, node_id: str, unit: tuple[int, ...],
+                       progress: Progress | None = None) -> np.ndarray:
+        """The gradient of one unit of ``node_id``'s output with respect to the input, for the
+        first sample of ``x``: an array shaped like ``x[0]`` (the effective receptive field).
+
+        ``unit`` is ``(row, col)`` for a node with maps (the unit is the sum over its channels
+        there) and ``(index,)`` for a flat output. Only the layers the node depends on run."""
+        if node_id not in self.infos:
+            raise ValueError(f"there is no node {node_id!r} in this design")
+        shape = self.infos[node_id].shape
+        unit = self._check_unit(node_id, shape, unit)
+        x = self.prepare_input(x)[:1]
+        self.check_memory(1)
+        needed = self._upstream(node_id)  # a valid design: all of them are fed by the Input
+        nodes = [n for n in self.order if n in needed]
+        total = sum(self._work[n] for n in nodes) * 2 or 1
+
+        def report(fraction: float, at: str) -> None:
+            if progress is not None and progress(min(1.0, fraction), at) is False:
+                raise Cancelled(f"cancelled at {at}")
+
+        acts = self._forward(x, nodes, lambda f, at: report(f / 2, at), total)
+        seed = np.zeros(acts[node_id].shape)
+        if len(shape) == 3:
+            seed[0, :, unit[0], unit[1]] = 1.0
+        else:
+            seed[0, unit[0]] = 1.0
+        grads: dict[str, np.ndarray] = {node_id: seed}
+        result = np.zeros(x.shape[1:])
+        for i, n in enumerate(reversed(nodes)):
+            report(0.5 + 0.5 * i / len(nodes), n)
+            g = grads.pop(n, None)
+            if g is None:
+                continue
+            if n == self.input_id:
+                result = g[0]
+                continue
+            sources = self.design.sources(n)
+            for source, gs in zip(sources, self._backward(n, g, [acts[s] for s in sources],
+                                                          acts[n])):
+                grads[source] = grads[source] + gs if source in grads else gs
+        report(1.0, node_id)
+        return result.astype(np.float32)
+
+    def _upstream(self, node_id: str) -> set[str]:
+        seen, stack = {node_id}, [node_id]
+        while stack:
+            for s in self.design.sources(stack.pop()):
+                if s not in seen:
+                    seen.add(s)
+                    stack.append(s)
+        return seen
+
+    @staticmethod
+    def _check_unit(node_id: str, shape: tuple[int, ...], unit: Any) -> tuple[int, ...]:
+        try:
+            unit = tuple(int(u) for u in unit)
+        except (TypeError, ValueError):
+            raise ValueError(f"unit must be (row, col) or (index,), not {unit!r}") from None
+        if len(shape) == 3:
+            h, w = shape[1:]
+            if len(unit) != 2 or not (0 <= unit[0] < h and 0 <= unit[1] < w):
+                raise ValueError(f"{node_id}'s output has {h}×{w} maps: unit must be (row, col) "
+                                 f"with 0 ≤ row < {h} and 0 ≤ col < {w}, not {unit}")
+        elif len(unit) != 1 or not 0 <= unit[0] < shape[0]:
+            raise ValueError(f"{node_id}'s output is flat with {shape[0]} values: unit must be "
+                             f"(index,) with 0 ≤ index < {shape[0]}, not {unit}")
+        return unit
+
+    def _backward(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
+                  y: np.ndarray) -> list[np.ndarray]:
+        """The gradients with respect to each input of ``node_id``, given ``gy`` for its output."""
+        info = self.infos[node_id]
+        v, t, w = info.values, info.type, self._weights
+        a = inputs[0] if inputs else None
+        if t == "Conv2d":
+            return [backward.conv2d(gy, a.shape, w[f"{node_id}.weight"], v["stride"],
+                                    v["padding"], v["dilation"], v["groups"])]
+        if t == "MaxPool2d":
+            return [backward.max_pool2d(gy, a, v["kernel_size"], v["stride"], v["padding"],
+                                        v["dilation"], v["ceil_mode"])]
+        if t == "AvgPool2d":
+            return [backward.avg_pool2d(gy, a.shape, v["kernel_size"], v["stride"], v["padding"],
+                                        v["ceil_mode"], v["count_include_pad"])]
+        if t == "AdaptiveAvgPool2d":
+            return [backward.adaptive_avg_pool2d(gy, a.shape)]
+        if t == "BatchNorm2d":
+            return [backward.batch_norm(gy, w[f"{node_id}.running_var"],
+                                        w.get(f"{node_id}.weight"), v["eps"])]
+        if t == "LayerNorm":
+            return [backward.layer_norm(gy, a, w.get(f"{node_id}.weight"), v["eps"])]
+        if t == "Linear":
+            return [backward.linear(gy, w[f"{node_id}.weight"])]
+        if t == "Flatten":
+            return [gy.reshape(a.shape)]
+        if t == "ReLU":
+            return [backward.relu(gy, a)]
+        if t == "LeakyReLU":
+            return [backward.leaky_relu(gy, a, v["negative_slope"])]
+        if t == "Sigmoid":
+            return [backward.sigmoid(gy, y)]
+        if t == "Tanh":
+            return [backward.tanh(gy, y)]
+        if t == "GELU":
+            return [backward.gelu(gy, a)]
+        if t == "Softmax":
+            return [backward.softmax(gy, y)]
+        if t == "Dropout":
+            return [gy]
+        if t == "Add":
+            return [gy] * len(inputs)
+        if t == "Concat":
+            return backward.concat(gy, [i.shape[1] for i in inputs])
+        raise AssertionError(f"no backward op for {t}")  # the catalog and this table must agree
 
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
              hook: ops.ChunkHook) -> np.ndarray:

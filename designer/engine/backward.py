@@ -1,0 +1,151 @@
+"""Backward passes of the engine's ops with respect to their inputs (vector–Jacobian products).
+
+Each function takes ``gy``, the gradient of some scalar with respect to the op's output, and
+returns the gradient with respect to the op's input(s). They are what ``Network.input_gradient``
+chains to find the effective receptive field of a unit. Gradients are computed in float64.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from designer.engine.ops import Pair, _avg_divisor, _pool_geometry, erf, pad_amounts
+
+
+def _strided(start: int, step: int, count: int) -> slice:
+    return slice(start, start + step * (count - 1) + 1, step)
+
+
+def conv2d(gy: np.ndarray, x_shape: tuple[int, ...], weight: np.ndarray, stride: Pair, padding,
+           dilation: Pair, groups: int) -> np.ndarray:
+    """col2im: every kernel tap sends the output gradient back to the input pixels it read."""
+    n, c, h, w = x_shape
+    k, cg, kh, kw = weight.shape
+    (top, bottom), (left, right) = pad_amounts(padding, (kh, kw), dilation)
+    oh, ow = gy.shape[2:]
+    gx = np.zeros((n, c, h + top + bottom, w + left + right))
+    kg = k // groups
+    w64 = weight.astype(np.float64)
+    for g in range(groups):
+        gyg = gy[:, g * kg:(g + 1) * kg]
+        for i in range(kh):
+            rows = _strided(i * dilation[0], stride[0], oh)
+            for j in range(kw):
+                cols = _strided(j * dilation[1], stride[1], ow)
+                tap = w64[g * kg:(g + 1) * kg, :, i, j]  # (K/g, C/g)
+                gx[:, g * cg:(g + 1) * cg, rows, cols] += np.einsum("nkhw,kc->nchw", gyg, tap)
+    return gx[:, :, top:top + h, left:left + w]
+
+
+def _pool_padded(x_shape, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                 ceil_mode: bool) -> tuple[int, int, int, int]:
+    h, w = x_shape[2:]
+    oh, extra_h = _pool_geometry(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow, extra_w = _pool_geometry(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    return oh, ow, h + 2 * padding[0] + extra_h, w + 2 * padding[1] + extra_w
+
+
+def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
+               dilation: Pair, ceil_mode: bool) -> np.ndarray:
+    """The gradient goes to the first largest value of each window (PyTorch's choice on ties)."""
+    n, c, h, w = x.shape
+    oh, ow, hp, wp = _pool_padded(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    xp = np.full((n, c, hp, wp), -np.inf)
+    xp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
+    eh, ew = dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1
+    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[
+        :, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]][:, :, :oh, :ow]
+    best = win.reshape(n, c, oh, ow, -1).argmax(axis=4)
+    gx = np.zeros((n, c, hp, wp))
+    for i in range(kernel[0]):
+        rows = _strided(i * dilation[0], stride[0], oh)
+        for j in range(kernel[1]):
+            cols = _strided(j * dilation[1], stride[1], ow)
+            gx[:, :, rows, cols] += np.where(best == i * kernel[1] + j, gy, 0.0)
+    return gx[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+
+
+def avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+               padding: Pair, ceil_mode: bool, count_include_pad: bool) -> np.ndarray:
+    n, c, h, w = x_shape
+    oh, ow, hp, wp = _pool_padded(x_shape, kernel, stride, padding, (1, 1), ceil_mode)
+    divisor = np.outer(_avg_divisor(h, kernel[0], stride[0], padding[0], oh, count_include_pad),
+                       _avg_divisor(w, kernel[1], stride[1], padding[1], ow, count_include_pad))
+    share = gy / divisor
+    gx = np.zeros((n, c, hp, wp))
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            gx[:, :, _strided(i, stride[0], oh), _strided(j, stride[1], ow)] += share
+    return gx[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+
+
+def adaptive_avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+    n, c, h, w = x_shape
+    oh, ow = gy.shape[2:]
+    gx = np.zeros((n, c, h, w))
+    for a in range(oh):
+        h0, h1 = (a * h) // oh, -(-((a + 1) * h) // oh)
+        for b in range(ow):
+            w0, w1 = (b * w) // ow, -(-((b + 1) * w) // ow)
+            gx[:, :, h0:h1, w0:w1] += (gy[:, :, a, b] / ((h1 - h0) * (w1 - w0)))[:, :, None, None]
+    return gx
+
+
+def batch_norm(gy: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
+               eps: float) -> np.ndarray:
+    scale = 1.0 / np.sqrt(var.astype(np.float64) + eps)
+    if weight is not None:
+        scale = scale * weight
+    return gy * scale.reshape(1, -1, 1, 1)
+
+
+def layer_norm(gy: np.ndarray, x: np.ndarray, weight: np.ndarray | None,
+               eps: float) -> np.ndarray:
+    axes = tuple(range(1, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    inv = 1.0 / np.sqrt(x64.var(axis=axes, keepdims=True) + eps)
+    xhat = (x64 - mean) * inv
+    g = gy * weight if weight is not None else gy
+    return inv * (g - g.mean(axis=axes, keepdims=True)
+                  - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+
+
+def linear(gy: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return gy @ weight.astype(np.float64)
+
+
+def relu(gy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, gy, 0.0)
+
+
+def leaky_relu(gy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
+    return np.where(x >= 0, gy, gy * slope)
+
+
+def sigmoid(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    y = y.astype(np.float64)
+    return gy * y * (1.0 - y)
+
+
+def tanh(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    y = y.astype(np.float64)
+    return gy * (1.0 - y * y)
+
+
+def gelu(gy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """d/dx x·Φ(x) = Φ(x) + x·φ(x)."""
+    x = x.astype(np.float64)
+    cdf = 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    return gy * (cdf + x * pdf)
+
+
+def softmax(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Over dimension 1: y ⊙ (gy − Σ gy·y)."""
+    y = y.astype(np.float64)
+    return y * (gy - (gy * y).sum(axis=1, keepdims=True))
+
+
+def concat(gy: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    return np.split(gy, np.cumsum(sizes)[:-1], axis=1)
