@@ -268,12 +268,19 @@ class Design:
 
     def downstream(self, node_id: str) -> list[str]:
         """``node_id`` and every node it feeds, directly or not (in design order)."""
+        return self._closure(node_id, self._targets)
+
+    def upstream(self, node_id: str) -> list[str]:
+        """``node_id`` and every node feeding it, directly or not (in design order)."""
+        return self._closure(node_id, self._sources)
+
+    def _closure(self, node_id: str, links: dict[str, list[str]]) -> list[str]:
         seen, stack = {node_id}, [node_id]
         while stack:
-            for t in self._targets[stack.pop()]:
-                if t not in seen:
-                    seen.add(t)
-                    stack.append(t)
+            for n in links[stack.pop()]:
+                if n not in seen:
+                    seen.add(n)
+                    stack.append(n)
         return [n for n in self._nodes if n in seen]
 
     def _reaches(self, start: str, goal: str) -> bool:

@@ -183,7 +183,7 @@ class Network:
         unit = self._check_unit(node_id, shape, unit)
         x = self.prepare_input(x)[:1]
         self.check_memory(1)
-        needed = self._upstream(node_id)  # a valid design: all of them are fed by the Input
+        needed = set(self.design.upstream(node_id))  # valid design: all fed by the Input
         nodes = [n for n in self.order if n in needed]
         total = sum(self._work[n] for n in nodes) * 2 or 1
 
@@ -213,15 +213,6 @@ class Network:
                 grads[source] = grads[source] + gs if source in grads else gs
         report(1.0, node_id)
         return result.astype(np.float32)
-
-    def _upstream(self, node_id: str) -> set[str]:
-        seen, stack = {node_id}, [node_id]
-        while stack:
-            for s in self.design.sources(stack.pop()):
-                if s not in seen:
-                    seen.add(s)
-                    stack.append(s)
-        return seen
 
     @staticmethod
     def _check_unit(node_id: str, shape: tuple[int, ...], unit: Any) -> tuple[int, ...]:

@@ -188,3 +188,5 @@ def test_downstream_follows_every_path():
     assert d.downstream("a") == ["a", "b", "c", "d"]
     assert d.downstream("c") == ["c", "d"]
     assert d.downstream("e") == ["e"]
+    assert d.upstream("d") == ["a", "b", "c", "d"]
+    assert d.upstream("c") == ["a", "c"]
