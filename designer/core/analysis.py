@@ -10,7 +10,7 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field as dc_field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
@@ -35,8 +35,7 @@ class NodeInfo:
     errors: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()
     values: dict[str, Any] | None = None  # resolved parameters (defaults filled), None if invalid
-    explainer: Callable[[], list[tuple[str, str]]] | None = dc_field(
-        default=None, compare=False, repr=False)
+    source: "_Local | None" = dc_field(default=None, compare=False, repr=False)
     _derivations: list[tuple[str, str]] | None = dc_field(default=None, compare=False, repr=False)
 
     @property
@@ -45,7 +44,12 @@ class NodeInfo:
         760")``. Built on first use: formatting it for every node on every edit would cost more
         than the inference itself."""
         if self._derivations is None:
-            self._derivations = self.explainer() if self.explainer is not None else []
+            local = self.source
+            if local is None or local.ups is None or local.layer is None or local.values is None:
+                self._derivations = []
+            else:
+                self._derivations = list(infer_layer(self.id, local.layer, local.values,
+                                                     local.ups, explain=True).derivations)
         return self._derivations
 
     @property
@@ -62,16 +66,23 @@ class NodeInfo:
         return self.errors + self.warnings
 
 
-@dataclass(slots=True)
 class _Local:
     """A node's own result (before graph-wide problems are added)."""
 
-    layer: LayerType | None
-    values: dict[str, Any] | None
-    param_errors: list[Problem]
-    inferred: Inferred
-    input_error: Problem | None
-    ups: list[Upstream] | None = None  # the inputs the rule ran on (None: it did not run)
+    __slots__ = ("layer", "values", "param_errors", "inferred", "input_error", "ups", "out")
+
+    def __init__(self, node_id: str, resolved: tuple, inferred: Inferred,
+                 input_error: Problem | None = None, ups: list[Upstream] | None = None) -> None:
+        self.layer: LayerType | None
+        self.values: dict[str, Any] | None
+        self.param_errors: list[Problem]
+        self.layer, self.values, self.param_errors = resolved
+        self.inferred = inferred
+        self.input_error = input_error
+        self.ups = ups  # the inputs the rule ran on (None: it did not run)
+        # what this node hands on to the nodes it feeds (None: its output is unknown)
+        self.out = (Upstream(node_id, inferred.shape, inferred.field)
+                    if inferred.shape is not None else None)
 
 
 _NOTHING = Inferred()  # shared result of a rule that could not run (never mutated)
@@ -215,8 +226,7 @@ class Analysis:
             before = locals_.get(node_id)
             local = locals_[node_id] = compute(nodes[node_id])
             changed.add(node_id)
-            if (before is None or before.inferred.shape != local.inferred.shape
-                    or before.inferred.field != local.inferred.field):
+            if before is None or before.out != local.out:
                 dirty.update(targets[node_id])
         dirty.clear()
         info, combine = self._info, self._combine
@@ -231,28 +241,25 @@ class Analysis:
         node_id = node.id
         resolved = self._resolved.get(node_id)
         if resolved is None:
-            resolved = resolve_params(node_id, node.type, node.params)
-            self._resolved[node_id] = resolved
-        layer, values, param_errors = resolved
-        sources = self.design._sources[node_id]
+            resolved = self._resolved[node_id] = resolve_params(node_id, node.type, node.params)
+        layer, values = resolved[0], resolved[1]
         if layer is None:
-            return _Local(layer, values, param_errors, _NOTHING, None, None)
+            return _Local(node_id, resolved, _NOTHING)
+        sources = self.design._sources[node_id]
         n = len(sources)
         if n < layer.min_inputs or (layer.max_inputs is not None and n > layer.max_inputs):
-            return _Local(layer, values, param_errors, _NOTHING,
-                          check_input_count(node_id, layer, sources), None)
+            return _Local(node_id, resolved, _NOTHING, check_input_count(node_id, layer, sources))
         if values is None or node_id in self._cyclic or not self._fed.get(node_id):
-            return _Local(layer, values, param_errors, _NOTHING, None, None)
+            return _Local(node_id, resolved, _NOTHING)
         local = self._local
-        ups = []
-        for s in sources:
-            src = local.get(s)
-            if src is None or src.inferred.shape is None:
-                # an input is unknown: so is this node's output
-                return _Local(layer, values, param_errors, _NOTHING, None, None)
-            ups.append(Upstream(s, src.inferred.shape, src.inferred.field))
-        inferred = infer_layer(node_id, layer, values, ups, explain=False)
-        return _Local(layer, values, param_errors, inferred, None, ups)
+        try:
+            ups = [local[s].out for s in sources]
+        except KeyError:
+            ups = None
+        if ups is None or None in ups:  # an input is unknown: so is this node's output
+            return _Local(node_id, resolved, _NOTHING)
+        return _Local(node_id, resolved, infer_layer(node_id, layer, values, ups, explain=False),
+                      None, ups)
 
     def _combine(self, node_id: str) -> NodeInfo:
         local = self._local[node_id]
@@ -270,7 +277,7 @@ class Analysis:
             errors = warnings = ()
         return NodeInfo(node_id, self.design._nodes[node_id].type, inf.shape, inf.params,
                         inf.macs, inf.field, inf.fc_equivalent, errors, warnings, local.values,
-                        _explainer(node_id, local))
+                        local)
 
     def _analyse_structure(self) -> set[str]:
         """Topological order, cycles, reachability from the Input, outputs: the graph-wide checks.
@@ -365,13 +372,6 @@ class Analysis:
         self._output = output
         changed |= {n for n in ids if n not in self._info}
         return changed
-
-
-def _explainer(node_id: str, local: _Local) -> Callable[[], list[tuple[str, str]]] | None:
-    if local.ups is None or local.layer is None or local.values is None:
-        return None
-    layer, values, ups = local.layer, local.values, local.ups
-    return lambda: infer_layer(node_id, layer, values, ups, explain=True).derivations
 
 
 def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> dict[str, str]:

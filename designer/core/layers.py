@@ -67,7 +67,8 @@ class Upstream(NamedTuple):
 
 
 class Inferred:
-    """The result of one layer rule."""
+    """The result of one layer rule. ``problems`` and ``derivations`` are tuples, empty in the
+    common case (no list is made for them on every edit)."""
 
     __slots__ = ("shape", "params", "macs", "field", "fc_equivalent", "problems", "derivations")
 
@@ -77,8 +78,8 @@ class Inferred:
         self.macs = 0
         self.field: ReceptiveField | None = None
         self.fc_equivalent: int | None = None  # Conv2d: weights a fully connected layer would need
-        self.problems: list[Problem] = []
-        self.derivations: list[tuple[str, str]] = []
+        self.problems: tuple[Problem, ...] = ()
+        self.derivations: tuple[tuple[str, str], ...] = ()
 
 
 class _Ctx:
@@ -93,13 +94,13 @@ class _Ctx:
         self.out = Inferred()
 
     def error(self, code: str, text: str) -> None:
-        self.out.problems.append(Problem(self.node_id, ERROR, code, text))
+        self.out.problems += (Problem(self.node_id, ERROR, code, text),)
 
     def warn(self, code: str, text: str) -> None:
-        self.out.problems.append(Problem(self.node_id, WARNING, code, text))
+        self.out.problems += (Problem(self.node_id, WARNING, code, text),)
 
     def derive(self, label: str, text: str) -> None:
-        self.out.derivations.append((label, text))
+        self.out.derivations += ((label, text),)
 
 
 # --------------------------------------------------------------------------- window arithmetic
@@ -154,11 +155,32 @@ def _fix_for_fraction(a: _Axis, pool: bool, symmetric_padding: bool) -> str:
     return "try " + " or ".join(options) if options else "try another kernel size, stride or padding"
 
 
+def _plain_window_size(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int,
+                       ceil_mode: bool) -> int | None:
+    """One axis of :func:`window_sizes` when there is nothing to say about it: the output size,
+    or None if it is below 1 or input rows go uncovered (the full path then explains why)."""
+    span = n + p_lo + p_hi - d * (k - 1) - 1
+    if ceil_mode:
+        size = (span + s - 1) // s + 1
+        if size >= 1 and (size - 1) * s >= n + p_lo:
+            size -= 1
+    else:
+        if span % s > p_hi:
+            return None
+        size = span // s + 1
+    return size if size >= 1 else None
+
+
 def window_sizes(ctx: _Ctx, shape: Shape, k: tuple[int, int], s: tuple[int, int],
                  pads: tuple[tuple[int, int], tuple[int, int]], d: tuple[int, int],
                  ceil_mode: bool, pool: bool, symmetric_padding: bool) -> tuple[int, int] | None:
     """Output height and width of a sliding window (convolution or pooling), PyTorch's rules,
     with errors, warnings and worked arithmetic recorded on ``ctx``. None if an axis is below 1."""
+    if not ctx.explain:  # the common case on every edit: no text unless something is wrong
+        rows = _plain_window_size(shape[1], k[0], s[0], pads[0][0], pads[0][1], d[0], ceil_mode)
+        cols = _plain_window_size(shape[2], k[1], s[1], pads[1][0], pads[1][1], d[1], ceil_mode)
+        if rows is not None and cols is not None:
+            return (rows, cols)
     axes = [_Axis(shape[1 + i], k[i], s[i], pads[i][0], pads[i][1], d[i]) for i in (0, 1)]
     same = axes[0] == axes[1]
     out: list[int] = []
@@ -224,13 +246,26 @@ def _window_field(f: ReceptiveField, k: tuple[int, int], s: tuple[int, int],
 
 def merge_fields(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
     """The smallest window holding every path's window (for Add and Concat)."""
-    if not fields or any(f is None for f in fields):
+    if not fields or None in fields:
         return None
+    first = fields[0]
+    if all(f == first for f in fields):
+        return first  # every path sees the same window (e.g. two branches of equal depth)
     axes = []
     for i in (0, 1):
-        lo = min(f[i].start - (f[i].size - 1) / 2 for f in fields)
-        hi = max(f[i].start + (f[i].size - 1) / 2 for f in fields)
-        axes.append(AxisField(hi - lo + 1, max(f[i].jump for f in fields), (lo + hi) / 2))
+        a = first[i]
+        half = (a.size - 1) / 2
+        lo, hi, jump = a.start - half, a.start + half, a.jump
+        for f in fields[1:]:
+            a = f[i]
+            half = (a.size - 1) / 2
+            if a.start - half < lo:
+                lo = a.start - half
+            if a.start + half > hi:
+                hi = a.start + half
+            if a.jump > jump:
+                jump = a.jump
+        axes.append(AxisField(hi - lo + 1, jump, (lo + hi) / 2))
     return ReceptiveField(*axes)
 
 
@@ -455,7 +490,8 @@ def _from(ups: Sequence[Upstream]) -> str:
 
 def _add(ctx: _Ctx) -> None:
     shapes = [u.shape for u in ctx.inputs]
-    if any(s != shapes[0] for s in shapes):
+    first = shapes[0]
+    if shapes.count(first) != len(shapes):
         hint = ""
         if all(len(s) == 3 for s in shapes):
             if len({s[1:] for s in shapes}) == 1:
@@ -466,8 +502,8 @@ def _add(ctx: _Ctx) -> None:
                         "as ResNet does)")
         ctx.error("add-shapes", f"Add needs inputs of equal shape, but got {_from(ctx.inputs)}{hint}")
         return
-    ctx.out.shape = shapes[0]
-    ctx.out.field = merge_fields([u.field for u in ctx.inputs]) if len(shapes[0]) == 3 else None
+    ctx.out.shape = first
+    ctx.out.field = merge_fields([u.field for u in ctx.inputs]) if len(first) == 3 else None
 
 
 def _concat(ctx: _Ctx) -> None:
@@ -514,8 +550,8 @@ def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
             raise
         # sizes beyond what floating point (or printing) can hold: say so, don't crash
         out = Inferred()
-        out.problems.append(Problem(node_id, ERROR, "too-large",
-                                    "its sizes are too large to compute; use smaller sizes"))
+        out.problems = (Problem(node_id, ERROR, "too-large",
+                                "its sizes are too large to compute; use smaller sizes"),)
         return out
     return ctx.out
 
