@@ -1,6 +1,7 @@
 """The main window: the canvas in the middle, the summary and problems docked below."""
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,16 @@ from designer.core.catalog import default_params
 from designer.core.design import Design, Node
 from designer.core.fragment import extract, placed, top_left
 from designer.io.design_file import DesignError, design_from_json, design_to_json
+
+def settle_memory() -> None:
+    """After a design is loaded and drawn: move the long-lived objects (the design, its analysis,
+    the canvas items) out of the cyclic garbage collector's way. Python's full collections, which
+    it runs every few hundred edits, then scan only what edits create, instead of stalling a frame
+    for ~26 ms on a 1,000-node design. Objects frozen with an earlier design are released first."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
 
 FILE_FILTER = "CNN designs (*.json);;All files (*)"
 
@@ -55,6 +66,7 @@ class MainWindow(QMainWindow):
         self.document.setParent(self)
         self.document.refreshed.connect(self._after_change)
         self.document.design_replaced.connect(self._after_change)
+        self.document.design_replaced.connect(settle_memory)
         self.document.path_changed.connect(self._update_title)
         self.document.undo_stack.cleanChanged.connect(self._update_title)
         self.autosaver = Autosaver(self.document)
@@ -66,6 +78,7 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Horizontal)
         self._after_change()
         self._update_title()
+        settle_memory()
 
     def _dock(self, title: str, widget, name: str,
               area: Qt.DockWidgetArea = Qt.DockWidgetArea.BottomDockWidgetArea) -> QDockWidget:
