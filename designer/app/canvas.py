@@ -190,6 +190,11 @@ class EdgeItem(QGraphicsPathItem):
         self.setPath(path)
 
 
+def _local_files(mime) -> list[str]:
+    """Local files in a drag from outside the app (a file manager)."""
+    return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+
+
 def type_accepts_input(type_name: str) -> bool:
     """Whether a layer of this type can be fed (everything but an Input)."""
     layer = LAYER_TYPES.get(type_name)
@@ -461,6 +466,7 @@ class CanvasView(QGraphicsView):
     entries dropped here become layers where they are dropped."""
 
     layer_dropped = Signal(str, QPointF)  # type name, scene position
+    files_dropped = Signal(list)  # local file paths dropped from outside (images, designs)
 
     def __init__(self, scene: CanvasScene) -> None:
         super().__init__(scene)
@@ -473,13 +479,15 @@ class CanvasView(QGraphicsView):
         self._drop_edge: tuple[str, str] | None = None  # highlighted while a layer is dragged
 
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasFormat(MIME_TYPE):
+        if event.mimeData().hasFormat(MIME_TYPE) or _local_files(event.mimeData()):
             event.acceptProposedAction()
         else:
             super().dragEnterEvent(event)
 
     def dragMoveEvent(self, event) -> None:
-        if event.mimeData().hasFormat(MIME_TYPE):
+        if _local_files(event.mimeData()) and not event.mimeData().hasFormat(MIME_TYPE):
+            event.acceptProposedAction()  # a file from outside: the window decides what it is
+        elif event.mimeData().hasFormat(MIME_TYPE):
             event.acceptProposedAction()
             type_name = bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8")
             pos = self.mapToScene(event.position().toPoint())
@@ -503,6 +511,9 @@ class CanvasView(QGraphicsView):
         if event.mimeData().hasFormat(MIME_TYPE):
             type_name = bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8")
             self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))
+            event.acceptProposedAction()
+        elif files := _local_files(event.mimeData()):
+            self.files_dropped.emit(files)
             event.acceptProposedAction()
         else:
             super().dropEvent(event)

@@ -1,4 +1,5 @@
-"""The main window: the canvas in the middle, the summary and problems docked below."""
+"""The main window: the canvas in the middle; the palette on the left; the inspector and the Run
+panel on the right; the summary, problems and activation maps docked below."""
 from __future__ import annotations
 
 import gc
@@ -8,8 +9,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
+                               QScrollArea, QSplitter)
 
+from designer.app.activations import ActivationPanel
 from designer.app.autosave import Autosaver, find_recoverable, recover
 from designer.app.canvas import CanvasScene, CanvasView, type_accepts_input
 from designer.app.document import Document
@@ -17,10 +20,13 @@ from designer.app.gallery import TemplateGallery
 from designer.app.inspector import InspectorPanel
 from designer.app.palette import ID_STEMS, PalettePanel
 from designer.app.panels import ProblemsPanel, SummaryPanel
+from designer.app.run import RunController
+from designer.app.run_panel import RunPanel
 from designer.core.catalog import default_params
 from designer.core.design import Design, Node
 from designer.core.fragment import extract, placed, top_left
 from designer.io.design_file import DesignError, design_from_json, design_to_json
+from designer.io.images import supported_formats
 
 def settle_memory() -> None:
     """After a design is loaded and drawn: move the long-lived objects (the design, its analysis,
@@ -30,6 +36,8 @@ def settle_memory() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
 
 
 FILE_FILTER = "CNN designs (*.json);;All files (*)"
@@ -55,6 +63,33 @@ class MainWindow(QMainWindow):
         self.inspector = InspectorPanel(self.document)
         self.inspector_dock = self._dock("Inspector", self.inspector, "inspector",
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.runner = RunController(self.document, self)
+        self.activations = ActivationPanel(self.runner)
+        self.run_panel = RunPanel(self.runner)
+        inspect = QSplitter()  # the image with the fields beside the maps that are clicked
+        inspect.addWidget(self.run_panel.plots)
+        inspect.addWidget(self.activations)
+        inspect.setStretchFactor(0, 2)
+        inspect.setStretchFactor(1, 5)
+        inspect.setSizes([330, 820])
+        self.activations_dock = self._dock("Activations", inspect, "activations")
+        self.tabifyDockWidget(self.problems_dock, self.activations_dock)
+        self.summary_dock.raise_()
+        scroll = QScrollArea()  # the panel keeps its size; a short window scrolls it
+        scroll.setWidget(self.run_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.run_dock = self._dock("Run on an image", scroll, "run",
+                                   Qt.DockWidgetArea.RightDockWidgetArea)
+        # the right column runs the full height; the maps below get the canvas's width
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.activations.unit_picked.connect(
+            lambda node, channel, unit: self.run_panel.show_unit(node, unit))
+        self.run_panel.message.connect(self.statusBar().showMessage)
+        self.runner.finished.connect(self._run_finished)
+        self.view.files_dropped.connect(self.open_dropped)
+        self.setAcceptDrops(True)
         self.palette.add_requested.connect(self.add_after_selection)
         self.view.layer_dropped.connect(self.add_at)
         self.scene.selectionChanged.connect(self._selection_changed)
@@ -73,9 +108,10 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._build_actions()
         self.resize(1280, 820)
-        self.resizeDocks([self.summary_dock], [230], Qt.Orientation.Vertical)
+        self.resizeDocks([self.summary_dock], [300], Qt.Orientation.Vertical)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 380],
                          Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock, self.run_dock], [380, 520], Qt.Orientation.Vertical)
         self._after_change()
         self._update_title()
         settle_memory()
@@ -142,8 +178,20 @@ class MainWindow(QMainWindow):
         self._action(view, "Automatic &layout", self.document.auto_layout, "Ctrl+L",
                      "Arrange the layers top-down (undoable)")
         view.addSeparator()
-        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock):
+        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock,
+                     self.run_dock, self.activations_dock):
             view.addAction(dock.toggleViewAction())
+        run = bar.addMenu("&Run")
+        self._action(run, "&Run on the image", self.runner.run, "F5",
+                     "Run the design on the image in the Run panel")
+        self._action(run, "&Cancel", self.runner.cancel, "Ctrl+.", "Stop the run in progress")
+        run.addSeparator()
+        self._action(run, "Open &image…", self.open_image_dialog, "Ctrl+I",
+                     "Load an image to run the design on")
+        self._action(run, "&Load weights…", self.run_panel.load_weights_dialog, None,
+                     "Use weights from a file (.npz)")
+        self._action(run, "&Save weights…", self.run_panel.save_weights_dialog, None,
+                     "Save the weights of the last run (.npz)")
         self._update_recent_menu()
 
     # ------------------------------------------------------------------ state shown
@@ -320,7 +368,53 @@ class MainWindow(QMainWindow):
 
     def _selection_changed(self) -> None:
         selected = self.scene.selected_node_ids()
-        self.inspector.show_node(selected[0] if len(selected) == 1 else None)
+        node = selected[0] if len(selected) == 1 else None
+        self.inspector.show_node(node)
+        if node is not None or not selected:
+            self.activations.show_node(node)
+
+    # ------------------------------------------------------------------ running on images
+
+    def _run_finished(self, result) -> None:
+        if self.activations.node_id is None:  # show something right away: the first layer
+            node = self.scene.selected_node_ids()
+            self.activations.show_node(node[0] if len(node) == 1 else _first_map(result))
+        if not self.activations_dock.isVisible() or self.activations.visibleRegion().isEmpty():
+            self.activations_dock.show()
+            self.activations_dock.raise_()
+
+    def open_image_dialog(self) -> None:
+        self.run_dock.show()
+        self.run_panel.open_image_dialog()
+
+    def open_dropped(self, paths: list[str]) -> None:
+        """Files dropped on the window: an image becomes the input, a .json design opens."""
+        images = {f".{f}" for f in supported_formats()}
+        for path in paths:
+            suffix = Path(path).suffix.lower()
+            if suffix == ".json":
+                if self.maybe_save():
+                    self.open_path(path)
+                return
+            if suffix in images:
+                self.run_dock.show()
+                self.run_dock.raise_()
+                if self.run_panel.load_image(path):
+                    self.statusBar().showMessage(f"Image {Path(path).name} loaded", 4000)
+                return
+        self.statusBar().showMessage(
+            "Drop an image (" + ", ".join(sorted(supported_formats())) + ") to run the design on "
+            "it, or a .json design to open it", 8000)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_dropped(paths)
 
     # ------------------------------------------------------------------ clipboard
 
@@ -403,6 +497,7 @@ class MainWindow(QMainWindow):
                 self.scene.selectionChanged.disconnect(self._selection_changed)
                 self._closed = True
             self.autosaver.discard()  # a clean exit: nothing to recover next time
+            self.runner.shutdown()
             event.accept()
         else:
             event.ignore()
@@ -448,3 +543,12 @@ def run_app(path: str | None = None) -> int:
         else:
             window.view.fit_all()
     return app.exec()
+
+
+def _first_map(result) -> str | None:
+    """The first layer after the Input with image-shaped output, to show after a first run."""
+    for node_id in result.analysis.order:
+        info = result.analysis.info(node_id)
+        if info.type != "Input" and info.shape is not None and len(info.shape) == 3:
+            return node_id
+    return None

@@ -1,0 +1,438 @@
+"""The activation panel: every channel map of the selected node for the current image (pyqtgraph),
+or a bar chart for flat outputs.
+
+All maps are tiled into one image, coloured with viridis on a shared or per-map scale, so hundreds
+of maps draw as fast as one. Hovering shows ``(channel, row, column) = value``; clicking a map
+picks that unit (its receptive field is drawn on the image); double-clicking opens the map large.
+Per-map statistics sit in a sortable table beside the grid; maps that are all zero (dead ReLUs)
+are framed in red there and in the grid.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget)
+
+from designer.core.problems import num
+
+COLORMAP = pg.colormap.get("viridis")
+LUT = COLORMAP.getLookupTable(nPts=256, alpha=False)  # (256, 3) uint8
+GAP_RGB = (40, 40, 40)
+DEAD_RGB = (220, 40, 40)
+PICK_PEN = pg.mkPen((255, 64, 64), width=2, cosmetic=True)
+SHARED, PER_MAP = "Shared scale", "Per-map scale"
+TOP_K = 5
+
+
+def map_statistics(maps: np.ndarray) -> np.ndarray:
+    """Per map (first axis): min, max, mean and fraction of exact zeros, as (C, 4) float64."""
+    flat = maps.reshape(maps.shape[0], -1)
+    return np.column_stack([flat.min(axis=1), flat.max(axis=1), flat.mean(axis=1, dtype=np.float64),
+                            (flat == 0).mean(axis=1)]).astype(np.float64)
+
+
+def grid_columns(count: int, h: int, w: int) -> int:
+    """Columns for a near-square grid of ``count`` maps of h×w."""
+    return max(1, min(count, math.ceil(math.sqrt(count * h / max(w, 1)))))
+
+
+def gap_for(h: int, w: int) -> int:
+    return max(1, round(max(h, w) / 10))
+
+
+def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
+         gap: int) -> np.ndarray:
+    """(C, H, W) maps → one RGB image (rows, cols, 3) uint8: viridis on the shared ``levels``,
+    or each map on its own range when ``levels`` is None; gaps grey, dead maps framed in red."""
+    c, h, w = maps.shape
+    cols = grid_columns(c, h, w)
+    rows = math.ceil(c / cols)
+    flat = maps.reshape(c, -1).astype(np.float32)
+    if levels is None:
+        lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
+    else:
+        lo, hi = np.float32(levels[0]), np.float32(levels[1])
+    span = np.where(hi > lo, hi - lo, np.float32(1))
+    index = np.clip((flat - lo) / span * 255, 0, 255).astype(np.uint8).reshape(c, h, w)
+    cells = np.empty((rows * cols, h + gap, w + gap, 3), np.uint8)
+    cells[:] = GAP_RGB
+    cells[:c, :h, :w] = LUT[index]
+    if dead.any():  # frame dead maps: the gap to the right and below, and their first row/column
+        frame = cells[:c][dead]
+        frame[:, h:, :] = DEAD_RGB
+        frame[:, :, w:] = DEAD_RGB
+        cells[:c][dead] = frame
+    grid = cells.reshape(rows, cols, h + gap, w + gap, 3).transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(grid.reshape(rows * (h + gap), cols * (w + gap), 3))
+
+
+class StatsModel(QAbstractTableModel):
+    """Per-map statistics: channel, min, max, mean, % zeros."""
+
+    HEADERS = ("channel", "min", "max", "mean", "% zeros")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats = np.zeros((0, 4))
+
+    def set_stats(self, stats: np.ndarray) -> None:
+        self.beginResetModel()
+        self.stats = stats
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.stats)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        r, c = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == 0:
+                return str(r)
+            v = self.stats[r, c - 1]
+            return f"{v * 100:.0f}" if c == 4 else f"{v:.3g}"
+        if role == Qt.ItemDataRole.UserRole:  # sort key
+            return r if c == 0 else float(self.stats[r, c - 1])
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and self.stats[r, 3] == 1.0:
+            return QColor(200, 30, 30)  # a dead map
+        if role == Qt.ItemDataRole.ToolTipRole and self.stats[r, 3] == 1.0:
+            return "every value of this map is 0 (a dead ReLU for this image)"
+        return None
+
+
+class ActivationPanel(QWidget):
+    """See the module docstring. ``unit_picked(node_id, channel, unit)``: unit is (row, col) for
+    maps (channel ≥ 0) or (index,) for flat outputs (channel −1)."""
+
+    unit_picked = Signal(str, int, object)
+
+    def __init__(self, controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.node_id: str | None = None
+        self.values: np.ndarray | None = None  # the node's output for the image
+        self.stats = np.zeros((0, 4))
+        self.channel: int | None = None  # the map shown large, if any
+        self.picked: tuple[int, tuple[int, ...]] | None = None
+
+        self.title = QLabel("Run the design on an image to see what each layer does to it.")
+        self.title.setWordWrap(True)
+        self.stale = QLabel()
+        self.stale.setStyleSheet("color: #a05a00; font-weight: bold")
+        self.stale.hide()
+        self.scale = QComboBox()
+        self.scale.addItems([SHARED, PER_MAP])
+        self.scale.setToolTip("Shared: one colour scale for every map, so maps compare. "
+                              "Per map: each map stretched to its own range, so weak maps show "
+                              "their pattern too.")
+        self.scale.currentTextChanged.connect(lambda _: self._redraw())
+        self.back = QPushButton("◀ All maps")
+        self.back.setToolTip("Back to the grid of every map")
+        self.back.clicked.connect(self.show_grid)
+        self.back.hide()
+        self.readout = QLabel(" ")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        head = QHBoxLayout()
+        head.addWidget(self.back)
+        head.addWidget(self.title, 1)
+        head.addWidget(self.scale)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground(None)
+        self.view = self.plots.addViewBox(row=0, col=0, lockAspect=True, invertY=True,
+                                          enableMenu=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image)
+        self.marker = pg.QtWidgets.QGraphicsRectItem()
+        self.marker.setPen(PICK_PEN)
+        self.marker.setZValue(10)
+        self.marker.hide()
+        self.view.addItem(self.marker)
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=COLORMAP, interactive=False, width=14)
+        self.plots.addItem(self.bar, row=0, col=1)
+        self.chart = pg.PlotWidget()
+        self.chart.setBackground(None)
+        self.chart.showGrid(y=True, alpha=0.3)
+        self.chart.setMouseEnabled(x=True, y=False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(LUT[170]))
+        self.chart.addItem(self.bars)
+        self.chart_marker = pg.InfiniteLine(angle=90, pen=PICK_PEN)
+        self.chart_marker.hide()
+        self.chart.addItem(self.chart_marker)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.plots)
+        self.stack.addWidget(self.chart)
+
+        self.stats_model = StatsModel()
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(self.stats_model)
+        proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.table = QTableView()
+        self.table.setModel(proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setToolTip("Statistics of each map for this image; sort by a column, "
+                              "double-click a row to see that map large")
+        self.table.doubleClicked.connect(
+            lambda index: self.show_channel(int(proxy.mapToSource(index).row())))
+        split = QSplitter()
+        split.addWidget(self.stack)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([480, 330])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(head)
+        layout.addWidget(self.stale)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.readout)
+        self._split = split
+
+        scene = self.plots.scene()
+        scene.sigMouseMoved.connect(self._hover)
+        scene.sigMouseClicked.connect(self._clicked)
+        self.chart.scene().sigMouseMoved.connect(self._hover_chart)
+        self.chart.scene().sigMouseClicked.connect(self._clicked_chart)
+        controller.finished.connect(lambda _: self.show_node(self.node_id))
+        controller.stale_changed.connect(self._show_stale)
+
+    # ------------------------------------------------------------------ what is shown
+
+    def show_node(self, node_id: str | None) -> None:
+        """Show ``node_id``'s output from the last run (or say why there is none)."""
+        same_node = node_id == self.node_id
+        self.node_id = node_id
+        result = self.controller.result
+        self.values = None
+        if not same_node:
+            self.channel, self.picked = None, None
+        if node_id is None:
+            self._message("Select a layer on the canvas to see its output for the image.")
+            return
+        if result is None:
+            self._message("Run the design on an image (Run panel, F5) to see this layer's output.")
+            return
+        if node_id not in result.activations:
+            self._message(f"{node_id} was not part of the last run: run again (F5).")
+            return
+        self.values = result.activations[node_id]
+        self._redraw()
+
+    def _message(self, text: str) -> None:
+        self.title.setText(text)
+        self.image.clear()
+        self.marker.hide()
+        self.bars.setOpts(x=[], height=[])
+        self.stats_model.set_stats(np.zeros((0, 4)))
+        self.back.hide()
+
+    def _show_stale(self, stale: bool) -> None:
+        self.stale.setText("These results are from before your last change: run again (F5) to "
+                           "update them." if stale else "")
+        self.stale.setVisible(stale)
+
+    def show_grid(self) -> None:
+        self.channel = None
+        self._redraw()
+
+    def show_channel(self, channel: int) -> None:
+        if self.values is not None and self.values.ndim == 3 and 0 <= channel < len(self.values):
+            self.channel = channel
+            self._redraw()
+
+    def _redraw(self) -> None:
+        v = self.values
+        if v is None:
+            return
+        if v.ndim == 1:
+            self._draw_flat(v)
+            return
+        self.stack.setCurrentWidget(self.plots)
+        self.table.show()
+        self.scale.setEnabled(True)
+        c, h, w = v.shape
+        if len(self.stats) != c or self.stats_model.stats is not self.stats or v is not self._drawn:
+            self.stats = map_statistics(v)
+            self.stats_model.set_stats(self.stats)
+        shared = self.scale.currentText() == SHARED
+        lo, hi = (float(v.min()), float(v.max())) if shared else (0.0, 1.0)
+        dead = self.stats[:, 3] == 1.0
+        if self.channel is None:
+            self.gap = gap_for(h, w)
+            self.cols = grid_columns(c, h, w)
+            rgb = tile(v, (lo, hi) if shared else None, dead, self.gap)
+            self.image.setImage(rgb, levels=(0, 255), autoLevels=False)
+            self.back.hide()
+            n_dead = int(dead.sum())
+            self.title.setText(
+                f"<b>{self.node_id}</b>: {num(c)} map{'s' if c != 1 else ''} of {h}×{w}"
+                + (f", <span style='color:#c82020'>{n_dead} all zero</span>" if n_dead else "")
+                + " — hover for values, click a unit for its receptive field, double-click a "
+                  "map to enlarge")
+        else:
+            ch = self.channel
+            m = v[ch]
+            if not shared:
+                lo, hi = float(m.min()), float(m.max())
+            index = np.clip((m - lo) / (hi - lo if hi > lo else 1) * 255, 0, 255).astype(np.uint8)
+            self.image.setImage(LUT[index], levels=(0, 255), autoLevels=False)
+            self.back.show()
+            s = self.stats[ch]
+            self.title.setText(
+                f"<b>{self.node_id}</b>, channel {ch} ({h}×{w}): min {s[0]:.3g}, max {s[1]:.3g}, "
+                f"mean {s[2]:.3g}, {s[3] * 100:.0f}% zeros — click a unit for its receptive field")
+        self.bar.setLevels((lo, hi))
+        self.bar.setLabel("right", "value" if shared or self.channel is not None
+                          else "each map: its min → its max")
+        self._drawn = v
+        self.view.enableAutoRange()
+        self._place_marker()
+
+    _drawn: np.ndarray | None = None
+
+    def _draw_flat(self, v: np.ndarray) -> None:
+        self.stack.setCurrentWidget(self.chart)
+        self.table.hide()
+        self.back.hide()
+        self.scale.setEnabled(False)
+        self.bars.setOpts(x=np.arange(len(v)), height=v, width=0.8)
+        self.chart.enableAutoRange()
+        result = self.controller.result
+        node_type = result.design.node(self.node_id).type if result is not None else ""
+        text = f"<b>{self.node_id}</b>: {num(len(v))} values, min {v.min():.3g}, max {v.max():.3g}"
+        if node_type == "Softmax":
+            top = np.argsort(-v, kind="stable")[:TOP_K]
+            text += " — top classes: " + ", ".join(f"#{i} ({v[i]:.3f})" for i in top)
+        self.title.setText(text)
+        self._place_marker()
+
+    # ------------------------------------------------------------------ mouse
+
+    def locate(self, point: QPointF) -> tuple[int, int, int] | None:
+        """(channel, row, col) under a point in image coordinates, or None (a gap, outside)."""
+        v = self.values
+        if v is None or v.ndim != 3:
+            return None
+        c, h, w = v.shape
+        x, y = point.x(), point.y()
+        if x < 0 or y < 0:
+            return None
+        if self.channel is not None:
+            row, col = int(y), int(x)
+            return (self.channel, row, col) if row < h and col < w else None
+        step_y, step_x = h + self.gap, w + self.gap
+        grid_row, row = divmod(int(y), step_y)
+        grid_col, col = divmod(int(x), step_x)
+        channel = grid_row * self.cols + grid_col
+        if row >= h or col >= w or grid_col >= self.cols or channel >= c:
+            return None
+        return channel, row, col
+
+    def unit_origin(self, channel: int, row: int, col: int) -> QPointF:
+        """Top-left corner of a unit in image coordinates (the inverse of ``locate``)."""
+        if self.channel is not None:
+            return QPointF(col, row)
+        _, h, w = self.values.shape
+        grid_row, grid_col = divmod(channel, self.cols)
+        return QPointF(grid_col * (w + self.gap) + col, grid_row * (h + self.gap) + row)
+
+    def _hover(self, scene_pos) -> None:
+        if self.values is None or self.values.ndim != 3:
+            return
+        where = self.locate(self.view.mapSceneToView(scene_pos))
+        if where is None:
+            self.readout.setText(" ")
+            return
+        ch, r, c = where
+        s = self.stats[ch]
+        self.readout.setText(f"({ch}, {r}, {c}) = {self.values[ch, r, c]:.4g}     "
+                             f"channel {ch}: min {s[0]:.3g}, max {s[1]:.3g}, mean {s[2]:.3g}, "
+                             f"{s[3] * 100:.0f}% zeros")
+
+    def _clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        where = self.locate(self.view.mapSceneToView(event.scenePos()))
+        if where is None:
+            return
+        # a second click on the same map soon after the first is a double-click (the scene's own
+        # flag is lost when the view box takes the press)
+        now = time.monotonic()
+        last, self._last_click = self._last_click, (now, where[0])
+        double = event.double() or (last is not None and last[1] == where[0]
+                                    and now - last[0] <= QApplication.doubleClickInterval() / 1000)
+        if double and self.channel is None:
+            self.show_channel(where[0])
+            self._last_click = None
+        self.pick(*where)
+
+    _last_click: tuple[float, int] | None = None
+
+    def pick(self, channel: int, row: int, col: int) -> None:
+        """Pick a unit of a map (what a click does)."""
+        self.picked = (channel, (row, col))
+        self._place_marker()
+        self.unit_picked.emit(self.node_id, channel, (row, col))
+
+    def pick_index(self, index: int) -> None:
+        """Pick one value of a flat output (what a click on a bar does)."""
+        self.picked = (-1, (index,))
+        self._place_marker()
+        self.unit_picked.emit(self.node_id, -1, (index,))
+
+    def _place_marker(self) -> None:
+        v, picked = self.values, self.picked
+        if v is None or picked is None:
+            self.marker.hide()
+            self.chart_marker.hide()
+            return
+        channel, unit = picked
+        if v.ndim == 1 and len(unit) == 1 and unit[0] < len(v):
+            self.chart_marker.setValue(unit[0])
+            self.chart_marker.show()
+            return
+        if v.ndim != 3 or len(unit) != 2 or channel >= len(v):
+            self.marker.hide()
+            return
+        if self.channel is not None and channel != self.channel:
+            channel = self.channel  # the same unit, on the map shown large
+            self.picked = (channel, unit)
+        origin = self.unit_origin(channel, *unit)
+        self.marker.setRect(origin.x(), origin.y(), 1, 1)
+        self.marker.show()
+
+    def _hover_chart(self, scene_pos) -> None:
+        v = self.values
+        if v is None or v.ndim != 1:
+            return
+        i = round(self.chart.getPlotItem().vb.mapSceneToView(scene_pos).x())
+        self.readout.setText(f"({i}) = {v[i]:.4g}" if 0 <= i < len(v) else " ")
+
+    def _clicked_chart(self, event) -> None:
+        v = self.values
+        if v is None or v.ndim != 1 or event.button() != Qt.MouseButton.LeftButton:
+            return
+        i = round(self.chart.getPlotItem().vb.mapSceneToView(event.scenePos()).x())
+        if 0 <= i < len(v):
+            self.pick_index(i)

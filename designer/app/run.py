@@ -1,0 +1,369 @@
+"""Running the design on an image, off the GUI thread: the image, the weights, the worker, and
+whether the results on screen still match the design.
+
+``RunController`` owns no widgets. It takes a snapshot of the design on the GUI thread, then
+builds the network and runs the forward pass (or one unit's input gradient) on a worker thread,
+reporting progress and honouring Cancel. Results arrive as ``RunResult`` through queued signals.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from designer.core.analysis import Analysis
+from designer.core.design import Design
+from designer.core.problems import num
+from designer.engine.classic import apply_classic_filters
+from designer.engine.network import Cancelled, InputError, InvalidDesign, Network
+from designer.engine.weights import WeightsError, expected_tensors, init_weights, load_weights_file
+from designer.io.images import ImageError, read_image, to_input
+
+#: weights modes
+RANDOM, CLASSIC, FILE = "random", "classic", "file"
+WEIGHT_MODES = {RANDOM: "Seeded random", CLASSIC: "Classic filters (first convolution)",
+                FILE: "From a weights file"}
+#: input scalings: name -> (mean, std) applied after pixels/255
+SCALINGS = {"0 – 1 (pixels ÷ 255)": (None, None),
+            "ImageNet mean/std": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+#: designs up to this much work re-run by themselves after an edit (VGG-16 at 224: 15 G)
+AUTO_RUN_MACS = 2_000_000_000
+AUTO_RUN_PARAMS = 30_000_000
+SEED = 0
+
+
+@dataclass
+class InputImage:
+    """The image the user chose: its pixels as decoded, and where it came from."""
+
+    pixels: np.ndarray  # (H, W, 3) uint8
+    name: str
+    path: Path | None = None
+
+
+@dataclass
+class RunResult:
+    """One forward pass: what ran, on what, and every node's output for the image."""
+
+    design: Design  # the snapshot that ran (not the live design)
+    analysis: Analysis
+    network: Network
+    x: np.ndarray  # (C, H, W) float32, the network's input
+    activations: dict[str, np.ndarray]  # node id -> first sample's output
+    fingerprint: tuple
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # e.g. weights that did not fit
+    classic: dict[str, Any] | None = None  # {"node": id, "names": [...]} with classic filters
+
+
+@dataclass
+class GradientResult:
+    node_id: str
+    unit: tuple[int, ...]
+    gradient: np.ndarray  # shaped like x: (C, H, W)
+    result: RunResult
+
+
+def fingerprint(design: Design) -> tuple:
+    """What a run depends on: layers, parameters and connections, not card positions."""
+    return (tuple((n.id, n.type, repr(sorted(n.params.items()))) for n in design.nodes),
+            tuple(design.edges))
+
+
+class _Job:
+    """One piece of work for the worker thread, cancellable between layers."""
+
+    def __init__(self, kind: str, work: Callable[["_Job"], Any]) -> None:
+        self.kind, self.work = kind, work
+        self.cancel = threading.Event()
+        self.last_report = 0.0
+
+
+class RunController(QObject):
+    """The state behind the Run panel and the activation views (see the module docstring)."""
+
+    image_changed = Signal()
+    busy_changed = Signal(bool)
+    progress = Signal(float, str)  # fraction, what is being done
+    finished = Signal(object)  # RunResult
+    gradient_ready = Signal(object)  # GradientResult
+    failed = Signal(str)  # a message for the user
+    cancelled = Signal()
+    stale_changed = Signal(bool)
+    settings_changed = Signal()
+    _done = Signal(object, object, object)  # job, outcome, error text (worker → GUI thread)
+
+    def __init__(self, document, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.image: InputImage | None = None
+        self.weights_mode = RANDOM
+        self.weights_file: Path | None = None
+        self._file_weights: dict[str, np.ndarray] | None = None
+        self.scaling = next(iter(SCALINGS))
+        self.auto_run = True
+        self.result: RunResult | None = None
+        self.stale = False
+        self._weights_cache: dict[str, np.ndarray] = {}  # seeded tensors by key, reused by shape
+        self._job: _Job | None = None
+        self._queued: _Job | None = None
+        self._thread: threading.Thread | None = None
+        self._done.connect(self._on_done)
+        self._check = QTimer(self, singleShot=True, interval=250)  # after edits settle
+        self._check.timeout.connect(self._after_edit)
+        document.refreshed.connect(lambda *_: self._check.start())
+        document.design_replaced.connect(self._check.start)
+
+    # ------------------------------------------------------------------ inputs
+
+    def load_image(self, path: str | Path) -> None:
+        """Decode an image file (raises ImageError with a message for the user)."""
+        path = Path(path)
+        pixels = read_image(path)
+        self.set_image(InputImage(pixels, path.name, path))
+
+    def set_image(self, image: InputImage) -> None:
+        self.image = image
+        self.image_changed.emit()
+        self._changed_settings()
+
+    def set_weights_mode(self, mode: str) -> None:
+        if mode not in WEIGHT_MODES:
+            raise ValueError(f"unknown weights mode {mode!r}")
+        if mode == FILE and self._file_weights is None:
+            raise WeightsError("load a weights file first")
+        self.weights_mode = mode
+        self._changed_settings()
+
+    def load_weights(self, path: str | Path) -> None:
+        """Read a weights file (contract §3; raises WeightsError) and use it."""
+        self._file_weights = load_weights_file(path)
+        self.weights_file = Path(path)
+        self.weights_mode = FILE
+        self._changed_settings()
+
+    def set_scaling(self, name: str) -> None:
+        if name not in SCALINGS:
+            raise ValueError(f"unknown scaling {name!r}")
+        self.scaling = name
+        self._changed_settings()
+
+    def set_auto_run(self, on: bool) -> None:
+        self.auto_run = bool(on)
+        if on:
+            self._after_edit()
+
+    def _changed_settings(self) -> None:
+        self.settings_changed.emit()
+        self._mark_stale(self.result is not None)
+        if self.auto_run and self.is_small():
+            self.run()
+
+    # ------------------------------------------------------------------ state
+
+    def is_small(self) -> bool:
+        """Small enough to re-run after every edit without the user asking."""
+        analysis = self.document.analysis
+        if not analysis.valid:
+            return False
+        totals = analysis.totals()
+        return totals["macs"] <= AUTO_RUN_MACS and totals["params"] <= AUTO_RUN_PARAMS
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def network_input(self, design: Design | None = None) -> np.ndarray:
+        """The current image as the design's Input takes it, (C, H, W) float32 (raises
+        ImageError or InputError with a message)."""
+        if self.image is None:
+            raise ImageError("load an image first (or pick a sample)")
+        analysis = Analysis(design) if design is not None else self.document.analysis
+        inputs = [i for i in analysis.infos() if i.type == "Input" and i.shape is not None]
+        if not inputs:
+            raise InputError("the design has no Input node with a known shape")
+        c, h, w = inputs[0].shape
+        mean, std = SCALINGS[self.scaling]
+        if mean is not None and c != 3:
+            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+        return to_input(self.image.pixels, c, h, w, mean, std, self.image.name)
+
+    def _after_edit(self) -> None:
+        if self.result is None:
+            if self.image is not None and self.auto_run and self.is_small() and not self.busy:
+                self.run()
+            return
+        stale = fingerprint(self.document.design) != self.result.fingerprint
+        self._mark_stale(stale)
+        if stale and self.auto_run and self.is_small():
+            self.run()
+
+    def _mark_stale(self, stale: bool) -> None:
+        if stale != self.stale:
+            self.stale = stale
+            self.stale_changed.emit(stale)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> bool:
+        """Start a forward pass of the current design on the current image. Returns False (and
+        emits ``failed`` with the reason) if it can't start."""
+        design = self.document.design
+        if not self.document.analysis.valid:
+            problems = self.document.analysis.design_problems()
+            self.failed.emit(problems[0] if problems else
+                             "the design has errors (see the Problems list): fix them, then run")
+            return False
+        try:
+            x = self.network_input()
+        except (ImageError, InputError) as exc:
+            self.failed.emit(str(exc))
+            return False
+        snapshot = design.copy()
+        mode, file_weights, cache = self.weights_mode, self._file_weights, self._weights_cache
+
+        def work(job: _Job) -> RunResult:
+            t0 = time.perf_counter()
+            report = self._reporter(job)
+            report(0.0, "building the network")
+            analysis = Analysis(snapshot)
+            weights, notes = _weights_for(analysis, mode, file_weights, cache)
+            classic = None
+            if mode == CLASSIC:
+                weights, node, names = apply_classic_filters(weights, analysis)
+                if node is None:
+                    notes.append("the design has no convolution: classic filters do not apply")
+                else:
+                    classic = {"node": node, "names": names}
+            network = Network(snapshot, weights)
+            acts = network.forward(x[None], lambda f, n: report(f, f"running {n}"))
+            first = {k: v[0] for k, v in acts.items()}
+            return RunResult(snapshot, analysis, network, x, first, fingerprint(snapshot),
+                             time.perf_counter() - t0, notes, classic)
+
+        self._submit(_Job("run", work))
+        return True
+
+    def compute_gradient(self, node_id: str, unit: tuple[int, ...]) -> bool:
+        """The effective receptive field of one unit of the last result, on the worker."""
+        result = self.result
+        if result is None or node_id not in result.activations:
+            return False
+
+        def work(job: _Job) -> GradientResult:
+            report = self._reporter(job)
+            g = result.network.input_gradient(
+                result.x[None], node_id, unit, lambda f, n: report(f, f"gradient through {n}"))
+            return GradientResult(node_id, tuple(unit), g, result)
+
+        self._submit(_Job("gradient", work))
+        return True
+
+    def cancel(self) -> None:
+        self._queued = None
+        if self._job is not None:
+            self._job.cancel.set()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the worker (on closing the window)."""
+        self.cancel()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _reporter(self, job: _Job) -> Callable[[float, str], bool]:
+        def report(fraction: float, text: str) -> bool:
+            if job.cancel.is_set():
+                raise Cancelled(text)
+            now = time.perf_counter()
+            if now - job.last_report > 0.03 or fraction >= 1.0:  # about 30 updates a second
+                job.last_report = now
+                self.progress.emit(fraction, text)
+            return True
+        return report
+
+    def _submit(self, job: _Job) -> None:
+        if self._job is not None:  # one at a time: the newest request waits, older ones go
+            self._job.cancel.set()
+            self._queued = job
+            return
+        self._start(job)
+
+    def _start(self, job: _Job) -> None:
+        self._job = job
+        self.busy_changed.emit(True)
+        self.progress.emit(0.0, "starting")
+        self._thread = threading.Thread(target=self._work, args=(job,), daemon=True,
+                                        name=f"cnn-designer {job.kind}")
+        self._thread.start()
+
+    def _work(self, job: _Job) -> None:
+        """The worker thread: never touches widgets; hands the outcome to the GUI thread."""
+        try:
+            outcome, error = job.work(job), None
+        except Cancelled:
+            outcome, error = None, None
+        except MemoryError as exc:
+            outcome, error = None, str(exc) or "not enough memory for this pass"
+        except (InvalidDesign, InputError, WeightsError, ImageError, ValueError) as exc:
+            outcome, error = None, str(exc)
+        except Exception as exc:  # a bug: report it instead of losing the worker silently
+            outcome, error = None, f"the run failed unexpectedly ({type(exc).__name__}: {exc})"
+        self._done.emit(job, outcome, error)
+
+    def _on_done(self, job: _Job, outcome: Any, error: str | None) -> None:
+        self._job = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        queued, self._queued = self._queued, None
+        if error is not None:
+            self.failed.emit(error)
+        elif outcome is None:
+            if queued is None:
+                self.cancelled.emit()
+        elif isinstance(outcome, RunResult):
+            self.result = outcome
+            self._mark_stale(outcome.fingerprint != fingerprint(self.document.design))
+            self.finished.emit(outcome)
+        else:
+            self.gradient_ready.emit(outcome)
+        if queued is not None:
+            self._start(queued)
+        else:
+            self.busy_changed.emit(False)
+
+
+def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarray] | None,
+                 cache: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The tensors for a run: from the file where they fit (in FILE mode), else seeded random.
+    Seeded tensors are cached by key, so re-running after an edit only draws the new ones."""
+    shapes = expected_tensors(analysis)
+    weights: dict[str, np.ndarray] = {}
+    notes: list[str] = []
+    unfit = []
+    if mode == FILE and file_weights is not None:
+        for key, shape in shapes.items():
+            tensor = file_weights.get(key)
+            if tensor is not None and tuple(tensor.shape) == tuple(shape):
+                weights[key] = tensor
+            else:
+                unfit.append(key)
+        if unfit:
+            shown = ", ".join(unfit[:4]) + (f" and {num(len(unfit) - 4)} more" if len(unfit) > 4
+                                            else "")
+            notes.append(f"{len(unfit)} tensor{'s' if len(unfit) != 1 else ''} missing from the "
+                         f"weights file or of another shape ({shown}): seeded random instead")
+    missing = {k: s for k, s in shapes.items() if k not in weights
+               and not (k in cache and cache[k].shape == tuple(s))}
+    cache.update(init_weights(missing, SEED))
+    for key, shape in shapes.items():
+        weights.setdefault(key, cache[key])
+    for key in [k for k in cache if k not in shapes]:  # forget layers that are gone
+        del cache[key]
+    return weights, notes

@@ -1,0 +1,478 @@
+"""The Run panel: choose an image and weights, run (with progress and Cancel), see the image as
+the network sees it, the receptive field of the picked unit layer by layer, its effective field
+(the input gradient) as a heat map, and the first convolution's filters as small images."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+from designer.app.activations import LUT
+from designer.app.run import (CLASSIC, FILE, RANDOM, SCALINGS, WEIGHT_MODES, GradientResult,
+                              RunController, RunResult)
+from designer.core.problems import num
+from designer.core.unit_field import UnitWindow, field_path
+from designer.engine.weights import WeightsError
+from designer.io.images import ImageError, supported_formats
+from designer.io.samples import sample_images
+
+#: one colour per layer on the field's path, from the input side outward
+PATH_COLOURS = [(255, 170, 0), (0, 200, 255), (255, 80, 200), (120, 255, 80), (255, 255, 255),
+                (255, 90, 60)]
+HEAT_ALPHA = 0.75
+
+
+def filter_images(weight: np.ndarray) -> np.ndarray:
+    """Filters (out, in, kh, kw) as one RGB grid image (rows, cols, 3) uint8: each filter on its
+    own symmetric scale (0 is grey), RGB when it has 3 input channels, grey otherwise."""
+    k, c, kh, kw = weight.shape
+    peak = np.abs(weight).reshape(k, -1).max(axis=1)
+    scaled = 0.5 + 0.5 * weight / np.where(peak > 0, peak, 1)[:, None, None, None]
+    rgb = scaled.transpose(0, 2, 3, 1) if c == 3 else np.repeat(scaled.mean(axis=1)[..., None], 3, -1)
+    cols = max(1, math.ceil(math.sqrt(k)))
+    rows = math.ceil(k / cols)
+    gap = max(1, round(max(kh, kw) / 5))
+    grid = np.full((rows * (kh + gap) + gap, cols * (kw + gap) + gap, 3), 40, np.uint8)
+    pixels = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    for i in range(k):
+        r, q = divmod(i, cols)
+        y, x = gap + r * (kh + gap), gap + q * (kw + gap)
+        grid[y:y + kh, x:x + kw] = pixels[i]
+    return grid
+
+
+def display_rgb(x: np.ndarray) -> np.ndarray:
+    """The network's input (C, H, W) as an RGB image: what it sees, stretched to its own range
+    (after mean/std the values are no longer 0 – 1)."""
+    lo, hi = float(x.min()), float(x.max())
+    scaled = (x - lo) / (hi - lo if hi > lo else 1)
+    rgb = scaled.transpose(1, 2, 0) if x.shape[0] == 3 else np.repeat(scaled.mean(0)[..., None], 3, -1)
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+class RunPanel(QWidget):
+    """See the module docstring."""
+
+    message = Signal(str, int)  # status bar text, milliseconds
+
+    def __init__(self, controller: RunController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.windows: list[UnitWindow] = []
+        self.pick: tuple[str, tuple[int, ...]] | None = None
+        self.gradient: GradientResult | None = None
+
+        self.samples = QComboBox()
+        self.samples.addItem("Sample images…")
+        for sample in sample_images():
+            self.samples.addItem(sample.title, str(sample.path))
+            self.samples.setItemData(self.samples.count() - 1, sample.description,
+                                     Qt.ItemDataRole.ToolTipRole)
+        self.samples.activated.connect(self._sample_chosen)
+        self.open_image = QPushButton("Open image…")
+        self.open_image.setToolTip("Load an image file (you can also drop one on the window)")
+        self.open_image.clicked.connect(self.open_image_dialog)
+        self.weights = QComboBox()
+        for mode, text in WEIGHT_MODES.items():
+            self.weights.addItem(text, mode)
+        self.weights.setToolTip(
+            "Seeded random: He-initialised weights, the same every time.\nClassic filters: the "
+            "first convolution gets edge, blur and colour-opponent kernels, so its maps are "
+            "readable.\nFrom a weights file: tensors saved from this app or PyTorch (.npz).")
+        self.weights.activated.connect(self._weights_chosen)
+        self.load_weights_button = QPushButton("Load…")
+        self.load_weights_button.setToolTip("Load weights (.npz, keys like conv1.weight)")
+        self.load_weights_button.clicked.connect(self.load_weights_dialog)
+        self.save_weights_button = QPushButton("Save…")
+        self.save_weights_button.setToolTip("Save the weights of the last run (.npz)")
+        self.save_weights_button.clicked.connect(self.save_weights_dialog)
+        self.scaling = QComboBox()
+        self.scaling.addItems(list(SCALINGS))
+        self.scaling.setToolTip("How pixel values become the network's input values")
+        self.scaling.currentTextChanged.connect(controller.set_scaling)
+        self.run_button = QPushButton("▶ Run")
+        self.run_button.setToolTip("Run the design on the image (F5)")
+        self.run_button.clicked.connect(controller.run)
+        self.auto = QCheckBox("Auto re-run")
+        self.auto.setChecked(controller.auto_run)
+        self.auto.setToolTip("Small designs re-run by themselves after every change; large ones "
+                             "(over 2 G mult-adds) wait for Run")
+        self.auto.toggled.connect(controller.set_auto_run)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(controller.cancel)
+        self.cancel_button.setEnabled(False)
+        self.status = QLabel("Pick a sample image or open one, then Run (F5).")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        for combo in (self.samples, self.weights, self.scaling):  # the panel may be narrow
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
+        controls = QGridLayout()
+        controls.addWidget(QLabel("Image"), 0, 0)
+        controls.addWidget(self.samples, 0, 1)
+        controls.addWidget(self.open_image, 0, 2, 1, 2)
+        self.open_image.setText("Open…")
+        controls.addWidget(QLabel("Weights"), 1, 0)
+        controls.addWidget(self.weights, 1, 1)
+        controls.addWidget(self.load_weights_button, 1, 2)
+        controls.addWidget(self.save_weights_button, 1, 3)
+        controls.addWidget(QLabel("Scaling"), 2, 0)
+        controls.addWidget(self.scaling, 2, 1)
+        controls.addWidget(self.auto, 2, 2, 1, 2)
+        controls.setColumnStretch(1, 1)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.run_button)
+        run_row.addWidget(self.bar, 1)
+        run_row.addWidget(self.cancel_button)
+
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setBackground(None)
+        self.original_label = self.plots.addLabel("Image", row=0, col=0)
+        self.input_label = self.plots.addLabel("Network input", row=0, col=1)
+        self.original_view = self.plots.addViewBox(row=1, col=0, lockAspect=True, invertY=True,
+                                                   enableMenu=False)
+        self.input_view = self.plots.addViewBox(row=1, col=1, lockAspect=True, invertY=True,
+                                                enableMenu=False)
+        self.plots.ci.layout.setColumnStretchFactor(1, 2)
+        self.original = pg.ImageItem(axisOrder="row-major")
+        self.original_view.addItem(self.original)
+        self.seen = pg.ImageItem(axisOrder="row-major")
+        self.input_view.addItem(self.seen)
+        self.heat = pg.ImageItem(axisOrder="row-major")
+        self.heat.setZValue(5)
+        self.heat.setOpacity(HEAT_ALPHA)
+        self.input_view.addItem(self.heat)
+        self.frame = pg.QtWidgets.QGraphicsRectItem()  # the image's edge: outside it is padding
+        self.frame.setPen(pg.mkPen((150, 150, 150), width=1, cosmetic=True))
+        self.input_view.addItem(self.frame)
+        self.rect_items: list = []
+        self.show_heat = QCheckBox("Effective field (input gradient) as a heat map")
+        self.show_heat.setChecked(True)
+        self.show_heat.setToolTip("How strongly each input pixel moves the picked unit: the "
+                                  "gradient of the unit with respect to the input, summed over "
+                                  "colour channels")
+        self.show_heat.toggled.connect(self._draw_heat)
+        self.field_text = QLabel("Click a unit in an activation map to see where it looks.")
+        self.field_text.setWordWrap(True)
+        self.field_text.setTextFormat(Qt.TextFormat.RichText)
+        self.field_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        self.filters_label = QLabel("First convolution's filters: run to see them.")
+        self.filters_label.setWordWrap(True)
+        self.filters_plot = pg.GraphicsLayoutWidget()
+        self.filters_plot.setBackground(None)
+        self.filters_plot.setMinimumHeight(120)
+        self.filters_view = self.filters_plot.addViewBox(lockAspect=True, invertY=True,
+                                                         enableMenu=False)
+        self.filters_image = pg.ImageItem(axisOrder="row-major")
+        self.filters_view.addItem(self.filters_image)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addLayout(run_row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.show_heat)
+        layout.addWidget(self.field_text)
+        layout.addWidget(self.filters_label)
+        layout.addWidget(self.filters_plot, 1)
+        layout.addStretch(0)
+        # ``plots`` (the image as given and as the network sees it, with the fields drawn on it)
+        # is placed by the window beside the activation maps, where the clicks happen
+
+        controller.image_changed.connect(self._show_image)
+        controller.busy_changed.connect(self._busy)
+        controller.progress.connect(self._progress)
+        controller.finished.connect(self._finished)
+        controller.failed.connect(self._failed)
+        controller.cancelled.connect(lambda: self._say("Cancelled."))
+        controller.stale_changed.connect(self._stale)
+        controller.gradient_ready.connect(self._gradient_ready)
+        controller.settings_changed.connect(self._sync_controls)
+        self._sync_controls()
+
+    # ------------------------------------------------------------------ choosing
+
+    def _sample_chosen(self, index: int) -> None:
+        path = self.samples.itemData(index)
+        if path:
+            self.load_image(path)
+
+    def open_image_dialog(self) -> None:
+        patterns = " ".join(f"*.{f}" for f in supported_formats())
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "",
+                                              f"Images ({patterns});;All files (*)")
+        if path:
+            self.load_image(path)
+
+    def load_image(self, path: str | Path) -> bool:
+        try:
+            self.controller.load_image(path)
+        except ImageError as exc:
+            self._say(f"Can't use this image: {exc}", error=True)
+            return False
+        return True
+
+    def _weights_chosen(self, index: int) -> None:
+        mode = self.weights.itemData(index)
+        if mode == FILE and self.controller.weights_file is None:
+            self.load_weights_dialog()
+            return
+        self.controller.set_weights_mode(mode)
+
+    def load_weights_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load weights", "",
+                                              "Weights (*.npz);;All files (*)")
+        if path:
+            try:
+                self.controller.load_weights(path)
+            except WeightsError as exc:
+                self._say(f"Can't use these weights: {exc}", error=True)
+        self._sync_controls()
+
+    def save_weights_dialog(self) -> None:
+        result = self.controller.result
+        if result is None:
+            self._say("Run first: the weights are made when the design runs.", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save weights", "weights.npz",
+                                              "Weights (*.npz)")
+        if path:
+            try:
+                result.network.save_weights(path)
+            except (OSError, WeightsError) as exc:
+                self._say(f"Can't save the weights: {exc}", error=True)
+            else:
+                self.message.emit(f"Saved the weights to {path}", 4000)
+
+    def _sync_controls(self) -> None:
+        c = self.controller
+        self.weights.setCurrentIndex(self.weights.findData(c.weights_mode))
+        self.scaling.setCurrentText(c.scaling)
+        if c.weights_file is not None:
+            self.weights.setItemText(self.weights.findData(FILE),
+                                     f"From {c.weights_file.name}")
+
+    # ------------------------------------------------------------------ running
+
+    def _busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        if not busy:
+            self.bar.setValue(0)
+            self.bar.setFormat("")
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.bar.setValue(round(fraction * 1000))
+        self.bar.setFormat(f"{text} — {fraction * 100:.0f}%")
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet("color: #c82020" if error else "")
+        self.status.setText(text)
+
+    def _failed(self, text: str) -> None:
+        self._say(f"Can't run: {text}", error=True)
+
+    def _stale(self, stale: bool) -> None:
+        if stale:
+            self._say("The design or settings changed since the last run: the maps are out of "
+                      "date. Press Run (F5).")
+            self.run_button.setStyleSheet("font-weight: bold")
+        else:
+            self.run_button.setStyleSheet("")
+
+    def _finished(self, result: RunResult) -> None:
+        notes = " ".join(f"Note: {n}." for n in result.notes)
+        self._say(f"Ran {num(len(result.activations))} layers in {result.seconds:.2f} s. "
+                  f"Select a layer to see its maps. {notes}".strip())
+        c, h, w = result.x.shape
+        mean, _ = SCALINGS[self.controller.scaling]
+        how = "pixels ÷ 255" if mean is None else "ImageNet mean/std"
+        self.input_label.setText(f"Network input {c}×{h}×{w}")
+        self.plots.setToolTip(f"Left: the image as loaded. Right: what the network sees: "
+                              f"{c}×{h}×{w}, {'grey' if c == 1 else 'RGB'}, {how}, values "
+                              f"{result.x.min():.2f} … {result.x.max():.2f}. The picked unit's "
+                              f"receptive field is drawn on it (dashed where it is padding).")
+        self.seen.setImage(display_rgb(result.x), levels=(0, 255), autoLevels=False)
+        self.frame.setRect(QRectF(0, 0, w, h))
+        self.input_view.enableAutoRange()
+        self._show_filters(result)
+        self.gradient = None
+        self.heat.clear()
+        if self.pick is not None and self.pick[0] in result.activations:
+            self.show_unit(*self.pick)
+        else:
+            self.clear_unit()
+
+    def _show_image(self) -> None:
+        image = self.controller.image
+        if image is None:
+            return
+        h, w = image.pixels.shape[:2]
+        self.original_label.setText(f"{image.name} {w}×{h}")
+        self.original.setImage(image.pixels, levels=(0, 255), autoLevels=False)
+        self.original_view.enableAutoRange()
+        try:
+            x = self.controller.network_input()
+        except (ImageError, ValueError) as exc:
+            self._say(str(exc), error=True)
+            return
+        c, h, w = x.shape
+        self.input_label.setText(f"Network input {c}×{h}×{w}")
+        self.seen.setImage(display_rgb(x), levels=(0, 255), autoLevels=False)
+        self.frame.setRect(QRectF(0, 0, w, h))
+        self.input_view.enableAutoRange()
+        if not self.controller.busy and self.controller.result is None:
+            self._say(f"Image: {image.name}. Press Run (F5).")
+
+    def _show_filters(self, result: RunResult) -> None:
+        from designer.engine.classic import first_convolution
+        node = first_convolution(result.analysis)
+        if node is None:
+            self.filters_label.setText("First convolution's filters: the design has no "
+                                       "convolution.")
+            self.filters_image.clear()
+            return
+        weight = result.network.weights[f"{node}.weight"]
+        k, c, kh, kw = weight.shape
+        shown = weight[:256]
+        names = ""
+        if result.classic is not None and result.classic["node"] == node:
+            names = " Classic: " + ", ".join(result.classic["names"]) + "; the rest random."
+        self.filters_label.setText(
+            f"First convolution's filters ({node}: {num(k)} of {c}×{kh}×{kw}, "
+            f"{'as RGB' if c == 3 else 'channels averaged'}, grey = 0"
+            f"{', first 256 shown' if k > 256 else ''}).{names}")
+        self.filters_image.setImage(filter_images(shown), levels=(0, 255), autoLevels=False)
+        self.filters_view.enableAutoRange()
+
+    # ------------------------------------------------------------------ fields
+
+    def clear_unit(self) -> None:
+        self.pick = None
+        self.windows = []
+        for item in self.rect_items:
+            self.input_view.removeItem(item)
+        self.rect_items = []
+        self.heat.clear()
+        self.field_text.setText("Click a unit in an activation map to see where it looks.")
+
+    def show_unit(self, node_id: str, unit: tuple[int, ...]) -> None:
+        """Draw the unit's receptive field (and the path's) on the input; ask for its gradient."""
+        result = self.controller.result
+        if result is None:
+            return
+        for item in self.rect_items:
+            self.input_view.removeItem(item)
+        self.rect_items = []
+        self.pick = (node_id, tuple(unit))
+        infos = result.analysis.infos_by_id()
+        sources = {n: result.design.sources(n) for n in result.design.node_ids}
+        _, rows, cols = result.x.shape
+        self.windows = field_path(node_id, tuple(unit), sources, infos) if len(unit) == 2 else []
+        lines = []
+        for i, w in enumerate(self.windows):
+            colour = PATH_COLOURS[i % len(PATH_COLOURS)] if i < len(self.windows) - 1 else \
+                (255, 64, 64)
+            self._draw_window(w, colour, rows, cols, last=i == len(self.windows) - 1)
+            size, jump, start = w.field.size, w.field.jump, w.field.start
+            names = ", ".join(w.node_ids)
+            padding = " — reaches into the padding" if w.reaches_padding(rows, cols) else ""
+            swatch = "#%02x%02x%02x" % colour
+            lines.append(f"<span style='color:{swatch}'>■</span> <b>{names}</b> unit "
+                         f"({w.unit[0]}, {w.unit[1]}): field {_pair(size)}, jump {_pair(jump)}, "
+                         f"start {_pair(start)}; rows {_edge(w.top)} … {_edge(w.bottom)}, "
+                         f"columns {_edge(w.left)} … {_edge(w.right)}{padding}")
+        if not self.windows:
+            kind = ("a flat output: every input pixel can reach it, so its field is the whole "
+                    "image" if len(unit) == 1 else "no receptive field is known here")
+            lines.append(f"<b>{node_id}</b> {unit}: {kind}.")
+        lines.append("<i>Heat map: the effective field (input gradient), computing…</i>"
+                     if self.show_heat.isChecked() else "")
+        self.field_text.setText("<br>".join(l for l in lines if l))
+        self.gradient = None
+        self.heat.clear()
+        if self.show_heat.isChecked():
+            self.controller.compute_gradient(node_id, tuple(unit))
+
+    def _draw_window(self, w: UnitWindow, colour, rows: int, cols: int, last: bool) -> None:
+        """The whole window dashed (the part in the padding shows outside the image's frame),
+        the part on the image solid; the unit's own window thicker, with its size beside it."""
+        width = 3 if last else 2
+        outline = pg.QtWidgets.QGraphicsRectItem(QRectF(w.left, w.top, w.width, w.height))
+        outline.setPen(pg.mkPen(colour, width=width, style=Qt.PenStyle.DashLine, cosmetic=True))
+        outline.setZValue(10)
+        items = [outline]
+        inside = w.inside(rows, cols)
+        if inside is not None:
+            top, left, bottom, right = inside
+            solid = pg.QtWidgets.QGraphicsRectItem(QRectF(left, top, right - left, bottom - top))
+            solid.setPen(pg.mkPen(colour, width=width, cosmetic=True))
+            solid.setZValue(11)
+            items.append(solid)
+        if last:
+            size = w.field.size
+            label = pg.TextItem(f"{w.node_ids[-1]} {size[0]}×{size[1]}", color=colour,
+                                anchor=(0, 1))
+            label.setPos(w.left, w.top)
+            label.setZValue(12)
+            items.append(label)
+        for item in items:
+            self.input_view.addItem(item)
+        self.rect_items += items
+
+    def _gradient_ready(self, g: GradientResult) -> None:
+        if self.pick != (g.node_id, g.unit) or g.result is not self.controller.result:
+            return  # an answer to an earlier click
+        self.gradient = g
+        self._draw_heat()
+        text = self.field_text.text().replace(
+            "<i>Heat map: the effective field (input gradient), computing…</i>", _heat_text(g))
+        self.field_text.setText(text)
+
+    def _draw_heat(self) -> None:
+        g = self.gradient
+        if g is None or not self.show_heat.isChecked():
+            self.heat.clear()
+            if g is None and self.show_heat.isChecked() and self.pick is not None:
+                self.controller.compute_gradient(*self.pick)
+            return
+        magnitude = np.abs(g.gradient).sum(axis=0)
+        peak = float(magnitude.max())
+        if peak <= 0:
+            self.heat.clear()
+            return
+        level = np.sqrt(magnitude / peak)  # square root: the faint edges of the field still show
+        rgba = np.zeros(magnitude.shape + (4,), np.uint8)
+        rgba[..., :3] = LUT[np.clip(np.rint(level * 255), 0, 255).astype(np.uint8)]
+        rgba[..., 3] = np.clip(np.rint(np.minimum(level * 3, 1) * 255), 0, 255).astype(np.uint8)
+        self.heat.setImage(rgba, levels=(0, 255), autoLevels=False)
+
+
+def _pair(v) -> str:
+    a, b = v
+    text = lambda x: num(x) if float(x).is_integer() else f"{x:g}"  # noqa: E731
+    return text(a) if a == b else f"{text(a)}×{text(b)}"
+
+
+def _edge(x: float) -> str:
+    return num(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _heat_text(g: GradientResult) -> str:
+    magnitude = np.abs(g.gradient).sum(axis=0)
+    nonzero = np.argwhere(magnitude > 0)
+    if not len(nonzero):
+        return "Heat map: this unit's gradient is zero everywhere (e.g. a ReLU that is off)."
+    (r0, c0), (r1, c1) = nonzero.min(axis=0), nonzero.max(axis=0)
+    return (f"Heat map: the effective field (input gradient); nonzero over rows {r0} … {r1}, "
+            f"columns {c0} … {c1}.")
