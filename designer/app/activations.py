@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPointF, QRectF,
+                            QSortFilterProxyModel, Qt, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget)
@@ -28,6 +29,7 @@ DEAD_RGB = (220, 40, 40)
 PICK_PEN = pg.mkPen((255, 64, 64), width=2, cosmetic=True)
 SHARED, PER_MAP = "Shared scale", "Per-map scale"
 TOP_K = 5
+GRID_PIXELS = 1_000_000  # above this, the grid shows maps at a reduced step (screens hold less)
 
 
 def map_statistics(maps: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
     cells = np.empty((rows * cols, h + gap, w + gap, 3), np.uint8)
     cells[:] = GAP_RGB
     cells[:c, :h, :w] = LUT[index]
-    if dead.any():  # frame dead maps: the gap to the right and below, and their first row/column
+    if dead.any():  # frame dead maps: colour the gap to their right and below
         frame = cells[:c][dead]
         frame[:, h:, :] = DEAD_RGB
         frame[:, :, w:] = DEAD_RGB
@@ -225,6 +227,7 @@ class ActivationPanel(QWidget):
         self.node_id = node_id
         result = self.controller.result
         self.values = None
+        self.readout.setText(" ")
         if not same_node:
             self.channel, self.picked = None, None
         if node_id is None:
@@ -241,7 +244,9 @@ class ActivationPanel(QWidget):
 
     def _message(self, text: str) -> None:
         self.title.setText(text)
+        self.stack.setCurrentWidget(self.plots)
         self.image.clear()
+        self._drawn = None
         self.marker.hide()
         self.bars.setOpts(x=[], height=[])
         self.stats_model.set_stats(np.zeros((0, 4)))
@@ -272,17 +277,28 @@ class ActivationPanel(QWidget):
         self.table.show()
         self.scale.setEnabled(True)
         c, h, w = v.shape
-        if len(self.stats) != c or self.stats_model.stats is not self.stats or v is not self._drawn:
-            self.stats = map_statistics(v)
+        if v is not self._drawn:
+            known = getattr(self.controller.result, "stats", None) or {}
+            self.stats = known.get(self.node_id)  # worked out on the worker after the run
+            if self.stats is None or len(self.stats) != c:
+                self.stats = map_statistics(v)
             self.stats_model.set_stats(self.stats)
         shared = self.scale.currentText() == SHARED
-        lo, hi = (float(v.min()), float(v.max())) if shared else (0.0, 1.0)
+        lo, hi = (float(self.stats[:, 0].min()), float(self.stats[:, 1].max())) if shared \
+            else (0.0, 1.0)
         dead = self.stats[:, 3] == 1.0
         if self.channel is None:
+            # a grid larger than a screen shows every step-th row and column of each map (the
+            # large view of one map is always whole); image coordinates stay in map units
+            step = max(1, math.isqrt(math.ceil(c * h * w / GRID_PIXELS)))
             self.gap = gap_for(h, w)
+            self.gap += -(h + self.gap) % step
             self.cols = grid_columns(c, h, w)
-            rgb = tile(v, (lo, hi) if shared else None, dead, self.gap)
+            small = v if step == 1 else v[:, ::step, ::step]
+            shown_gap = (h + self.gap) // step - small.shape[1]
+            rgb = tile(small, (lo, hi) if shared else None, dead, shown_gap)
             self.image.setImage(rgb, levels=(0, 255), autoLevels=False)
+            self.image.setRect(QRectF(0, 0, rgb.shape[1] * step, rgb.shape[0] * step))
             self.back.hide()
             n_dead = int(dead.sum())
             self.title.setText(
@@ -297,6 +313,7 @@ class ActivationPanel(QWidget):
                 lo, hi = float(m.min()), float(m.max())
             index = np.clip((m - lo) / (hi - lo if hi > lo else 1) * 255, 0, 255).astype(np.uint8)
             self.image.setImage(LUT[index], levels=(0, 255), autoLevels=False)
+            self.image.setRect(QRectF(0, 0, w, h))
             self.back.show()
             s = self.stats[ch]
             self.title.setText(
@@ -304,7 +321,7 @@ class ActivationPanel(QWidget):
                 f"mean {s[2]:.3g}, {s[3] * 100:.0f}% zeros — click a unit for its receptive field")
         self.bar.setLevels((lo, hi))
         self.bar.setLabel("right", "value" if shared or self.channel is not None
-                          else "each map: its min → its max")
+                          else "per map: min → max")
         self._drawn = v
         self.view.enableAutoRange()
         self._place_marker()

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         inspect.addWidget(self.activations)
         inspect.setStretchFactor(0, 2)
         inspect.setStretchFactor(1, 5)
-        inspect.setSizes([330, 820])
+        inspect.setSizes([420, 780])
         self.activations_dock = self._dock("Activations", inspect, "activations")
         self.tabifyDockWidget(self.problems_dock, self.activations_dock)
         self.summary_dock.raise_()
@@ -108,10 +108,11 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._build_actions()
         self.resize(1280, 820)
-        self.resizeDocks([self.summary_dock], [300], Qt.Orientation.Vertical)
+        self.resizeDocks([self.summary_dock], [340], Qt.Orientation.Vertical)
         self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 380],
                          Qt.Orientation.Horizontal)
-        self.resizeDocks([self.inspector_dock, self.run_dock], [380, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.inspector_dock, self.run_dock], [330, 570], Qt.Orientation.Vertical)
+        self.resizeDocks([self.inspector_dock], [430], Qt.Orientation.Horizontal)
         self._after_change()
         self._update_title()
         settle_memory()
@@ -184,7 +185,10 @@ class MainWindow(QMainWindow):
         run = bar.addMenu("&Run")
         self._action(run, "&Run on the image", self.runner.run, "F5",
                      "Run the design on the image in the Run panel")
-        self._action(run, "&Cancel", self.runner.cancel, "Ctrl+.", "Stop the run in progress")
+        cancel = self._action(run, "&Cancel", self.runner.cancel, "Ctrl+.",
+                              "Stop the run in progress")
+        cancel.setEnabled(False)
+        self.runner.busy_changed.connect(cancel.setEnabled)
         run.addSeparator()
         self._action(run, "Open &image…", self.open_image_dialog, "Ctrl+I",
                      "Load an image to run the design on")
@@ -376,9 +380,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ running on images
 
     def _run_finished(self, result) -> None:
-        if self.activations.node_id is None:  # show something right away: the first layer
-            node = self.scene.selected_node_ids()
-            self.activations.show_node(node[0] if len(node) == 1 else _first_map(result))
+        if not self.scene.selected_node_ids():  # show something right away: the first layer
+            first = _first_map(result)
+            if first is not None:
+                self.scene.select_node(first)  # the card says whose maps these are
         if not self.activations_dock.isVisible() or self.activations.visibleRegion().isEmpty():
             self.activations_dock.show()
             self.activations_dock.raise_()

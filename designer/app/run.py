@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from designer.app.activations import map_statistics
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
@@ -59,6 +60,7 @@ class RunResult:
     seconds: float
     notes: list[str] = field(default_factory=list)  # e.g. weights that did not fit
     classic: dict[str, Any] | None = None  # {"node": id, "names": [...]} with classic filters
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-map statistics of maps
 
 
 @dataclass
@@ -96,6 +98,7 @@ class RunController(QObject):
     cancelled = Signal()
     stale_changed = Signal(bool)
     settings_changed = Signal()
+    reset = Signal()  # another design was opened: the results shown belong to none
     _done = Signal(object, object, object)  # job, outcome, error text (worker → GUI thread)
 
     def __init__(self, document, parent: QObject | None = None) -> None:
@@ -117,7 +120,7 @@ class RunController(QObject):
         self._check = QTimer(self, singleShot=True, interval=250)  # after edits settle
         self._check.timeout.connect(self._after_edit)
         document.refreshed.connect(lambda *_: self._check.start())
-        document.design_replaced.connect(self._check.start)
+        document.design_replaced.connect(self._design_replaced)
 
     # ------------------------------------------------------------------ inputs
 
@@ -158,6 +161,13 @@ class RunController(QObject):
         if on:
             self._after_edit()
 
+    def _design_replaced(self) -> None:
+        self.cancel()
+        self.result = None
+        self._mark_stale(False)
+        self.reset.emit()
+        self._check.start()
+
     def _changed_settings(self) -> None:
         self.settings_changed.emit()
         self._mark_stale(self.result is not None)
@@ -177,6 +187,11 @@ class RunController(QObject):
     @property
     def busy(self) -> bool:
         return self._job is not None
+
+    @property
+    def running(self) -> bool:
+        """A forward pass (not just one unit's gradient) is under way."""
+        return self._job is not None and self._job.kind == "run"
 
     def network_input(self, design: Design | None = None) -> np.ndarray:
         """The current image as the design's Input takes it, (C, H, W) float32 (raises
@@ -232,7 +247,8 @@ class RunController(QObject):
             report = self._reporter(job)
             report(0.0, "building the network")
             analysis = Analysis(snapshot)
-            weights, notes = _weights_for(analysis, mode, file_weights, cache)
+            weights, notes = _weights_for(analysis, mode, file_weights, cache,
+                                          lambda: report(0.0, "drawing random weights"))
             classic = None
             if mode == CLASSIC:
                 weights, node, names = apply_classic_filters(weights, analysis)
@@ -243,8 +259,10 @@ class RunController(QObject):
             network = Network(snapshot, weights)
             acts = network.forward(x[None], lambda f, n: report(f, f"running {n}"))
             first = {k: v[0] for k, v in acts.items()}
+            # the activation panel's statistics, worked out here rather than on the GUI thread
+            stats = {k: map_statistics(v) for k, v in first.items() if v.ndim == 3}
             return RunResult(snapshot, analysis, network, x, first, fingerprint(snapshot),
-                             time.perf_counter() - t0, notes, classic)
+                             time.perf_counter() - t0, notes, classic, stats)
 
         self._submit(_Job("run", work))
         return True
@@ -340,9 +358,11 @@ class RunController(QObject):
 
 
 def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarray] | None,
-                 cache: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
+                 cache: dict[str, np.ndarray], between: Callable[[], Any] = lambda: None
+                 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """The tensors for a run: from the file where they fit (in FILE mode), else seeded random.
-    Seeded tensors are cached by key, so re-running after an edit only draws the new ones."""
+    Seeded tensors are cached by key, so re-running after an edit only draws the new ones;
+    ``between`` runs before each is drawn (it raises Cancelled to stop)."""
     shapes = expected_tensors(analysis)
     weights: dict[str, np.ndarray] = {}
     notes: list[str] = []
@@ -361,7 +381,9 @@ def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarr
                          f"weights file or of another shape ({shown}): seeded random instead")
     missing = {k: s for k, s in shapes.items() if k not in weights
                and not (k in cache and cache[k].shape == tuple(s))}
-    cache.update(init_weights(missing, SEED))
+    for key, shape in missing.items():  # one tensor at a time, so Cancel is heard in between
+        between()
+        cache.update(init_weights({key: shape}, SEED))
     for key, shape in shapes.items():
         weights.setdefault(key, cache[key])
     for key in [k for k in cache if k not in shapes]:  # forget layers that are gone

@@ -22,9 +22,9 @@ from designer.io.images import ImageError, supported_formats
 from designer.io.samples import sample_images
 
 #: one colour per layer on the field's path, from the input side outward
-PATH_COLOURS = [(255, 170, 0), (0, 200, 255), (255, 80, 200), (120, 255, 80), (255, 255, 255),
-                (255, 90, 60)]
-HEAT_ALPHA = 0.75
+PATH_COLOURS = [(255, 170, 0), (0, 200, 255), (255, 80, 200), (120, 220, 60), (150, 110, 255)]
+MAX_DRAWN = 5  # windows drawn on the image: the picked unit's and up to four on the way there
+HEAT_ALPHA = 1.0  # the heat map's own alpha channel does the blending
 
 
 def filter_images(weight: np.ndarray) -> np.ndarray:
@@ -116,7 +116,7 @@ class RunPanel(QWidget):
 
         for combo in (self.samples, self.weights, self.scaling):  # the panel may be narrow
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
+            combo.setMinimumContentsLength(14)
         controls = QGridLayout()
         controls.addWidget(QLabel("Image"), 0, 0)
         controls.addWidget(self.samples, 0, 1)
@@ -174,6 +174,7 @@ class RunPanel(QWidget):
         self.filters_plot.setMinimumHeight(120)
         self.filters_view = self.filters_plot.addViewBox(lockAspect=True, invertY=True,
                                                          enableMenu=False)
+        self.filters_view.setMouseEnabled(x=False, y=False)  # the panel scrolls; this doesn't zoom
         self.filters_image = pg.ImageItem(axisOrder="row-major")
         self.filters_view.addItem(self.filters_image)
 
@@ -199,6 +200,8 @@ class RunPanel(QWidget):
         controller.stale_changed.connect(self._stale)
         controller.gradient_ready.connect(self._gradient_ready)
         controller.settings_changed.connect(self._sync_controls)
+        controller.settings_changed.connect(self._explain_waiting)
+        controller.reset.connect(self._reset)
         self._sync_controls()
 
     # ------------------------------------------------------------------ choosing
@@ -267,7 +270,9 @@ class RunPanel(QWidget):
 
     def _busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
-        if not busy:
+        if busy and self.controller.running:
+            self._say("Running… (Cancel stops it; the maps shown stay as they are until it ends)")
+        elif not busy:
             self.bar.setValue(0)
             self.bar.setFormat("")
 
@@ -284,16 +289,45 @@ class RunPanel(QWidget):
 
     def _stale(self, stale: bool) -> None:
         if stale:
-            self._say("The design or settings changed since the last run: the maps are out of "
-                      "date. Press Run (F5).")
             self.run_button.setStyleSheet("font-weight: bold")
+            self._explain_waiting()
         else:
             self.run_button.setStyleSheet("")
 
+    def _explain_waiting(self) -> None:
+        """Why the maps are not being brought up to date by themselves."""
+        c = self.controller
+        if c.busy:
+            return
+        analysis = c.document.analysis
+        if not analysis.valid:
+            self._say("The design has errors (see the Problems list): the maps shown are from "
+                      "before them. Fix the errors, then Run (F5).")
+        elif c.image is None:
+            self._say("Pick a sample image or open one, then Run (F5).")
+        elif c.stale or c.result is None:
+            macs = analysis.totals()["macs"]
+            why = ("re-running after edits is off" if not c.auto_run else
+                   f"a large design ({macs / 1e9:.1f} G mult-adds) runs only when asked")
+            self._say(f"The maps are out of date ({why}): press Run (F5)." if c.result is not None
+                      else f"Press Run (F5) to run the design on {c.image.name} ({why}).")
+
+    def _reset(self) -> None:
+        """Another design: nothing shown belongs to it any more."""
+        self.clear_unit()
+        self.seen.clear()
+        self.frame.setRect(QRectF())
+        self.filters_image.clear()
+        self.filters_label.setText("First convolution's filters: run to see them.")
+        self._say("")
+        if self.controller.image is not None:
+            self._show_image()
+
     def _finished(self, result: RunResult) -> None:
         notes = " ".join(f"Note: {n}." for n in result.notes)
-        self._say(f"Ran {num(len(result.activations))} layers in {result.seconds:.2f} s. "
-                  f"Select a layer to see its maps. {notes}".strip())
+        took = f"{result.seconds:.2f} s" if result.seconds >= 1 else f"{result.seconds * 1000:.0f} ms"
+        self._say(f"Ran {num(len(result.activations))} layers in {took}. Select layers on the "
+                  f"canvas to see their maps. {notes}".strip())
         c, h, w = result.x.shape
         mean, _ = SCALINGS[self.controller.scaling]
         how = "pixels ÷ 255" if mean is None else "ImageNet mean/std"
@@ -317,6 +351,9 @@ class RunPanel(QWidget):
         image = self.controller.image
         if image is None:
             return
+        self.clear_unit()
+        index = self.samples.findData(str(image.path)) if image.path is not None else -1
+        self.samples.setCurrentIndex(max(index, 0))
         h, w = image.pixels.shape[:2]
         self.original_label.setText(f"{image.name} {w}×{h}")
         self.original.setImage(image.pixels, levels=(0, 255), autoLevels=False)
@@ -331,8 +368,12 @@ class RunPanel(QWidget):
         self.seen.setImage(display_rgb(x), levels=(0, 255), autoLevels=False)
         self.frame.setRect(QRectF(0, 0, w, h))
         self.input_view.enableAutoRange()
-        if not self.controller.busy and self.controller.result is None:
-            self._say(f"Image: {image.name}. Press Run (F5).")
+        ih, iw = image.pixels.shape[:2]
+        if abs(iw / ih - w / h) > 0.05 * (w / h):
+            self._say(f"Note: {image.name} is {iw}×{ih}; it is stretched to {w}×{h} for this "
+                      f"design's input, so its proportions change.")
+        elif not self.controller.busy:
+            self._explain_waiting()
 
     def _show_filters(self, result: RunResult) -> None:
         from designer.engine.classic import first_convolution
@@ -347,7 +388,9 @@ class RunPanel(QWidget):
         shown = weight[:256]
         names = ""
         if result.classic is not None and result.classic["node"] == node:
-            names = " Classic: " + ", ".join(result.classic["names"]) + "; the rest random."
+            kept = result.classic["names"]
+            names = " Classic, in order: " + ", ".join(kept) + (
+                "; the rest random." if k > len(kept) else ".")
         self.filters_label.setText(
             f"First convolution's filters ({node}: {num(k)} of {c}×{kh}×{kw}, "
             f"{'as RGB' if c == 3 else 'channels averaged'}, grey = 0"
@@ -380,22 +423,31 @@ class RunPanel(QWidget):
         _, rows, cols = result.x.shape
         self.windows = field_path(node_id, tuple(unit), sources, infos) if len(unit) == 2 else []
         lines = []
-        for i, w in enumerate(self.windows):
-            colour = PATH_COLOURS[i % len(PATH_COLOURS)] if i < len(self.windows) - 1 else \
-                (255, 64, 64)
-            self._draw_window(w, colour, rows, cols, last=i == len(self.windows) - 1)
+        n = len(self.windows)
+        # the picked unit's window, and up to four earlier ones spread from the input side
+        earlier = sorted({round(k * (n - 2) / (MAX_DRAWN - 2)) for k in range(MAX_DRAWN - 1)}
+                         ) if n > MAX_DRAWN else list(range(n - 1))
+        drawn = [i for i in earlier if i < n - 1] + ([n - 1] if n else [])
+        if n > len(drawn):
+            lines.append(f"<i>{n} windows on the way; {len(drawn)} drawn, from the input "
+                         f"side:</i>")
+        for order, i in enumerate(drawn):
+            w = self.windows[i]
+            colour = PATH_COLOURS[order % len(PATH_COLOURS)] if i < n - 1 else (255, 64, 64)
+            self._draw_window(w, colour, rows, cols, last=i == n - 1)
             size, jump, start = w.field.size, w.field.jump, w.field.start
             names = ", ".join(w.node_ids)
             padding = " — reaches into the padding" if w.reaches_padding(rows, cols) else ""
             swatch = "#%02x%02x%02x" % colour
             lines.append(f"<span style='color:{swatch}'>■</span> <b>{names}</b> unit "
                          f"({w.unit[0]}, {w.unit[1]}): field {_pair(size)}, jump {_pair(jump)}, "
-                         f"start {_pair(start)}; rows {_edge(w.top)} … {_edge(w.bottom)}, "
-                         f"columns {_edge(w.left)} … {_edge(w.right)}{padding}")
+                         f"start {_pair(start)}; rows {_span(w.top, w.bottom)}, "
+                         f"columns {_span(w.left, w.right)}{padding}")
         if not self.windows:
             kind = ("a flat output: every input pixel can reach it, so its field is the whole "
                     "image" if len(unit) == 1 else "no receptive field is known here")
-            lines.append(f"<b>{node_id}</b> {unit}: {kind}.")
+            where = f"unit {unit[0]}" if len(unit) == 1 else f"unit ({unit[0]}, {unit[1]})"
+            lines.append(f"<b>{node_id}</b> {where}: {kind}.")
         lines.append("<i>Heat map: the effective field (input gradient), computing…</i>"
                      if self.show_heat.isChecked() else "")
         self.field_text.setText("<br>".join(l for l in lines if l))
@@ -454,7 +506,8 @@ class RunPanel(QWidget):
         level = np.sqrt(magnitude / peak)  # square root: the faint edges of the field still show
         rgba = np.zeros(magnitude.shape + (4,), np.uint8)
         rgba[..., :3] = LUT[np.clip(np.rint(level * 255), 0, 255).astype(np.uint8)]
-        rgba[..., 3] = np.clip(np.rint(np.minimum(level * 3, 1) * 255), 0, 255).astype(np.uint8)
+        # at most 60% opaque, so the picture under the field still shows
+        rgba[..., 3] = np.clip(np.rint(np.minimum(level * 2, 1) * 0.6 * 255), 0, 255).astype(np.uint8)
         self.heat.setImage(rgba, levels=(0, 255), autoLevels=False)
 
 
@@ -468,11 +521,16 @@ def _edge(x: float) -> str:
     return num(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def _span(start: float, end: float) -> str:
+    """Pixels ``[start, end)`` as the rows or columns a reader counts: ``14–18``."""
+    return f"{_edge(start)}–{_edge(end - 1)}"
+
+
 def _heat_text(g: GradientResult) -> str:
     magnitude = np.abs(g.gradient).sum(axis=0)
     nonzero = np.argwhere(magnitude > 0)
     if not len(nonzero):
         return "Heat map: this unit's gradient is zero everywhere (e.g. a ReLU that is off)."
     (r0, c0), (r1, c1) = nonzero.min(axis=0), nonzero.max(axis=0)
-    return (f"Heat map: the effective field (input gradient); nonzero over rows {r0} … {r1}, "
-            f"columns {c0} … {c1}.")
+    return (f"Heat map: the effective field (input gradient); nonzero over rows {r0}–{r1}, "
+            f"columns {c0}–{c1}.")

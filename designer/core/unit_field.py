@@ -18,7 +18,8 @@ class UnitWindow:
     """One unit's receptive field in input pixels."""
 
     node_ids: tuple[str, ...]  # the layers on the path that share this window (e.g. conv, bn, relu)
-    unit: tuple[int, int]  # (row, col) of the unit in the first of those layers' output
+    unit: tuple[int, int]  # (row, col) of the unit in the last of those layers' output
+
     top: float
     left: float
     height: float
@@ -96,9 +97,10 @@ def field_path(node_id: str, unit: tuple[int, int], sources: Mapping[str, list[s
             w = unit_window(n, i.field, row, col)
         if windows and (windows[-1].top, windows[-1].left, windows[-1].height,
                         windows[-1].width) == (w.top, w.left, w.height, w.width):
+            # the same pixels: one entry naming both layers, described by the later one's unit
             last = windows[-1]
-            windows[-1] = UnitWindow(last.node_ids + (n,), last.unit, last.top, last.left,
-                                     last.height, last.width, last.field)
+            windows[-1] = UnitWindow(last.node_ids + (n,), w.unit, last.top, last.left,
+                                     last.height, last.width, w.field)
         else:
             windows.append(w)
     return windows
