@@ -190,7 +190,13 @@ class ActivationPanel(QWidget):
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # fixed widths from the font: sizing to contents would read every row on every update
+        digits = self.fontMetrics().horizontalAdvance("−0.000e+00")
+        for column, width in enumerate((self.fontMetrics().horizontalAdvance("channel") + 24,
+                                        digits, digits, digits,
+                                        self.fontMetrics().horizontalAdvance("% zeros") + 16)):
+            self.table.setColumnWidth(column, width)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setToolTip("Statistics of each map for this image; sort by a column, "
                               "double-click a row to see that map large")

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
             lambda node, channel, unit: self.run_panel.show_unit(node, unit))
         self.run_panel.message.connect(self.statusBar().showMessage)
         self.runner.finished.connect(self._run_finished)
+        self.runner.image_changed.connect(self._show_activations)
         self.view.files_dropped.connect(self.open_dropped)
         self.setAcceptDrops(True)
         self.palette.add_requested.connect(self.add_after_selection)
@@ -384,6 +385,11 @@ class MainWindow(QMainWindow):
             first = _first_map(result)
             if first is not None:
                 self.scene.select_node(first)  # the card says whose maps these are
+        self._show_activations()
+
+    def _show_activations(self) -> None:
+        """Bring the image and maps into view (when an image is chosen: the run then ends
+        without re-laying out the window)."""
         if not self.activations_dock.isVisible() or self.activations.visibleRegion().isEmpty():
             self.activations_dock.show()
             self.activations_dock.raise_()
