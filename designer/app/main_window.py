@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
                                QScrollArea, QSplitter)
@@ -381,11 +381,17 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ running on images
 
     def _run_finished(self, result) -> None:
-        if not self.scene.selected_node_ids():  # show something right away: the first layer
-            first = _first_map(result)
-            if first is not None:
-                self.scene.select_node(first)  # the card says whose maps these are
         self._show_activations()
+        # show something right away: the first layer's maps, its card selected so it says whose
+        # maps these are; on the next turn of the event loop, so that the panels' own update and
+        # this one are two short stalls rather than one long one
+        QTimer.singleShot(0, lambda: self._select_first_map(result))
+
+    def _select_first_map(self, result) -> None:
+        if result is self.runner.result and not self.scene.selected_node_ids():
+            first = _first_map(result)
+            if first is not None and first in self.document.design:
+                self.scene.select_node(first)
 
     def _show_activations(self) -> None:
         """Bring the image and maps into view (when an image is chosen: the run then ends
