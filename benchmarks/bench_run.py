@@ -129,23 +129,20 @@ def grid_speed(app: QApplication) -> float:
     panel.show()
     app.processEvents()
     viewport = panel.plots.viewport()
-    times = []
-    for i in range(12):
-        t0 = time.perf_counter()
-        panel.show_node("ab"[i % 2])
-        app.processEvents()
-        viewport.repaint()
-        times.append((time.perf_counter() - t0) * 1000)
-    shared = statistics.median(times[2:])
+
+    def median_draw() -> float:
+        times = []
+        for i in range(12):
+            t0 = time.perf_counter()
+            panel.show_node("ab"[i % 2])
+            app.processEvents()
+            viewport.repaint()
+            times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times[2:])
+
+    shared = median_draw()
     panel.scale.setCurrentIndex(1)  # per-map scaling
-    times = []
-    for i in range(12):
-        t0 = time.perf_counter()
-        panel.show_node("ab"[i % 2])
-        app.processEvents()
-        viewport.repaint()
-        times.append((time.perf_counter() - t0) * 1000)
-    per_map = statistics.median(times[2:])
+    per_map = median_draw()
     print(f"\n512 maps of 14×14: selected → grid, statistics table and colour bar painted")
     print(f"  shared scale   median {shared:6.1f} ms")
     print(f"  per-map scale  median {per_map:6.1f} ms")
