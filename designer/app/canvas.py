@@ -190,7 +190,7 @@ class EdgeItem(QGraphicsPathItem):
         self.setPath(path)
 
 
-def _local_files(mime) -> list[str]:
+def local_files(mime) -> list[str]:
     """Local files in a drag from outside the app (a file manager)."""
     return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
 
@@ -479,13 +479,13 @@ class CanvasView(QGraphicsView):
         self._drop_edge: tuple[str, str] | None = None  # highlighted while a layer is dragged
 
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasFormat(MIME_TYPE) or _local_files(event.mimeData()):
+        if event.mimeData().hasFormat(MIME_TYPE) or local_files(event.mimeData()):
             event.acceptProposedAction()
         else:
             super().dragEnterEvent(event)
 
     def dragMoveEvent(self, event) -> None:
-        if _local_files(event.mimeData()) and not event.mimeData().hasFormat(MIME_TYPE):
+        if local_files(event.mimeData()) and not event.mimeData().hasFormat(MIME_TYPE):
             event.acceptProposedAction()  # a file from outside: the window decides what it is
         elif event.mimeData().hasFormat(MIME_TYPE):
             event.acceptProposedAction()
@@ -512,7 +512,7 @@ class CanvasView(QGraphicsView):
             type_name = bytes(event.mimeData().data(MIME_TYPE)).decode("utf-8")
             self.layer_dropped.emit(type_name, self.mapToScene(event.position().toPoint()))
             event.acceptProposedAction()
-        elif files := _local_files(event.mimeData()):
+        elif files := local_files(event.mimeData()):
             self.files_dropped.emit(files)
             event.acceptProposedAction()
         else:

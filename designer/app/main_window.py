@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWind
 
 from designer.app.activations import ActivationPanel
 from designer.app.autosave import Autosaver, find_recoverable, recover
-from designer.app.canvas import CanvasScene, CanvasView, type_accepts_input
+from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
 from designer.app.document import Document
 from designer.app.gallery import TemplateGallery
 from designer.app.inspector import InspectorPanel
@@ -428,7 +428,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = local_files(event.mimeData())
         if paths:
             event.acceptProposedAction()
             self.open_dropped(paths)

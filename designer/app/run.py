@@ -193,13 +193,12 @@ class RunController(QObject):
         """A forward pass (not just one unit's gradient) is under way."""
         return self._job is not None and self._job.kind == "run"
 
-    def network_input(self, design: Design | None = None) -> np.ndarray:
+    def network_input(self) -> np.ndarray:
         """The current image as the design's Input takes it, (C, H, W) float32 (raises
         ImageError or InputError with a message)."""
         if self.image is None:
             raise ImageError("load an image first (or pick a sample)")
-        analysis = Analysis(design) if design is not None else self.document.analysis
-        inputs = [i for i in analysis.infos() if i.type == "Input" and i.shape is not None]
+        inputs = [i for i in self.document.analysis.infos() if i.type == "Input" and i.shape is not None]
         if not inputs:
             raise InputError("the design has no Input node with a known shape")
         c, h, w = inputs[0].shape

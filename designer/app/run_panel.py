@@ -17,6 +17,7 @@ from designer.app.run import (CLASSIC, FILE, RANDOM, SCALINGS, WEIGHT_MODES, Gra
                               RunController, RunResult)
 from designer.core.problems import num
 from designer.core.unit_field import UnitWindow, field_path
+from designer.engine.classic import first_convolution
 from designer.engine.weights import WeightsError
 from designer.io.images import ImageError, supported_formats
 from designer.io.samples import sample_images
@@ -376,7 +377,6 @@ class RunPanel(QWidget):
             self._explain_waiting()
 
     def _show_filters(self, result: RunResult) -> None:
-        from designer.engine.classic import first_convolution
         node = first_convolution(result.analysis)
         if node is None:
             self.filters_label.setText("First convolution's filters: the design has no "
