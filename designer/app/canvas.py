@@ -34,6 +34,44 @@ CUT_OFF = "not-fed"
 MUTED = QColor("#b0b8c4")
 HIGHLIGHT = QColor("#1a73e8")
 EDGE_GRAB = 6.0  # how near (scene units) a drop must be to a connection to insert into it
+CARD_RECT = QRectF(-CARD_W / 2, 0, CARD_W, CARD_H)
+SELECTION_RECT = CARD_RECT.adjusted(-4, -4, 4, 4)
+TEXT_RECT = CARD_RECT.adjusted(10, 6, -10, -6)
+NOTATION_RECT, SHAPE_RECT = TEXT_RECT.adjusted(0, 22, 0, 0), TEXT_RECT.adjusted(0, 44, 0, 0)
+_TOP_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+_LEFT, _RIGHT = Qt.AlignmentFlag.AlignLeft, Qt.AlignmentFlag.AlignRight
+
+
+class _CardStyle:
+    """What a card is painted with, made once per font (fonts need a running application)."""
+
+    _made: dict[str, "_CardStyle"] = {}
+
+    @classmethod
+    def get(cls, font: QFont) -> "_CardStyle":
+        key = font.key()
+        style = cls._made.get(key)
+        if style is None:
+            style = cls._made[key] = cls(font, key)
+        return style
+
+    def __init__(self, font: QFont, key: str) -> None:
+        self.key = key
+        self.bold = QFont(font)
+        self.bold.setBold(True)
+        self.regular = QFont(font)
+        self.regular.setBold(False)
+        self.metrics = QFontMetrics(self.bold)
+        self.plain = QPen(BORDER, 1.2)
+        self.muted = QPen(MUTED, 1.2, Qt.PenStyle.DashLine)
+        self.error, self.warning = QPen(ERROR, 3.0), QPen(WARNING, 3.0)
+        self.selected = QPen(HIGHLIGHT, 2, Qt.PenStyle.DashLine)
+        self.port, self.port_fill = QPen(QColor("#5f6b7a"), 1), QBrush(QColor("white"))
+        self.fills = {group: QBrush(QColor(colour)) for group, colour in GROUP_COLOURS.items()}
+        self.muted_fills = {group: QBrush(QColor(colour).lighter(104))
+                            for group, colour in GROUP_COLOURS.items()}
+        self.title_colour, self.notation_colour = QColor("#1f2933"), QColor("#3e4c59")
+        self.shape_colour, self.params_colour = QColor("#102a43"), QColor("#627d98")
 
 
 class NodeItem(QGraphicsObject):
@@ -48,6 +86,7 @@ class NodeItem(QGraphicsObject):
         self.setAcceptHoverEvents(True)
         self.setCacheMode(QGraphicsItem.CacheMode.NoCache)  # see info
         self.setZValue(1)
+        self._title: tuple[tuple, str] | None = None  # (what it was made from, elided title)
 
     def boundingRect(self) -> QRectF:
         return QRectF(-CARD_W / 2 - 2, -PORT_R - 2, CARD_W + 4, CARD_H + 2 * PORT_R + 4)
@@ -82,57 +121,53 @@ class NodeItem(QGraphicsObject):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
+        # an edit at the top of a large design repaints every card in view: pens, brushes, fonts
+        # and flags are made once (``_CardStyle``), and the elided title once per font
         info = self.info
+        style = _CardStyle.get(painter.font())
         type_name = info.type if info is not None else ""
         layer = LAYER_TYPES.get(type_name)
-        fill = QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
-        border, style = BORDER, Qt.PenStyle.SolidLine
+        group = layer.group if layer else "Other"
+        pen, fill = style.plain, style.fills.get(group, style.fills["Other"])
         if info is not None and info.errors:
             if all(p.code == CUT_OFF for p in info.errors):
-                border, style = MUTED, Qt.PenStyle.DashLine
-                fill = fill.lighter(104)
+                pen, fill = style.muted, style.muted_fills.get(group, style.muted_fills["Other"])
             else:
-                border = ERROR
+                pen = style.error
         elif info is not None and info.warnings:
-            border = WARNING
-        rect = QRectF(-CARD_W / 2, 0, CARD_W, CARD_H)
+            pen = style.warning
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(QPen(border, 3.0 if border in (ERROR, WARNING) else 1.2, style))
-        painter.setBrush(QBrush(fill))
-        painter.drawRoundedRect(rect, 8, 8)
+        painter.setPen(pen)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(CARD_RECT, 8, 8)
         if self.isSelected():
-            painter.setPen(QPen(QColor("#1a73e8"), 2, Qt.PenStyle.DashLine))
+            painter.setPen(style.selected)
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(rect.adjusted(-4, -4, 4, 4), 10, 10)
+            painter.drawRoundedRect(SELECTION_RECT, 10, 10)
         # ports
-        painter.setPen(QPen(QColor("#5f6b7a"), 1))
-        painter.setBrush(QBrush(QColor("white")))
+        painter.setPen(style.port)
+        painter.setBrush(style.port_fill)
         if layer is None or layer.max_inputs != 0:
             painter.drawEllipse(QPointF(0, 0), PORT_R, PORT_R)
         painter.drawEllipse(QPointF(0, CARD_H), PORT_R, PORT_R)
         # text
-        bold = QFont(painter.font())
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.setPen(QColor("#1f2933"))
-        inner = rect.adjusted(10, 6, -10, -6)
-        metrics = QFontMetrics(bold)
-        title = metrics.elidedText(f"{type_name}  {self.node_id}", Qt.TextElideMode.ElideRight,
-                                   int(inner.width()))
-        painter.drawText(inner, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
-        plain = QFont(painter.font())
-        plain.setBold(False)
-        painter.setFont(plain)
+        painter.setFont(style.bold)
+        painter.setPen(style.title_colour)
+        key = (type_name, self.node_id, style.key)
+        if self._title is None or self._title[0] != key:
+            self._title = (key, style.metrics.elidedText(
+                f"{type_name}  {self.node_id}", Qt.TextElideMode.ElideRight,
+                int(TEXT_RECT.width())))
+        painter.drawText(TEXT_RECT, _TOP_LEFT, self._title[1])
         if info is not None:
-            notation = layer_notation(info.type, info.values)
-            shape = shape_notation(info.shape)
+            painter.setFont(style.regular)
             params = f"{num(info.params)} params" if info.params else ""
-            painter.setPen(QColor("#3e4c59"))
-            painter.drawText(inner.adjusted(0, 22, 0, 0), Qt.AlignmentFlag.AlignLeft, notation)
-            painter.setPen(QColor("#102a43"))
-            painter.drawText(inner.adjusted(0, 44, 0, 0), Qt.AlignmentFlag.AlignLeft, shape)
-            painter.setPen(QColor("#627d98"))
-            painter.drawText(inner.adjusted(0, 44, 0, 0), Qt.AlignmentFlag.AlignRight, params)
+            painter.setPen(style.notation_colour)
+            painter.drawText(NOTATION_RECT, _LEFT, layer_notation(info.type, info.values))
+            painter.setPen(style.shape_colour)
+            painter.drawText(SHAPE_RECT, _LEFT, shape_notation(info.shape))
+            painter.setPen(style.params_colour)
+            painter.drawText(SHAPE_RECT, _RIGHT, params)
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:

@@ -14,6 +14,13 @@ from designer.core.problems import ERROR
 from designer.core.summary import TABLE_HEADER, format_table, table_row
 
 RIGHT = {3, 4, 6, 7}
+# the roles as plain ints: a view asks for seven roles of every cell it paints, and comparing with
+# the enum members costs more than the answer
+_DISPLAY = Qt.ItemDataRole.DisplayRole.value
+_ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole.value
+_ALIGN_RIGHT = (Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value
+_ERROR_TEXT, _WARNING_TEXT = QColor("#d32f2f"), QColor("#b45309")
 #: fitting columns to their contents looks at this many rows (all of them would cost ~100 ms on a
 #: 1,000-layer design; the widest cells are nearly always among the first rows)
 RESIZE_PRECISION = 200
@@ -75,19 +82,17 @@ class SummaryModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(TABLE_HEADER)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.row(index.row())[index.column()]
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in RIGHT:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 0:
+    def data(self, index: QModelIndex, role: int = _DISPLAY):
+        if role == _DISPLAY:
+            return self.row(index.row())[index.column()] if index.isValid() else None
+        if role == _ALIGNMENT:
+            return _ALIGN_RIGHT if index.column() in RIGHT else None
+        if role == _FOREGROUND and index.column() == 0 and index.isValid():
             text = self.row(index.row())[0]
             if text.endswith("✗"):
-                return QColor("#d32f2f")
+                return _ERROR_TEXT
             if text.endswith("⚠"):
-                return QColor("#b45309")
+                return _WARNING_TEXT
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,

@@ -14,8 +14,7 @@ from typing import Any, Mapping
 
 from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
-from designer.core.layers import (Inferred, ReceptiveField, Upstream, check_input_count,
-                                  infer_layer)
+from designer.core.layers import ReceptiveField, Upstream, check_input_count, infer_layer
 from designer.core.problems import ERROR, WARNING, Problem
 
 BYTES_PER_VALUE = 4  # float32
@@ -35,7 +34,11 @@ class NodeInfo:
     errors: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()
     values: dict[str, Any] | None = None  # resolved parameters (defaults filled), None if invalid
-    source: "_Local | None" = dc_field(default=None, compare=False, repr=False)
+    # what this node hands on to the nodes it feeds (None: its output is unknown)
+    out: Upstream | None = dc_field(default=None, compare=False, repr=False)
+    # the layer and inputs its rule ran on (None: it did not run), to explain it on demand
+    _rule: tuple[LayerType, list[Upstream]] | None = dc_field(default=None, compare=False,
+                                                              repr=False)
     _derivations: list[tuple[str, str]] | None = dc_field(default=None, compare=False, repr=False)
 
     @property
@@ -44,12 +47,12 @@ class NodeInfo:
         760")``. Built on first use: formatting it for every node on every edit would cost more
         than the inference itself."""
         if self._derivations is None:
-            local = self.source
-            if local is None or local.ups is None or local.layer is None or local.values is None:
+            if self._rule is None or self.values is None:
                 self._derivations = []
             else:
-                self._derivations = list(infer_layer(self.id, local.layer, local.values,
-                                                     local.ups, explain=True).derivations)
+                layer, ups = self._rule
+                self._derivations = list(infer_layer(self.id, layer, self.values, ups,
+                                                     explain=True).derivations)
         return self._derivations
 
     @property
@@ -66,26 +69,10 @@ class NodeInfo:
         return self.errors + self.warnings
 
 
-class _Local:
-    """A node's own result (before graph-wide problems are added)."""
-
-    __slots__ = ("layer", "values", "param_errors", "inferred", "input_error", "ups", "out")
-
-    def __init__(self, node_id: str, resolved: tuple, inferred: Inferred,
-                 input_error: Problem | None = None, ups: list[Upstream] | None = None) -> None:
-        self.layer: LayerType | None
-        self.values: dict[str, Any] | None
-        self.param_errors: list[Problem]
-        self.layer, self.values, self.param_errors = resolved
-        self.inferred = inferred
-        self.input_error = input_error
-        self.ups = ups  # the inputs the rule ran on (None: it did not run)
-        # what this node hands on to the nodes it feeds (None: its output is unknown)
-        self.out = (Upstream(node_id, inferred.shape, inferred.field)
-                    if inferred.shape is not None else None)
-
-
-_NOTHING = Inferred()  # shared result of a rule that could not run (never mutated)
+def _split(problems: list[Problem]) -> tuple[tuple[Problem, ...], tuple[Problem, ...]]:
+    """Errors and warnings, each in the order given."""
+    return (tuple(p for p in problems if p.severity == ERROR),
+            tuple(p for p in problems if p.severity == WARNING))
 
 
 class Analysis:
@@ -95,7 +82,6 @@ class Analysis:
         self.design = design
         self.updated = Signal()  # (set of node ids whose info changed), after a refresh
         self._resolved: dict[str, tuple] = {}  # node id -> resolve_params result
-        self._local: dict[str, _Local] = {}
         self._info: dict[str, NodeInfo] = {}
         self._graph_problems: dict[str, list[Problem]] = {}
         self._fed: dict[str, bool] = {}
@@ -103,6 +89,7 @@ class Analysis:
         self._order: list[str] = []
         self._output: str | None = None
         self._totals: dict[str, int] | None = None
+        self._problems: list[Problem] | None = None
         self._dirty: set[str] = set(design.node_ids)
         self._structure_dirty = True
         self._subscriptions = [
@@ -126,7 +113,7 @@ class Analysis:
 
     def _on_node_removed(self, node: Node, index: int) -> None:
         self._structure_dirty = True
-        for table in (self._resolved, self._local, self._info, self._graph_problems, self._fed):
+        for table in (self._resolved, self._info, self._graph_problems, self._fed):
             table.pop(node.id, None)
         self._dirty.discard(node.id)
 
@@ -136,7 +123,7 @@ class Analysis:
 
     def _on_node_renamed(self, old: str, new: str) -> None:
         self._structure_dirty = True
-        for table in (self._resolved, self._local, self._info, self._graph_problems, self._fed):
+        for table in (self._resolved, self._info, self._graph_problems, self._fed):
             table.pop(old, None)
         self._dirty.add(new)  # no cached result under the new id: its targets follow it
 
@@ -176,12 +163,18 @@ class Analysis:
         self.refresh()
         if not self._order:
             return False
-        return not any(i.errors for i in self._info.values())
+        problems = self.problems()
+        return not problems or problems[0].severity != ERROR  # errors come first
 
     def problems(self) -> list[Problem]:
-        """Every error, then every warning, in topological order."""
-        infos = self.infos()
-        return [p for i in infos for p in i.errors] + [p for i in infos for p in i.warnings]
+        """Every error, then every warning, in topological order (kept until the next change:
+        the panels and the status bar all ask after every edit)."""
+        self.refresh()
+        if self._problems is None:
+            infos = [self._info[n] for n in self._order]
+            self._problems = ([p for i in infos if i.errors for p in i.errors]
+                              + [p for i in infos if i.warnings for p in i.warnings])
+        return list(self._problems)
 
     def design_problems(self) -> list[str]:
         """Problems of the design as a whole that no node can carry (an empty design)."""
@@ -212,76 +205,77 @@ class Analysis:
         """Bring every node's info up to date; returns the ids whose info changed."""
         if not self._dirty and not self._structure_dirty:
             return set()
-        self._totals = None
-        changed: set[str] = set()
+        self._totals = self._problems = None
         if self._structure_dirty:
-            changed |= self._analyse_structure()
+            self._analyse_structure()
             self._structure_dirty = False
         dirty = self._dirty
+        changed: set[str] = set()
         nodes, targets = self.design._nodes, self.design._targets  # read-only, in the hot loop
-        locals_, compute = self._local, self._compute_local
+        info, compute = self._info, self._compute
         for node_id in self._order:
             if node_id not in dirty:
                 continue
-            before = locals_.get(node_id)
-            local = locals_[node_id] = compute(nodes[node_id])
+            before = info.get(node_id)
+            now = info[node_id] = compute(nodes[node_id])
             changed.add(node_id)
-            if before is None or before.out != local.out:
+            if before is None or before.out != now.out:
                 dirty.update(targets[node_id])
         dirty.clear()
-        info, combine = self._info, self._combine
-        for node_id in changed:
-            if node_id in locals_:
-                info[node_id] = combine(node_id)
         if changed:
             self.updated.emit(changed)
         return changed
 
-    def _compute_local(self, node: Node) -> _Local:
+    def _compute(self, node: Node) -> NodeInfo:
+        """One node's info from its parameters and its inputs' current infos. The hot path (the
+        rule runs, nothing is wrong) makes as few objects as it can: an edit at the top of a
+        large design runs it for every node."""
         node_id = node.id
         resolved = self._resolved.get(node_id)
         if resolved is None:
             resolved = self._resolved[node_id] = resolve_params(node_id, node.type, node.params)
-        layer, values = resolved[0], resolved[1]
+        layer, values, param_errors = resolved
+        graph = self._graph_problems.get(node_id)
         if layer is None:
-            return _Local(node_id, resolved, _NOTHING)
+            return self._not_run(node, values, param_errors, None, graph)
         sources = self.design._sources[node_id]
         n = len(sources)
         if n < layer.min_inputs or (layer.max_inputs is not None and n > layer.max_inputs):
-            return _Local(node_id, resolved, _NOTHING, check_input_count(node_id, layer, sources))
+            return self._not_run(node, values, param_errors,
+                                 check_input_count(node_id, layer, sources), graph)
         if values is None or node_id in self._cyclic or not self._fed.get(node_id):
-            return _Local(node_id, resolved, _NOTHING)
-        local = self._local
+            return self._not_run(node, values, param_errors, None, graph)
+        info = self._info
         try:
-            ups = [local[s].out for s in sources]
+            ups = [info[s].out for s in sources]
         except KeyError:
-            ups = None
-        if ups is None or None in ups:  # an input is unknown: so is this node's output
-            return _Local(node_id, resolved, _NOTHING)
-        return _Local(node_id, resolved, infer_layer(node_id, layer, values, ups, explain=False),
-                      None, ups)
-
-    def _combine(self, node_id: str) -> NodeInfo:
-        local = self._local[node_id]
-        inf = local.inferred
-        graph = self._graph_problems.get(node_id)
-        if local.param_errors or inf.problems or graph or local.input_error is not None:
-            problems = list(local.param_errors)
-            if local.input_error is not None:
-                problems.append(local.input_error)
-            problems += inf.problems
-            problems += graph or ()
-            errors = tuple(p for p in problems if p.severity == ERROR)
-            warnings = tuple(p for p in problems if p.severity == WARNING)
+            ups = [None]
+        if None in ups:  # an input is unknown: so is this node's output
+            return self._not_run(node, values, param_errors, None, graph)
+        inf = infer_layer(node_id, layer, values, ups, explain=False)
+        if param_errors or inf.problems or graph:
+            errors, warnings = _split([*param_errors, *inf.problems, *(graph or ())])
         else:
             errors = warnings = ()
-        return NodeInfo(node_id, self.design._nodes[node_id].type, inf.shape, inf.params,
-                        inf.macs, inf.field, inf.fc_equivalent, errors, warnings, local.values,
-                        local)
+        shape, field = inf.shape, inf.field
+        return NodeInfo(node_id, node.type, shape, inf.params, inf.macs, field, inf.fc_equivalent,
+                        errors, warnings, values,
+                        Upstream(node_id, shape, field) if shape is not None else None,
+                        (layer, ups))
 
-    def _analyse_structure(self) -> set[str]:
+    @staticmethod
+    def _not_run(node: Node, values: dict[str, Any] | None, param_errors: list[Problem],
+                 input_error: Problem | None, graph: list[Problem] | None) -> NodeInfo:
+        """The info of a node whose rule could not run: its output is unknown."""
+        problems = [*param_errors]
+        if input_error is not None:
+            problems.append(input_error)
+        errors, warnings = _split(problems + (graph or []))
+        return NodeInfo(node.id, node.type, errors=errors, warnings=warnings, values=values)
+
+    def _analyse_structure(self) -> None:
         """Topological order, cycles, reachability from the Input, outputs: the graph-wide checks.
-        Marks nodes whose standing changed as dirty; returns nodes whose graph problems changed."""
+        Marks nodes whose standing or graph-wide problems changed as dirty."""
         design = self.design
         ids = design.node_ids
         sources = {n: design.sources(n) for n in ids}
@@ -360,8 +354,8 @@ class Analysis:
         # what changed
         graph_problems = dict(graph_problems)
         old = self._graph_problems
-        changed = {n for n in graph_problems.keys() | old.keys()
-                   if n in self.design and graph_problems.get(n) != old.get(n)}
+        self._dirty.update(n for n in graph_problems.keys() | old.keys()
+                           if n in self.design and graph_problems.get(n) != old.get(n))
         for n in ids:
             if fed[n] != self._fed.get(n) or (n in cyclic) != (n in self._cyclic):
                 self._dirty.add(n)
@@ -370,8 +364,7 @@ class Analysis:
         self._cyclic = cyclic
         self._order = order + leftover
         self._output = output
-        changed |= {n for n in ids if n not in self._info}
-        return changed
+        self._dirty.update(n for n in ids if n not in self._info)
 
 
 def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> dict[str, str]:

@@ -67,12 +67,18 @@ class Upstream(NamedTuple):
 
 
 class Inferred:
-    """The result of one layer rule. ``problems`` and ``derivations`` are tuples, empty in the
-    common case (no list is made for them on every edit)."""
+    """One layer rule at work: its node, parameters and inputs, and the results the rule writes
+    (shape, parameters, mult-adds, field, problems, worked arithmetic). ``problems`` and
+    ``derivations`` are tuples, empty in the common case (no list is made for them on every
+    edit); one object per rule run keeps the per-edit cost down on large designs."""
 
-    __slots__ = ("shape", "params", "macs", "field", "fc_equivalent", "problems", "derivations")
+    __slots__ = ("node_id", "layer", "p", "inputs", "explain",
+                 "shape", "params", "macs", "field", "fc_equivalent", "problems", "derivations")
 
-    def __init__(self) -> None:
+    def __init__(self, node_id: str, layer: LayerType, p: dict[str, Any],
+                 inputs: Sequence[Upstream], explain: bool) -> None:
+        self.node_id, self.layer, self.p, self.inputs = node_id, layer, p, inputs
+        self.explain = explain  # record worked arithmetic (costly strings) only when asked
         self.shape: Shape | None = None
         self.params = 0
         self.macs = 0
@@ -81,26 +87,14 @@ class Inferred:
         self.problems: tuple[Problem, ...] = ()
         self.derivations: tuple[tuple[str, str], ...] = ()
 
-
-class _Ctx:
-    """Helper passed to rules: the node, its parameters and inputs, and where results go."""
-
-    __slots__ = ("node_id", "layer", "p", "inputs", "out", "explain")
-
-    def __init__(self, node_id: str, layer: LayerType, p: dict[str, Any],
-                 inputs: Sequence[Upstream], explain: bool) -> None:
-        self.node_id, self.layer, self.p, self.inputs = node_id, layer, p, inputs
-        self.explain = explain  # record worked arithmetic (costly strings) only when asked
-        self.out = Inferred()
-
     def error(self, code: str, text: str) -> None:
-        self.out.problems += (Problem(self.node_id, ERROR, code, text),)
+        self.problems += (Problem(self.node_id, ERROR, code, text),)
 
     def warn(self, code: str, text: str) -> None:
-        self.out.problems += (Problem(self.node_id, WARNING, code, text),)
+        self.problems += (Problem(self.node_id, WARNING, code, text),)
 
     def derive(self, label: str, text: str) -> None:
-        self.out.derivations += ((label, text),)
+        self.derivations += ((label, text),)
 
 
 # --------------------------------------------------------------------------- window arithmetic
@@ -171,7 +165,7 @@ def _plain_window_size(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int,
     return size if size >= 1 else None
 
 
-def window_sizes(ctx: _Ctx, shape: Shape, k: tuple[int, int], s: tuple[int, int],
+def window_sizes(ctx: Inferred, shape: Shape, k: tuple[int, int], s: tuple[int, int],
                  pads: tuple[tuple[int, int], tuple[int, int]], d: tuple[int, int],
                  ceil_mode: bool, pool: bool, symmetric_padding: bool) -> tuple[int, int] | None:
     """Output height and width of a sliding window (convolution or pooling), PyTorch's rules,
@@ -281,7 +275,7 @@ def _global_field(f: ReceptiveField, shape: Shape) -> ReceptiveField:
 # --------------------------------------------------------------------------- rules
 
 
-def _spatial_input(ctx: _Ctx) -> Shape | None:
+def _spatial_input(ctx: Inferred) -> Shape | None:
     shape = ctx.inputs[0].shape
     if len(shape) != 3:
         ctx.error("flat-input",
@@ -292,13 +286,13 @@ def _spatial_input(ctx: _Ctx) -> Shape | None:
     return shape
 
 
-def _input(ctx: _Ctx) -> None:
+def _input(ctx: Inferred) -> None:
     p = ctx.p
-    ctx.out.shape = (p["channels"], p["height"], p["width"])
-    ctx.out.field = INPUT_FIELD
+    ctx.shape = (p["channels"], p["height"], p["width"])
+    ctx.field = INPUT_FIELD
 
 
-def _conv(ctx: _Ctx) -> None:
+def _conv(ctx: Inferred) -> None:
     shape = _spatial_input(ctx)
     if shape is None:
         return
@@ -336,29 +330,29 @@ def _conv(ctx: _Ctx) -> None:
     hw = window_sizes(ctx, shape, p["kernel_size"], s, pads, d, False, False, symmetric)
     per_filter = kh * kw * (c // g)
     bias = k if p["bias"] else 0
-    ctx.out.params = k * per_filter + bias
+    ctx.params = k * per_filter + bias
     if ctx.explain:
         cg = f"{c}/{g}" if g > 1 else f"{c}"
         formula = f"{k}·({kh}·{kw}·{cg} + 1)" if bias else f"{k}·{kh}·{kw}·{cg}"
-        ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
+        ctx.derive("parameters", f"{formula} = {num(ctx.params)}")
     if hw is None:
         return
-    ctx.out.shape = (k, hw[0], hw[1])
-    ctx.out.macs = ctx.out.params * hw[0] * hw[1]
+    ctx.shape = (k, hw[0], hw[1])
+    ctx.macs = ctx.params * hw[0] * hw[1]
     if ctx.explain:
-        ctx.derive("mult-adds", f"{num(ctx.out.params)} · {hw[0]}·{hw[1]} = {num(ctx.out.macs)}")
+        ctx.derive("mult-adds", f"{num(ctx.params)} · {hw[0]}·{hw[1]} = {num(ctx.macs)}")
     n_in, n_out = shape[0] * shape[1] * shape[2], k * hw[0] * hw[1]
-    ctx.out.fc_equivalent = n_in * n_out
+    ctx.fc_equivalent = n_in * n_out
     if ctx.explain:
         ctx.derive("fully connected equivalent",
                    f"{num(n_in)} × {num(n_out)} = {num(n_in * n_out)} weights "
-                   f"(vs {num(ctx.out.params)} here)")
+                   f"(vs {num(ctx.params)} here)")
     if ctx.inputs[0].field is not None:
-        ctx.out.field = _window_field(ctx.inputs[0].field, p["kernel_size"], s,
+        ctx.field = _window_field(ctx.inputs[0].field, p["kernel_size"], s,
                                       (pads[0][0], pads[1][0]), d)
 
 
-def _pool(ctx: _Ctx) -> None:
+def _pool(ctx: Inferred) -> None:
     shape = _spatial_input(ctx)
     if shape is None:
         return
@@ -376,9 +370,9 @@ def _pool(ctx: _Ctx) -> None:
                       p["ceil_mode"], True, True)
     if hw is None:
         return
-    ctx.out.shape = (shape[0], hw[0], hw[1])
+    ctx.shape = (shape[0], hw[0], hw[1])
     if ctx.inputs[0].field is not None:
-        ctx.out.field = _window_field(ctx.inputs[0].field, k, s, pad, d)
+        ctx.field = _window_field(ctx.inputs[0].field, k, s, pad, d)
 
 
 def adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
@@ -394,12 +388,12 @@ def adaptive_window_sizes(n: int, out: int) -> tuple[int, int]:
     return -(-n // out), -(-(out - g + n) // out)
 
 
-def _adaptive(ctx: _Ctx) -> None:
+def _adaptive(ctx: Inferred) -> None:
     shape = _spatial_input(ctx)
     if shape is None:
         return
     oh, ow = ctx.p["output_size"]
-    ctx.out.shape = (shape[0], oh, ow)
+    ctx.shape = (shape[0], oh, ow)
     axes = []
     f = ctx.inputs[0].field
     for i, (n, o) in enumerate(((shape[1], oh), (shape[2], ow))):
@@ -420,38 +414,38 @@ def _adaptive(ctx: _Ctx) -> None:
             axes.append(AxisField(a.size + (largest - 1) * a.jump, a.jump * step,
                                   a.start + (smallest - 1) / 2 * a.jump))
     if f is not None:
-        ctx.out.field = ReceptiveField(*axes)
+        ctx.field = ReceptiveField(*axes)
 
 
-def _batchnorm(ctx: _Ctx) -> None:
+def _batchnorm(ctx: Inferred) -> None:
     shape = _spatial_input(ctx)
     if shape is None:
         return
-    ctx.out.shape = shape
-    ctx.out.field = ctx.inputs[0].field
+    ctx.shape = shape
+    ctx.field = ctx.inputs[0].field
     if ctx.p["affine"]:
-        ctx.out.params = 2 * shape[0]
+        ctx.params = 2 * shape[0]
         if ctx.explain:
-            ctx.derive("parameters", f"2·{shape[0]} = {num(ctx.out.params)} (scale and shift per channel)")
-    ctx.out.macs = ctx.out.params
+            ctx.derive("parameters", f"2·{shape[0]} = {num(ctx.params)} (scale and shift per channel)")
+    ctx.macs = ctx.params
 
 
-def _layernorm(ctx: _Ctx) -> None:
+def _layernorm(ctx: Inferred) -> None:
     shape = ctx.inputs[0].shape
-    ctx.out.shape = shape
+    ctx.shape = shape
     if ctx.p["elementwise_affine"]:
         n = math.prod(shape)
-        ctx.out.params = 2 * n
+        ctx.params = 2 * n
         if ctx.explain:
             dims = "·".join(str(s) for s in shape)
-            ctx.derive("parameters", f"2·({dims}) = {num(ctx.out.params)} (scale and shift per element)")
-    ctx.out.macs = ctx.out.params
+            ctx.derive("parameters", f"2·({dims}) = {num(ctx.params)} (scale and shift per element)")
+    ctx.macs = ctx.params
     f = ctx.inputs[0].field
     if f is not None and len(shape) == 3:
-        ctx.out.field = _global_field(f, shape)
+        ctx.field = _global_field(f, shape)
 
 
-def _linear(ctx: _Ctx) -> None:
+def _linear(ctx: Inferred) -> None:
     shape = ctx.inputs[0].shape
     out = ctx.p["out_features"]
     if len(shape) != 1:
@@ -462,33 +456,33 @@ def _linear(ctx: _Ctx) -> None:
                   f"layer would have {num(out * (flat + 1))} parameters)")
         return
     f_in = shape[0]
-    ctx.out.shape = (out,)
-    ctx.out.params = out * f_in + (out if ctx.p["bias"] else 0)
+    ctx.shape = (out,)
+    ctx.params = out * f_in + (out if ctx.p["bias"] else 0)
     formula = f"{out}·({f_in} + 1)" if ctx.p["bias"] else f"{out}·{f_in}"
     if ctx.explain:
-        ctx.derive("parameters", f"{formula} = {num(ctx.out.params)}")
-    ctx.out.macs = ctx.out.params
+        ctx.derive("parameters", f"{formula} = {num(ctx.params)}")
+    ctx.macs = ctx.params
 
 
-def _flatten(ctx: _Ctx) -> None:
+def _flatten(ctx: Inferred) -> None:
     shape = ctx.inputs[0].shape
     n = math.prod(shape)
-    ctx.out.shape = (n,)
+    ctx.shape = (n,)
     if len(shape) > 1:
         if ctx.explain:
             ctx.derive("output size", f"{'·'.join(str(s) for s in shape)} = {num(n)}")
 
 
-def _same_shape(ctx: _Ctx) -> None:
-    ctx.out.shape = ctx.inputs[0].shape
-    ctx.out.field = ctx.inputs[0].field
+def _same_shape(ctx: Inferred) -> None:
+    ctx.shape = ctx.inputs[0].shape
+    ctx.field = ctx.inputs[0].field
 
 
 def _from(ups: Sequence[Upstream]) -> str:
     return ", ".join(f"{shape_text(u.shape)} from {u.source}" for u in ups)
 
 
-def _add(ctx: _Ctx) -> None:
+def _add(ctx: Inferred) -> None:
     shapes = [u.shape for u in ctx.inputs]
     first = shapes[0]
     if shapes.count(first) != len(shapes):
@@ -502,33 +496,33 @@ def _add(ctx: _Ctx) -> None:
                         "as ResNet does)")
         ctx.error("add-shapes", f"Add needs inputs of equal shape, but got {_from(ctx.inputs)}{hint}")
         return
-    ctx.out.shape = first
-    ctx.out.field = merge_fields([u.field for u in ctx.inputs]) if len(first) == 3 else None
+    ctx.shape = first
+    ctx.field = merge_fields([u.field for u in ctx.inputs]) if len(first) == 3 else None
 
 
-def _concat(ctx: _Ctx) -> None:
+def _concat(ctx: Inferred) -> None:
     shapes = [u.shape for u in ctx.inputs]
     ranks = {len(s) for s in shapes}
     if ranks == {1}:
-        ctx.out.shape = (sum(s[0] for s in shapes),)
+        ctx.shape = (sum(s[0] for s in shapes),)
     elif ranks == {3}:
         if len({s[1:] for s in shapes}) > 1:
             ctx.error("concat-sizes",
                       f"Concat needs inputs of equal height and width, but got {_from(ctx.inputs)}; "
                       f"change padding, stride or pooling so the maps match")
             return
-        ctx.out.shape = (sum(s[0] for s in shapes),) + shapes[0][1:]
-        ctx.out.field = merge_fields([u.field for u in ctx.inputs])
+        ctx.shape = (sum(s[0] for s in shapes),) + shapes[0][1:]
+        ctx.field = merge_fields([u.field for u in ctx.inputs])
     else:
         ctx.error("concat-sizes",
                   f"Concat can't join image-shaped and flat inputs: {_from(ctx.inputs)}")
         return
     if ctx.explain:
         ctx.derive("output channels" if len(shapes[0]) == 3 else "output size",
-                   " + ".join(str(s[0]) for s in shapes) + f" = {ctx.out.shape[0]}")
+                   " + ".join(str(s[0]) for s in shapes) + f" = {ctx.shape[0]}")
 
 
-RULES: dict[str, Callable[[_Ctx], None]] = {
+RULES: dict[str, Callable[[Inferred], None]] = {
     "Input": _input, "Conv2d": _conv, "MaxPool2d": _pool, "AvgPool2d": _pool,
     "AdaptiveAvgPool2d": _adaptive, "BatchNorm2d": _batchnorm, "LayerNorm": _layernorm,
     "Linear": _linear, "Flatten": _flatten, "Add": _add, "Concat": _concat,
@@ -542,18 +536,18 @@ def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
     """Apply a layer's rule. ``inputs`` must already have the right count and known shapes.
     With ``explain`` false the worked arithmetic (``derivations``) is left out, which is faster;
     errors and warnings are complete either way."""
-    ctx = _Ctx(node_id, layer, params, inputs, explain)
+    ctx = Inferred(node_id, layer, params, inputs, explain)
     try:
         RULES[layer.name](ctx)
     except (OverflowError, ValueError) as exc:
         if isinstance(exc, ValueError) and "digits" not in str(exc):
             raise
         # sizes beyond what floating point (or printing) can hold: say so, don't crash
-        out = Inferred()
+        out = Inferred(node_id, layer, params, inputs, explain)
         out.problems = (Problem(node_id, ERROR, "too-large",
                                 "its sizes are too large to compute; use smaller sizes"),)
         return out
-    return ctx.out
+    return ctx
 
 
 def check_input_count(node_id: str, layer: LayerType, sources: Sequence[str]) -> Problem | None:
