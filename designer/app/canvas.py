@@ -318,36 +318,28 @@ class CanvasScene(QGraphicsScene):
 
     def update_infos(self, changed: set[str]) -> None:
         """After an edit: repaint the changed cards that are in view (the others read their
-        figures when next painted) and colour the connections into nodes with input errors."""
+        figures when next painted) and colour the connections into nodes with input errors.
+        Both steps look only at what is in view or in trouble, never at every changed node: an
+        edit at the top of a large design changes them all."""
         if not changed:
             return
-        infos = self.document.analysis.infos_by_id()
-        nodes = self.document.design._nodes  # read-only: this runs for every node on big edits
-        left = top = float("inf")
-        right = bottom = float("-inf")
-        for view in self.views():  # what the views show, widened by a card
-            r = view.mapToScene(view.viewport().rect()).boundingRect()
-            left, top = min(left, r.left() - CARD_W), min(top, r.top() - CARD_H - PORT_R)
-            right, bottom = max(right, r.right() + CARD_W), max(bottom, r.bottom() + PORT_R)
-        items, red = self.nodes, self._red_targets
-        for node_id in changed:
-            item = items.get(node_id)
-            if item is None:
-                continue
-            position = nodes[node_id].position
-            if position is not None and left <= position[0] <= right and top <= position[1] <= bottom:
-                item.update()
-            info = infos[node_id]
-            if info.errors or node_id in red:
-                bad = any(p.code in INPUT_ERRORS for p in info.errors)
-                for source in self.document.design.sources(node_id):
-                    edge = self.edges.get((source, node_id))
-                    if edge is not None and edge.error != bad:
-                        edge.set_state(bad)
-                if bad:
-                    red.add(node_id)
-                else:
-                    red.discard(node_id)
+        for view in self.views():
+            shown = view.mapToScene(view.viewport().rect()).boundingRect()
+            for item in self.items(shown, Qt.ItemSelectionMode.IntersectsItemBoundingRect):
+                if isinstance(item, NodeItem) and item.node_id in changed:
+                    item.update()
+        red = self._red_targets
+        bad = {p.node_id for p in self.document.analysis.problems() if p.code in INPUT_ERRORS}
+        for node_id in (bad | red) & changed:
+            is_bad = node_id in bad
+            for source in self.document.design.sources(node_id):
+                edge = self.edges.get((source, node_id))
+                if edge is not None and edge.error != is_bad:
+                    edge.set_state(is_bad)
+            if is_bad:
+                red.add(node_id)
+            else:
+                red.discard(node_id)
 
     # ------------------------------------------------------------------ geometry
 

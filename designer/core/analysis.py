@@ -82,6 +82,8 @@ class Analysis:
         self.design = design
         self.updated = Signal()  # (set of node ids whose info changed), after a refresh
         self._resolved: dict[str, tuple] = {}  # node id -> resolve_params result
+        # node id -> (type, layer, values, sources, graph problems) for nodes whose rule can run
+        self._plans: dict[str, tuple] = {}
         self._info: dict[str, NodeInfo] = {}
         self._graph_problems: dict[str, list[Problem]] = {}
         self._fed: dict[str, bool] = {}
@@ -119,6 +121,7 @@ class Analysis:
 
     def _on_param_changed(self, node_id: str, name: str, old: Any, new: Any) -> None:
         self._resolved.pop(node_id, None)
+        self._plans.pop(node_id, None)
         self._dirty.add(node_id)
 
     def _on_node_renamed(self, old: str, new: str) -> None:
@@ -208,16 +211,40 @@ class Analysis:
         self._totals = self._problems = None
         if self._structure_dirty:
             self._analyse_structure()
+            self._plans.clear()
             self._structure_dirty = False
         dirty = self._dirty
         changed: set[str] = set()
         nodes, targets = self.design._nodes, self.design._targets  # read-only, in the hot loop
-        info, compute = self._info, self._compute
+        info, plans, plan_for = self._info, self._plans, self._plan
         for node_id in self._order:
             if node_id not in dirty:
                 continue
             before = info.get(node_id)
-            now = info[node_id] = compute(nodes[node_id])
+            plan = plans.get(node_id) or plan_for(nodes[node_id])
+            if type(plan) is NodeInfo:  # its rule can't run
+                now = plan
+            else:  # the hot path, inline: it runs for every node downstream of an edit
+                node_type, layer, values, sources, graph = plan
+                try:
+                    ups = [info[s].out for s in sources]
+                except KeyError:
+                    ups = [None]
+                if None in ups:  # an input is unknown: so is this node's output
+                    errors, warnings = _split(list(graph))
+                    now = NodeInfo(node_id, node_type, errors=errors, warnings=warnings,
+                                   values=values)
+                else:
+                    inf = infer_layer(node_id, layer, values, ups, explain=False)
+                    shape, field = inf.shape, inf.field
+                    errors = warnings = ()
+                    if inf.problems or graph:
+                        errors, warnings = _split([*inf.problems, *graph])
+                    now = NodeInfo(node_id, node_type, shape, inf.params, inf.macs, field,
+                                   inf.fc_equivalent, errors, warnings, values,
+                                   Upstream(node_id, shape, field) if shape is not None else None,
+                                   (layer, ups))
+            info[node_id] = now
             changed.add(node_id)
             if before is None or before.out != now.out:
                 dirty.update(targets[node_id])
@@ -226,10 +253,10 @@ class Analysis:
             self.updated.emit(changed)
         return changed
 
-    def _compute(self, node: Node) -> NodeInfo:
-        """One node's info from its parameters and its inputs' current infos. The hot path (the
-        rule runs, nothing is wrong) makes as few objects as it can: an edit at the top of a
-        large design runs it for every node."""
+    def _plan(self, node: Node) -> tuple | NodeInfo:
+        """What a node's rule runs on, ``(type, layer, values, sources, graph problems)``, kept
+        until its parameters or the graph change; or, if the rule can't run (unknown type, wrong
+        parameters or number of inputs, not fed from the Input), the node's info."""
         node_id = node.id
         resolved = self._resolved.get(node_id)
         if resolved is None:
@@ -245,23 +272,10 @@ class Analysis:
                                  check_input_count(node_id, layer, sources), graph)
         if values is None or node_id in self._cyclic or not self._fed.get(node_id):
             return self._not_run(node, values, param_errors, None, graph)
-        info = self._info
-        try:
-            ups = [info[s].out for s in sources]
-        except KeyError:
-            ups = [None]
-        if None in ups:  # an input is unknown: so is this node's output
-            return self._not_run(node, values, param_errors, None, graph)
-        inf = infer_layer(node_id, layer, values, ups, explain=False)
-        if param_errors or inf.problems or graph:
-            errors, warnings = _split([*param_errors, *inf.problems, *(graph or ())])
-        else:
-            errors = warnings = ()
-        shape, field = inf.shape, inf.field
-        return NodeInfo(node_id, node.type, shape, inf.params, inf.macs, field, inf.fc_equivalent,
-                        errors, warnings, values,
-                        Upstream(node_id, shape, field) if shape is not None else None,
-                        (layer, ups))
+        # valid values come with no parameter errors
+        plan = self._plans[node_id] = (node.type, layer, values, tuple(sources),
+                                       tuple(graph or ()))
+        return plan
 
     @staticmethod
     def _not_run(node: Node, values: dict[str, Any] | None, param_errors: list[Problem],

@@ -112,8 +112,12 @@ def test_incremental_equals_fresh_after_random_edits(edits):
             a.refresh()
     incremental = {i.id: i for i in a.infos()}
     assert incremental == fresh(d)
-    assert a.valid == Analysis(d).valid
-    assert a.order == Analysis(d).order
+    new = Analysis(d)
+    assert a.valid == new.valid
+    assert a.order == new.order
+    assert a.problems() == new.problems()  # kept between edits: must follow every one
+    assert a.totals() == new.totals()
+    assert [i.derivations for i in a.infos()] == [i.derivations for i in new.infos()]
 
 
 def test_renaming_a_node_updates_messages_that_name_it():
