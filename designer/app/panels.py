@@ -61,6 +61,12 @@ class SummaryModel(QAbstractTableModel):
         if changed is None or analysis.order != self.ids:
             self.reload()
             return True
+        if len(changed) >= len(self.ids):  # every row (an edit at the top): one signal
+            self._rows = [None] * len(self.ids)
+            if self.ids:
+                self.dataChanged.emit(self.index(0, 0),
+                                      self.index(len(self.ids) - 1, len(TABLE_HEADER) - 1))
+            return False
         position = self._row_of
         rows = sorted(position[n] for n in changed if n in position)
         for row in rows:

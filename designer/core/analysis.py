@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field as dc_field
+from math import prod
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -57,12 +58,7 @@ class NodeInfo:
 
     @property
     def activation_bytes(self) -> int:
-        if self.shape is None:
-            return 0
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n * BYTES_PER_VALUE
+        return 0 if self.shape is None else prod(self.shape) * BYTES_PER_VALUE
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -188,18 +184,19 @@ class Analysis:
         """Parameters, mult-adds and memory of the whole design (kept until the next change)."""
         self.refresh()
         if self._totals is None:
-            params = macs = input_bytes = activation_bytes = 0
+            params = macs = input_values = values = 0
             for info in self._info.values():
                 params += info.params
                 macs += info.macs
-                size = info.activation_bytes
-                if info.type == "Input":
-                    input_bytes += size
-                else:
-                    activation_bytes += size
+                if info.shape is not None:
+                    if info.type == "Input":
+                        input_values += prod(info.shape)
+                    else:
+                        values += prod(info.shape)
             self._totals = {"params": params, "macs": macs,
-                            "param_bytes": params * BYTES_PER_VALUE, "input_bytes": input_bytes,
-                            "activation_bytes": activation_bytes}
+                            "param_bytes": params * BYTES_PER_VALUE,
+                            "input_bytes": input_values * BYTES_PER_VALUE,
+                            "activation_bytes": values * BYTES_PER_VALUE}
         return dict(self._totals)
 
     # ------------------------------------------------------------------ computing
