@@ -11,82 +11,118 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPointF, QRectF,
-                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QPointF, QRectF,
+                            Qt, Signal)
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QStackedWidget, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableView,
+                               QVBoxLayout, QWidget)
 
+from designer.app.pictures import COLORMAP, LUT, gap_for, grid_columns, map_statistics, tile
 from designer.core.problems import num
 
-COLORMAP = pg.colormap.get("viridis")
-LUT = COLORMAP.getLookupTable(nPts=256, alpha=False)  # (256, 3) uint8
-GAP_RGB = (40, 40, 40)
-DEAD_RGB = (220, 40, 40)
 PICK_PEN = pg.mkPen((255, 64, 64), width=2, cosmetic=True)
 SHARED, PER_MAP = "Shared scale", "Per-map scale"
 TOP_K = 5
 GRID_PIXELS = 1_000_000  # above this, the grid shows maps at a reduced step (screens hold less)
+#: grids of more values than this are tiled off the GUI thread (64 maps of 224×224 take tens of
+#: milliseconds, which would stall the window)
+ASYNC_VALUES = 250_000
+# item roles as plain ints: a table asks for seven roles of every cell it paints
+_DISPLAY = Qt.ItemDataRole.DisplayRole.value
+_ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole.value
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole.value
+_ALIGN_RIGHT = (Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value
+DEAD_TEXT = QColor(200, 30, 30)
 
 
-def map_statistics(maps: np.ndarray) -> np.ndarray:
-    """Per map (first axis): min, max, mean and fraction of exact zeros, as (C, 4) float64."""
-    flat = maps.reshape(maps.shape[0], -1)
-    return np.column_stack([flat.min(axis=1), flat.max(axis=1), flat.mean(axis=1, dtype=np.float64),
-                            (flat == 0).mean(axis=1)]).astype(np.float64)
+def show_rgb(item: pg.ImageItem, rgb: np.ndarray) -> None:
+    """Show a ready RGB uint8 image as it is: without levels pyqtgraph hands the pixels to Qt
+    directly (with levels 0–255 it would rescale every pixel on every repaint)."""
+    item.setLevels(None, update=False)
+    item.setImage(rgb, autoLevels=False)
 
 
-def grid_columns(count: int, h: int, w: int) -> int:
-    """Columns for a near-square grid of ``count`` maps of h×w."""
-    return max(1, min(count, math.ceil(math.sqrt(count * h / max(w, 1)))))
+class Tiler(QObject):
+    """Tiles large grids on a background thread. Only the newest request is worked on: one that
+    is superseded before it starts is dropped, and the panel ignores late answers."""
 
+    ready = Signal(int, object)  # request number, RGB image (or a message if it failed)
 
-def gap_for(h: int, w: int) -> int:
-    return max(1, round(max(h, w) / 10))
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnn-designer tiles")
+        self.latest = 0
 
+    def request(self, maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
+                gap: int) -> int:
+        self.latest += 1
+        self._pool.submit(self._work, self.latest, (maps, levels, dead, gap))
+        return self.latest
 
-def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
-         gap: int) -> np.ndarray:
-    """(C, H, W) maps → one RGB image (rows, cols, 3) uint8: viridis on the shared ``levels``,
-    or each map on its own range when ``levels`` is None; gaps grey, dead maps framed in red."""
-    c, h, w = maps.shape
-    cols = grid_columns(c, h, w)
-    rows = math.ceil(c / cols)
-    flat = maps.reshape(c, -1).astype(np.float32)
-    if levels is None:
-        lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
-    else:
-        lo, hi = np.float32(levels[0]), np.float32(levels[1])
-    span = np.where(hi > lo, hi - lo, np.float32(1))
-    index = np.clip((flat - lo) / span * 255, 0, 255).astype(np.uint8).reshape(c, h, w)
-    cells = np.empty((rows * cols, h + gap, w + gap, 3), np.uint8)
-    cells[:] = GAP_RGB
-    cells[:c, :h, :w] = LUT[index]
-    if dead.any():  # frame dead maps: colour the gap to their right and below
-        frame = cells[:c][dead]
-        frame[:, h:, :] = DEAD_RGB
-        frame[:, :, w:] = DEAD_RGB
-        cells[:c][dead] = frame
-    grid = cells.reshape(rows, cols, h + gap, w + gap, 3).transpose(0, 2, 1, 3, 4)
-    return np.ascontiguousarray(grid.reshape(rows * (h + gap), cols * (w + gap), 3))
+    def _work(self, number: int, args: tuple) -> None:
+        if number != self.latest:
+            return
+        try:
+            rgb: object = tile(*args)
+        except MemoryError:
+            rgb = "not enough memory to draw these maps: pick another layer"
+        try:
+            self.ready.emit(number, rgb)
+        except RuntimeError:  # the panel was closed meanwhile
+            pass
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class StatsModel(QAbstractTableModel):
-    """Per-map statistics: channel, min, max, mean, % zeros."""
+    """Per-map statistics: channel, min, max, mean, % zeros. Sorts itself (a sort proxy would ask
+    Python for every comparison) and formats a row's cells once, when first shown."""
 
     HEADERS = ("channel", "min", "max", "mean", "% zeros")
 
     def __init__(self) -> None:
         super().__init__()
         self.stats = np.zeros((0, 4))
+        self.order = np.zeros(0, np.intp)  # view row -> channel
+        self._sort = (0, Qt.SortOrder.AscendingOrder)
+        self._cells: dict[int, tuple[str, ...]] = {}
 
     def set_stats(self, stats: np.ndarray) -> None:
         self.beginResetModel()
         self.stats = stats
+        self._cells = {}
+        self.order = self._sorted()
         self.endResetModel()
+
+    def channel(self, row: int) -> int:
+        return int(self.order[row])
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        channels = [int(self.order[i.row()]) for i in before]
+        self._sort = (column, order)
+        self.order = self._sorted()
+        row_of = np.empty_like(self.order)
+        row_of[self.order] = np.arange(len(self.order))
+        self.changePersistentIndexList(
+            before, [self.index(int(row_of[ch]), i.column()) for ch, i in zip(channels, before)])
+        self.layoutChanged.emit()
+
+    def _sorted(self) -> np.ndarray:
+        column, order = self._sort
+        n = len(self.stats)
+        keys = np.arange(n, dtype=np.float64) if column == 0 else self.stats[:, column - 1]
+        if order == Qt.SortOrder.DescendingOrder:
+            keys = -keys
+        return np.argsort(keys, kind="stable")
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.stats)
@@ -99,21 +135,23 @@ class StatsModel(QAbstractTableModel):
             return self.HEADERS[section]
         return None
 
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        r, c = index.row(), index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if c == 0:
-                return str(r)
-            v = self.stats[r, c - 1]
-            return f"{v * 100:.0f}" if c == 4 else f"{v:.3g}"
-        if role == Qt.ItemDataRole.UserRole:  # sort key
-            return r if c == 0 else float(self.stats[r, c - 1])
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and self.stats[r, 3] == 1.0:
-            return QColor(200, 30, 30)  # a dead map
-        if role == Qt.ItemDataRole.ToolTipRole and self.stats[r, 3] == 1.0:
-            return "every value of this map is 0 (a dead ReLU for this image)"
+    def cells(self, channel: int) -> tuple[str, ...]:
+        cells = self._cells.get(channel)
+        if cells is None:
+            lo, hi, mean, zeros = self.stats[channel]
+            cells = self._cells[channel] = (str(channel), f"{lo:.3g}", f"{hi:.3g}", f"{mean:.3g}",
+                                            f"{zeros * 100:.0f}")
+        return cells
+
+    def data(self, index, role=_DISPLAY):
+        if role == _DISPLAY:
+            return self.cells(int(self.order[index.row()]))[index.column()]
+        if role == _ALIGNMENT:
+            return _ALIGN_RIGHT
+        if role == _FOREGROUND or role == _TOOLTIP:
+            if self.stats[self.order[index.row()], 3] == 1.0:  # a dead map
+                return DEAD_TEXT if role == _FOREGROUND else \
+                    "every value of this map is 0 (a dead ReLU for this image)"
         return None
 
 
@@ -131,9 +169,16 @@ class ActivationPanel(QWidget):
         self.stats = np.zeros((0, 4))
         self.channel: int | None = None  # the map shown large, if any
         self.picked: tuple[int, tuple[int, ...]] | None = None
+        self.tiler = Tiler(self)
+        self.tiler.ready.connect(self._tiles_ready)
+        self._pending: tuple[int, int] | None = None  # (tiler request, step) of the grid awaited
 
         self.title = QLabel("Run the design on an image to see what each layer does to it.")
         self.title.setWordWrap(True)
+        # two lines, whatever the text: a label that grows or shrinks with its text would re-lay
+        # out the whole panel (plots included) on every selection and every hover
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.title.setFixedHeight(2 * self.fontMetrics().lineSpacing() + 4)
         self.stale = QLabel()
         self.stale.setStyleSheet("color: #a05a00; font-weight: bold")
         self.stale.hide()
@@ -149,6 +194,7 @@ class ActivationPanel(QWidget):
         self.back.hide()
         self.readout = QLabel(" ")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         head = QHBoxLayout()
         head.addWidget(self.back)
         head.addWidget(self.title, 1)
@@ -181,11 +227,8 @@ class ActivationPanel(QWidget):
         self.stack.addWidget(self.chart)
 
         self.stats_model = StatsModel()
-        proxy = QSortFilterProxyModel(self)
-        proxy.setSourceModel(self.stats_model)
-        proxy.setSortRole(Qt.ItemDataRole.UserRole)
         self.table = QTableView()
-        self.table.setModel(proxy)
+        self.table.setModel(self.stats_model)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.verticalHeader().hide()
@@ -201,7 +244,7 @@ class ActivationPanel(QWidget):
         self.table.setToolTip("Statistics of each map for this image; sort by a column, "
                               "double-click a row to see that map large")
         self.table.doubleClicked.connect(
-            lambda index: self.show_channel(int(proxy.mapToSource(index).row())))
+            lambda index: self.show_channel(self.stats_model.channel(index.row())))
         split = QSplitter()
         split.addWidget(self.stack)
         split.addWidget(self.table)
@@ -249,6 +292,7 @@ class ActivationPanel(QWidget):
         self._redraw()
 
     def _message(self, text: str) -> None:
+        self._pending = None
         self.title.setText(text)
         self.stack.setCurrentWidget(self.plots)
         self.image.clear()
@@ -274,6 +318,7 @@ class ActivationPanel(QWidget):
 
     def _redraw(self) -> None:
         v = self.values
+        self._pending = None  # whatever is drawn now replaces a grid still being tiled
         if v is None:
             return
         if v.ndim == 1:
@@ -302,9 +347,12 @@ class ActivationPanel(QWidget):
             self.cols = grid_columns(c, h, w)
             small = v if step == 1 else v[:, ::step, ::step]
             shown_gap = (h + self.gap) // step - small.shape[1]
-            rgb = tile(small, (lo, hi) if shared else None, dead, shown_gap)
-            self.image.setImage(rgb, levels=(0, 255), autoLevels=False)
-            self.image.setRect(QRectF(0, 0, rgb.shape[1] * step, rgb.shape[0] * step))
+            levels = (lo, hi) if shared else None
+            if small.size > ASYNC_VALUES:  # shown when the tiler is done (``_tiles_ready``)
+                self.image.clear()
+                self._pending = (self.tiler.request(small, levels, dead, shown_gap), step)
+            else:
+                self._show_tiles(tile(small, levels, dead, shown_gap), step)
             self.back.hide()
             n_dead = int(dead.sum())
             self.title.setText(
@@ -318,7 +366,7 @@ class ActivationPanel(QWidget):
             if not shared:
                 lo, hi = float(m.min()), float(m.max())
             index = np.clip((m - lo) / (hi - lo if hi > lo else 1) * 255, 0, 255).astype(np.uint8)
-            self.image.setImage(LUT[index], levels=(0, 255), autoLevels=False)
+            show_rgb(self.image, LUT[index])
             self.image.setRect(QRectF(0, 0, w, h))
             self.back.show()
             s = self.stats[ch]
@@ -333,6 +381,26 @@ class ActivationPanel(QWidget):
         self._place_marker()
 
     _drawn: np.ndarray | None = None
+
+    def _show_tiles(self, rgb: np.ndarray, step: int) -> None:
+        show_rgb(self.image, rgb)
+        self.image.setRect(QRectF(0, 0, rgb.shape[1] * step, rgb.shape[0] * step))
+
+    def _tiles_ready(self, number: int, rgb: object) -> None:
+        if self._pending is None or self._pending[0] != number:
+            return  # something else has been drawn since
+        step = self._pending[1]
+        self._pending = None
+        if isinstance(rgb, str):
+            self.title.setText(rgb)
+            return
+        self._show_tiles(rgb, step)
+        self.view.enableAutoRange()
+
+    @property
+    def drawing(self) -> bool:
+        """A large grid is being tiled off the GUI thread."""
+        return self._pending is not None
 
     def _draw_flat(self, v: np.ndarray) -> None:
         self.stack.setCurrentWidget(self.chart)

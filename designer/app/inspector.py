@@ -6,12 +6,12 @@ from typing import Any, Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QFrame, QLabel, QLineEdit, QScrollArea, QSpinBox, QTextBrowser,
-                               QVBoxLayout, QWidget)
+                               QFrame, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
+                               QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
 
 from designer.app.document import Document
 from designer.core.catalog import (BOOL, CONV_PADDING, COUNT, LAYER_TYPES, MAX_INT, OPTIONAL_REAL,
-                                   PAIR, POOL_STRIDE, REAL, ParamSpec)
+                                   PAIR, POOL_STRIDE, REAL, LayerType, ParamSpec)
 from designer.core.design import MISSING, GraphError
 from designer.core.problems import num
 
@@ -95,14 +95,18 @@ class InspectorPanel(QWidget):
         id_form.addRow("id", self.id_edit)
         id_form.addRow(self.id_error)
         self.id_row = id_row
-        self.form_host = QWidget()
-        self.form = QFormLayout(self.form_host)
+        # one form of editors per layer type, built when first needed and kept: rebuilding the
+        # editors on every selection would re-lay out the panel several times over
+        self.forms = QStackedWidget()
+        self._forms: dict[str, tuple[QWidget, dict[str, Callable[[dict], None]]]] = {}
+        self._no_form = QWidget()
+        self.forms.addWidget(self._no_form)
         self.figures = FiguresView()
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self.title)
         column.addWidget(self.id_row)
-        column.addWidget(self.form_host)
+        column.addWidget(self.forms)
         column.addWidget(self.figures, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -116,14 +120,17 @@ class InspectorPanel(QWidget):
 
     # ------------------------------------------------------------------ building
 
+    @property
+    def form_host(self) -> QWidget:
+        """The widget holding the editors shown now."""
+        return self.forms.currentWidget()
+
     def show_node(self, node_id: str | None) -> None:
         self.node_id = node_id if node_id in self.document.design else None
-        while self.form.rowCount():
-            self.form.removeRow(0)
-        self.editors.clear()
         self.id_error.hide()
         self.id_row.setVisible(self.node_id is not None)
         if self.node_id is None:
+            self._show_form(self._no_form, {})
             self.title.setText("<i>Select a layer to see and edit its parameters.</i>")
             self.figures.setText("")
             return
@@ -131,14 +138,37 @@ class InspectorPanel(QWidget):
         layer = LAYER_TYPES.get(node.type)
         self._set_title()
         self.id_edit.setText(self.node_id)
-        if layer is not None:
-            for spec in layer.params:
-                label = QLabel(spec.name)
-                label.setToolTip(spec.help)
-                editor = self._editor(spec)
-                editor.setToolTip(spec.help)
-                self.form.addRow(label, editor)
+        if layer is None:
+            self._show_form(self._no_form, {})
+        else:
+            if layer.name not in self._forms:
+                self._forms[layer.name] = self._build_form(layer)
+            self._show_form(*self._forms[layer.name])
         self.refresh()
+
+    def _build_form(self, layer: LayerType) -> tuple[QWidget, dict[str, Callable[[dict], None]]]:
+        host = QWidget()
+        form = QFormLayout(host)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.editors = {}  # _editor registers each editor's refresh here
+        for spec in layer.params:
+            label = QLabel(spec.name)
+            label.setToolTip(spec.help)
+            editor = self._editor(spec)
+            editor.setToolTip(spec.help)
+            form.addRow(label, editor)
+        self.forms.addWidget(host)
+        return host, self.editors
+
+    def _show_form(self, host: QWidget, editors: dict[str, Callable[[dict], None]]) -> None:
+        """Bring a form to the front. The stack sizes itself to the form shown: the others are
+        set to be ignored in its size."""
+        for i in range(self.forms.count()):
+            page = self.forms.widget(i)
+            policy = QSizePolicy.Policy.Preferred if page is host else QSizePolicy.Policy.Ignored
+            page.setSizePolicy(policy, policy)
+        self.forms.setCurrentWidget(host)
+        self.editors = editors
 
     def _set_title(self) -> None:
         node = self.document.design.node(self.node_id)

@@ -515,6 +515,7 @@ class MainWindow(QMainWindow):
                 self._closed = True
             self.autosaver.discard()  # a clean exit: nothing to recover next time
             self.runner.shutdown()
+            self.activations.tiler.shutdown()
             event.accept()
         else:
             event.ignore()

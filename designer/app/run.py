@@ -16,11 +16,11 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from designer.app.activations import map_statistics
+from designer.app.pictures import display_rgb, filter_images, map_statistics
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
-from designer.engine.classic import apply_classic_filters
+from designer.engine.classic import apply_classic_filters, first_convolution
 from designer.engine.network import Cancelled, InputError, InvalidDesign, Network
 from designer.engine.weights import WeightsError, expected_tensors, init_weights, load_weights_file
 from designer.io.images import ImageError, read_image, to_input
@@ -36,6 +36,7 @@ SCALINGS = {"0 – 1 (pixels ÷ 255)": (None, None),
 AUTO_RUN_MACS = 2_000_000_000
 AUTO_RUN_PARAMS = 30_000_000
 SEED = 0
+MAX_FILTERS = 256  # first-convolution filters drawn in the Run panel
 
 
 @dataclass
@@ -61,6 +62,11 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # e.g. weights that did not fit
     classic: dict[str, Any] | None = None  # {"node": id, "names": [...]} with classic filters
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # per-map statistics of maps
+    # pictures for the Run panel, made on the worker: the input as RGB, the first convolution
+    # and its first 256 filters as one image
+    input_rgb: np.ndarray | None = None
+    first_conv: str | None = None
+    filters_rgb: np.ndarray | None = None
 
 
 @dataclass
@@ -260,8 +266,12 @@ class RunController(QObject):
             first = {k: v[0] for k, v in acts.items()}
             # the activation panel's statistics, worked out here rather than on the GUI thread
             stats = {k: map_statistics(v) for k, v in first.items() if v.ndim == 3}
+            conv = first_convolution(analysis)
+            filters = (None if conv is None
+                       else filter_images(network.weights[f"{conv}.weight"][:MAX_FILTERS]))
             return RunResult(snapshot, analysis, network, x, first, fingerprint(snapshot),
-                             time.perf_counter() - t0, notes, classic, stats)
+                             time.perf_counter() - t0, notes, classic, stats, display_rgb(x),
+                             conv, filters)
 
         self._submit(_Job("run", work))
         return True

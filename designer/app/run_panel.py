@@ -3,7 +3,6 @@ the network sees it, the receptive field of the picked unit layer by layer, its 
 (the input gradient) as a heat map, and the first convolution's filters as small images."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,12 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
-from designer.app.activations import LUT
-from designer.app.run import (CLASSIC, FILE, RANDOM, SCALINGS, WEIGHT_MODES, GradientResult,
+from designer.app.activations import show_rgb
+from designer.app.pictures import LUT, display_rgb
+from designer.app.run import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODES, GradientResult,
                               RunController, RunResult)
 from designer.core.problems import num
 from designer.core.unit_field import UnitWindow, field_path
-from designer.engine.classic import first_convolution
 from designer.engine.weights import WeightsError
 from designer.io.images import ImageError, supported_formats
 from designer.io.samples import sample_images
@@ -26,34 +25,6 @@ from designer.io.samples import sample_images
 PATH_COLOURS = [(255, 170, 0), (0, 200, 255), (255, 80, 200), (120, 220, 60), (150, 110, 255)]
 MAX_DRAWN = 5  # windows drawn on the image: the picked unit's and up to four on the way there
 HEAT_ALPHA = 1.0  # the heat map's own alpha channel does the blending
-
-
-def filter_images(weight: np.ndarray) -> np.ndarray:
-    """Filters (out, in, kh, kw) as one RGB grid image (rows, cols, 3) uint8: each filter on its
-    own symmetric scale (0 is grey), RGB when it has 3 input channels, grey otherwise."""
-    k, c, kh, kw = weight.shape
-    peak = np.abs(weight).reshape(k, -1).max(axis=1)
-    scaled = 0.5 + 0.5 * weight / np.where(peak > 0, peak, 1)[:, None, None, None]
-    rgb = scaled.transpose(0, 2, 3, 1) if c == 3 else np.repeat(scaled.mean(axis=1)[..., None], 3, -1)
-    cols = max(1, math.ceil(math.sqrt(k)))
-    rows = math.ceil(k / cols)
-    gap = max(1, round(max(kh, kw) / 5))
-    grid = np.full((rows * (kh + gap) + gap, cols * (kw + gap) + gap, 3), 40, np.uint8)
-    pixels = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
-    for i in range(k):
-        r, q = divmod(i, cols)
-        y, x = gap + r * (kh + gap), gap + q * (kw + gap)
-        grid[y:y + kh, x:x + kw] = pixels[i]
-    return grid
-
-
-def display_rgb(x: np.ndarray) -> np.ndarray:
-    """The network's input (C, H, W) as an RGB image: what it sees, stretched to its own range
-    (after mean/std the values are no longer 0 – 1)."""
-    lo, hi = float(x.min()), float(x.max())
-    scaled = (x - lo) / (hi - lo if hi > lo else 1)
-    rgb = scaled.transpose(1, 2, 0) if x.shape[0] == 3 else np.repeat(scaled.mean(0)[..., None], 3, -1)
-    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
 
 
 class RunPanel(QWidget):
@@ -274,12 +245,18 @@ class RunPanel(QWidget):
         if busy and self.controller.running:
             self._say("Running… (Cancel stops it; the maps shown stay as they are until it ends)")
         elif not busy:
-            self.bar.setValue(0)
-            self.bar.setFormat("")
+            self._set_bar(0, "")
 
     def _progress(self, fraction: float, text: str) -> None:
-        self.bar.setValue(round(fraction * 1000))
-        self.bar.setFormat(f"{text} — {fraction * 100:.0f}%")
+        self._set_bar(round(fraction * 1000), f"{text} — {fraction * 100:.0f}%")
+
+    def _set_bar(self, value: int, text: str) -> None:
+        """QProgressBar.setValue repaints the bar there and then; with updates off for the
+        change, it is painted with the rest of the window in the next frame instead."""
+        self.bar.setUpdatesEnabled(False)
+        self.bar.setValue(value)
+        self.bar.setFormat(text)
+        self.bar.setUpdatesEnabled(True)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet("color: #c82020" if error else "")
@@ -337,7 +314,7 @@ class RunPanel(QWidget):
                               f"{c}×{h}×{w}, {'grey' if c == 1 else 'RGB'}, {how}, values "
                               f"{result.x.min():.2f} … {result.x.max():.2f}. The picked unit's "
                               f"receptive field is drawn on it (dashed where it is padding).")
-        self.seen.setImage(display_rgb(result.x), levels=(0, 255), autoLevels=False)
+        show_rgb(self.seen, result.input_rgb)
         self.frame.setRect(QRectF(0, 0, w, h))
         self.input_view.enableAutoRange()
         self._show_filters(result)
@@ -357,7 +334,7 @@ class RunPanel(QWidget):
         self.samples.setCurrentIndex(max(index, 0))
         h, w = image.pixels.shape[:2]
         self.original_label.setText(f"{image.name} {w}×{h}")
-        self.original.setImage(image.pixels, levels=(0, 255), autoLevels=False)
+        show_rgb(self.original, image.pixels)
         self.original_view.enableAutoRange()
         try:
             x = self.controller.network_input()
@@ -366,7 +343,7 @@ class RunPanel(QWidget):
             return
         c, h, w = x.shape
         self.input_label.setText(f"Network input {c}×{h}×{w}")
-        self.seen.setImage(display_rgb(x), levels=(0, 255), autoLevels=False)
+        show_rgb(self.seen, display_rgb(x))
         self.frame.setRect(QRectF(0, 0, w, h))
         self.input_view.enableAutoRange()
         ih, iw = image.pixels.shape[:2]
@@ -377,15 +354,13 @@ class RunPanel(QWidget):
             self._explain_waiting()
 
     def _show_filters(self, result: RunResult) -> None:
-        node = first_convolution(result.analysis)
+        node = result.first_conv
         if node is None:
             self.filters_label.setText("First convolution's filters: the design has no "
                                        "convolution.")
             self.filters_image.clear()
             return
-        weight = result.network.weights[f"{node}.weight"]
-        k, c, kh, kw = weight.shape
-        shown = weight[:256]
+        k, c, kh, kw = result.network.weights[f"{node}.weight"].shape
         names = ""
         if result.classic is not None and result.classic["node"] == node:
             kept = result.classic["names"]
@@ -394,8 +369,8 @@ class RunPanel(QWidget):
         self.filters_label.setText(
             f"First convolution's filters ({node}: {num(k)} of {c}×{kh}×{kw}, "
             f"{'as RGB' if c == 3 else 'channels averaged'}, grey = 0"
-            f"{', first 256 shown' if k > 256 else ''}).{names}")
-        self.filters_image.setImage(filter_images(shown), levels=(0, 255), autoLevels=False)
+            f"{f', first {MAX_FILTERS} shown' if k > MAX_FILTERS else ''}).{names}")
+        show_rgb(self.filters_image, result.filters_rgb)
         self.filters_view.enableAutoRange()
 
     # ------------------------------------------------------------------ fields
@@ -508,7 +483,7 @@ class RunPanel(QWidget):
         rgba[..., :3] = LUT[np.clip(np.rint(level * 255), 0, 255).astype(np.uint8)]
         # at most 60% opaque, so the picture under the field still shows
         rgba[..., 3] = np.clip(np.rint(np.minimum(level * 2, 1) * 0.6 * 255), 0, 255).astype(np.uint8)
-        self.heat.setImage(rgba, levels=(0, 255), autoLevels=False)
+        show_rgb(self.heat, rgba)
 
 
 def _pair(v) -> str:

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from designer.app.activations import (DEAD_RGB, GAP_RGB, LUT, gap_for, grid_columns,
-                                      map_statistics, tile)
-from designer.app.run_panel import display_rgb, filter_images
+from designer.app.pictures import (DEAD_RGB, GAP_RGB, LUT, display_rgb, filter_images, gap_for,
+                                   grid_columns, map_statistics, tile)
 
 F32 = np.float32
 
