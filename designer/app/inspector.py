@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
                                QFrame, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
                                QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
@@ -101,6 +101,8 @@ class InspectorPanel(QWidget):
         self._forms: dict[str, tuple[QWidget, dict[str, Callable[[dict], None]]]] = {}
         self._no_form = QWidget()
         self.forms.addWidget(self._no_form)
+        self._preparing = QTimer(self, singleShot=True, interval=0)
+        self._preparing.timeout.connect(self._prepare_forms)
         self.figures = FiguresView()
         body = QWidget()
         column = QVBoxLayout(body)
@@ -116,7 +118,9 @@ class InspectorPanel(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
         document.node_renamed.connect(self._follow_rename)
+        document.design_replaced.connect(self._preparing.start)
         self.show_node(None)
+        self._preparing.start()
 
     # ------------------------------------------------------------------ building
 
@@ -141,24 +145,38 @@ class InspectorPanel(QWidget):
         if layer is None:
             self._show_form(self._no_form, {})
         else:
-            if layer.name not in self._forms:
-                self._forms[layer.name] = self._build_form(layer)
-            self._show_form(*self._forms[layer.name])
+            self._show_form(*self._form_for(layer))
         self.refresh()
 
     def _build_form(self, layer: LayerType) -> tuple[QWidget, dict[str, Callable[[dict], None]]]:
         host = QWidget()
         form = QFormLayout(host)
         form.setContentsMargins(0, 0, 0, 0)
-        self.editors = {}  # _editor registers each editor's refresh here
+        editors: dict[str, Callable[[dict], None]] = {}
         for spec in layer.params:
             label = QLabel(spec.name)
             label.setToolTip(spec.help)
-            editor = self._editor(spec)
+            editor = self._editor(spec, editors)
             editor.setToolTip(spec.help)
             form.addRow(label, editor)
+        host.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.forms.addWidget(host)
-        return host, self.editors
+        return host, editors
+
+    def _form_for(self, layer: LayerType) -> tuple[QWidget, dict[str, Callable[[dict], None]]]:
+        if layer.name not in self._forms:
+            self._forms[layer.name] = self._build_form(layer)
+        return self._forms[layer.name]
+
+    def _prepare_forms(self) -> None:
+        """Build the forms of the design's layer types while the app is idle, one per turn of
+        the event loop, so that the first selection of each type is as quick as the next."""
+        wanted = [LAYER_TYPES[t] for t in dict.fromkeys(n.type for n in self.document.design.nodes)
+                  if t in LAYER_TYPES and t not in self._forms]
+        if wanted:
+            self._form_for(wanted[0])
+            if len(wanted) > 1:
+                self._preparing.start()
 
     def _show_form(self, host: QWidget, editors: dict[str, Callable[[dict], None]]) -> None:
         """Bring a form to the front. The stack sizes itself to the form shown: the others are
@@ -199,12 +217,13 @@ class InspectorPanel(QWidget):
         if self.node_id is not None:
             self.document.set_param(self.node_id, name, value)
 
-    def _editor(self, spec: ParamSpec) -> QWidget:
+    def _editor(self, spec: ParamSpec, editors: dict[str, Callable[[dict], None]]) -> QWidget:
+        """An editor for one parameter; how to refresh it from values goes into ``editors``."""
         name = spec.name
         if spec.kind == BOOL:
             box = QCheckBox()
             box.toggled.connect(lambda v: self._commit(name, bool(v)))
-            self.editors[name] = lambda values: _quiet(box, box.setChecked, bool(values[name]))
+            editors[name] = lambda values: _quiet(box, box.setChecked, bool(values[name]))
             return box
         if spec.kind in (REAL, OPTIONAL_REAL):
             box = QDoubleSpinBox()
@@ -214,17 +233,17 @@ class InspectorPanel(QWidget):
             box.setSingleStep(0.01 if (spec.maximum or 10) <= 1 else 0.1)
             box.setKeyboardTracking(False)
             box.valueChanged.connect(lambda v: self._commit(name, float(v)))
-            self.editors[name] = lambda values: _quiet(box, box.setValue,
+            editors[name] = lambda values: _quiet(box, box.setValue,
                                                        values[name] if values[name] is not None else 0)
             return box
         if spec.kind == COUNT:
             box = _spin(spec.minimum)
             box.valueChanged.connect(lambda v: self._commit(name, int(v)))
-            self.editors[name] = lambda values: _quiet(box, box.setValue, values[name])
+            editors[name] = lambda values: _quiet(box, box.setValue, values[name])
             return box
         pair = PairEditor(int(spec.minimum or 0), lambda: self._commit(name, pair.value()))
         if spec.kind == PAIR:
-            self.editors[name] = lambda values: pair.set_value(values[name])
+            editors[name] = lambda values: pair.set_value(values[name])
             return pair
         # padding (a pair or "same"/"valid") and pooling stride (a pair or "= kernel")
         host = QWidget()
@@ -260,7 +279,7 @@ class InspectorPanel(QWidget):
             pair.setEnabled(index == 0)
             if isinstance(value, tuple):
                 pair.set_value(value)
-        self.editors[name] = refresh
+        editors[name] = refresh
         return host
 
     # ------------------------------------------------------------------ following the model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QSpinBox
+from PySide6.QtWidgets import QApplication, QSizePolicy, QSpinBox
 
 from designer.app.palette import MIME_TYPE
 from designer.core.layout import ROW
@@ -91,6 +91,30 @@ def test_inspector_edit_reshapes_downstream_and_undoes(window, qtbot):
     assert analysis.info("conv1").shape == (16, 32, 32)
     assert out_channels.value() == 16  # the editor follows the model
     assert window.document.undo_stack.count() == 1
+
+
+def test_one_form_per_layer_type_follows_the_selected_node(window, qtbot):
+    """The inspector keeps one form per layer type: selecting another node of the same type
+    shows that node's values, and edits go to the node selected, not the one the form was
+    first built for."""
+    window.new_from_template(find_template("cifar10-convnet"))
+    qtbot.waitUntil(lambda: "Conv2d" in window.inspector._forms)  # built while idle
+    window.scene.select_node("conv1")
+    form = window.inspector.form_host
+    assert form.findChildren(QSpinBox)[0].value() == 16
+    window.scene.select_node("conv2")
+    assert window.inspector.form_host is form  # the same widgets, now showing conv2
+    out_channels = form.findChildren(QSpinBox)[0]
+    assert out_channels.value() == 20
+    out_channels.setValue(24)
+    design = window.document.design
+    assert design.node("conv2").params["out_channels"] == 24
+    assert design.node("conv1").params["out_channels"] == 16
+    window.scene.select_node("pool1")
+    assert window.inspector.form_host is not form
+    assert form.sizePolicy().verticalPolicy() == QSizePolicy.Policy.Ignored  # takes no room
+    window.scene.select_node("conv1")
+    assert window.inspector.form_host is form and out_channels.value() == 16
 
 
 def test_inspector_kernel_too_big_shows_the_error_and_design_is_kept(window):
