@@ -69,7 +69,11 @@ def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[s
         if name == "weight" and len(shape) in (2, 4):  # Conv2d or Linear
             fan_in = int(np.prod(shape[1:]))
             rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
-            out[key] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+            # drawn in float32 and scaled in place: VGG-16's first fully connected layer alone
+            # would otherwise pass through 2 GB of float64 temporaries
+            tensor = rng.standard_normal(shape, dtype=np.float32)
+            tensor *= np.float32(np.sqrt(2.0 / fan_in))
+            out[key] = tensor
         elif name in ("weight", "running_var"):
             out[key] = np.ones(shape, dtype=np.float32)
         else:

@@ -12,7 +12,7 @@ from tests.helpers import chain, graph
 EPS = 1e-2  # float32 forward passes: a step this size keeps rounding error near 1e-5
 
 
-def finite_difference(net, x, node_id, unit):
+def finite_difference(net, x, node_id, unit, eps=EPS):
     """d(sum over channels of node_id's output at unit)/dx[0], one input value at a time."""
 
     def value(xx):
@@ -22,9 +22,9 @@ def finite_difference(net, x, node_id, unit):
     grad = np.zeros(x.shape[1:])
     for idx in np.ndindex(*x.shape[1:]):
         plus, minus = x.copy(), x.copy()
-        plus[(0,) + idx] += EPS
-        minus[(0,) + idx] -= EPS
-        grad[idx] = (value(plus) - value(minus)) / (2 * EPS)
+        plus[(0,) + idx] += eps
+        minus[(0,) + idx] -= eps
+        grad[idx] = (value(plus) - value(minus)) / (2 * eps)
     return grad
 
 
@@ -36,7 +36,16 @@ def check(design, node_id, unit, seed=0, shape=None):
     assert grad.shape == x.shape[1:] and grad.dtype == np.float32
     expected = finite_difference(net, x[:1], node_id, unit)
     scale = max(np.abs(expected).max(), 1e-3)
-    assert np.abs(grad - expected).max() <= 2e-3 * scale + 2e-4, (grad, expected)
+    tolerance = 2e-3 * scale + 2e-4
+    # where a step of ±EPS crosses a kink (ReLU at 0, a max changing hands) the difference
+    # quotient is not the derivative: there a quotient of half the step disagrees with it. Those
+    # inputs (found without looking at the gradient under test) are checked with a step of
+    # EPS/4, small enough to stay on one side of the kink
+    half = finite_difference(net, x[:1], node_id, unit, EPS / 2)
+    kink = np.abs(half - expected) > tolerance
+    if kink.any():
+        expected = np.where(kink, finite_difference(net, x[:1], node_id, unit, EPS / 4), expected)
+    assert np.abs(grad - expected).max() <= tolerance, (grad, expected)
     assert np.abs(expected).max() > 0  # the check is not vacuous
     return grad
 
