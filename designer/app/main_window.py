@@ -28,6 +28,7 @@ from designer.core.fragment import extract, placed, top_left
 from designer.io.design_file import DesignError, design_from_json, design_to_json
 from designer.io.images import supported_formats
 
+
 def settle_memory() -> None:
     """After a design is loaded and drawn: move the long-lived objects (the design, its analysis,
     the canvas items) out of the cyclic garbage collector's way. Python's full collections, which
@@ -392,6 +393,10 @@ class MainWindow(QMainWindow):
             first = _first_map(result)
             if first is not None and first in self.document.design:
                 self.scene.select_node(first)
+        # what the run left behind (its network, the views' new objects) is long-lived too:
+        # keep the collector from scanning it in a full collection during the next run (without
+        # collecting first, which would itself stall; settle_memory cleans up on the next design)
+        gc.freeze()
 
     def _show_activations(self) -> None:
         """Bring the image and maps into view (when an image is chosen: the run then ends
