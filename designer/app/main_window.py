@@ -217,7 +217,9 @@ class MainWindow(QMainWindow):
             state = "empty: drag an Input from the Layers panel onto the canvas to start"
         if warnings:
             state += f", {warnings} warning{'s' if warnings != 1 else ''}"
-        self.problems_dock.setWindowTitle(f"Problems ({errors + warnings})")
+        title = f"Problems ({errors + warnings})"
+        if self.problems_dock.windowTitle() != title:  # a new title re-lays out the dock's tabs
+            self.problems_dock.setWindowTitle(title)
         self.statusBar().showMessage(
             f"{len(self.document.design)} layers  ·  {t['params']:,} parameters  ·  "
             f"{t['macs'] / 1e6:,.1f} M mult-adds  ·  {state}")

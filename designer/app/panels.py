@@ -6,7 +6,7 @@ import io
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication
-from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSizePolicy, QTableView, QVBoxLayout, QWidget)
 
 from designer.app.document import Document
@@ -126,10 +126,13 @@ class SummaryPanel(QWidget):
         header.setResizeContentsPrecision(RESIZE_PRECISION)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.clicked.connect(lambda index: self.node_clicked.emit(self.model.ids[index.row()]))
-        self.totals = QLabel()
-        # its text changes with every edit: a fixed height keeps that from re-laying the window out
+        # its text changes with every edit: a read-only line edit, unlike a label, doesn't ask the
+        # window to lay itself out again each time (its size doesn't depend on its text)
+        self.totals = QLineEdit()
+        self.totals.setReadOnly(True)
+        self.totals.setFrame(False)
+        self.totals.setStyleSheet("background: transparent")
         self.totals.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.totals.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         copy_text = QPushButton("Copy as text")
         copy_text.clicked.connect(self.copy_text)
         copy_csv = QPushButton("Copy as CSV")

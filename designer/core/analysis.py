@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
-from designer.core.layers import ReceptiveField, Upstream, check_input_count, infer_layer
+from designer.core.layers import (PASS_THROUGH, ReceptiveField, Upstream, check_input_count,
+                                  infer_layer)
 from designer.core.problems import ERROR, WARNING, Problem
 
 BYTES_PER_VALUE = 4  # float32
@@ -231,6 +232,10 @@ class Analysis:
                     errors, warnings = _split(list(graph))
                     now = NodeInfo(node_id, node_type, errors=errors, warnings=warnings,
                                    values=values)
+                elif node_type in PASS_THROUGH and not graph:  # ReLU and the like: no rule to run
+                    shape, field = ups[0].shape, ups[0].field
+                    now = NodeInfo(node_id, node_type, shape, 0, 0, field, None, (), (), values,
+                                   Upstream(node_id, shape, field), (layer, ups))
                 else:
                     inf = infer_layer(node_id, layer, values, ups, explain=False)
                     shape, field = inf.shape, inf.field

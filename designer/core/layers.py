@@ -531,6 +531,11 @@ RULES: dict[str, Callable[[Inferred], None]] = {
 }
 
 
+#: layers whose output is their input's shape and field, with no parameters and nothing that can
+#: be wrong (callers on a hot path may skip the rule for them)
+PASS_THROUGH = frozenset(name for name, rule in RULES.items() if rule is _same_shape)
+
+
 def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
                 inputs: Sequence[Upstream], explain: bool = True) -> Inferred:
     """Apply a layer's rule. ``inputs`` must already have the right count and known shapes.

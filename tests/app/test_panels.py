@@ -42,6 +42,9 @@ def test_summary_rows_match_a_fresh_summary_after_every_kind_of_edit(window):
         shown = [[model.data(model.index(r, c)) for c in range(model.columnCount())]
                  for r in range(model.rowCount())]
         assert shown == model.rows
+        fresh = Analysis(doc.design.copy()).totals()  # the totals line follows every edit too
+        assert f"Total params: {fresh['params']:,}" in window.summary.totals.text()
+        assert f"Mult-adds: {fresh['macs']:,}" in window.summary.totals.text()
 
 
 def test_problems_list_follows_edits_and_clears(window):

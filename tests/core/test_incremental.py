@@ -128,3 +128,30 @@ def test_renaming_a_node_updates_messages_that_name_it():
     d.rename_node("c", "conv1")
     assert "its input from conv1 is [2, 4, 4]" in str(a.info("fc").errors[0])
     assert a.info("conv1").shape == (2, 4, 4)
+
+
+def test_pass_through_layers_skip_their_rule_with_the_same_result():
+    """The analysis gives ReLU-like layers their input's shape and field without running their
+    rule; that must be exactly what the rule itself gives, for maps and for flat inputs, after an
+    edit as much as on the first pass."""
+    from designer.core.catalog import resolve_params
+    from designer.core.layers import PASS_THROUGH, Upstream, infer_layer
+    assert {"ReLU", "Softmax", "Dropout"} <= PASS_THROUGH
+    assert not PASS_THROUGH & {"Conv2d", "BatchNorm2d", "Add", "Linear", "Flatten"}
+    for type_name in sorted(PASS_THROUGH):
+        d = chain((3, 9, 9), ("c", "Conv2d", {"out_channels": 4, "kernel_size": 3, "stride": 2}),
+                  ("a", type_name, {}), ("f", "Flatten", {}), ("fc", "Linear", {"out_features": 5}),
+                  ("b", type_name, {}))
+        a = Analysis(d)
+        for edit in (None, ("c", "kernel_size", 5), ("fc", "out_features", 7)):
+            if edit is not None:
+                d.set_param(*edit)
+            for node_id, source in (("a", "c"), ("b", "fc")):
+                got, before = a.info(node_id), a.info(source)
+                layer, values, _ = resolve_params(node_id, type_name, {})
+                ran = infer_layer(node_id, layer, values,
+                                  [Upstream(source, before.shape, before.field)])
+                assert (got.shape, got.field, got.params, got.macs, got.fc_equivalent) == \
+                    (ran.shape, ran.field, ran.params, ran.macs, ran.fc_equivalent)
+                assert got.problems == ran.problems == ()
+                assert got.derivations == list(ran.derivations)
