@@ -294,34 +294,44 @@ class Analysis:
         Marks nodes whose standing or graph-wide problems changed as dirty."""
         design = self.design
         ids = design.node_ids
-        sources = {n: design.sources(n) for n in ids}
-        targets = {n: design.targets(n) for n in ids}
+        # read-only views of the design's own tables: this runs after every structural edit
+        sources, targets = design._sources, design._targets
+        types = {n: node.type for n, node in design._nodes.items()}
         # Kahn's algorithm, ties broken by node order
         pending = {n: len(sources[n]) for n in ids}
         order: list[str] = []
-        ready = [n for n in ids if pending[n] == 0]
         position = {n: i for i, n in enumerate(ids)}
-        heap = [(position[n], n) for n in ready]
-        heapq.heapify(heap)
+        heap = [(i, n) for i, n in enumerate(ids) if not pending[n]]  # sorted: already a heap
         while heap:
             _, n = heapq.heappop(heap)
             order.append(n)
             for t in targets[n]:
                 pending[t] -= 1
-                if pending[t] == 0:
+                if not pending[t]:
                     heapq.heappush(heap, (position[t], t))
-        placed = set(order)
-        leftover = [n for n in ids if n not in placed]
+        if len(order) == len(ids):
+            leftover: list[str] = []
+        else:
+            placed = set(order)
+            leftover = [n for n in ids if n not in placed]
         cycles = _cycles(leftover, targets) if leftover else {}
         cyclic = set(cycles)
 
-        inputs = [n for n in ids if design.node(n).type == "Input"]
+        inputs = [n for n in ids if types[n] == "Input"]
         fed: dict[str, bool] = {}
         for n in order:
-            if design.node(n).type == "Input":
-                fed[n] = not sources[n]
+            ins = sources[n]
+            if types[n] == "Input":
+                fed[n] = not ins
+            elif not ins:
+                fed[n] = False
             else:
-                fed[n] = bool(sources[n]) and all(fed.get(s, False) for s in sources[n])
+                ok = True
+                for m in ins:
+                    if not fed.get(m, False):
+                        ok = False
+                        break
+                fed[n] = ok
         for n in leftover:
             fed[n] = False
 
@@ -341,8 +351,7 @@ class Analysis:
         for n in ids:
             if fed[n] or n in cyclic:
                 continue
-            node_type = design.node(n).type
-            if node_type == "Input" or not sources[n]:
+            if types[n] == "Input" or not sources[n]:
                 continue  # reported as a wrong number of inputs
             if not inputs:
                 text = "is not fed from an Input: the design has no Input node; add one and connect it"
@@ -351,8 +360,12 @@ class Analysis:
                 text = f"is not fed from the Input: its inputs trace back to {root}"
             graph_problems[n].append(Problem(n, ERROR, "not-fed", text))
         depth: dict[str, int] = {}
-        for n in order:
-            depth[n] = 1 + max((depth[s] for s in sources[n]), default=-1)
+        for n in order:  # longest path from a source, in edges
+            d = 0
+            for m in sources[n]:
+                if depth[m] >= d:
+                    d = depth[m] + 1
+            depth[n] = d
         sinks = [n for n in order if not targets[n]]
         # the output: the deepest sink fed from the Input (a lone Input only if nothing else is)
         candidates = ([n for n in sinks if fed[n] and sources[n]] or [n for n in sinks if fed[n]]
