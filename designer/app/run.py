@@ -261,7 +261,8 @@ class RunController(QObject):
                     notes.append("the design has no convolution: classic filters do not apply")
                 else:
                     classic = {"node": node, "names": names}
-            network = Network(snapshot, weights)
+            # the tensors are the controller's own and never changed: no half-gigabyte copy
+            network = Network(snapshot, weights, copy_weights=False)
             acts = network.forward(x[None], lambda f, n: report(f, f"running {n}"))
             first = {k: v[0] for k, v in acts.items()}
             # the activation panel's statistics, worked out here rather than on the GUI thread

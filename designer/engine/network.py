@@ -63,7 +63,8 @@ class Network:
     """A runnable design. Build with :func:`build`."""
 
     def __init__(self, design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
-                 seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES) -> None:
+                 seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES,
+                 copy_weights: bool = True) -> None:
         if not isinstance(design, Design):
             raise TypeError(f"build takes a Design (from designer.load_design), not "
                             f"{type(design).__name__}")
@@ -87,7 +88,7 @@ class Network:
             self._weights = check_weights(load_weights_file(weights), self.shapes,
                                           Path(weights).name)
         else:
-            self._weights = check_weights(weights, self.shapes)
+            self._weights = check_weights(weights, self.shapes, copy=copy_weights)
         self._matrices: dict[str, np.ndarray] = {}  # conv weights in the engine's patch order
         self._scratch = np.empty(0, dtype=np.float32)  # im2col band buffer, reused by every conv
         # relative cost of each node, for an honest progress fraction

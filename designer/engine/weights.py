@@ -86,8 +86,10 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def check_weights(weights: Mapping[str, object], shapes: Mapping[str, tuple[int, ...]],
-                  where: str = "weights") -> dict[str, np.ndarray]:
-    """Validate a mapping of arrays against the expected shapes; float32 copies on success."""
+                  where: str = "weights", copy: bool = True) -> dict[str, np.ndarray]:
+    """Validate a mapping of arrays against the expected shapes; float32 copies on success
+    (``copy`` false: float32 arrays are taken as they are, for callers that never change them;
+    VGG-16's weights are half a gigabyte)."""
     problems = []
     if not isinstance(weights, Mapping):
         raise WeightsError(f"weights must be None, a path to an .npz file or a mapping of name to "
@@ -118,7 +120,7 @@ def check_weights(weights: Mapping[str, object], shapes: Mapping[str, tuple[int,
             problems.append(f"{key} has shape {_shape_text(array.shape)}, but this design needs "
                             f"{_shape_text(shape)}")
             continue
-        array = array.astype(np.float32)
+        array = array.astype(np.float32, copy=copy)
         if not np.isfinite(array).all():
             problems.append(f"{key} holds NaN or infinite values")
             continue

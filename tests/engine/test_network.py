@@ -9,7 +9,8 @@ import pytest
 
 import designer
 from designer.engine import network as network_module
-from designer.engine.network import Cancelled, InputError, InvalidDesign, NotEnoughMemory, build
+from designer.engine.network import (Cancelled, InputError, InvalidDesign, Network,
+                                     NotEnoughMemory, build)
 from designer.engine.weights import WeightsError, expected_tensors
 from designer.core.analysis import Analysis
 from designer.io.templates import list_templates
@@ -232,3 +233,18 @@ def test_api_takes_paths_and_dicts_and_names_bad_arguments(tmp_path):
         designer.build(path, seed="a")
     with pytest.raises(designer.DesignError):
         designer.build({"format": "nope"})
+
+
+def test_weights_are_copied_unless_the_caller_says_it_never_changes_them():
+    d = small_net()
+    given = build(d, seed=4).weights
+    copied = Network(d, given)
+    shared = Network(d, given, copy_weights=False)
+    key = "conv.weight"
+    assert not np.shares_memory(copied.weights[key], given[key])
+    assert np.shares_memory(shared.weights[key], given[key])
+    x = np.random.default_rng(2).standard_normal((1,) + tuple(copied.input_shape)).astype(np.float32)
+    a, b = copied.forward(x), shared.forward(x)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    given[key][:] = 0  # the caller breaks its promise: only the sharing network sees it
+    assert copied.weights[key].any() and not shared.weights[key].any()
