@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+# imported here, not on first use: NumPy loads its random module lazily, and loading it (~25 ms,
+# holding Python's lock) on the run's worker thread would stall the window
+from numpy.random import default_rng
 
 from designer.core.analysis import Analysis
 from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
@@ -68,7 +71,7 @@ def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[s
         name = key.rsplit(".", 1)[1]
         if name == "weight" and len(shape) in (2, 4):  # Conv2d or Linear
             fan_in = int(np.prod(shape[1:]))
-            rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
+            rng = default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
             # drawn in float32 and scaled in place: VGG-16's first fully connected layer alone
             # would otherwise pass through 2 GB of float64 temporaries
             tensor = rng.standard_normal(shape, dtype=np.float32)
