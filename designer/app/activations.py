@@ -373,14 +373,17 @@ class ActivationPanel(QWidget):
             self.title.setText(
                 f"<b>{self.node_id}</b>, channel {ch} ({h}×{w}): min {s[0]:.3g}, max {s[1]:.3g}, "
                 f"mean {s[2]:.3g}, {s[3] * 100:.0f}% zeros — click a unit for its receptive field")
-        self.bar.setLevels((lo, hi))
-        self.bar.setLabel("right", "value" if shared or self.channel is not None
-                          else "per map: min → max")
+        label = "value" if shared or self.channel is not None else "per map: min → max"
+        if (lo, hi, label) != self._bar_shown:  # the colour bar's axis is costly to lay out
+            self._bar_shown = (lo, hi, label)
+            self.bar.setLevels((lo, hi))
+            self.bar.setLabel("right", label)
         self._drawn = v
         self.view.enableAutoRange()
         self._place_marker()
 
     _drawn: np.ndarray | None = None
+    _bar_shown: tuple | None = None  # (low, high, label) the colour bar shows
 
     def _show_tiles(self, rgb: np.ndarray, step: int) -> None:
         show_rgb(self.image, rgb)
