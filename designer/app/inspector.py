@@ -7,7 +7,7 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
                                QFrame, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
-                               QSplitter, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
+                               QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
 
 from designer.app.document import Document
 from designer.core.catalog import (BOOL, CONV_PADDING, COUNT, LAYER_TYPES, MAX_INT, OPTIONAL_REAL,
@@ -60,7 +60,7 @@ class FiguresView(QTextBrowser):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setOpenLinks(False)
         self.viewport().setAutoFillBackground(False)
-        self.setMinimumHeight(80)
+        self.setMinimumHeight(160)
         self._html = ""
 
     def setText(self, html: str) -> None:  # noqa: N802 (QLabel's name: the panel treats it as one)
@@ -109,23 +109,14 @@ class InspectorPanel(QWidget):
         column.addWidget(self.title)
         column.addWidget(self.id_row)
         column.addWidget(self.forms)
-        column.addStretch(1)
+        column.addWidget(self.figures, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
-        # editors above, figures below, each with its own room: another layer's form (taller or
-        # shorter) then never resizes the figures, whose text would have to be laid out again
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(scroll)
-        split.addWidget(self.figures)
-        split.setChildrenCollapsible(False)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(split)
+        outer.addWidget(scroll)
         document.node_renamed.connect(self._follow_rename)
         document.design_replaced.connect(self._preparing.start)
         self.show_node(None)
