@@ -94,6 +94,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.palette.add_requested.connect(self.add_after_selection)
         self.view.layer_dropped.connect(self.add_at)
+        self._maps_for: str | None = None
+        self._follow_selection = QTimer(self, singleShot=True, interval=0)
+        self._follow_selection.timeout.connect(self._show_maps)
         self.scene.selectionChanged.connect(self._selection_changed)
         self.document.refreshed.connect(self.inspector.refresh)
         self.document.design_replaced.connect(self._selection_changed)
@@ -379,7 +382,13 @@ class MainWindow(QMainWindow):
         node = selected[0] if len(selected) == 1 else None
         self.inspector.show_node(node)
         if node is not None or not selected:
-            self.activations.show_node(node)
+            # the maps follow on the next turn of the event loop: the card and the inspector are
+            # painted first, and a rubber band sweeping over cards redraws the maps once
+            self._maps_for = node
+            self._follow_selection.start()
+
+    def _show_maps(self) -> None:
+        self.activations.show_node(self._maps_for)
 
     # ------------------------------------------------------------------ running on images
 

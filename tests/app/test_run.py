@@ -34,6 +34,12 @@ def load_sample(window, title: str = "Checkerboard"):
     return sample
 
 
+def select(qtbot, window, node_id: str) -> None:
+    """Select a card; the maps follow on the next turn of the event loop."""
+    window.scene.select_node(node_id)
+    qtbot.waitUntil(lambda: window.activations.node_id == node_id, timeout=5000)
+
+
 def click_unit(qtbot, panel, channel: int, row: int, col: int, double: bool = False) -> None:
     """A real mouse click on one unit of the activation grid (or the map shown large)."""
     origin = panel.unit_origin(channel, row, col)
@@ -79,7 +85,7 @@ def test_load_run_select_click_draws_the_lecture_receptive_field(qtbot, window):
     np.testing.assert_allclose(result.x, to_input(pixels, 1, 15, 15), atol=1e-6)
     assert window.run_panel.seen.image.shape[:2] == (15, 15)
 
-    window.scene.select_node("conv2")
+    select(qtbot, window, "conv2")
     panel = window.activations
     assert panel.node_id == "conv2"
     np.testing.assert_array_equal(panel.values, result.activations["conv2"])
@@ -126,7 +132,7 @@ def test_field_in_the_padding_is_drawn_apart(qtbot, window):
     open_template(window, "cifar10-convnet.json")  # 5×5 convolutions with padding 2
     load_sample(window, "Shapes")
     run_and_wait(qtbot, window)
-    window.scene.select_node("conv1")
+    select(qtbot, window, "conv1")
     panel = window.activations
     with qtbot.waitSignal(panel.unit_picked, timeout=5000):
         click_unit(qtbot, panel, 3, 0, 0)  # the corner unit: its 5×5 window hangs 2 pixels out
@@ -145,7 +151,7 @@ def test_grid_shows_every_map_hover_value_and_double_click_enlarges(qtbot, windo
     open_template(window, "cifar10-convnet.json")
     load_sample(window, "Scene")
     result = run_and_wait(qtbot, window)
-    window.scene.select_node("conv2")
+    select(qtbot, window, "conv2")
     panel = window.activations
     acts = result.activations["conv2"]
     c, h, w = acts.shape
@@ -170,12 +176,27 @@ def test_grid_shows_every_map_hover_value_and_double_click_enlarges(qtbot, windo
     assert panel.channel is None
 
 
+def test_maps_follow_a_burst_of_selections_once(qtbot, window):
+    open_template(window, "cifar10-convnet.json")
+    load_sample(window, "Scene")
+    run_and_wait(qtbot, window)
+    shown = []
+    real = window.activations.show_node
+    window.activations.show_node = lambda node: (shown.append(node), real(node))
+    for node in ("conv1", "relu1", "pool1", "conv2"):  # as a quick series of clicks would
+        window.scene.select_node(node)
+    assert window.inspector.node_id == "conv2"  # the inspector follows at once
+    qtbot.waitUntil(lambda: window.activations.node_id == "conv2", timeout=5000)
+    qtbot.wait(20)
+    assert shown == ["conv2"]  # the maps once, for the last one
+
+
 def test_flat_outputs_are_bars_and_softmax_lists_top_classes(qtbot, window):
     open_template(window, "cifar10-convnet.json")
     load_sample(window, "Digits")
     result = run_and_wait(qtbot, window)
     softmax = next(n for n in result.design.node_ids if result.design.node(n).type == "Softmax")
-    window.scene.select_node(softmax)
+    select(qtbot, window, softmax)
     panel = window.activations
     probs = result.activations[softmax]
     assert panel.stack.currentWidget() is panel.chart
@@ -192,7 +213,7 @@ def test_stale_after_edit_then_auto_rerun(qtbot, window):
     with qtbot.waitSignal(window.runner.stale_changed, timeout=5000) as blocker:
         window.document.set_param("conv1", "out_channels", 8)
     assert blocker.args == [True]
-    window.scene.select_node("conv1")
+    select(qtbot, window, "conv1")
     assert window.activations.stale.isVisibleTo(window.activations)
     assert window.activations.values.shape[0] == 16  # still the old result, marked stale
     # a card move changes nothing that runs: not stale
