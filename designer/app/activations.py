@@ -72,6 +72,8 @@ class Tiler(QObject):
             rgb: object = tile(*args)
         except MemoryError:
             rgb = "not enough memory to draw these maps: pick another layer"
+        except Exception as exc:  # a bug: say so rather than leave the panel waiting
+            rgb = f"couldn't draw these maps ({type(exc).__name__}: {exc})"
         try:
             self.ready.emit(number, rgb)
         except RuntimeError:  # the panel was closed meanwhile
