@@ -2,6 +2,7 @@
 per committed change), and below them the layer's figures with their worked arithmetic."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer
@@ -16,8 +17,40 @@ from designer.core.design import MISSING, GraphError
 from designer.core.problems import num
 
 
+class _WheelWhenFocused:
+    """An editor the mouse wheel changes only once it has been clicked into: otherwise the wheel
+    scrolls the inspector, as a user scrolling past it expects, instead of editing the design."""
+
+    def _init_wheel(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone doesn't focus it
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()  # handed on to the scroll area
+
+
+class SpinBox(_WheelWhenFocused, QSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_wheel()
+
+
+class DoubleSpinBox(_WheelWhenFocused, QDoubleSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_wheel()
+
+
+class ComboBox(_WheelWhenFocused, QComboBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_wheel()
+
+
 def _spin(minimum: int) -> QSpinBox:
-    box = QSpinBox()
+    box = SpinBox()
     box.setRange(int(minimum), MAX_INT)
     box.setKeyboardTracking(False)  # apply when the user has finished typing
     box.setAccelerated(True)
@@ -52,16 +85,26 @@ class PairEditor(QWidget):
 
 
 class FiguresView(QTextBrowser):
-    """The derived figures as read-only, selectable rich text. Unlike a word-wrapped label, new
-    text here never re-lays out the window (an edit reaching this node costs no layout pass)."""
+    """The derived figures as read-only, selectable rich text, as tall as its text (the inspector
+    scrolls as a whole). Unlike a word-wrapped label, new text re-lays out the window only when
+    its number of lines changes, not on every edit that reaches this node; and without a
+    scroll bar of its own it never lays its text out twice as one comes and goes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setOpenLinks(False)
         self.viewport().setAutoFillBackground(False)
-        self.setMinimumHeight(160)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
         self._html = ""
+
+    def _fit(self, size) -> None:
+        height = math.ceil(size.height()) + 2 * self.frameWidth()
+        if height != self.height():
+            self.setFixedHeight(height)
 
     def setText(self, html: str) -> None:  # noqa: N802 (QLabel's name: the panel treats it as one)
         if html != self._html:
@@ -109,10 +152,14 @@ class InspectorPanel(QWidget):
         column.addWidget(self.title)
         column.addWidget(self.id_row)
         column.addWidget(self.forms)
-        column.addWidget(self.figures, 1)
+        column.addWidget(self.figures)
+        column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # a scroll bar that comes and goes with another layer's form would change the width
+        # of everything in the panel, and lay the figures out again
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         scroll.setWidget(body)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -226,7 +273,7 @@ class InspectorPanel(QWidget):
             editors[name] = lambda values: _quiet(box, box.setChecked, bool(values[name]))
             return box
         if spec.kind in (REAL, OPTIONAL_REAL):
-            box = QDoubleSpinBox()
+            box = DoubleSpinBox()
             box.setDecimals(6)
             box.setRange(spec.minimum if spec.minimum is not None else -1e9,
                          spec.maximum if spec.maximum is not None else 1e9)
@@ -249,7 +296,7 @@ class InspectorPanel(QWidget):
         host = QWidget()
         row = QHBoxLayout(host)
         row.setContentsMargins(0, 0, 0, 0)
-        mode = QComboBox()
+        mode = ComboBox()
         mode.setMaximumWidth(80)
         modes = ["size", "same", "valid"] if spec.kind == CONV_PADDING else ["size", "= kernel"]
         mode.addItems(modes)

@@ -110,6 +110,8 @@ def test_one_form_per_layer_type_follows_the_selected_node(window, qtbot):
     design = window.document.design
     assert design.node("conv2").params["out_channels"] == 24
     assert design.node("conv1").params["out_channels"] == 16
+    figures = window.inspector.figures  # as tall as its text: nothing hidden in it
+    qtbot.waitUntil(lambda: figures.height() >= figures.document().size().height() > 50)
     window.scene.select_node("pool1")
     assert window.inspector.form_host is not form
     assert form.sizePolicy().verticalPolicy() == QSizePolicy.Policy.Ignored  # takes no room
@@ -291,3 +293,28 @@ def test_clipboard_shortcuts(window, qtbot):
     window.scene.select_node("conv1")
     qtbot.keyClick(window.view, Qt.Key.Key_F2)
     assert window.inspector.id_edit.hasFocus() or window.inspector.id_edit.selectedText() == "conv1"
+
+
+def test_the_wheel_scrolls_past_editors_until_one_is_clicked_into(window, qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    window.new_from_template(find_template("cifar10-convnet"))
+    window.scene.select_node("conv1")
+    box = window.inspector.form_host.findChildren(QSpinBox)[0]  # out_channels, 16
+
+    def wheel(widget):
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(centre, QPointF(widget.mapToGlobal(widget.rect().center())),
+                            QPoint(), QPoint(0, 120), Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(widget, event)
+        return event
+
+    event = wheel(box)
+    assert not event.isAccepted()  # handed on: the inspector scrolls instead
+    assert box.value() == 16 and window.document.design.node("conv1").params["out_channels"] == 16
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    wheel(box)
+    assert box.value() == 17  # clicked into: the wheel edits, as in any spin box
+    assert window.document.design.node("conv1").params["out_channels"] == 17
