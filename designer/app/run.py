@@ -7,6 +7,7 @@ reporting progress and honouring Cancel. Results arrive as ``RunResult`` through
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ AUTO_RUN_MACS = 2_000_000_000
 AUTO_RUN_PARAMS = 30_000_000
 SEED = 0
 MAX_FILTERS = 256  # first-convolution filters drawn in the Run panel
+#: how long a thread running Python may keep the interpreter's lock while another waits for it
+#: (Python's default is 5 ms): the worker runs Python between NumPy calls, and the GUI thread
+#: needs the lock for every slot and paint it runs in Python, so at 5 ms a frame could wait
+#: tens of milliseconds in turns; at 1 ms it waits a few
+GIL_SWITCH_S = 0.001
 
 
 @dataclass
@@ -109,6 +115,7 @@ class RunController(QObject):
 
     def __init__(self, document, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
         self.document = document
         self.image: InputImage | None = None
         self.weights_mode = RANDOM

@@ -298,3 +298,12 @@ def test_classic_filters_shown_and_weights_round_trip(qtbot, window, tmp_path):
     window.runner.set_weights_mode(RANDOM)
     plain = run_and_wait(qtbot, window)
     assert not np.array_equal(plain.network.weights["conv1.weight"], result.network.weights["conv1.weight"])
+
+
+def test_the_worker_hands_the_interpreter_back_quickly(window):
+    """The GUI thread waits at most about this long for Python's lock while a run is working."""
+    import sys
+
+    from designer.app.run import GIL_SWITCH_S
+    assert GIL_SWITCH_S <= 0.002
+    assert sys.getswitchinterval() <= GIL_SWITCH_S
