@@ -7,6 +7,7 @@ reporting progress and honouring Cancel. Results arrive as ``RunResult`` through
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
+from threadpoolctl import threadpool_limits
 
 from designer.app.pictures import display_rgb, filter_images, map_statistics
 from designer.core.analysis import Analysis
@@ -43,6 +45,10 @@ MAX_FILTERS = 256  # first-convolution filters drawn in the Run panel
 #: needs the lock for every slot and paint it runs in Python, so at 5 ms a frame could wait
 #: tens of milliseconds in turns; at 1 ms it waits a few
 GIL_SWITCH_S = 0.001
+#: BLAS threads while a run works: all cores but one, which is left to the window (with every
+#: core multiplying matrices, the GUI thread and the display server wait their turn for tens
+#: of milliseconds); the command line keeps them all
+RUN_BLAS_THREADS = max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass
@@ -340,7 +346,8 @@ class RunController(QObject):
     def _work(self, job: _Job) -> None:
         """The worker thread: never touches widgets; hands the outcome to the GUI thread."""
         try:
-            outcome, error = job.work(job), None
+            with threadpool_limits(limits=RUN_BLAS_THREADS, user_api="blas"):
+                outcome, error = job.work(job), None
         except Cancelled:
             outcome, error = None, None
         except MemoryError as exc:

@@ -307,3 +307,22 @@ def test_the_worker_hands_the_interpreter_back_quickly(window):
     from designer.app.run import GIL_SWITCH_S
     assert GIL_SWITCH_S <= 0.002
     assert sys.getswitchinterval() <= GIL_SWITCH_S
+
+
+def test_a_run_leaves_one_core_to_the_window(qtbot):
+    """While the worker runs, BLAS uses all cores but one (and all of them again afterwards)."""
+    from threadpoolctl import threadpool_info
+
+    from designer.app.document import Document
+    from designer.app.run import RUN_BLAS_THREADS, RunController, _Job
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    runner = RunController(Document())  # a job's outcome comes back as gradient_ready's
+    before = blas_threads()
+    with qtbot.waitSignal(runner.gradient_ready, timeout=WAIT_MS) as seen:
+        runner._submit(_Job("probe", lambda job: blas_threads()))
+    runner.shutdown()
+    assert seen.args[0] and all(n <= RUN_BLAS_THREADS for n in seen.args[0])
+    assert blas_threads() == before
