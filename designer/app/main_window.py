@@ -29,6 +29,9 @@ from designer.io.design_file import DesignError, design_from_json, design_to_jso
 from designer.io.images import supported_formats
 
 
+FOLLOW_UP_MS = 40  # after a run, the first layer's maps follow the results this much later
+
+
 def settle_memory() -> None:
     """After a design is loaded and drawn: move the long-lived objects (the design, its analysis,
     the canvas items) out of the cyclic garbage collector's way. Python's full collections, which
@@ -395,9 +398,9 @@ class MainWindow(QMainWindow):
     def _run_finished(self, result) -> None:
         self._show_activations()
         # show something right away: the first layer's maps, its card selected so it says whose
-        # maps these are; on the next turn of the event loop, so that the panels' own update and
-        # this one are two short stalls rather than one long one
-        QTimer.singleShot(0, lambda: self._select_first_map(result))
+        # maps these are; a moment later, once the window has painted the panels' own update, so
+        # that the two are short stalls apart rather than one long one
+        QTimer.singleShot(FOLLOW_UP_MS, lambda: self._select_first_map(result))
 
     def _select_first_map(self, result) -> None:
         if result is self.runner.result and not self.scene.selected_node_ids():
