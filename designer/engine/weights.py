@@ -60,6 +60,11 @@ def expected_tensors(analysis: Analysis) -> dict[str, tuple[int, ...]]:
     return out
 
 
+#: large tensors are drawn this many values at a time: filling VGG-16's fc6 (400 MB of fresh
+#: memory) in one call stalled the app's window for 50–100 ms in some runs (benchmarks/bench_run.py)
+BLOCK_VALUES = 1 << 20
+
+
 def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded initialization: He (Kaiming) normal for convolution and linear weights, zero biases,
     identity statistics for norms (mean 0, variance 1, scale 1, shift 0).
@@ -74,8 +79,14 @@ def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[s
             rng = default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
             # drawn in float32 and scaled in place: VGG-16's first fully connected layer alone
             # would otherwise pass through 2 GB of float64 temporaries
-            tensor = rng.standard_normal(shape, dtype=np.float32)
-            tensor *= np.float32(np.sqrt(2.0 / fan_in))
+            tensor = np.empty(shape, np.float32)
+            flat = tensor.reshape(shape[0], -1)
+            scale = np.float32(np.sqrt(2.0 / fan_in))
+            step = max(1, BLOCK_VALUES // flat.shape[1])
+            for start in range(0, shape[0], step):  # the same values as one call, in blocks
+                block = flat[start:start + step]
+                rng.standard_normal(out=block, dtype=np.float32)
+                block *= scale
             out[key] = tensor
         elif name in ("weight", "running_var"):
             out[key] = np.ones(shape, dtype=np.float32)

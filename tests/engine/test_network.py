@@ -248,3 +248,18 @@ def test_weights_are_copied_unless_the_caller_says_it_never_changes_them():
     assert all(np.array_equal(a[k], b[k]) for k in a)
     given[key][:] = 0  # the caller breaks its promise: only the sharing network sees it
     assert copied.weights[key].any() and not shared.weights[key].any()
+
+
+def test_large_tensors_drawn_in_blocks_equal_one_draw():
+    """Big weights are drawn a block of rows at a time; the values are those of one draw from
+    the tensor's own generator, scaled by He's sqrt(2 / fan_in)."""
+    import zlib
+
+    from designer.engine.weights import BLOCK_VALUES, init_weights
+    shape = (7, 3 * BLOCK_VALUES // 20 + 1)  # several blocks, the last one short
+    key = "fc.weight"
+    got = init_weights({key: shape}, seed=3)[key]
+    rng = np.random.default_rng([3, zlib.crc32(key.encode("utf-8"))])
+    expected = rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(2 / shape[1]))
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_array_equal(got, expected)
