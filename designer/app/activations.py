@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView
                                QVBoxLayout, QWidget)
 
 from designer.app.pictures import COLORMAP, LUT, gap_for, grid_columns, map_statistics, tile
+from designer.app import roles
 from designer.core.problems import num
 
 PICK_PEN = pg.mkPen((255, 64, 64), width=2, cosmetic=True)
@@ -32,12 +33,6 @@ GRID_PIXELS = 1_000_000  # above this, the grid shows maps at a reduced step (sc
 #: grids of more values than this are tiled off the GUI thread (64 maps of 224×224 take tens of
 #: milliseconds, which would stall the window)
 ASYNC_VALUES = 250_000
-# item roles as plain ints: a table asks for seven roles of every cell it paints
-_DISPLAY = Qt.ItemDataRole.DisplayRole.value
-_ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
-_FOREGROUND = Qt.ItemDataRole.ForegroundRole.value
-_TOOLTIP = Qt.ItemDataRole.ToolTipRole.value
-_ALIGN_RIGHT = (Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value
 DEAD_TEXT = QColor(200, 30, 30)
 
 
@@ -145,14 +140,14 @@ class StatsModel(QAbstractTableModel):
                                             f"{zeros * 100:.0f}")
         return cells
 
-    def data(self, index, role=_DISPLAY):
-        if role == _DISPLAY:
+    def data(self, index, role=roles.DISPLAY):
+        if role == roles.DISPLAY:
             return self.cells(int(self.order[index.row()]))[index.column()]
-        if role == _ALIGNMENT:
-            return _ALIGN_RIGHT
-        if role == _FOREGROUND or role == _TOOLTIP:
+        if role == roles.ALIGNMENT:
+            return roles.ALIGN_RIGHT
+        if role == roles.FOREGROUND or role == roles.TOOLTIP:
             if self.stats[self.order[index.row()], 3] == 1.0:  # a dead map
-                return DEAD_TEXT if role == _FOREGROUND else \
+                return DEAD_TEXT if role == roles.FOREGROUND else \
                     "every value of this map is 0 (a dead ReLU for this image)"
         return None
 

@@ -9,17 +9,12 @@ from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSizePolicy, QTableView, QVBoxLayout, QWidget)
 
+from designer.app import roles
 from designer.app.document import Document
 from designer.core.problems import ERROR
 from designer.core.summary import TABLE_HEADER, format_table, table_row
 
 RIGHT = {3, 4, 6, 7}
-# the roles as plain ints: a view asks for seven roles of every cell it paints, and comparing with
-# the enum members costs more than the answer
-_DISPLAY = Qt.ItemDataRole.DisplayRole.value
-_ALIGNMENT = Qt.ItemDataRole.TextAlignmentRole.value
-_FOREGROUND = Qt.ItemDataRole.ForegroundRole.value
-_ALIGN_RIGHT = (Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value
 _ERROR_TEXT, _WARNING_TEXT = QColor("#d32f2f"), QColor("#b45309")
 #: fitting columns to their contents looks at this many rows (all of them would cost ~100 ms on a
 #: 1,000-layer design; the widest cells are nearly always among the first rows)
@@ -88,12 +83,12 @@ class SummaryModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(TABLE_HEADER)
 
-    def data(self, index: QModelIndex, role: int = _DISPLAY):
-        if role == _DISPLAY:
+    def data(self, index: QModelIndex, role: int = roles.DISPLAY):
+        if role == roles.DISPLAY:
             return self.row(index.row())[index.column()] if index.isValid() else None
-        if role == _ALIGNMENT:
-            return _ALIGN_RIGHT if index.column() in RIGHT else None
-        if role == _FOREGROUND and index.column() == 0 and index.isValid():
+        if role == roles.ALIGNMENT:
+            return roles.ALIGN_RIGHT if index.column() in RIGHT else None
+        if role == roles.FOREGROUND and index.column() == 0 and index.isValid():
             text = self.row(index.row())[0]
             if text.endswith("✗"):
                 return _ERROR_TEXT
