@@ -39,6 +39,27 @@ class GraphError(ValueError):
     """A mutation that the model refuses (unknown id, duplicate edge, ...). The text says why."""
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` can't be written to a file as UTF-8 (a lone surrogate, which JSON's
+    ``\\ud800`` escapes and some clipboards can produce), or None if it can."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"character {exc.start + 1} (U+{ord(text[exc.start]):04X}) is half of a "
+                f"character pair, not text that can be saved")
+    return None
+
+
+def check_id(node_id: object) -> None:
+    """Raise GraphError unless ``node_id`` can be a node id: a non-empty string that can be
+    saved (weights files and exported code name tensors after it)."""
+    if not isinstance(node_id, str) or not node_id:
+        raise GraphError("a node id must be a non-empty string")
+    wrong = text_problem(node_id)
+    if wrong is not None:
+        raise GraphError(f"a node id must be plain text: {wrong}")
+
+
 class Signal:
     """A minimal Qt-free signal: ``connect(callable)``, ``emit(*args)``."""
 
@@ -148,8 +169,7 @@ class Design:
     # ------------------------------------------------------------------ mutations
 
     def insert_node(self, node: Node, index: int | None = None) -> int:
-        if not isinstance(node.id, str) or not node.id:
-            raise GraphError("a node id must be a non-empty string")
+        check_id(node.id)
         if node.id in self._nodes:
             raise GraphError(f"there is already a node {node.id!r}")
         items = list(self._nodes.items())
@@ -190,8 +210,7 @@ class Design:
 
     def rename_node(self, old_id: str, new_id: str) -> None:
         node = self.node(old_id)
-        if not isinstance(new_id, str) or not new_id:
-            raise GraphError("a node id must be a non-empty string")
+        check_id(new_id)
         if new_id == old_id:
             return
         if new_id in self._nodes:
@@ -256,6 +275,10 @@ class Design:
         return index
 
     def set_name(self, name: str | None) -> str | None:
+        if name is not None:
+            wrong = text_problem(name) if isinstance(name, str) else "it is not a string"
+            if wrong is not None:
+                raise GraphError(f"a design's name must be plain text: {wrong}")
         old, self._name = self._name, name
         self.name_changed.emit(old, name)
         return old

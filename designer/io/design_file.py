@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
-from designer.core.design import Design, GraphError, Node
+from designer.core.design import Design, GraphError, Node, text_problem
 
 FORMAT = "cnn-designer"
 VERSION = 1
@@ -59,17 +59,35 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _check_finite(value: Any, where: str) -> None:
-    """Reject NaN and infinities anywhere (they are not JSON), naming the first one's place.
-    Iterative: a deeply nested value must not exhaust the stack."""
+def _safe_key(key: Any) -> str:
+    """A key for a message path, escaped if it isn't text that can be printed or saved."""
+    key = str(key)
+    return key if text_problem(key) is None else key.encode("utf-8", "backslashreplace").decode()
+
+
+def _check_values(value: Any, where: str) -> None:
+    """Reject NaN and infinities (they are not JSON) and strings that are not text UTF-8 can
+    write (lone surrogates from ``\\ud800`` escapes), keys included, naming the first one's
+    place. Iterative: a deeply nested value must not exhaust the stack."""
     stack = [(value, "")]
     while stack:
         item, path = stack.pop()
-        if type(item) is float and not math.isfinite(item):
+        kind = type(item)
+        if kind is float and not math.isfinite(item):
             shown = "NaN" if item != item else ("Infinity" if item > 0 else "-Infinity")
             raise DesignError(f"{where}{path}: numbers must be finite, but this is {shown}")
-        if isinstance(item, Mapping):
-            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(item.items()))
+        if kind is str:
+            wrong = text_problem(item)
+            if wrong is not None:
+                raise DesignError(f"{where}{path}: {wrong} (ids, names and values must be "
+                                  f"plain text)")
+        elif isinstance(item, Mapping):
+            for k, v in reversed(item.items()):
+                sub = f"{path}.{_safe_key(k)}" if path else _safe_key(k)
+                wrong = text_problem(k) if isinstance(k, str) else None
+                if wrong is not None:
+                    raise DesignError(f"{where}{sub}: the key's {wrong} (keys must be plain text)")
+                stack.append((v, sub))
         elif isinstance(item, list):
             stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
 
@@ -89,11 +107,11 @@ def parse_design(data: Any, where: str = "design") -> Design:
     """Build a Design from the parsed JSON object, or raise DesignError naming the place."""
     if not isinstance(data, Mapping):
         raise DesignError(f"{where}: a design file holds one JSON object, not {_kind(data)}")
+    _check_values(dict(data), f"{where}: ")
     unknown = [k for k in data if k not in TOP_KEYS]
     if unknown:
         raise DesignError(f"{where}: unknown key {_show(str(unknown[0]))} at the top level "
                           f"(a design has only {', '.join(TOP_KEYS)})")
-    _check_finite(dict(data), f"{where}: ")
     if data.get("format") != FORMAT:
         if "format" not in data:
             raise DesignError(f'{where}: this is not a CNN Designer file (no "format": "{FORMAT}")')
@@ -270,7 +288,12 @@ def design_to_json(design: Design) -> str:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (see ``write_atomic``); DesignError on failure."""
-    data = text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DesignError(f"can't save to {path}: the text holds a character that can't be "
+                          f"written as UTF-8 (U+{ord(text[exc.start]):04X}, half of a character "
+                          f"pair); rename the layer or design that holds it") from None
     try:
         write_atomic(path, lambda handle: handle.write(data))
     except OSError as exc:

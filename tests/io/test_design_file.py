@@ -123,6 +123,45 @@ def test_unicode_names_and_ids_round_trip(tmp_path):
     assert json.loads(path.read_text(encoding="utf-8")) == data
 
 
+@pytest.mark.parametrize("place, change", [
+    ('nodes[1].id', lambda d: (d["nodes"][1].update(id="in\ud800"),
+                              d["edges"].__setitem__(0, ["input", "in\ud800"]))),
+    ("name", lambda d: d.update(name="net \udcff")),
+    ("nodes[1].params.padding", lambda d: d["nodes"][1]["params"].update(padding="\ud800same")),
+    ("nodes[1].type", lambda d: d["nodes"][1].update(type="Conv\udfff2d")),
+])
+def test_text_that_utf8_cannot_write_is_refused_with_its_place(tmp_path, place, change):
+    data = seed()
+    change(data)
+    # as a JSON file with \ud800-style escapes, as a hostile or broken file holds them
+    path = write(tmp_path, json.dumps(data, ensure_ascii=True))
+    for source in (path, data):
+        with pytest.raises(DesignError) as caught:
+            load_design(source)
+        message = str(caught.value)
+        assert f"{place}:" in message and "plain text" in message
+        message.encode("utf-8")  # the message itself can be printed and shown
+
+
+def test_a_key_that_utf8_cannot_write_is_refused_and_shown_escaped():
+    data = seed()
+    data["nodes"][1]["params"]["pad\ud800"] = 1
+    with pytest.raises(DesignError, match=r"nodes\[1\]\.params\.pad\\ud800: the key's"):
+        load_design(data)
+
+
+def test_saving_text_utf8_cannot_write_is_a_message_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / "keep.json"
+    save_design(load_design(seed()), path)
+    before = path.read_bytes()
+    design = load_design(seed())
+    design.node("conv1").params["padding"] = "\ud800"  # got in past the model's checks
+    with pytest.raises(DesignError, match="can't save to .*U\\+D800"):
+        save_design(design, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.json"]
+
+
 # ----------------------------------------------------------------------- loading: kinds of source
 
 def test_load_from_dict_str_and_path(tmp_path):
