@@ -6,6 +6,7 @@ messages can show *why* a number is what it is: ``(32 − 5 + 2·2)/1 + 1 = 32``
 """
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import Any, Callable, NamedTuple, Sequence
@@ -113,10 +114,14 @@ def _formula(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> str:
 def _value_text(v: Fraction) -> str:
     if v.denominator == 1:
         text = num(v)
-    else:  # two decimals, exactly, whatever the size
-        hundredths = round(abs(v) * 100)
+    else:  # two decimals, exactly, whatever the size; more where two would show a whole number
+        # (4/2147483647 + 1 is 1.000000002, not 1): a stride is below 2^31, so ten suffice
+        places = 2
+        while round(abs(v) * 10**places) % 10**places == 0 and places < 12:
+            places += 1
+        scaled = round(abs(v) * 10**places)
         sign = "-" if v < 0 else ""
-        text = f"{sign}{hundredths // 100:,}.{hundredths % 100:02d}".rstrip("0").rstrip(".")
+        text = f"{sign}{scaled // 10**places:,}.{scaled % 10**places:0{places}d}".rstrip("0").rstrip(".")
     return text.replace("-", "−")
 
 
@@ -129,21 +134,146 @@ class _Axis(NamedTuple):
     d: int
 
 
+# ---------------------------------------------------------------- divisors, in bounded time
+#
+# Fix-it hints name divisors (a stride that divides the span, groups that divide both channel
+# counts). Sizes reach 2^31 − 1 and beyond, so counting up to them is out of the question: the
+# numbers are factored (trial division by the primes below 1,000, then Miller–Rabin and Pollard's
+# rho with a fixed budget) and the divisors built from the factors.
+
+_SMALL_PRIMES = tuple(p for p in range(2, 1000) if all(p % q for q in range(2, math.isqrt(p) + 1)))
+_MR_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)  # exact below 3.3·10^24
+_RHO_BUDGET = 1 << 15  # iterations of Pollard's rho per number, at most
+
+
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    for p in _SMALL_PRIMES[:13]:
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while not d & 1:  # at most log2(n) steps
+        d >>= 1
+        r += 1
+    for a in _MR_BASES:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _rho(n: int) -> int | None:
+    """A proper factor of the odd composite ``n`` (Pollard–Brent), or None if the budget ran out."""
+    spent = 0
+    for c in range(1, 20):
+        y, m, g, r, q = 2, 64, 1, 1, 1
+        x = ys = y
+        while g == 1:
+            x = y
+            for _ in range(r):
+                y = (y * y + c) % n
+            k = 0
+            while k < r and g == 1:
+                ys = y
+                for _ in range(min(m, r - k)):
+                    y = (y * y + c) % n
+                    q = q * abs(x - y) % n
+                g = math.gcd(q, n)
+                k += m
+            r *= 2
+            spent += r
+            if spent > _RHO_BUDGET:
+                return None
+        if g == n:  # the batch overshot: step back one at a time
+            g = 1
+            while g == 1:
+                ys = (ys * ys + c) % n
+                g = math.gcd(abs(x - ys), n)
+        if g != n:
+            return g
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _factors(n: int) -> tuple[tuple[int, int], ...]:
+    """``n``'s factorisation as (factor, power) pairs. Every factor is prime, except that a part
+    the budget could not split is kept whole: its divisors are then missed, never invented."""
+    found: dict[int, int] = {}
+    for p in _SMALL_PRIMES:
+        if p * p > n:
+            break
+        while n % p == 0:
+            found[p] = found.get(p, 0) + 1
+            n //= p
+    stack = [n] if n > 1 else []
+    while stack:  # at most log2(n) parts
+        m = stack.pop()
+        if m < 1_000_000 or _is_prime(m):  # no prime below 1,000 divides m: m < 1000² is prime
+            found[m] = found.get(m, 0) + 1
+            continue
+        f = _rho(m)
+        if f is None:
+            found[m] = found.get(m, 0) + 1
+        else:
+            stack += [f, m // f]
+    return tuple(sorted(found.items()))
+
+
+def divisors(n: int) -> list[int]:
+    """The divisors of ``n`` ≥ 1 in increasing order (see :func:`_factors` for the rare miss),
+    in time bounded whatever ``n`` is (a number below 2^64 has at most 103,680 divisors)."""
+    out = [1]
+    for p, e in _factors(n):
+        out = [d * p ** i for d in out for i in range(e + 1)]
+    out.sort()
+    return out
+
+
+def largest_divisor_below(n: int, bound: int) -> int | None:
+    """The largest divisor of ``n`` ≥ 1 that is below ``bound`` (None if ``bound`` ≤ 1)."""
+    if bound <= 1:
+        return None
+    if n < bound:
+        return n
+    best = 1
+    for d in divisors(n):
+        if d >= bound:
+            break
+        best = d
+    return best
+
+
 def _fix_for_fraction(a: _Axis, pool: bool, symmetric_padding: bool) -> str:
-    """Suggest the nearest padding and stride that make the output size whole."""
+    """Suggest the nearest padding and stride that make the output size whole: the smallest
+    padding above the current one (within one stride of it, and allowed) with
+    ``(n + 2p − eff) ≡ 0 (mod s)``, and the largest stride below the current one that divides
+    the span. Both are worked out directly (a congruence, a factorisation), never by counting
+    up to the stride."""
     eff = a.d * (a.k - 1) + 1
     options = []
     if symmetric_padding:
         limit = a.k // 2 if pool else eff - 1
-        for p in range(a.p_lo + 1, a.p_lo + a.s + 1):
-            if p <= limit and (a.n + 2 * p - eff) % a.s == 0:
+        # 2p ≡ eff − n (mod s): solvable when gcd(2, s) divides eff − n
+        g = math.gcd(2, a.s)
+        r = eff - a.n
+        if r % g == 0:
+            m = a.s // g
+            p0 = (r // g) * pow(2 // g, -1, m) % m if m > 1 else 0
+            first = a.p_lo + 1
+            p = first + (p0 - first) % m  # the first solution above the current padding
+            if p <= limit:
                 options.append(f"padding {p}")
-                break
     span = a.n + a.p_lo + a.p_hi - eff
-    for s in range(a.s - 1, 0, -1):
-        if span % s == 0:
-            options.append(f"stride {s}")
-            break
+    s = largest_divisor_below(span, a.s) if span > 0 else None
+    if s is not None:
+        options.append(f"stride {s}")
     if pool:
         options.append("ceil_mode true")
     return "try " + " or ".join(options) if options else "try another kernel size, stride or padding"
@@ -302,7 +432,7 @@ def _conv(ctx: Inferred) -> None:
     d, s = p["dilation"], p["stride"]
     ok = True
     if c % g or k % g:
-        common = [x for x in range(1, min(c, k) + 1) if c % x == 0 and k % x == 0]
+        common = divisors(math.gcd(c, k))  # the common divisors of c and k
         shown = ", ".join(str(x) for x in common[-6:])
         ctx.error("groups",
                   f"groups {g} must divide both the input channels ({c}) and out_channels ({k}): "
