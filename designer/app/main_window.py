@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox,
-                               QScrollArea, QSplitter)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QScrollArea, QSplitter)
 
 from designer.app.activations import ActivationPanel
 from designer.app.autosave import Autosaver, find_recoverable, recover
@@ -113,6 +113,11 @@ class MainWindow(QMainWindow):
         self.document.path_changed.connect(self._update_title)
         self.document.undo_stack.cleanChanged.connect(self._update_title)
         self.autosaver = Autosaver(self.document)
+        self.autosave_warning = QLabel("⚠ Autosave failing")
+        self.autosave_warning.setStyleSheet("color: #c82020")
+        self.autosave_warning.hide()
+        self.statusBar().addPermanentWidget(self.autosave_warning)
+        self.autosaver.problem.connect(self._autosave_problem)
         self._closed = False
         self._build_actions()
         self.resize(1280, 820)
@@ -235,6 +240,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(text)
         else:
             self._update_status()
+
+    def _autosave_problem(self, text: str) -> None:
+        """Autosave failed (said once, and kept in sight until it works again) or works again."""
+        self.autosave_warning.setToolTip(text)
+        self.autosave_warning.setVisible(bool(text))
+        if text:
+            self.statusBar().showMessage(text, 15000)
 
     def _update_title(self, clean: object = None) -> None:
         self.setWindowTitle(f"{self.document.title}[*] — CNN Designer")
@@ -541,22 +553,34 @@ class MainWindow(QMainWindow):
 
 
     def offer_recovery(self) -> bool:
-        """After a crash or kill: offer the newest autosaved design back. True if recovered."""
+        """After a crash or kill: offer the newest autosaved design of an instance that is gone
+        back. True if recovered. Work of instances still running is never offered; the copy
+        offered stays locked by this instance until the question is answered."""
         items = find_recoverable()
         if not items:
             return False
         item = items[0]
+        for other in items[1:]:  # offered at a later start
+            other.release()
+        try:
+            return self._ask_recovery(item, len(items) - 1)
+        finally:
+            item.release()
+
+    def _ask_recovery(self, item, others: int) -> bool:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(item.saved_at))
+        more = (f"\n\n{others} more unsaved design{'s are' if others != 1 else ' is'} offered "
+                f"at the next start." if others else "")
         box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
                           f"CNN Designer was closed without saving “{item.name}” "
-                          f"(last autosaved {when}). Recover it?", parent=self)
+                          f"(last autosaved {when}). Recover it?{more}", parent=self)
         recover_button = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
         discard_button = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Not now", QMessageBox.ButtonRole.RejectRole)
         box.exec()
         if box.clickedButton() is recover_button:
             try:
-                recover(self.document, item)
+                recover(self.document, item, self.autosaver)
             except DesignError as exc:
                 QMessageBox.critical(self, "Can't recover", str(exc))
                 return False

@@ -6,7 +6,14 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
+from designer.app import autosave
 from designer.app.main_window import MainWindow
+
+
+@pytest.fixture(autouse=True)
+def private_autosave_folder(tmp_path, monkeypatch):
+    """Windows made by a test autosave (and lock) into the test's own folder, never the user's."""
+    monkeypatch.setattr(autosave, "autosave_dir", lambda: tmp_path / "autosave")
 
 
 @pytest.fixture
