@@ -12,6 +12,7 @@ from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
 from designer.engine import backward, ops
+from designer.engine.memory import NotEnoughMemory, available_memory, mib
 from designer.engine.weights import (check_weights, expected_tensors, init_weights,
                                      load_weights_file, save_weights_file)
 
@@ -36,27 +37,7 @@ class Cancelled(Exception):
     """The progress callback asked to stop; no partial result is returned."""
 
 
-class NotEnoughMemory(MemoryError):
-    """The pass would need more memory than the machine has free."""
-
-
-def available_memory() -> int | None:
-    """Bytes of memory free for a new allocation (Linux: MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _mib(n: int) -> str:
-    return f"{num(round(n / 2**20))} MiB"
+_mib = mib
 
 
 class Network:
