@@ -17,6 +17,7 @@ from designer.app.autosave import Autosaver, find_recoverable, recover
 from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
 from designer.app.document import Document
 from designer.app.gallery import TemplateGallery
+from designer.app.guard import install_guard
 from designer.app.inspector import InspectorPanel
 from designer.app.palette import ID_STEMS, PalettePanel
 from designer.app.panels import ProblemsPanel, SummaryPanel
@@ -592,18 +593,25 @@ class MainWindow(QMainWindow):
 
 
 def run_app(path: str | None = None) -> int:
-    """Open the desktop app (on ``path`` if given)."""
+    """Open the desktop app (on ``path`` if given). An error nothing foresaw becomes a message
+    (designer.app.guard), and the app keeps running."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("CNN Designer")
     app.setOrganizationName("CNN Designer")
-    window = MainWindow()
-    window.show()
-    if not window.offer_recovery():
-        if path is not None:
-            window.open_path(path)
-        else:
-            window.view.fit_all()
-    return app.exec()
+    windows: list[MainWindow] = []
+    guard = install_guard(lambda: windows[0] if windows else None)
+    try:
+        window = MainWindow()
+        windows.append(window)
+        window.show()
+        if not window.offer_recovery():
+            if path is not None:
+                window.open_path(path)
+            else:
+                window.view.fit_all()
+        return app.exec()
+    finally:
+        guard.uninstall()
 
 
 def _first_map(result) -> str | None:
