@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +39,84 @@ class Cancelled(Exception):
 
 
 _mib = mib
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a pass first produced infinite or NaN values (see :func:`find_nonfinite`)."""
+
+    node_id: str  #: first node, in topological order, whose output holds inf or NaN
+    kind: str  #: "overflow" (its output holds an inf) or "nan" (NaN but no inf)
+    largest: float  #: the largest finite |value| among that node's inputs (nan if none)
+    message: str  #: what to tell the user, naming the node and what to do
+
+
+def _short(value: float) -> str:
+    """7.9e29, 3.5, 0.0012: two significant digits, no "+" or leading zeros in the exponent."""
+    text = f"{value:.2g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def _scan(a: np.ndarray) -> tuple[bool, bool]:
+    """(holds an inf, holds a NaN), one pass of np.isfinite over chunks, no big temporaries."""
+    if a.dtype.kind not in "fc":
+        return False, False
+    has_inf = has_nan = False
+    for chunk in ops.chunks(a):
+        if not np.isfinite(chunk).all():
+            has_inf = has_inf or bool(np.isinf(chunk).any())
+            has_nan = has_nan or bool(np.isnan(chunk).any())
+            if has_inf and has_nan:
+                break
+    return has_inf, has_nan
+
+
+def _largest_finite(arrays: Sequence[np.ndarray]) -> float:
+    best = -1.0
+    for a in arrays:
+        for chunk in ops.chunks(a):
+            finite = np.isfinite(chunk)
+            if finite.any():
+                best = max(best, float(np.max(np.abs(chunk), where=finite, initial=0.0)))
+    return best if best >= 0 else math.nan
+
+
+def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
+                   sources: Callable[[str], Sequence[str]] | Mapping[str, Sequence[str]]
+                   ) -> NonFinite | None:
+    """The first node in ``order`` (topological) whose activation in ``acts`` holds inf or NaN,
+    with the largest finite magnitude going into it and a message for the user; None if every
+    activation is finite. Nodes missing from ``acts`` are skipped. ``sources`` gives a node's
+    inputs (a function, as ``Design.sources``, or a mapping). One chunked pass per activation,
+    stopping at the first bad one; safe to call from several threads."""
+    source_of = sources if callable(sources) else (lambda n: sources.get(n, ()))
+    for node_id in order:
+        a = acts.get(node_id)
+        if a is None:
+            continue
+        has_inf, has_nan = _scan(np.asarray(a))
+        if not (has_inf or has_nan):
+            continue
+        kind = "overflow" if has_inf else "nan"
+        inputs = [np.asarray(acts[s]) for s in source_of(node_id) if s in acts]
+        largest = _largest_finite(inputs) if inputs else math.nan
+        going_in = "" if math.isnan(largest) else f" ({_short(largest)} going in)"
+        if not list(source_of(node_id)):
+            what = "infinite" if has_inf else "NaN"
+            message = (f"the input ({node_id}) holds {what} values, and every layer after it "
+                       f"may too: check the input and its scaling")
+        elif has_inf:
+            message = (f"activations overflow from {node_id} on{going_in}: add normalization "
+                       f"(BatchNorm2d) or use smaller weights")
+        else:
+            message = (f"activations become NaN from {node_id} on{going_in}: check the weights "
+                       f"(a negative running_var, say) and the input, or add normalization "
+                       f"(BatchNorm2d)")
+        return NonFinite(node_id, kind, largest, message)
+    return None
 
 
 class Network:
@@ -147,10 +226,17 @@ class Network:
                 report((base + fraction * work) / total, node_id)
 
             inputs = [acts[s] for s in self.design.sources(node_id)]
-            acts[node_id] = self._run(node_id, x, inputs, hook)
+            # overflow is reported by find_nonfinite, naming the layer, not by NumPy's warnings
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                acts[node_id] = self._run(node_id, x, inputs, hook)
             done += work
         report(1.0, nodes[-1])
         return acts
+
+    def find_nonfinite(self, acts: Mapping[str, np.ndarray]) -> NonFinite | None:
+        """Where the activations of a pass (``forward``'s result) first hold inf or NaN, or None
+        (see :func:`find_nonfinite`)."""
+        return find_nonfinite(acts, self.order, self.design.sources)
 
     def input_gradient(self, x: Any, node_id: str, unit: tuple[int, ...],
                        progress: Progress | None = None) -> np.ndarray:

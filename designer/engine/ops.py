@@ -17,6 +17,35 @@ Pair = tuple[int, int]
 ChunkHook = Callable[[float], None]
 
 DEFAULT_SCRATCH_BYTES = 256 * 2**20
+#: elementwise work and scans are done this many values at a time, so their temporaries stay small
+CHUNK_VALUES = 1 << 18
+
+
+def flat_view(a: np.ndarray) -> np.ndarray | None:
+    """A 1-D view of every element of ``a`` in memory order (C, Fortran, or any permutation of
+    axes, as the NCHW views of channels-last memory that convolutions return), or None if ``a``
+    is not one contiguous block. Never copies."""
+    if a.ndim == 0:
+        return a.reshape(1)
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    if a.flags.f_contiguous:
+        return a.T.reshape(-1)
+    order = sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]))
+    t = a.transpose(order)
+    return t.reshape(-1) if t.flags.c_contiguous else None
+
+
+def chunks(a: np.ndarray, size: int = CHUNK_VALUES):
+    """1-D views covering every element of ``a`` once, at most ``size`` values each, in memory
+    order where possible; never copies."""
+    flat = a.reshape(-1) if a.ndim <= 1 else flat_view(a)
+    if flat is None:
+        for sub in a:
+            yield from chunks(sub, size)
+        return
+    for start in range(0, flat.size, size):
+        yield flat[start:start + size]
 
 
 def pad_amounts(padding, kernel: Pair, dilation: Pair) -> tuple[Pair, Pair]:
