@@ -6,6 +6,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from designer.app.messages import id_problem
 from designer.app.commands import (AddNodeCommand, ConnectCommand, DisconnectCommand,
                                    LayoutCommand, MacroCommand, MoveNodesCommand, RenameCommand,
                                    SetParamCommand, delete_command)
@@ -139,14 +140,20 @@ class Document(QObject):
         new = new.strip()
         if new == old:
             return
-        if not new:
-            raise GraphError("an id can't be empty")
+        wrong = id_problem(new)
+        if wrong is not None:  # refused before the edit: a command must not fail halfway
+            raise GraphError(wrong)
         if new in self.design:
             raise GraphError(f"there is already a node {new!r}: ids must be unique")
         self.push(RenameCommand(self.design, old, new))
 
     def paste(self, nodes: list[Node], edges: list[Edge], text: str = "Paste") -> None:
-        """Add nodes (ids already unique here) and the edges among them as one undo step."""
+        """Add nodes (ids already unique here) and the edges among them as one undo step
+        (raises GraphError, changing nothing, if an id can't be a layer's id)."""
+        for node in nodes:
+            wrong = id_problem(node.id)
+            if wrong is not None:
+                raise GraphError(wrong)
         if nodes:
             children = [AddNodeCommand(self.design, node) for node in nodes]
             children += [ConnectCommand(self.design, s, t) for s, t in edges]

@@ -18,13 +18,14 @@ from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accep
 from designer.app.document import Document
 from designer.app.gallery import TemplateGallery
 from designer.app.guard import install_guard
+from designer.app.messages import WRITE_ERRORS, write_failure
 from designer.app.inspector import InspectorPanel
 from designer.app.palette import ID_STEMS, PalettePanel
 from designer.app.panels import ProblemsPanel, SummaryPanel
 from designer.app.run import RunController
 from designer.app.run_panel import RunPanel
 from designer.core.catalog import default_params
-from designer.core.design import Design, Node
+from designer.core.design import Design, GraphError, Node
 from designer.core.fragment import extract, placed, top_left
 from designer.io.design_file import DesignError, design_from_json, design_to_json
 from designer.io.images import supported_formats
@@ -309,6 +310,9 @@ class MainWindow(QMainWindow):
         except DesignError as exc:
             QMessageBox.critical(self, "Can't open this file", str(exc))
             return False
+        except (OSError, UnicodeError, ValueError, MemoryError) as exc:  # in case io lets one by
+            QMessageBox.critical(self, "Can't open this file", f"{path}: {exc}")
+            return False
         self._remember(path)
         self.view.fit_all()
         return True
@@ -329,6 +333,9 @@ class MainWindow(QMainWindow):
             self.document.save(path)
         except DesignError as exc:
             QMessageBox.critical(self, "Can't save", str(exc))
+            return False
+        except WRITE_ERRORS as exc:
+            QMessageBox.critical(self, "Can't save", write_failure(exc, path))
             return False
         self._remember(path)
         self.statusBar().showMessage(f"Saved {path}", 4000)
@@ -517,7 +524,11 @@ class MainWindow(QMainWindow):
         for node in nodes:
             if node.position is None:
                 node.position = offset
-        self.document.paste(nodes, edges, text)
+        try:
+            self.document.paste(nodes, edges, text)
+        except GraphError as exc:
+            self.statusBar().showMessage(f"Can't {text.lower()}: {exc}", 8000)
+            return
         self.scene.clearSelection()
         for node in nodes:
             self.scene.nodes[node.id].setSelected(True)

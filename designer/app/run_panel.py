@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from designer.app.activations import show_rgb
+from designer.app.messages import WRITE_ERRORS, write_failure
 from designer.app.pictures import LUT, display_rgb
 from designer.app.run import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODES, GradientResult,
                               RunController, RunResult)
@@ -196,6 +197,13 @@ class RunPanel(QWidget):
         except ImageError as exc:
             self._say(f"Can't use this image: {exc}", error=True)
             return False
+        except MemoryError:
+            self._say(f"Can't use this image: {path}: not enough memory to decode it",
+                      error=True)
+            return False
+        except (OSError, ValueError) as exc:  # in case the reader lets one by
+            self._say(f"Can't use this image: {path}: {exc}", error=True)
+            return False
         return True
 
     def _weights_chosen(self, index: int) -> None:
@@ -213,6 +221,11 @@ class RunPanel(QWidget):
                 self.controller.load_weights(path)
             except WeightsError as exc:
                 self._say(f"Can't use these weights: {exc}", error=True)
+            except MemoryError:
+                self._say(f"Can't use these weights: {path}: not enough memory to read them",
+                          error=True)
+            except (OSError, ValueError) as exc:  # in case the reader lets one by
+                self._say(f"Can't use these weights: {path}: {exc}", error=True)
         self._sync_controls()
 
     def save_weights_dialog(self) -> None:
@@ -225,8 +238,10 @@ class RunPanel(QWidget):
         if path:
             try:
                 result.network.save_weights(path)
-            except (OSError, WeightsError) as exc:
+            except WeightsError as exc:
                 self._say(f"Can't save the weights: {exc}", error=True)
+            except WRITE_ERRORS as exc:
+                self._say(f"Can't save the weights: {write_failure(exc, path)}", error=True)
             else:
                 self.message.emit(f"Saved the weights to {path}", 4000)
 
