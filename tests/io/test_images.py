@@ -144,3 +144,290 @@ def test_png_round_trip(tmp_path):
     pixels = np.random.default_rng(1).integers(0, 256, (7, 9, 3)).astype(np.uint8)
     images.save_png(pixels, tmp_path / "p.png")
     np.testing.assert_array_equal(images.read_image(tmp_path / "p.png"), pixels)
+
+
+# ------------------------------------------------------------- checked before decoding
+
+import math  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+import zlib  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+
+from PySide6.QtGui import QImageReader  # noqa: E402
+
+GIB = 2**30
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width × height RGB pixels, with two rows of data only."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * (3 * min(width, 1000) + 1) * 2)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def free(monkeypatch):
+    """Pretend the machine has this many bytes free."""
+    def set_free(n):
+        monkeypatch.setattr(images, "available_memory", lambda: n)
+    return set_free
+
+
+@contextmanager
+def deadline(seconds):
+    """Fail (instead of hanging) if the block takes longer than ``seconds``."""
+    def expired(signum, frame):
+        raise TimeoutError(f"took more than {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_the_header_is_read_before_any_pixel(tmp_path):
+    (tmp_path / "big.png").write_bytes(png_header(100_000, 50_000))
+    info = images.image_info(tmp_path / "big.png")
+    assert (info.width, info.height, info.format) == (100_000, 50_000, "png")
+    assert info.decode_bytes() >= 100_000 * 50_000 * 4
+
+
+def test_an_image_too_large_to_decode_is_refused_with_both_numbers(tmp_path, free):
+    free(4 * GIB)
+    (tmp_path / "big.png").write_bytes(png_header(100_000, 100_000))
+    for load in (lambda p: images.load_image(p, 3, 224, 224), images.read_image):
+        started = time.perf_counter()
+        with pytest.raises(ImageError) as info:
+            load(tmp_path / "big.png")
+        assert time.perf_counter() - started < 1
+        text = str(info.value)
+        assert "big.png" in text and "100,000 × 100,000" in text
+        assert re.search(r"needs about [\d,]+ MiB, but only 4,096 MiB is free", text), text
+
+
+def test_decoding_and_resizing_are_counted_together(tmp_path, free):
+    pixels = np.zeros((100, 100, 3), np.uint8)
+    write(tmp_path / "small.png", pixels)
+    free(64 * 2**20)  # 64 MiB: a 100 × 100 image decodes, but a 3 × 4000 × 4000 input doesn't fit
+    assert images.read_image(tmp_path / "small.png").shape == (100, 100, 3)
+    with pytest.raises(ImageError, match=r"resizing it to 4,000 × 4,000 needs about [\d,]+ MiB, "
+                                         r"but only 64 MiB is free"):
+        images.load_image(tmp_path / "small.png", 3, 4000, 4000)
+
+
+def test_an_input_too_large_for_memory_or_qt_is_refused_at_once(free):
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    free(4 * GIB)
+    for h, w in [(100_000, 100_000), (20_000, 20_000)]:
+        started = time.perf_counter()
+        with pytest.raises(ImageError, match=r"needs about [\d,]+ MiB, but only 4,096 MiB is free"):
+            images.to_input(pixels, 3, h, w)
+        assert time.perf_counter() - started < 1
+    free(None)  # unknown: Qt's limits still hold
+    with pytest.raises(ImageError, match="more than Qt can hold"):
+        images.to_input(pixels, 3, 4, 2**31)
+    with pytest.raises(ImageError, match="more than Qt can hold"):
+        images.to_input(pixels, 1, 2**31, 4)
+
+
+def test_a_large_image_loads_past_qts_default_allocation_limit(tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 256, (600, 700, 3)).astype(np.uint8)
+    write(tmp_path / "big.png", pixels)
+    old = QImageReader.allocationLimit()
+    QImageReader.setAllocationLimit(1)  # 1 MiB: less than this 1.6 MB image
+    try:
+        np.testing.assert_array_equal(images.read_image(tmp_path / "big.png"), pixels)
+        assert QImageReader.allocationLimit() == 1  # restored after the read
+    finally:
+        QImageReader.setAllocationLimit(old)
+
+
+def test_special_files_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with deadline(5):
+        for target in (fifo, "/dev/zero"):
+            for load in (images.read_image, images.image_info,
+                         lambda p: images.load_image(p, 3, 4, 4)):
+                with pytest.raises(ImageError, match="not a regular file"):
+                    load(target)
+
+
+def test_any_file_name_the_system_allows(tmp_path):
+    pixels = np.full((3, 4, 3), 7, np.uint8)
+    for name in (os.fsdecode(b"raw \xff\xfe bytes.png"), "unicodé ☃ 画像.png"):
+        write(tmp_path / "plain.png", pixels)
+        os.replace(tmp_path / "plain.png", tmp_path / name)
+        np.testing.assert_array_equal(images.read_image(tmp_path / name), pixels)
+    with pytest.raises(ImageError, match="not a usable file name"):
+        images.read_image(tmp_path / "lone \ud800.png")
+    with pytest.raises(ImageError, match="not a usable file name"):
+        images.read_image("nul\0.png")
+
+
+def test_every_alpha_composites_exactly(tmp_path):
+    c, a = np.meshgrid(np.arange(0, 256, 5), np.arange(256), indexing="ij")
+    rgba = np.stack([c, 255 - c, np.full_like(c, 128), a], axis=-1).astype(np.uint8)
+    write(tmp_path / "alpha.png", rgba)
+    got = images.read_image(tmp_path / "alpha.png").astype(np.int64)
+    colour = rgba[..., :3].astype(np.int64)
+    alpha = rgba[..., 3:].astype(np.int64)
+    expected = np.floor(colour * alpha / 255 + 0.5) + 255 - alpha  # exact, rounded once
+    np.testing.assert_array_equal(got, expected)
+
+
+def numpy_peak(function, *args, **kwargs):
+    """(result, peak bytes NumPy allocated while ``function`` ran)."""
+    tracemalloc.start()
+    try:
+        result = function(*args, **kwargs)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_reading_an_image_is_lean(tmp_path):
+    rgba = np.random.default_rng(3).integers(0, 256, (1000, 1000, 4)).astype(np.uint8)
+    write(tmp_path / "a.png", rgba)
+    pixels, peak = numpy_peak(images.read_image, tmp_path / "a.png")
+    assert pixels.nbytes == 3_000_000
+    assert peak < 1.5 * pixels.nbytes, peak  # no float copies: the result and a band
+
+
+def test_making_the_input_is_lean():
+    pixels = np.random.default_rng(4).integers(0, 256, (2000, 2000, 3)).astype(np.uint8)
+    for channels in (3, 1):
+        x, peak = numpy_peak(images.to_input, pixels, channels, 2000, 2000, mean=[0.5], std=[0.25])
+        assert peak < 1.25 * x.nbytes, (channels, peak)  # the result and a band of rows
+        reference = pixels.astype(np.float64) / 255
+        if channels == 1:
+            reference = reference @ [0.299, 0.587, 0.114]
+            reference = reference[..., None]
+        np.testing.assert_allclose(x, (reference.transpose(2, 0, 1) - 0.5) / 0.25, atol=2e-6)
+
+
+@pytest.mark.parametrize("mean, std, words", [
+    ([0.5], [float("nan")], "std must be a finite number above 0"),
+    ([0.5], [float("inf")], "std must be a finite number above 0"),
+    ([0.5], [0.0], "std must be a finite number above 0"),
+    ([0.5], [-1.0], "std must be a finite number above 0"),
+    ([float("inf")], [1.0], "mean must be a finite number"),
+    ([float("nan")], None, "mean must be a finite number"),
+    ([0.0], [1e-50], "32-bit"),
+])
+def test_mean_and_std_must_be_usable(tmp_path, mean, std, words):
+    write(tmp_path / "w.png", np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(ImageError, match=words):
+        images.load_image(tmp_path / "w.png", 3, 2, 2, mean=mean, std=std)
+    with pytest.raises(ImageError, match=words):
+        images.to_input(np.zeros((2, 2, 3), np.uint8), 3, 2, 2, mean=mean, std=std)
+
+
+# ------------------------------------------------------------------- pictures out, bounded
+
+import re  # noqa: E402
+
+
+def slow_colours(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Reference: viridis of (v − lo)/(hi − lo), per value, in float64."""
+    lut = images.viridis()
+    span = hi - lo if hi > lo else 1.0
+    return lut[np.rint((np.asarray(values, np.float64) - lo) / span * 255).astype(int)]
+
+
+def test_a_picture_of_large_maps_stays_within_bounds():
+    plan = images.plan_tiles((64, 2048, 2048))
+    assert plan.width <= images.MAX_PICTURE_SIDE and plan.height <= images.MAX_PICTURE_SIDE
+    assert plan.shrink == 5 and plan.reduced
+    assert plan.note() == "2,048×2,048 maps shown at 410×410 (averages of 5×5 blocks)"
+    small = images.plan_tiles((512, 14, 14))  # VGG-16 at 224: unchanged, enlarged to 48 pixels
+    assert not small.reduced and small.note() == "" and small.cell_h == 56
+    assert small.width == 23 * 58 - 2
+
+
+def test_averaged_maps_match_a_reference():
+    rng = np.random.default_rng(5)
+    maps = rng.standard_normal((3, 50, 37)).astype(np.float32)
+    grid = images.tile_maps(maps, gap=2, min_cell=4, max_side=40)
+    plan = images.plan_tiles(maps.shape, gap=2, min_cell=4, max_side=40)
+    assert grid.shape == (plan.height, plan.width, 3) and max(grid.shape[:2]) <= 40
+    f = plan.shrink
+    assert f == 3
+    lut = images.viridis().astype(int)
+    for i in range(3):
+        m = maps[i].astype(np.float64)
+        lo, hi = m.min(), m.max()
+        unit = (m - lo) / (hi - lo)
+        r, q = divmod(i, plan.cols)
+        cell = grid[r * (plan.cell_h + 2):r * (plan.cell_h + 2) + plan.cell_h,
+                    q * (plan.cell_w + 2):q * (plan.cell_w + 2) + plan.cell_w].astype(int)
+        for y in range(math.ceil(50 / f)):
+            for x in range(math.ceil(37 / f)):
+                level = unit[y * f:(y + 1) * f, x * f:(x + 1) * f].mean() * 255
+                nearest = {math.floor(level), math.ceil(level)}  # float32 may round either way
+                assert any((lut[k] == cell[y, x]).all() for k in nearest), (i, y, x)
+
+
+def test_millions_of_maps_show_the_first_ones():
+    plan = images.plan_tiles((100_000, 1, 1), gap=2, min_cell=48, max_side=300)
+    assert plan.shown == 100 * 100 and plan.width <= 300 and plan.height <= 300
+    assert plan.note() == "only the first 10,000 of 100,000 maps shown"
+    grid = images.tile_maps(np.arange(100_000, dtype=np.float32).reshape(-1, 1, 1), max_side=300)
+    assert grid.shape == (plan.height, plan.width, 3)
+
+
+def test_a_long_flat_vector_is_wrapped_and_averaged():
+    values = np.arange(10_000, dtype=np.float32)
+    plan = images.plan_tiles(values.shape, min_cell=16, max_side=64)
+    assert plan.shrink == 3 and plan.width == 64 and plan.height <= 64
+    assert plan.note() == "10,000 values shown as 3,392 averages of 3"
+    grid = images.tile_maps(values, min_cell=16, max_side=64)
+    expected = slow_colours([values[i:i + 3].mean() for i in range(0, 10_000, 3)], 0, 9999)
+    got = grid[::plan.scale_h].reshape(-1, 3)[:len(expected)]
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+    assert (grid[::plan.scale_h].reshape(-1, 3)[len(expected):] == 255).all()  # the tail is white
+    wide = images.plan_tiles((25_088,))  # VGG-16's flatten: rows of 4,096 values
+    assert wide.shrink == 1 and wide.width == 4096 and wide.rows == 7 and not wide.reduced
+
+
+def test_non_finite_values_keep_the_finite_scale():
+    maps = np.array([[[0.0, 1.0, 2.0, np.inf, -np.inf, np.nan]]], np.float32)
+    lut = images.viridis()
+    row = images.tile_maps(maps, gap=0, min_cell=1)[0]
+    assert row[0].tolist() == lut[0].tolist() and row[2].tolist() == lut[255].tolist()
+    assert row[1].tolist() == lut[128].tolist()
+    assert row[3].tolist() == lut[255].tolist() and row[4].tolist() == lut[0].tolist()
+    assert row[5].tolist() == list(images.NAN_COLOUR)
+    blank = images.tile_maps(np.full((1, 2, 2), np.nan, np.float32), gap=0, min_cell=1)
+    assert (blank == images.NAN_COLOUR).all()
+
+
+def test_huge_and_tiny_ranges_use_the_whole_scale():
+    lut = images.viridis()
+    for values in ([-3e38, 0.0, 3e38], [1000.0, 1000.0 + 6.103515625e-05 / 2, 1000.000061]):
+        row = images.tile_maps(np.array([[values]], np.float32), gap=0, min_cell=1)[0]
+        assert row[0].tolist() == lut[0].tolist() and row[2].tolist() == lut[255].tolist()
+
+
+def test_pictures_are_made_without_float64_copies():
+    maps = np.random.default_rng(6).standard_normal((64, 512, 512)).astype(np.float32)  # 64 MiB
+    grid, peak = numpy_peak(images.tile_maps, maps)
+    assert peak < grid.nbytes + 12 * 2**20, peak
+
+
+def test_save_png_says_why_it_cant_write(tmp_path):
+    pixels = np.zeros((2, 2, 3), np.uint8)
+    with pytest.raises(FileNotFoundError):
+        images.save_png(pixels, "/proc/x.png")
+    with pytest.raises(OSError, match="characters that can't be written"):
+        images.save_png(pixels, tmp_path / "x\ud800.png")
+    images.save_png(pixels, tmp_path / "ok.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.png"]
