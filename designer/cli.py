@@ -1,27 +1,56 @@
-"""The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``."""
+"""The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``, ``run``.
+
+No traceback reaches a user: every failure a command knows of becomes a message and the
+contract's exit status where it happens, and ``main`` keeps one last guard for the unforeseen
+(a short message saying it is a bug, the traceback in a file in the temporary folder, exit 2;
+a MemoryError anywhere says there is not enough memory).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import stat
 import sys
+import tempfile
+import time
+import traceback
+import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 from designer.core.analysis import Analysis
+from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
 from designer.core.summary import format_table, summarize
 from designer.io.design_file import DesignError, load_design, save_design
 from designer.io.templates import find_template, list_templates
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
+EXIT_CANCELLED = 130
 COMMANDS = ("summary", "templates", "new", "run")
+BUG = "this is a bug in CNN Designer; please report it with the command you ran"
+
+
+class CommandError(Exception):
+    """A failure a command explains to the user: the message and the exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_BAD_FILE) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _print_error(message: str) -> None:
     print(f"cnn-designer: {message}", file=sys.stderr)
 
 
+def _warn(message: str) -> None:
+    print(f"cnn-designer: warning: {message}", file=sys.stderr)
+
+
 def _configure_stdout() -> None:
-    """Tables use × and ✗; never crash on a terminal that can't print them."""
+    """Tables use × and ✗; never crash on a terminal that can't print them (nor on a file name
+    or id that isn't valid text)."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(errors="replace")  # type: ignore[union-attr]
@@ -29,14 +58,49 @@ def _configure_stdout() -> None:
             pass
 
 
+def _usable_name(path: str | os.PathLike) -> bool:
+    """Whether the file system can be asked about ``path`` at all (no NUL character, no text
+    that can't be encoded); prints why not."""
+    try:
+        encoded = os.fsencode(path)
+    except (UnicodeEncodeError, TypeError):
+        encoded = b"\0"
+    if b"\0" in encoded:
+        _print_error(f"{str(path)!r}: not a usable file name")
+        return False
+    return True
+
+
 def _load(path: str):
     """The design at ``path``, or None after printing why it can't be read."""
+    if not _usable_name(path):
+        return None
     try:
         return load_design(path)
     except DesignError as exc:
         _print_error(str(exc))
         return None
 
+
+def check_input_file(path: str | os.PathLike, kind: str) -> None:
+    """CommandError unless ``path`` is a regular file (a folder, pipe or device is refused
+    without being opened, so nothing blocks); ``kind`` names what it should be, with its
+    article ("a design file")."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise CommandError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CommandError(describe_read_error(exc, path, kind.split(" ", 1)[-1])) from None
+    except ValueError:  # a NUL character, or a name the file system can't encode
+        raise CommandError(f"{path!r}: not a usable file name") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise CommandError(f"{path}: is a folder, not {kind}")
+    if not stat.S_ISREG(info.st_mode):
+        raise CommandError(f"{path}: not a regular file (a device or pipe); give {kind}")
+
+
+# ------------------------------------------------------------------------------ summary
 
 def cmd_summary(args: argparse.Namespace) -> int:
     design = _load(args.file)
@@ -51,17 +115,29 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    templates = list_templates()
+    try:
+        templates = list_templates()
+    except DesignError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_FILE
+    if not templates:
+        _print_error("no built-in templates were found (is the installation complete?)")
+        return EXIT_BAD_FILE
     width = max(len(t.id) for t in templates)
     for t in templates:
-        design = t.load()
-        totals = Analysis(design).totals()
-        print(f"{t.id.ljust(width)}  {t.title} ({totals['params']:,} parameters)")
+        try:
+            totals = Analysis(t.load()).totals()
+            params = f"{totals['params']:,} parameters"
+        except DesignError as exc:
+            params = f"can't be read: {exc}"
+        print(f"{t.id.ljust(width)}  {t.title} ({params})")
         if args.verbose:
             print(f"{' ' * width}  {t.description}")
     print(f"\nWrite one to a file with: cnn-designer new {templates[0].id} -o my-design.json")
     return EXIT_OK
 
+
+# ---------------------------------------------------------------------------------- new
 
 def cmd_new(args: argparse.Namespace) -> int:
     try:
@@ -70,7 +146,11 @@ def cmd_new(args: argparse.Namespace) -> int:
         _print_error(str(exc))
         return EXIT_BAD_FILE
     out = Path(args.output)
-    if out.exists() and not args.force:
+    try:
+        exists = os.path.lexists(out)
+    except ValueError:
+        exists = False
+    if exists and not args.force:
         _print_error(f"{out} already exists; choose another name or add --force to replace it")
         return EXIT_BAD_FILE
     try:
@@ -82,9 +162,15 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------- run
+
 def _file_name(node_id: str, used: set[str]) -> str:
     """A safe, unique PNG file name for a node id."""
     stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in node_id).strip(".") or "node"
+    try:
+        stem.encode("utf-8")
+    except UnicodeEncodeError:
+        stem = stem.encode("utf-8", "replace").decode("utf-8").replace("?", "_")
     name, n = stem, 2
     while name.lower() in used:
         name, n = f"{stem}_{n}", n + 1
@@ -92,72 +178,214 @@ def _file_name(node_id: str, used: set[str]) -> str:
     return name + ".png"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import time
-
+def write_npz(path: str | os.PathLike, arrays: Iterable[tuple[str, Any]]) -> None:
+    """Write an .npz archive (as ``numpy.savez``) one float32 array at a time, each streamed
+    into its ZIP64 entry without a copy of the whole, atomically (a temporary file beside
+    ``path``, renamed over it once complete). OSError on failure; ValueError for a key that
+    can't be an archive member name."""
     import numpy as np
 
-    from designer.core.atomic import write_atomic
+    def write(handle) -> None:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for key, array in arrays:
+                try:
+                    (key + ".npy").encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"the name {key!r} can't be written into an archive "
+                                     f"(it is not valid text); rename it") from None
+                array = np.asarray(array, dtype=np.float32)
+                with archive.open(key + ".npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array(entry, array, allow_pickle=False)
+
+    write_atomic(path, write)
+
+
+def _prepare_out(out: Path) -> None:
+    """Make the results folder and make sure a file can be written in it, before any work."""
+    try:
+        info = os.stat(out)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise CommandError(describe_os_error(exc, out / "activations.npz")) from None
+    except ValueError:
+        raise CommandError(f"{str(out)!r}: not a usable folder name") from None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise CommandError(f"{out} is a file, not a folder; choose a folder for the results")
+    if info is None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(describe_os_error(exc, out)) from None
+    try:
+        with tempfile.TemporaryFile(dir=out, prefix=".cnn-designer-probe."):
+            pass
+    except OSError as exc:
+        raise CommandError(describe_os_error(exc, out / "activations.npz")) from None
+
+
+def _input_batch(path: str, shape: tuple[int, int, int]) -> int:
+    """The batch size a .npy input's header declares, read without its data (CommandError if
+    the header is not an array this design's Input takes)."""
+    from designer.engine.arrays import ArrayFileError, npy_header
+
+    name = Path(path).name
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            given, dtype, _ = npy_header(handle, name=name)
+    except ArrayFileError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(describe_read_error(exc, path, ".npy array")) from None
+    if dtype.kind not in "fiu":
+        raise CommandError(f"{name}: holds {dtype} values, not numbers")
+    c, h, w = shape
+    if len(given) == 3 and tuple(given) == (c, h, w):
+        return 1
+    if len(given) == 4 and tuple(given[1:]) == (c, h, w) and given[0] >= 1:
+        return int(given[0])
+    raise CommandError(f"{name}: has shape {tuple(given)}, but this design's Input "
+                       f"takes ({c}, {h}, {w}) or (N, {c}, {h}, {w})")
+
+
+def _writing_bytes(shapes: Iterable[tuple[int, ...]]) -> int:
+    """Memory writing the results takes beside the activations: the largest picture, its PNG
+    encoding, and a band of rows being coloured."""
+    from designer.io.images import plan_tiles
+
+    largest = 0
+    for shape in shapes:
+        plan = plan_tiles(shape)
+        largest = max(largest, plan.height * plan.width * 3)
+    return 2 * largest + 64 * 2**20
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except CommandError as exc:
+        _print_error(str(exc))
+        return exc.status
+
+
+def _run(args: argparse.Namespace) -> int:
+    from designer.engine.arrays import ArrayFileError
     from designer.engine.network import (Cancelled, InputError, InvalidDesign, NotEnoughMemory,
                                          build)
-    from designer.engine.weights import WeightsError, save_weights_file
-    from designer.io.images import ImageError, load_input, save_png, tile_maps
+    from designer.engine.weights import WeightsError
+    from designer.io.images import ImageError, image_info, load_input
 
     started = time.perf_counter()
     design = _load(args.file)
     if design is None:
         return EXIT_BAD_FILE
+    check_input_file(args.input, "an image or a .npy array")
+    if args.weights is not None:
+        check_input_file(args.weights, "a weights file (.npz)")
     try:
-        net = build(design, weights=args.weights, seed=args.seed)
+        net = build(design, weights=args.weights, seed=args.seed)  # allocates no seeded weights
     except InvalidDesign as exc:
-        _print_error(str(exc))
-        return EXIT_INVALID
-    except WeightsError as exc:
-        _print_error(str(exc))
-        return EXIT_BAD_FILE
+        raise CommandError(str(exc), EXIT_INVALID) from None
+    except (WeightsError, NotEnoughMemory) as exc:
+        raise CommandError(str(exc)) from None
     out = Path(args.out)
+    _prepare_out(out)
+    shape = net.input_shape
+    is_array = str(args.input).lower().endswith(".npy")
     try:
-        x = load_input(args.input, net.input_shape, args.mean, args.std)
-        if out.exists() and not out.is_dir():
-            _print_error(f"{out} is a file, not a folder; choose a folder for the results")
-            return EXIT_BAD_FILE
-        out.mkdir(parents=True, exist_ok=True)
-        before = {p.name for p in out.glob("*.png")}
+        if is_array:
+            batch = _input_batch(args.input, shape)
+        else:
+            image_info(args.input)  # the header only: a readable image, its size known
+            batch = 1
+        writing = _writing_bytes((net.infos[n].shape for n in net.order))
+        net.check_memory(batch, need=net.estimate_bytes(batch) + writing)
+        x = load_input(args.input, shape, args.mean, args.std)  # its own cost checked first
         forward_started = time.perf_counter()
         acts = net.forward(x)
         seconds = time.perf_counter() - forward_started
-        write_atomic(out / "activations.npz", lambda handle: np.savez(handle, **acts))
-        save_weights_file(net.weights, out / "weights.npz")
-        used: set[str] = set()
-        for node_id, act in acts.items():
-            save_png(tile_maps(act[0]), out / _file_name(node_id, used))
-        written = {f"{name}.png" for name in used}
     except (ImageError, InputError, WeightsError, NotEnoughMemory) as exc:
-        _print_error(str(exc))
-        return EXIT_BAD_FILE
+        raise CommandError(str(exc)) from None
+    except ArrayFileError as exc:  # a .npy input the engine's reader refuses
+        raise CommandError(str(exc)) from None
     except Cancelled:
-        return 130
-    except OSError as exc:
-        _print_error(f"can't write to {out}: {exc.strerror or exc}")
-        return EXIT_BAD_FILE
-    c, h, w = net.input_shape
+        return EXIT_CANCELLED
+    problem = net.find_nonfinite(acts)
+    if problem is not None:
+        _warn(problem.message)
+    written, reduced = _write_results(net, acts, out)
+    c, h, w = shape
     total = time.perf_counter() - started
     print(f"Ran {len(acts)} nodes on {Path(args.input).name} ({x.shape[0]} × {c}×{h}×{w}): "
           f"forward pass {seconds:.2f} s, {total:.2f} s in all.")
     print(f"Wrote {out / 'activations.npz'}, {out / 'weights.npz'} and {len(acts)} PNG files "
           f"of activation maps (first sample, each map on its own scale) to {out}.")
+    if reduced:
+        node_id, note = reduced[0]
+        more = f" (and {len(reduced) - 1} more)" if len(reduced) > 1 else ""
+        print(f"{len(reduced)} picture(s) would be over {_max_side():,} pixels a side, so they "
+              f"show less than every value: {node_id}: {note}{more}; activations.npz holds "
+              f"every value.")
+    return EXIT_OK
+
+
+def _max_side() -> int:
+    from designer.io.images import MAX_PICTURE_SIDE
+    return MAX_PICTURE_SIDE
+
+
+def _write_results(net, acts, out: Path) -> tuple[set[str], list[tuple[str, str]]]:
+    """activations.npz (streamed), weights.npz and one PNG per node; CommandError on failure.
+    Returns the PNG names written and, for pictures that show less than every value, what
+    they leave out."""
+    from designer.engine.weights import WeightsError
+    from designer.io.images import plan_tiles, save_png, tile_maps
+
+    try:
+        before = {p.name for p in out.glob("*.png")}
+    except OSError:
+        before = set()
+    target = out / "activations.npz"
+    try:
+        write_npz(target, acts.items())
+    except OSError as exc:
+        raise CommandError(describe_os_error(exc, target)) from None
+    except ValueError as exc:
+        raise CommandError(f"can't save to {target}: {exc}") from None
+    try:
+        net.save_weights(out / "weights.npz")
+    except WeightsError as exc:
+        raise CommandError(str(exc)) from None
+    used: set[str] = set()
+    reduced: list[tuple[str, str]] = []
+    for node_id, act in acts.items():
+        path = out / _file_name(node_id, used)
+        plan = plan_tiles(act[0].shape)
+        try:
+            save_png(tile_maps(act[0], plan=plan), path)
+        except OSError as exc:
+            raise CommandError(describe_os_error(exc, path)) from None
+        if plan.reduced:
+            reduced.append((node_id, plan.note()))
+    written = {f"{name}.png" for name in used}
     stale = sorted(p for p in before if p.lower() not in written)
     if stale:
         print(f"Note: {out} also holds {len(stale)} PNG file(s) from an earlier run "
               f"(e.g. {stale[0]}).", file=sys.stderr)
-    return EXIT_OK
+    return written, reduced
 
+
+# --------------------------------------------------------------------------------- open
 
 def cmd_open(args: argparse.Namespace) -> int:
     """Open the desktop app (on FILE if given; a broken file is explained in a dialog)."""
-    if args.file is not None and not Path(args.file).exists():
-        _print_error(f"{args.file}: no such file")
-        return EXIT_BAD_FILE
+    if args.file is not None:
+        try:
+            check_input_file(args.file, "a design file")
+        except CommandError as exc:
+            _print_error(str(exc))
+            return EXIT_BAD_FILE
     try:
         from designer.app.main_window import run_app
     except ImportError as exc:  # e.g. Qt's system libraries are missing
@@ -166,11 +394,29 @@ def cmd_open(args: argparse.Namespace) -> int:
     return run_app(args.file)
 
 
+# ------------------------------------------------------------------------------ parsing
+
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+    return values
+
+
+def _means(text: str) -> list[float]:
+    values = _floats(text)
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"every mean must be a finite number, got {text!r}")
+    return values
+
+
+def _stds(text: str) -> list[float]:
+    values = _floats(text)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"every std must be a finite number above 0, "
+                                         f"got {text!r}")
+    return values
 
 
 def _parser_for_commands() -> argparse.ArgumentParser:
@@ -200,19 +446,21 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                                    "to the Input's channels, resized, scaled to [0, 1]) or a .npy "
                                    "array (used as it is). Writes DIR/activations.npz, "
                                    "DIR/weights.npz and one PNG of activation maps per node. "
+                                   "Everything is checked before it is allocated: a run that "
+                                   "won't fit in free memory is refused at once. "
                                    "Exit status: 0 ran, 1 the design has errors, 2 a bad file or "
-                                   "input.")
+                                   "input, or not enough memory.")
     p.add_argument("file", metavar="FILE", help="a design file (.json)")
     p.add_argument("--input", required=True, metavar="IMAGE_OR_NPY", help="an image or a .npy array")
     p.add_argument("--weights", metavar="W.npz", help="weights to use (default: seeded random)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed for the random weights (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the results to")
-    p.add_argument("--mean", type=_floats, metavar="M[,M,M]",
+    p.add_argument("--mean", type=_means, metavar="M[,M,M]",
                    help="per-channel mean to subtract from an image (e.g. ImageNet's "
                         "0.485,0.456,0.406)")
-    p.add_argument("--std", type=_floats, metavar="S[,S,S]",
-                   help="per-channel standard deviation to divide an image by "
+    p.add_argument("--std", type=_stds, metavar="S[,S,S]",
+                   help="per-channel standard deviation to divide an image by, above 0 "
                         "(e.g. 0.229,0.224,0.225)")
     p.set_defaults(func=cmd_run)
     return parser
@@ -231,17 +479,82 @@ def _parser_for_app() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    _configure_stdout()
-    argv = list(sys.argv[1:] if argv is None else argv)
+# --------------------------------------------------------------------------- last guard
+
+def report_folder() -> Path:
+    """Where the last guard writes tracebacks: ``cnn-designer-error-reports`` in the system's
+    temporary folder."""
+    return Path(tempfile.gettempdir()) / "cnn-designer-error-reports"
+
+
+def _write_report(exc: BaseException, argv: Sequence[str]) -> Path | None:
+    """The traceback and the command in a new file; its path, or None if it can't be written."""
+    import platform
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = (f"CNN Designer error report\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            f"command: cnn-designer {' '.join(argv)}\n"
+            f"Python {platform.python_version()} on {platform.platform()}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    folder = report_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"error-{stamp}-{os.getpid()}.txt"
+        with open(path, "x", encoding="utf-8", errors="backslashreplace") as handle:
+            handle.write(text)
+        return path
+    except OSError:
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not break the guard
+        text = ""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > 300:
+        text = text[:300] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = _parser_for_commands() if argv and argv[0] in COMMANDS else _parser_for_app()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    return args.func(args)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left to nowhere, so Python's exit flush is quiet."""
     try:
-        return args.func(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _configure_stdout()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_CANCELLED
     except BrokenPipeError:  # e.g. `cnn-designer summary x.json | head`
+        _quiet_stdout()
         return EXIT_OK
+    except MemoryError as exc:  # NotEnoughMemory says how much; a bare MemoryError doesn't
+        text = str(exc)
+        _print_error(f"not enough memory: {text}" if text else
+                     "not enough memory to finish this; close other programs, or use a smaller "
+                     "design or input")
+        return EXIT_BAD_FILE
+    except Exception as exc:  # the last guard: a bug, reported, never a traceback
+        path = _write_report(exc, argv)
+        where = (f"the details are in {path}" if path is not None
+                 else f"the details could not be written to {report_folder()}")
+        _print_error(f"unexpected error ({_describe(exc)}); {BUG}; {where}")
+        return EXIT_BAD_FILE

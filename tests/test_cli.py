@@ -365,3 +365,107 @@ def test_python_m_designer_help(tmp_path):
     assert result.returncode == 0
     assert "usage" in result.stdout.lower()
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------- the last guard
+
+import tempfile  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from designer import cli  # noqa: E402
+
+
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch):
+    """The system's temporary folder, for this test: where error reports go."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_an_unforeseen_error_is_a_short_message_and_a_report(tmp_path, capsys, monkeypatch,
+                                                               temp_folder):
+    def broken(args):
+        raise RuntimeError("boom in the summary")
+
+    monkeypatch.setattr(cli, "cmd_summary", broken)
+    code, out, err = run(capsys, "summary", write(tmp_path, SEED))
+    assert code == 2 and out == ""
+    assert err.startswith("cnn-designer: unexpected error (RuntimeError: boom in the summary); "
+                          "this is a bug in CNN Designer; please report it with the command you "
+                          "ran; the details are in ")
+    assert len(err.strip().splitlines()) == 1
+    reports = list((temp_folder / "cnn-designer-error-reports").iterdir())
+    assert len(reports) == 1 and str(reports[0]) in err
+    text = reports[0].read_text(encoding="utf-8")
+    assert "Traceback" in text and "boom in the summary" in text and "in broken" in text
+    assert "command: cnn-designer summary" in text
+
+
+def test_the_guard_still_answers_when_no_report_can_be_written(tmp_path, capsys, monkeypatch,
+                                                                temp_folder):
+    monkeypatch.setattr(cli, "cmd_templates", lambda args: {}["missing"])
+    (temp_folder / "cnn-designer-error-reports").write_text("a file where the folder should be")
+    code, out, err = run(capsys, "templates")
+    assert code == 2 and "unexpected error (KeyError: 'missing')" in err
+    assert "the details could not be written to" in err
+
+
+@pytest.mark.parametrize("error", [MemoryError(), MemoryError("out of memory in a test"),
+                                   "numpy"])
+def test_a_memory_error_anywhere_says_not_enough_memory(tmp_path, capsys, monkeypatch,
+                                                        temp_folder, error):
+    def short_of_memory(args):
+        if error == "numpy":
+            np.empty(2**62, np.uint8)  # NumPy's own MemoryError
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_summary", short_of_memory)
+    code, out, err = run(capsys, "summary", write(tmp_path, SEED))
+    assert code == 2 and err.startswith("cnn-designer: not enough memory")
+    assert not (temp_folder / "cnn-designer-error-reports").exists()  # not a bug
+
+
+def test_interrupt_and_broken_pipe_are_not_bugs(tmp_path, capsys, monkeypatch, temp_folder):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_summary", interrupted)
+    assert run(capsys, "summary", write(tmp_path, SEED))[0] == 130
+    assert not (temp_folder / "cnn-designer-error-reports").exists()
+
+
+# --------------------------------------------------------------- where files can't be written
+
+def test_new_into_a_folder_that_exists_but_cant_hold_files(capsys):
+    code, out, err = run(capsys, "new", "lenet5", "-o", "/proc/x.json")
+    assert code == 2
+    assert "does not exist" not in err and "the folder /proc exists but can't hold new files" in err
+
+
+def test_new_where_writing_is_refused(tmp_path, capsys):
+    code, _, err = run(capsys, "new", "lenet5", "-o", "/sys/x.json")  # refused even to root
+    assert code == 2 and "permission denied" in err and "/sys" in err
+    code, _, err = run(capsys, "new", "lenet5", "-o", tmp_path, "--force")
+    assert code == 2 and "it is a folder" in err
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, "new", "lenet5", "-o", fifo, "--force")
+    assert code == 2 and "not a regular file" in err
+    code, _, err = run(capsys, "new", "lenet5", "-o", tmp_path / ("x" * 300 + ".json"))
+    assert code == 2 and "too long" in err
+
+
+def test_open_refuses_special_files_before_the_app_starts(tmp_path, capsys, monkeypatch):
+    import designer.app.main_window as main_window
+    opened = []
+    monkeypatch.setattr(main_window, "run_app", lambda path=None: opened.append(path) or 0)
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for target, words in [(fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
+                          (tmp_path, "is a folder")]:
+        code, _, err = run(capsys, target)
+        assert code == 2 and words in err
+    assert opened == []
