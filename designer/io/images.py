@@ -28,6 +28,7 @@ from PySide6.QtCore import QBuffer, QFile, QIODevice, Qt
 from PySide6.QtGui import QImage, QImageIOHandler, QImageReader
 
 from designer.core.atomic import describe_read_error, write_atomic
+from designer.engine.arrays import ArrayFileError, load_npy
 from designer.io.templates import resources_dir
 
 
@@ -399,28 +400,33 @@ def load_image(path: str | os.PathLike, channels: int, height: int, width: int,
 
 
 def load_array(path: str | os.PathLike, shape: tuple[int, int, int]) -> np.ndarray:
-    """A .npy float array (C, H, W) or (N, C, H, W), used as it is, as float32 (N, C, H, W)."""
+    """A .npy float array (C, H, W) or (N, C, H, W), used as it is, as float32 (N, C, H, W).
+
+    Read with the engine's safe reader: the header's dtype and shape are checked against the
+    Input, and the data's size against the file and free memory, before anything is allocated.
+    Raises ImageError, or NotEnoughMemory (both numbers in its message)."""
     path = Path(path)
+    c, h, w = shape
+
+    def check(given: tuple[int, ...], dtype: np.dtype) -> None:
+        if dtype.kind not in "fiu":
+            raise ImageError(f"{path.name}: holds {dtype} values, not numbers")
+        if not (given == (c, h, w) or (len(given) == 4 and given[1:] == (c, h, w))):
+            raise ImageError(f"{path.name}: has shape {given}, but this design's Input "
+                             f"takes ({c}, {h}, {w}) or (N, {c}, {h}, {w})")
+        if len(given) == 4 and given[0] < 1:
+            raise ImageError(f"{path.name}: holds an empty batch (N = 0)")
+
     try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ImageError(f"{path.name}: not a readable .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        raise ImageError(f"{path.name}: an archive of several arrays; --input takes one .npy array")
-    if array.dtype.kind not in "fiu":
-        raise ImageError(f"{path.name}: holds {array.dtype} values, not numbers")
-    given = tuple(array.shape)
+        array = load_npy(path, check, what="input array")
+    except ArrayFileError as exc:
+        raise ImageError(str(exc)) from None
     if array.ndim == 3:
         array = array[None]
-    if array.ndim != 4 or tuple(array.shape[1:]) != tuple(shape):
-        c, h, w = shape
-        raise ImageError(f"{path.name}: has shape {given}, but this design's Input "
-                         f"takes ({c}, {h}, {w}) or (N, {c}, {h}, {w})")
-    if not np.isfinite(array).all():
-        raise ImageError(f"{path.name}: holds NaN or infinite values")
-    return array.astype(np.float32)
+    for sample in array:  # one sample at a time: no temporary the size of the whole batch
+        if not np.isfinite(sample).all():
+            raise ImageError(f"{path.name}: holds NaN or infinite values")
+    return array.astype(np.float32, copy=False)
 
 
 def load_input(path: str | os.PathLike, shape: tuple[int, int, int],
