@@ -172,7 +172,9 @@ def _open_reader(path: str | os.PathLike
         height, width = (size.height(), size.width()) if size.isValid() else (None, None)
         fmt = reader.imageFormat()
         bpp = _UNKNOWN_BYTES_PER_PIXEL
-        if fmt != QImage.Format.Format_Invalid:
+        # a broken header can leave the format uninitialised (any number): Qt's lookup of an
+        # out-of-range format crashes, so only known formats are asked about
+        if 0 < fmt.value < QImage.Format.NImageFormats.value:
             bpp = max(1, math.ceil(QImage.toPixelFormat(fmt).bitsPerPixel() / 8))
         transformed = reader.transformation() != QImageIOHandler.Transformation.TransformationNone
         info = ImageInfo(path, bytes(reader.format()).decode("ascii", "replace"), height, width,
