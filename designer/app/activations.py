@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView
                                QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableView,
                                QVBoxLayout, QWidget)
 
-from designer.app.pictures import COLORMAP, LUT, gap_for, grid_columns, map_statistics, tile
+from designer.app.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, colour_map, finite_range,
+                                   gap_for, grid_columns, map_statistics, nonfinite_maps,
+                                   shared_levels, tile)
 from designer.app import roles
 from designer.core.problems import num
 
@@ -55,9 +57,9 @@ class Tiler(QObject):
         self.latest = 0
 
     def request(self, maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
-                gap: int) -> int:
+                gap: int, nonfinite: np.ndarray | None = None) -> int:
         self.latest += 1
-        self._pool.submit(self._work, self.latest, (maps, levels, dead, gap))
+        self._pool.submit(self._work, self.latest, (maps, levels, dead, gap, nonfinite))
         return self.latest
 
     def _work(self, number: int, args: tuple) -> None:
@@ -179,6 +181,12 @@ class ActivationPanel(QWidget):
         self.stale = QLabel()
         self.stale.setStyleSheet("color: #a05a00; font-weight: bold")
         self.stale.hide()
+        # where the run's numbers went bad (inf or NaN), on that layer and every later one
+        self.warning = QLabel()
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #c82020; font-weight: bold")
+        self.warning.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.warning.hide()
         self.scale = QComboBox()
         self.scale.addItems([SHARED, PER_MAP])
         self.scale.setToolTip("Shared: one colour scale for every map, so maps compare. "
@@ -253,6 +261,7 @@ class ActivationPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(head)
         layout.addWidget(self.stale)
+        layout.addWidget(self.warning)
         layout.addWidget(split, 1)
         layout.addWidget(self.readout)
         self._split = split
@@ -298,6 +307,7 @@ class ActivationPanel(QWidget):
         self.bars.setOpts(x=[], height=[])
         self.stats_model.set_stats(np.zeros((0, 4)))
         self.back.hide()
+        self._show_nonfinite()
 
     def _show_stale(self, stale: bool) -> None:
         self.stale.setText("These results are from before your last change: run again (F5) to "
@@ -332,8 +342,9 @@ class ActivationPanel(QWidget):
                 self.stats = map_statistics(v)
             self.stats_model.set_stats(self.stats)
         shared = self.scale.currentText() == SHARED
-        lo, hi = (float(self.stats[:, 0].min()), float(self.stats[:, 1].max())) if shared \
-            else (0.0, 1.0)
+        bad = nonfinite_maps(self.stats)
+        # the colour scale spans the finite values: inf and NaN have colours of their own
+        lo, hi = shared_levels(v, self.stats) if shared else (0.0, 1.0)
         dead = self.stats[:, 3] == 1.0
         if self.channel is None:
             # a grid larger than a screen shows every step-th row and column of each map (the
@@ -347,9 +358,9 @@ class ActivationPanel(QWidget):
             levels = (lo, hi) if shared else None
             if small.size > ASYNC_VALUES:  # shown when the tiler is done (``_tiles_ready``)
                 self.image.clear()
-                self._pending = (self.tiler.request(small, levels, dead, shown_gap), step)
+                self._pending = (self.tiler.request(small, levels, dead, shown_gap, bad), step)
             else:
-                self._show_tiles(tile(small, levels, dead, shown_gap), step)
+                self._show_tiles(tile(small, levels, dead, shown_gap, bad), step)
             self.back.hide()
             n_dead = int(dead.sum())
             self.title.setText(
@@ -361,9 +372,9 @@ class ActivationPanel(QWidget):
             ch = self.channel
             m = v[ch]
             if not shared:
-                lo, hi = float(m.min()), float(m.max())
-            index = np.clip((m - lo) / (hi - lo if hi > lo else 1) * 255, 0, 255).astype(np.uint8)
-            show_rgb(self.image, LUT[index])
+                lo, hi = (float(m.min()), float(m.max())) if not bad[ch] else \
+                    (finite_range(m) or (0.0, 1.0))
+            show_rgb(self.image, colour_map(m, lo, hi))
             self.image.setRect(QRectF(0, 0, w, h))
             self.back.show()
             s = self.stats[ch]
@@ -378,6 +389,7 @@ class ActivationPanel(QWidget):
         self._drawn = v
         self.view.enableAutoRange()
         self._place_marker()
+        self._show_nonfinite()
 
     _drawn: np.ndarray | None = None
     _bar_shown: tuple | None = None  # (low, high, label) the colour bar shows
@@ -407,16 +419,52 @@ class ActivationPanel(QWidget):
         self.table.hide()
         self.back.hide()
         self.scale.setEnabled(False)
-        self.bars.setOpts(x=np.arange(len(v)), height=v, width=0.8)
+        finite = np.isfinite(v)
+        # bars of inf or NaN can't be drawn: they stay at 0, and the title counts them
+        heights = v if finite.all() else np.where(finite, v, 0)
+        self.bars.setOpts(x=np.arange(len(v)), height=heights, width=0.8)
         self.chart.enableAutoRange()
         result = self.controller.result
         node_type = result.design.node(self.node_id).type if result is not None else ""
-        text = f"<b>{self.node_id}</b>: {num(len(v))} values, min {v.min():.3g}, max {v.max():.3g}"
+        span = finite_range(v)
+        text = f"<b>{self.node_id}</b>: {num(len(v))} values" + (
+            f", min {span[0]:.3g}, max {span[1]:.3g}" if span is not None else "")
+        if not finite.all():
+            text += (f", <span style='color:#c82020'>{num(int((~finite).sum()))} inf or NaN "
+                     f"(drawn at 0)</span>")
         if node_type == "Softmax":
             top = np.argsort(-v, kind="stable")[:TOP_K]
             text += " — top classes: " + ", ".join(f"#{i} ({v[i]:.3f})" for i in top)
         self.title.setText(text)
         self._place_marker()
+        self._show_nonfinite()
+
+    def _show_nonfinite(self) -> None:
+        """The line above the maps saying where the run's numbers went bad, on that layer and
+        every later one; hidden elsewhere."""
+        result, v = self.controller.result, self.values
+        bad = getattr(result, "nonfinite", None)
+        if bad is None or v is None or self.node_id not in result.after_nonfinite:
+            if not self.warning.isHidden():
+                self.warning.hide()
+            return
+        what = "overflow" if bad.kind == "overflow" else "NaN"
+        if v.ndim == 3:
+            count = int(nonfinite_maps(self.stats).sum())
+            here = f"{num(count)} of {num(len(v))} maps hold inf or NaN"
+        else:
+            count = int((~np.isfinite(v)).sum())
+            here = f"{num(count)} of {num(len(v))} values are inf or NaN"
+        legend = f" ({NONFINITE_LEGEND})" if count and v.ndim == 3 else ""
+        message = bad.message[:1].upper() + bad.message[1:]
+        if self.node_id == bad.node_id:
+            text = f"⚠ {message}. Here: {here}{legend}."
+        else:
+            text = (f"⚠ {what} from {bad.node_id} on: this layer comes after it. Here: "
+                    f"{here}{legend}.")
+        self.warning.setText(text)
+        self.warning.setToolTip(message)
+        self.warning.show()
 
     # ------------------------------------------------------------------ mouse
 

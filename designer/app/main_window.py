@@ -417,6 +417,9 @@ class MainWindow(QMainWindow):
 
     def _run_finished(self, result) -> None:
         self._show_activations()
+        if result.nonfinite is not None:  # the numbers went bad: say where, until the next edit
+            message = result.nonfinite.message
+            self.statusBar().showMessage(f"⚠ {message[:1].upper()}{message[1:]}")
         # show something right away: the first layer's maps, its card selected so it says whose
         # maps these are; a moment later, once the window has painted the panels' own update, so
         # that the two are short stalls apart rather than one long one

@@ -12,13 +12,51 @@ COLORMAP = pg.colormap.get("viridis")
 LUT = COLORMAP.getLookupTable(nPts=256, alpha=False)  # (256, 3) uint8
 GAP_RGB = (40, 40, 40)
 DEAD_RGB = (220, 40, 40)
+#: values that are not numbers to colour: +inf white, −inf black, NaN magenta (none of them is a
+#: viridis colour), so an overflow shows where it is instead of breaking the colour scale
+POSINF_RGB = (255, 255, 255)
+NEGINF_RGB = (0, 0, 0)
+NAN_RGB = (230, 0, 230)
+NONFINITE_LEGEND = "inf is drawn white, −inf black, NaN magenta"
 
 
 def map_statistics(maps: np.ndarray) -> np.ndarray:
-    """Per map (first axis): min, max, mean and fraction of exact zeros, as (C, 4) float64."""
+    """Per map (first axis): min, max, mean and fraction of exact zeros, as (C, 4) float64.
+    A map holding inf or NaN shows it in its min and max (``nonfinite_maps``)."""
     flat = maps.reshape(maps.shape[0], -1)
-    return np.column_stack([flat.min(axis=1), flat.max(axis=1), flat.mean(axis=1, dtype=np.float64),
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf in a mean: NaN, as it is
+        return np.column_stack([flat.min(axis=1), flat.max(axis=1), flat.mean(axis=1, dtype=np.float64),
                             (flat == 0).mean(axis=1)]).astype(np.float64)
+
+
+def nonfinite_maps(stats: np.ndarray) -> np.ndarray:
+    """Which maps hold inf or NaN, from their statistics (min and max are then not finite)."""
+    if not len(stats):
+        return np.zeros(0, bool)
+    return ~(np.isfinite(stats[:, 0]) & np.isfinite(stats[:, 1]))
+
+
+def finite_range(values: np.ndarray) -> tuple[float, float] | None:
+    """Smallest and largest finite value of an array, or None if it has none."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return None
+    return float(finite.min()), float(finite.max())
+
+
+def shared_levels(maps: np.ndarray, stats: np.ndarray) -> tuple[float, float]:
+    """One colour scale for every map: the smallest and largest finite value of them all (maps
+    holding inf or NaN are scanned for their finite values); (0, 1) if there is none."""
+    bad = nonfinite_maps(stats)
+    lows, highs = list(stats[~bad, 0]), list(stats[~bad, 1])
+    for i in np.flatnonzero(bad):
+        r = finite_range(maps[i])
+        if r is not None:
+            lows.append(r[0])
+            highs.append(r[1])
+    if not lows:
+        return 0.0, 1.0
+    return float(min(lows)), float(max(highs))
 
 
 def grid_columns(count: int, h: int, w: int) -> int:
@@ -31,9 +69,12 @@ def gap_for(h: int, w: int) -> int:
 
 
 def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
-         gap: int) -> np.ndarray:
+         gap: int, nonfinite: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) maps → one RGB image (rows, cols, 3) uint8: viridis on the shared ``levels``,
     or each map on its own range when ``levels`` is None; gaps grey, dead maps framed in red.
+    Values that are not finite get their own colours (``POSINF_RGB``, ``NEGINF_RGB``,
+    ``NAN_RGB``) and are left out of a map's own range; ``nonfinite`` says which maps hold any
+    (from their statistics: ``nonfinite_maps``), else it is worked out.
 
     Works one row of the grid at a time: NumPy holds Python's lock for each operation, so on a
     background thread small steps let the window keep running between them."""
@@ -44,18 +85,29 @@ def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
     out = np.empty((rows * cell_h, cols * cell_w, 3), np.uint8)
     out[:] = GAP_RGB
     if levels is not None:
+        if not (math.isfinite(levels[0]) and math.isfinite(levels[1])):
+            levels = (0.0, 1.0)
         lo, hi = np.float32(levels[0]), np.float32(levels[1])
-        span = hi - lo if hi > lo else np.float32(1)
     for r in range(rows):
         chunk = maps[r * cols:(r + 1) * cols]
         n = len(chunk)
         flat = chunk.reshape(n, -1).astype(np.float32)
         if levels is None:
             lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
-            span = np.where(hi > lo, hi - lo, np.float32(1))
-        index = np.clip((flat - lo) / span * 255, 0, 255).astype(np.uint8).reshape(n, h, w)
+            bad = ~(np.isfinite(lo[:, 0]) & np.isfinite(hi[:, 0]))
+            for i in np.flatnonzero(bad):  # a map's own range: of its finite values
+                found = finite_range(flat[i])
+                lo[i, 0], hi[i, 0] = found if found is not None else (0.0, 0.0)
+        elif nonfinite is not None:
+            bad = np.asarray(nonfinite[r * cols:r * cols + n], bool)
+        else:
+            bad = ~(np.isfinite(flat.min(axis=1)) & np.isfinite(flat.max(axis=1)))
+        index = _indices(flat, lo, hi, bad.any())
         band = out[r * cell_h:r * cell_h + h].reshape(h, cols, cell_w, 3)
-        band[:, :n, :w] = LUT[index].transpose(1, 0, 2, 3)
+        rgb = LUT[index]
+        for i in np.flatnonzero(bad):
+            _paint_nonfinite(rgb[i], flat[i])
+        band[:, :n, :w] = rgb.reshape(n, h, w, 3).transpose(1, 0, 2, 3)
     for i in np.flatnonzero(dead):  # frame dead maps: colour the gap to their right and below
         y, x = (i // cols) * cell_h, (i % cols) * cell_w
         out[y + h:y + cell_h, x:x + cell_w] = DEAD_RGB
@@ -63,10 +115,49 @@ def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
     return out
 
 
+def _indices(flat: np.ndarray, lo, hi, nonfinite: bool) -> np.ndarray:
+    """Colour indices ⌊(v − lo)/span · 255⌋ clipped to 0 … 255 (float32, span = hi − lo, or 1
+    where hi ≤ lo); NaN goes to 0 (it is painted over), ±inf to the ends. A span too wide
+    for float32 (finite values near ±3.4e38) is worked out in float64."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = np.where(hi > lo, hi - lo, np.float32(1))
+        if np.isfinite(span).all():
+            scaled = (flat - lo) / span * np.float32(255)
+        else:
+            lo64, hi64 = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+            span64 = np.where(hi64 > lo64, hi64 - lo64, 1.0)
+            scaled = (flat.astype(np.float64) - lo64) / span64 * 255.0
+            nonfinite = True
+        if nonfinite:
+            np.nan_to_num(scaled, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def _paint_nonfinite(rgb: np.ndarray, values: np.ndarray) -> None:
+    """Give inf, −inf and NaN their own colours in ``rgb`` (values, 3)."""
+    rgb[np.isnan(values)] = NAN_RGB
+    rgb[values == np.inf] = POSINF_RGB
+    rgb[values == -np.inf] = NEGINF_RGB
+
+
+def colour_map(m: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """One (H, W) map as RGB on levels (lo, hi), non-finite values in their own colours."""
+    flat = m.reshape(1, -1).astype(np.float32)
+    bad = not np.isfinite(flat).all()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = 0.0, 1.0
+    rgb = LUT[_indices(flat, np.float32(lo), np.float32(hi), bad)][0]
+    if bad:
+        _paint_nonfinite(rgb, flat[0])
+    return rgb.reshape(m.shape + (3,))
+
+
 def filter_images(weight: np.ndarray) -> np.ndarray:
     """Filters (out, in, kh, kw) as one RGB grid image (rows, cols, 3) uint8: each filter on its
     own symmetric scale (0 is grey), RGB when it has 3 input channels, grey otherwise."""
     k, c, kh, kw = weight.shape
+    if not np.isfinite(weight).all():  # a weights file may hold inf or NaN: drawn as 0 (grey)
+        weight = np.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)
     peak = np.abs(weight).reshape(k, -1).max(axis=1)
     scaled = 0.5 + 0.5 * weight / np.where(peak > 0, peak, 1)[:, None, None, None]
     rgb = scaled.transpose(0, 2, 3, 1) if c == 3 else np.repeat(scaled.mean(axis=1)[..., None], 3, -1)
@@ -85,7 +176,10 @@ def filter_images(weight: np.ndarray) -> np.ndarray:
 def display_rgb(x: np.ndarray) -> np.ndarray:
     """The network's input (C, H, W) as an RGB image: what it sees, stretched to its own range
     (after mean/std the values are no longer 0 – 1)."""
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = float(x.min()), float(x.max())
-    scaled = (x - lo) / (hi - lo if hi > lo else 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = (x - lo) / (hi - lo if np.isfinite(hi - lo) and hi > lo else 1)
     rgb = scaled.transpose(1, 2, 0) if x.shape[0] == 3 else np.repeat(scaled.mean(0)[..., None], 3, -1)
     return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)

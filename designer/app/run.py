@@ -24,7 +24,7 @@ from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
 from designer.engine.classic import apply_classic_filters, first_convolution
-from designer.engine.network import Cancelled, InputError, InvalidDesign, Network
+from designer.engine.network import Cancelled, InputError, InvalidDesign, Network, NonFinite
 from designer.engine.weights import WeightsError, expected_tensors, init_weights, load_weights_file
 from designer.io.images import ImageError, read_image, to_input
 
@@ -79,6 +79,10 @@ class RunResult:
     input_rgb: np.ndarray | None = None
     first_conv: str | None = None
     filters_rgb: np.ndarray | None = None
+    # where the pass first produced inf or NaN (None if every value is finite), and that node
+    # with every node after it: their maps say so
+    nonfinite: NonFinite | None = None
+    after_nonfinite: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -278,6 +282,9 @@ class RunController(QObject):
             network = Network(snapshot, weights, copy_weights=False)
             acts = network.forward(x[None], lambda f, n: report(f, f"running {n}"))
             first = {k: v[0] for k, v in acts.items()}
+            report(1.0, "checking the values")
+            bad = network.find_nonfinite(first)
+            after = frozenset(snapshot.downstream(bad.node_id)) if bad is not None else frozenset()
             # the activation panel's statistics, worked out here rather than on the GUI thread
             stats = {k: map_statistics(v) for k, v in first.items() if v.ndim == 3}
             conv = first_convolution(analysis)
@@ -285,7 +292,7 @@ class RunController(QObject):
                        else filter_images(network.weights[f"{conv}.weight"][:MAX_FILTERS]))
             return RunResult(snapshot, analysis, network, x, first, fingerprint(snapshot),
                              time.perf_counter() - t0, notes, classic, stats, display_rgb(x),
-                             conv, filters)
+                             conv, filters, bad, after)
 
         self._submit(_Job("run", work))
         return True
@@ -408,8 +415,9 @@ def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarr
     for key, shape in missing.items():  # one tensor at a time, so Cancel is heard in between
         between()
         cache.update(init_weights({key: shape}, SEED))
-    for key, shape in shapes.items():
-        weights.setdefault(key, cache[key])
+    for key in shapes:
+        if key not in weights:  # (setdefault would look the key up in the cache regardless)
+            weights[key] = cache[key]
     for key in [k for k in cache if k not in shapes]:  # forget layers that are gone
         del cache[key]
     return weights, notes

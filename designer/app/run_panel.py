@@ -319,8 +319,10 @@ class RunPanel(QWidget):
     def _finished(self, result: RunResult) -> None:
         notes = " ".join(f"Note: {n}." for n in result.notes)
         took = f"{result.seconds:.2f} s" if result.seconds >= 1 else f"{result.seconds * 1000:.0f} ms"
-        self._say(f"Ran {num(len(result.activations))} layers in {took}. Select layers on the "
-                  f"canvas to see their maps. {notes}".strip())
+        bad = result.nonfinite
+        warning = "" if bad is None else f"⚠ {bad.message[:1].upper()}{bad.message[1:]}. "
+        self._say(f"{warning}Ran {num(len(result.activations))} layers in {took}. Select layers "
+                  f"on the canvas to see their maps. {notes}".strip(), error=bad is not None)
         c, h, w = result.x.shape
         mean, _ = SCALINGS[self.controller.scaling]
         how = "pixels ÷ 255" if mean is None else "ImageNet mean/std"
@@ -488,7 +490,7 @@ class RunPanel(QWidget):
             if g is None and self.show_heat.isChecked() and self.pick is not None:
                 self.controller.compute_gradient(*self.pick)
             return
-        magnitude = np.abs(g.gradient).sum(axis=0)
+        magnitude = _magnitude(g)
         peak = float(magnitude.max())
         if peak <= 0:
             self.heat.clear()
@@ -516,11 +518,23 @@ def _span(start: float, end: float) -> str:
     return f"{_edge(start)}–{_edge(end - 1)}"
 
 
+def _magnitude(g: GradientResult) -> np.ndarray:
+    """|gradient| summed over channels, (H, W); inf and NaN (a network that overflows) as 0."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        magnitude = np.abs(g.gradient).sum(axis=0)
+    finite = np.isfinite(magnitude)
+    return magnitude if finite.all() else np.where(finite, magnitude, 0)
+
+
 def _heat_text(g: GradientResult) -> str:
-    magnitude = np.abs(g.gradient).sum(axis=0)
-    nonzero = np.argwhere(magnitude > 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = int((~np.isfinite(np.abs(g.gradient).sum(axis=0))).sum())
+    note = (f" At {num(bad)} pixel{'s' if bad != 1 else ''} the gradient is inf or NaN (the "
+            f"network's numbers overflow): not drawn." if bad else "")
+    nonzero = np.argwhere(_magnitude(g) > 0)
     if not len(nonzero):
-        return "Heat map: this unit's gradient is zero everywhere (e.g. a ReLU that is off)."
+        return ("Heat map: this unit's gradient is zero everywhere (e.g. a ReLU that is off)."
+                if not bad else f"Heat map: nothing to draw.{note}")
     (r0, c0), (r1, c1) = nonzero.min(axis=0), nonzero.max(axis=0)
     return (f"Heat map: the effective field (input gradient); nonzero over rows {r0}–{r1}, "
-            f"columns {c0}–{c1}.")
+            f"columns {c0}–{c1}.{note}")

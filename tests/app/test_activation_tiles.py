@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from designer.app.pictures import (DEAD_RGB, GAP_RGB, LUT, display_rgb, filter_images, gap_for,
-                                   grid_columns, map_statistics, tile)
+from designer.app.pictures import (DEAD_RGB, GAP_RGB, LUT, NAN_RGB, NEGINF_RGB, POSINF_RGB,
+                                   colour_map, display_rgb, filter_images, finite_range, gap_for,
+                                   grid_columns, map_statistics, nonfinite_maps, shared_levels,
+                                   tile)
 
 F32 = np.float32
 
@@ -458,3 +460,117 @@ def test_display_rgb_constant_image_is_black_without_warnings():
         with np.errstate(all="raise"):
             out = display_rgb(np.full((3, 4, 4), 0.7, np.float32))
     assert out.shape == (4, 4, 3) and (out == 0).all()
+
+
+# ----------------------------------------------------------------- inf and NaN
+
+def ref_nonfinite_tile(maps, levels, dead, gap):
+    """Slow reference with inf and NaN: each map coloured as ``ref_tile`` does on the range of
+    its finite values (per map) or the given levels, then +inf white, −inf black, NaN magenta."""
+    if levels is None:  # the map's own range: of its finite values (0 … 0 if it has none)
+        assert len(maps) == 1, "reference written for one map per call"
+        out = ref_tile(np.where(np.isfinite(maps), maps, _finite_lo(maps[0])), None, dead, gap)
+    else:
+        out = ref_tile(np.where(np.isfinite(maps), maps, 0), levels, dead, gap)
+    c, h, w = maps.shape
+    cols = ref_columns(c, h, w)
+    for i in range(c):
+        y0, x0 = (i // cols) * (h + gap), (i % cols) * (w + gap)
+        for y in range(h):
+            for x in range(w):
+                v = maps[i, y, x]
+                if np.isnan(v):
+                    out[y0 + y, x0 + x] = NAN_RGB
+                elif v == np.inf:
+                    out[y0 + y, x0 + x] = POSINF_RGB
+                elif v == -np.inf:
+                    out[y0 + y, x0 + x] = NEGINF_RGB
+    return out
+
+
+def _finite_lo(m):
+    finite = m[np.isfinite(m)]
+    return finite.min() if finite.size else 0.0
+
+
+def nonfinite_maps_example(seed=5):
+    rng = np.random.default_rng(seed)
+    maps = rng.normal(size=(5, 6, 7)).astype(np.float32) * 100
+    maps[1, 2, 3] = np.inf
+    maps[1, 0, 0] = -np.inf
+    maps[2, 4, 4] = np.nan
+    maps[3] = np.nan  # nothing finite at all
+    maps[4, :2] = np.inf
+    return maps
+
+
+def test_tile_gives_inf_and_nan_their_own_colours_without_warnings():
+    maps = nonfinite_maps_example()
+    dead = np.array([False, False, False, False, True])
+    stats = map_statistics(maps)
+    bad = nonfinite_maps(stats)
+    assert bad.tolist() == [False, True, True, True, True]
+    levels = shared_levels(maps, stats)
+    finite = maps[np.isfinite(maps)]
+    assert levels == (float(finite.min()), float(finite.max()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast"
+        shared = tile(maps, levels, dead, 1, bad)
+        worked_out = tile(maps, levels, dead, 1)  # the same without being told which maps
+        per_map = [tile(maps[i:i + 1], None, dead[i:i + 1], 1) for i in range(5)]
+    expected = ref_nonfinite_tile(maps, levels, dead, 1)
+    assert (shared == expected).all() and (worked_out == expected).all()
+    for i in range(5):
+        assert (per_map[i] == ref_nonfinite_tile(maps[i:i + 1], None, dead[i:i + 1], 1)).all(), i
+    # the finite values of map 1 keep their full colour range: the inf doesn't squash them
+    m1 = per_map[1][:6, :7].reshape(-1, 3)
+    assert any((m1 == LUT[0]).all(axis=1)) and any((m1 == LUT[255]).all(axis=1))
+
+
+def test_a_span_too_wide_for_float32_is_still_a_colour_scale():
+    maps = np.array([[[-3e38, 0.0, 3e38]]], np.float32)  # 3e38 − (−3e38) overflows float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = tile(maps, None, np.zeros(1, bool), 1)
+        shared = tile(maps, (-3e38, 3e38), np.zeros(1, bool), 1)
+    assert (out[0, :3] == LUT[[0, 127, 255]]).all()
+    assert (shared == out).all()
+
+
+def test_colour_map_of_one_map_matches_the_grid():
+    maps = nonfinite_maps_example(8)
+    stats = map_statistics(maps)
+    lo, hi = shared_levels(maps, stats)
+    grid = tile(maps[1:2], (lo, hi), np.zeros(1, bool), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = colour_map(maps[1], lo, hi)
+        none_finite = colour_map(maps[3], *(finite_range(maps[3]) or (0.0, 1.0)))
+        bad_levels = colour_map(maps[0], float("nan"), float("inf"))
+    assert (one == grid[:6, :7]).all()
+    assert (none_finite == NAN_RGB).all()
+    assert bad_levels.shape == (6, 7, 3)
+
+
+def test_statistics_of_maps_with_inf_and_nan_say_so_quietly():
+    maps = nonfinite_maps_example()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = map_statistics(maps)
+    assert stats[1, 0] == -np.inf and stats[1, 1] == np.inf and np.isnan(stats[1, 2])
+    assert np.isnan(stats[2, 0]) and np.isnan(stats[3, 1])
+    assert stats[4, 1] == np.inf and np.isfinite(stats[4, 0])
+    assert np.isfinite(stats[0]).all()
+
+
+def test_filters_and_input_with_inf_or_nan_are_still_pictures():
+    weight = np.ones((2, 3, 3, 3), np.float32)
+    weight[0, 0, 0, 0] = np.inf
+    weight[1, 1, 1, 1] = np.nan
+    x = np.zeros((3, 4, 4), np.float32)
+    x[0, 0, 0] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filters = filter_images(weight)
+        rgb = display_rgb(x)
+    assert filters.dtype == np.uint8 and rgb.dtype == np.uint8 and rgb.shape == (4, 4, 3)

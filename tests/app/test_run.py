@@ -9,6 +9,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QGraphicsRectItem
 
 from designer.app.run import CLASSIC, FILE, RANDOM
+from designer.engine.network import build
 from designer.io.design_file import load_design
 from designer.io.images import read_image, save_png, to_input
 from designer.io.samples import sample_images
@@ -23,9 +24,19 @@ def open_template(window, name: str) -> None:
 
 
 def run_and_wait(qtbot, window):
-    with qtbot.waitSignal(window.runner.finished, timeout=WAIT_MS) as blocker:
+    """Run, and wait until the runner is idle: a run started by itself before (the auto re-run
+    after an image is chosen) may finish first, and must not be taken for this one. A failure
+    is reported as it comes, not after a timeout."""
+    failures: list[str] = []
+    window.runner.failed.connect(failures.append)
+    try:
         assert window.runner.run()
-    return blocker.args[0]
+        qtbot.waitUntil(lambda: bool(failures) or not window.runner.busy, timeout=WAIT_MS)
+    finally:
+        window.runner.failed.disconnect(failures.append)
+    assert not failures, failures
+    assert window.runner.result is not None
+    return window.runner.result
 
 
 def load_sample(window, title: str = "Checkerboard"):
@@ -326,3 +337,18 @@ def test_a_run_leaves_one_core_to_the_window(qtbot):
     runner.shutdown()
     assert seen.args[0] and all(n <= RUN_BLAS_THREADS for n in seen.args[0])
     assert blas_threads() == before
+
+
+def test_weights_from_a_file_on_the_very_first_run(qtbot, window, tmp_path):
+    """No seeded tensor drawn yet: every tensor comes from the file."""
+    open_template(window, "cifar10-convnet.json")
+    window.runner.auto_run = False
+    load_sample(window, "Shapes")
+    path = tmp_path / "w.npz"
+    saved = build(window.document.design, seed=7)
+    saved.save_weights(path)
+    window.runner.load_weights(path)
+    result = run_and_wait(qtbot, window)
+    assert result.notes == []
+    for key, value in saved.weights.items():
+        np.testing.assert_array_equal(result.network.weights[key], value)
