@@ -664,12 +664,17 @@ def _draw_flat(values: np.ndarray, plan: TilePlan, grid: np.ndarray) -> None:
         del unit, rgb
 
 
+#: Qt's PNG "quality" (zlib's effort): 50 encodes activation maps about five times faster than
+#: Qt's default, for files about a tenth larger
+PNG_QUALITY = 50
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """(H, W, 3) uint8 encoded as PNG."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not _view(pixels).save(buffer, "PNG"):
+    if not _view(pixels).save(buffer, "PNG", PNG_QUALITY):
         raise OSError(f"the PNG encoder failed on a {pixels.shape[1]} × {pixels.shape[0]} picture")
     return buffer.data().data()
 
