@@ -300,7 +300,8 @@ class _Member:
 #: what zipfile and its decompressors raise on damaged data
 _ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zlib.error, EOFError,
                                                  OSError, NotImplementedError, RuntimeError,
-                                                 ValueError, struct.error)
+                                                 ValueError, struct.error, IndexError, KeyError,
+                                                 OverflowError)
 try:  # optional decompressors
     import lzma
     _ZIP_ERRORS += (lzma.LZMAError,)
@@ -322,10 +323,12 @@ class NpzReader:
     more than the member's declared size. Keys are member names without ``.npy``, as
     ``numpy.load`` gives them. Raises ArrayFileError, NotEnoughMemory."""
 
-    def __init__(self, path: str | os.PathLike, what: str = "array") -> None:
+    def __init__(self, path: str | os.PathLike, what: str = "array",
+                 kind: str = "NumPy archive") -> None:
         self.path = Path(path)
         self.name = self.path.name or str(self.path)
-        self.what = what
+        self.what = what  # one array, in messages: "array", "tensor"
+        self.kind = kind  # the whole file, in messages: "NumPy archive", "weights file"
         self._members: dict[str, _Member] = {}
         self._zip: zipfile.ZipFile | None = None
         self._file = _open_regular(self.path, "NumPy archive (.npz)")
@@ -339,15 +342,16 @@ class NpzReader:
         start = self._file.read(6)
         self._file.seek(0)
         if start == MAGIC:
-            raise ArrayFileError(f"{self.name}: a single array (.npy), not an archive of arrays "
-                                 f"(.npz)")
+            raise ArrayFileError(f"{self.name}: a single array (.npy), not a {self.kind} (.npz, "
+                                 f"one array per {self.what})")
         if start[:2] != b"PK":
-            raise ArrayFileError(f"{self.name}: not a NumPy archive (.npz is a zip archive)")
+            raise ArrayFileError(f"{self.name}: not a readable {self.kind} (.npz archive "
+                                 f"expected)")
         try:
             self._zip = zipfile.ZipFile(self._file)
             infos = self._zip.infolist()
         except _ZIP_ERRORS as exc:
-            raise ArrayFileError(f"{self.name}: not a readable zip archive (.npz): {exc}") from None
+            raise ArrayFileError(f"{self.name}: not a readable {self.kind} (.npz): {exc}") from None
         for info in infos:
             self._add(info)
 
@@ -355,7 +359,10 @@ class NpzReader:
         member = info.filename
         key = member[:-4] if member.endswith(".npy") else member
         label = f"{self.name}: {key!r}"
-        if member.endswith("/") or info.is_dir():
+        if not member:
+            raise ArrayFileError(f"{self.name}: holds a member without a name; the archive is "
+                                 f"damaged")
+        if member.endswith("/"):
             raise ArrayFileError(f"{self.name}: holds a folder {member!r}, not only arrays")
         if key in self._members:
             raise ArrayFileError(f"{self.name}: holds two arrays named {key!r}; the archive is "

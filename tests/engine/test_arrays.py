@@ -205,6 +205,22 @@ def _zip(members, method=zipfile.ZIP_STORED) -> bytes:
     return buffer.getvalue()
 
 
+def _nameless(data: bytes) -> bytes:
+    """The one-member archive ``data`` with its member's one-letter name removed (zipfile can't
+    write an empty name, but a hostile file can have one)."""
+    out = bytearray(data)
+    assert struct.unpack("<H", out[26:28])[0] == 1
+    out[26:28] = struct.pack("<H", 0)
+    del out[30]  # the name in the local header
+    central = out.find(b"PK\x01\x02")
+    out[central + 28:central + 30] = struct.pack("<H", 0)
+    del out[central + 46]
+    end = out.find(b"PK\x05\x06")
+    size, offset = struct.unpack("<II", out[end + 12:end + 20])
+    out[end + 12:end + 20] = struct.pack("<II", size - 1, offset - 1)
+    return bytes(out)
+
+
 def test_small_npz_claiming_1e12_floats_is_refused_fast(tmp_path):
     path = tmp_path / "claims.npz"
     path.write_bytes(_zip([("x.npy", npy_bytes(header((10**12,)), b"\0" * 8))]))
@@ -268,9 +284,10 @@ def test_npz_member_problems(tmp_path):
         (_zip([("a.npy", npy_bytes(header((2,), "|O"), b"\0" * 16))]), "'a': holds Python objects"),
         (_zip([("readme.txt", b"hello there")]), "'readme.txt' is not a NumPy array"),
         (_zip([("d/", b"")]), "holds a folder 'd/'"),
-        (b"PK\x03\x04 and then nothing like a zip", "not a readable zip archive"),
-        (b"just text", "not a NumPy archive"),
-        (npy_bytes(header((2,)), b"\0" * 8), "a single array \\(.npy\\), not an archive"),
+        (_nameless(_zip([("a", good)])), "holds a member without a name"),
+        (b"PK\x03\x04 and then nothing like a zip", "not a readable NumPy archive \\(.npz\\): "),
+        (b"just text", "not a readable NumPy archive \\(.npz archive expected\\)"),
+        (npy_bytes(header((2,)), b"\0" * 8), "a single array \\(.npy\\), not a NumPy archive"),
     ]
     for data, message in cases:
         path = tmp_path / "case.npz"
@@ -294,7 +311,7 @@ def test_truncated_archive(tmp_path):
     path = tmp_path / "cut.npz"
     np.savez_compressed(path, x=np.random.default_rng(0).random(10_000))
     path.write_bytes(path.read_bytes()[:-3000])
-    with pytest.raises(ArrayFileError, match=r"cut\.npz: not a readable zip archive"):
+    with pytest.raises(ArrayFileError, match=r"cut\.npz: not a readable NumPy archive"):
         NpzReader(path)
 
 
