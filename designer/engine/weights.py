@@ -1,15 +1,16 @@
 """Weights (contract §3): which tensors a design has, seeded initialization, NPZ load and save.
 
 Keys are ``"<node id>.<tensor>"`` with PyTorch's state-dict names and layouts; everything is
-float32. Loading never unpickles.
+float32. Loading never unpickles, and checks the archive's keys, shapes and sizes (from the
+members' headers) and free memory before it reads any array.
 """
 from __future__ import annotations
 
+import math
 import os
-import zipfile
 import zlib
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 # imported here, not on first use: NumPy loads its random module lazily, and loading it (~25 ms,
@@ -17,11 +18,24 @@ import numpy as np
 from numpy.random import default_rng
 
 from designer.core.analysis import Analysis
-from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
+from designer.core.atomic import describe_os_error, write_atomic
+from designer.engine import ops
+from designer.engine.arrays import ArrayFileError, NpzReader
+from designer.engine.memory import NotEnoughMemory, mib
 
 
 class WeightsError(ValueError):
     """A weights file or mapping that doesn't fit the design; the message names the key."""
+
+
+class WeightsTooLarge(WeightsError, NotEnoughMemory):
+    """A weights file whose tensors need more memory than is free (both numbers in the message).
+    Caught as either a WeightsError (a file that can't be used) or a NotEnoughMemory."""
+
+
+def weights_bytes(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Bytes the float32 tensors of these shapes take."""
+    return 4 * sum(math.prod(s) for s in shapes.values())
 
 
 def expected_tensors(analysis: Analysis) -> dict[str, tuple[int, ...]]:
@@ -75,7 +89,7 @@ def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[s
     for key, shape in shapes.items():
         name = key.rsplit(".", 1)[1]
         if name == "weight" and len(shape) in (2, 4):  # Conv2d or Linear
-            fan_in = int(np.prod(shape[1:]))
+            fan_in = math.prod(shape[1:])
             rng = default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
             # drawn in float32 and scaled in place: VGG-16's first fully connected layer alone
             # would otherwise pass through 2 GB of float64 temporaries
@@ -99,76 +113,133 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def _ignored(keys: Iterable[str], shapes: Mapping[str, tuple[int, ...]]) -> set[str]:
+    """PyTorch's BatchNorm counts its training steps in a buffer that inference never reads."""
+    return {k for k in keys if isinstance(k, str) and k.endswith(".num_batches_tracked")
+            and f"{k.rsplit('.', 1)[0]}.running_mean" in shapes}
+
+
+def _fit_problems(found: Mapping[str, tuple[tuple[int, ...], np.dtype] | None],
+                  shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """What keeps tensors of these shapes and value types (``found``; None for a value that is
+    not an array) from fitting ``shapes``."""
+    problems = []
+    ignored = _ignored(found, shapes)
+    for key in shapes:
+        if key not in found:
+            problems.append(f"{key} is missing (expected shape {_shape_text(shapes[key])})")
+    for key in found:
+        if key not in shapes and key not in ignored:
+            problems.append(f"{key} is not a tensor of this design (no such node or tensor)")
+    for key, shape in shapes.items():
+        if key not in found:
+            continue
+        if found[key] is None:
+            problems.append(f"{key} is not an array")
+            continue
+        got, dtype = found[key]
+        if dtype.kind not in "fiu":
+            problems.append(f"{key} holds {dtype} values, not numbers")
+        elif tuple(got) != tuple(shape):
+            problems.append(f"{key} has shape {_shape_text(got)}, but this design needs "
+                            f"{_shape_text(shape)}")
+    return problems
+
+
+def _refuse(where: str, problems: list[str]) -> WeightsError:
+    shown = problems[:8] + ([f"… and {len(problems) - 8} more"] if len(problems) > 8 else [])
+    return WeightsError(f"{where} doesn't fit this design: " + "; ".join(shown))
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """True if no value is inf or NaN (a chunked scan: no temporary the size of the array)."""
+    return all(np.isfinite(chunk).all() for chunk in ops.chunks(array))
+
+
 def check_weights(weights: Mapping[str, object], shapes: Mapping[str, tuple[int, ...]],
                   where: str = "weights", copy: bool = True) -> dict[str, np.ndarray]:
     """Validate a mapping of arrays against the expected shapes; float32 copies on success
     (``copy`` false: float32 arrays are taken as they are, for callers that never change them;
     VGG-16's weights are half a gigabyte)."""
-    problems = []
     if not isinstance(weights, Mapping):
         raise WeightsError(f"weights must be None, a path to an .npz file or a mapping of name to "
                            f"array, not {type(weights).__name__}")
-    # PyTorch's BatchNorm counts its training steps in a buffer that inference never reads
-    ignored = {k for k in weights
-               if k.endswith(".num_batches_tracked") and f"{k.rsplit('.', 1)[0]}.running_mean" in shapes}
-    missing = [k for k in shapes if k not in weights]
-    unexpected = [k for k in weights if k not in shapes and k not in ignored]
+    arrays: dict[str, np.ndarray] = {}
+    found: dict[str, tuple[tuple[int, ...], np.dtype] | None] = {}
+    for key in weights:
+        found[key] = None
+        if key in shapes:
+            try:
+                arrays[key] = np.asarray(weights[key])
+            except Exception:  # an object numpy can't make an array of
+                continue
+            found[key] = (arrays[key].shape, arrays[key].dtype)
+    problems = _fit_problems(found, shapes)
     out: dict[str, np.ndarray] = {}
-    for key in missing:
-        problems.append(f"{key} is missing (expected shape {_shape_text(shapes[key])})")
-    for key in unexpected:
-        problems.append(f"{key} is not a tensor of this design (no such node or tensor)")
     for key, shape in shapes.items():
-        if key not in weights:
-            continue
-        value = weights[key]
-        try:
-            array = np.asarray(value)
-        except Exception:  # an object numpy can't make an array of
-            problems.append(f"{key} is not an array")
-            continue
-        if array.dtype.kind not in "fiu":
-            problems.append(f"{key} holds {array.dtype} values, not numbers")
-            continue
-        if tuple(array.shape) != tuple(shape):
-            problems.append(f"{key} has shape {_shape_text(array.shape)}, but this design needs "
-                            f"{_shape_text(shape)}")
+        array = arrays.get(key)
+        if array is None or array.dtype.kind not in "fiu" or tuple(array.shape) != tuple(shape):
             continue
         array = array.astype(np.float32, copy=copy)
-        if not np.isfinite(array).all():
+        if not all_finite(array):
             problems.append(f"{key} holds NaN or infinite values")
             continue
         out[key] = array
     if problems:
-        shown = problems[:8] + ([f"… and {len(problems) - 8} more"] if len(problems) > 8 else [])
-        raise WeightsError(f"{where} doesn't fit this design: " + "; ".join(shown))
+        raise _refuse(where, problems)
     return out
 
 
-def load_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read an NPZ archive (never unpickling) into a dict of arrays."""
+def load_weights_file(path: str | os.PathLike,
+                      shapes: Mapping[str, tuple[int, ...]] | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Read an NPZ archive (never unpickling) into a dict of arrays.
+
+    With ``shapes`` (the design's tensors, as ``expected_tensors`` gives them), the archive's
+    keys, shapes and value types are checked against them from the members' headers before any
+    array is read (the message names each key and both shapes), and the result is the design's
+    tensors only, in float32, checked to be finite. Without, every array is returned as stored.
+    Either way free memory is checked before reading (``WeightsTooLarge``, both numbers).
+    Raises WeightsError."""
     path = Path(path)
+    name = path.name or str(path)
     try:
-        with open(path, "rb") as handle:
-            magic = handle.read(6)
-        if magic[:4] != b"PK\x03\x04":
-            if magic == b"\x93NUMPY":
-                raise WeightsError(f"{path.name}: a single array (.npy), not a weights archive "
-                                   f"(.npz, one array per tensor)")
-            raise WeightsError(f"{path.name}: not a readable weights file (.npz archive expected)")
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except WeightsError:
-        raise
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise WeightsError(describe_read_error(exc, path, "weights file")) from None
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise WeightsError(f"{path.name}: holds Python objects, which are never loaded "
-                               f"(only plain numeric arrays)") from None
-        raise WeightsError(f"{path.name}: not a readable weights file (.npz): {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{path.name}: not a readable weights file (.npz): {exc}") from None
+        with NpzReader(path, what="tensor", kind="weights file") as archive:
+            entries = archive.entries
+            if shapes is not None:
+                problems = _fit_problems(entries, shapes)
+                if problems:
+                    raise _refuse(name, problems)
+                keys = list(shapes)
+            else:
+                keys = list(entries)
+            need = 0
+            for key in keys:
+                need += archive.nbytes(key)
+                if shapes is not None and entries[key][1] != np.float32:
+                    need += 4 * math.prod(entries[key][0])  # the float32 copy
+            need += min(need, 16 * 2**20)  # one chunk read beside the arrays
+            from designer.engine import network  # where callers replace available_memory
+            free = network.available_memory()
+            if free is not None and need > free:
+                raise WeightsTooLarge(f"{name}: the weights need about {mib(need)}, but only "
+                                      f"{mib(free)} is free; close other programs, or use a "
+                                      f"smaller design")
+            out: dict[str, np.ndarray] = {}
+            for key in keys:
+                array = archive.read(key)
+                if shapes is not None:
+                    array = array.astype(np.float32, copy=False)
+                    if not all_finite(array):
+                        raise _refuse(name, [f"{key} holds NaN or infinite values"])
+                out[key] = array
+            return out
+    except NotEnoughMemory as exc:
+        if isinstance(exc, WeightsError):
+            raise
+        raise WeightsTooLarge(str(exc)) from None
+    except ArrayFileError as exc:
+        raise WeightsError(str(exc)) from None
 
 
 def save_weights_file(weights: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
