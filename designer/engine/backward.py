@@ -111,8 +111,19 @@ def layer_norm(gy: np.ndarray, x: np.ndarray, weight: np.ndarray | None,
                   - xhat * (g * xhat).mean(axis=axes, keepdims=True))
 
 
+#: a Linear weight is turned to float64 this many values at a time (VGG-16's first fully
+#: connected layer would otherwise pass through an 800 MB float64 copy)
+BLOCK_VALUES = 1 << 20
+
+
 def linear(gy: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return gy @ weight.astype(np.float64)
+    """gy (N, F') -> (N, F): gy · W, in float64, a block of W's rows at a time."""
+    out = np.zeros((gy.shape[0], weight.shape[1]))
+    step = max(1, BLOCK_VALUES // max(1, weight.shape[1]))
+    for start in range(0, weight.shape[0], step):
+        block = weight[start:start + step].astype(np.float64)
+        out += gy[:, start:start + step] @ block
+    return out
 
 
 def relu(gy: np.ndarray, x: np.ndarray) -> np.ndarray:

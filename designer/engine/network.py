@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from designer.core.analysis import Analysis
 from designer.core.design import Design
-from designer.core.problems import num
 from designer.engine import backward, ops
 from designer.engine.memory import NotEnoughMemory, available_memory, mib
 from designer.engine.weights import (check_weights, expected_tensors, init_weights,
-                                     load_weights_file, save_weights_file)
+                                     load_weights_file, save_weights_file, weights_bytes)
 
 #: progress(fraction done, id of the node being computed); returning False cancels the pass
 Progress = Callable[[float, str], Any]
@@ -119,8 +118,37 @@ def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
     return None
 
 
+#: memory for small things a pass needs besides its arrays: chunk-sized temporaries of
+#: elementwise ops (GELU's float64 work is the largest), statistics, bookkeeping
+FIXED_BYTES = 32 * 2**20
+
+
+class _Cost:
+    """What one node costs in memory, in bytes (see ``Network._costs``)."""
+    __slots__ = ("act", "temp", "scratch", "grad", "grad_temp", "grad_view")
+
+    def __init__(self) -> None:
+        self.act = 0  # its output, per sample (0 when it is a view of its input)
+        self.temp = 0  # temporaries while it runs forward, per sample
+        self.scratch = 0  # the im2col band buffer it needs (per thread, kept between layers)
+        self.grad = 0  # the gradient it passes back to (each of) its inputs, float64, per sample
+        self.grad_temp = 0  # temporaries of its backward op, per sample
+        self.grad_view = False  # its backward op passes views of the incoming gradient on
+
+
 class Network:
-    """A runnable design. Build with :func:`build`."""
+    """A runnable design. Build with :func:`build`.
+
+    **Memory.** Building allocates nothing big: seeded weights are drawn on first use
+    (``forward``, ``input_gradient`` or ``weights``), after a check that they fit in free
+    memory, and every pass first estimates what it needs (``estimate_bytes``) and refuses with
+    ``NotEnoughMemory`` (both numbers in the message) rather than start what can't finish.
+
+    **Threads.** ``forward``, ``input_gradient``, ``find_nonfinite``, ``estimate_bytes`` and
+    ``weights`` may be called from several threads at once on one network and give what one
+    thread would: each thread builds its im2col bands in a buffer of its own, and the lazily
+    drawn weights and the cached convolution matrices are made once, under a lock. (Changing the
+    arrays of ``weights`` while another thread runs is the caller's own race.)"""
 
     def __init__(self, design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
                  seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES,
@@ -142,36 +170,180 @@ class Network:
         self.input_id = next(n for n in self.order if self.infos[n].type == "Input")
         self.input_shape = self.infos[self.input_id].shape
         self.shapes = expected_tensors(self.analysis)
-        if weights is None:
-            self._weights = init_weights(self.shapes, seed)
-        elif isinstance(weights, (str, os.PathLike)):
-            self._weights = check_weights(load_weights_file(weights), self.shapes,
-                                          Path(weights).name)
-        else:
+        self._seed = seed
+        self._lock = threading.Lock()  # lazy weights and the matrix cache
+        self._local = threading.local()  # per thread: the im2col band buffer
+        self._weights: dict[str, np.ndarray] | None = None
+        if isinstance(weights, (str, os.PathLike)):
+            self._weights = load_weights_file(weights, self.shapes)
+        elif weights is not None:
             self._weights = check_weights(weights, self.shapes, copy=copy_weights)
         self._matrices: dict[str, np.ndarray] = {}  # conv weights in the engine's patch order
-        self._scratch = np.empty(0, dtype=np.float32)  # im2col band buffer, reused by every conv
         # relative cost of each node, for an honest progress fraction
         self._work = {n: self.infos[n].macs + math.prod(self.infos[n].shape) for n in self.order}
+        self._cost = {n: self._costs(n) for n in self.order}
+        self._weight_bytes = weights_bytes(self.shapes)
+        self._matrix_bytes = sum(4 * math.prod(self.shapes[f"{n}.weight"]) for n in self.order
+                                 if self.infos[n].type == "Conv2d")
+
+    # ------------------------------------------------------------------ weights
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
-        """``{"conv1.weight": array, ...}`` in PyTorch's layouts (contract §3)."""
-        return self._weights
+        """``{"conv1.weight": array, ...}`` in PyTorch's layouts (contract §3). Seeded weights
+        are drawn on first access (NotEnoughMemory if they don't fit in free memory)."""
+        weights = self._weights
+        if weights is None:
+            with self._lock:
+                if self._weights is None:
+                    self._weights = self._draw_weights()
+                weights = self._weights
+        return weights
+
+    def _draw_weights(self) -> dict[str, np.ndarray]:
+        need = self._weight_bytes
+        free = available_memory()
+        refusal = (f"the weights of this design need about {_mib(need)}, but only "
+                   f"{{free}} is free; use fewer or smaller layers, or close other programs")
+        if free is not None and need > free:
+            raise NotEnoughMemory(refusal.format(free=_mib(free)))
+        try:
+            return init_weights(self.shapes, self._seed)
+        except (MemoryError, ValueError):  # more than free memory said, or than NumPy can index
+            raise NotEnoughMemory(refusal.format(free=_mib(available_memory() or 0))) from None
 
     def save_weights(self, path: str | os.PathLike) -> None:
-        save_weights_file(self._weights, path)
+        save_weights_file(self.weights, path)
+
+    # ------------------------------------------------------------------ memory
+
+    def _costs(self, node_id: str) -> _Cost:
+        """What ``node_id`` allocates, worked out from shapes and parameters alone (exact
+        integers, so astronomically large designs are measured, not overflowed)."""
+        info = self.infos[node_id]
+        t, v = info.type, info.values
+        cost = _Cost()
+        out = math.prod(info.shape)
+        cost.act = 4 * out
+        sources = self.design.sources(node_id)
+        if not sources:
+            return cost
+        src = self.infos[sources[0]].shape
+        inp = math.prod(src)
+        cost.grad = 8 * inp
+        if t == "Conv2d":
+            c, h, w = src
+            k, cg, kh, kw = self.shapes[f"{node_id}.weight"]
+            groups = v["groups"]
+            (pt, pb), (pl, pr) = ops.pad_amounts(v["padding"], (kh, kw), v["dilation"])
+            padded = (h + pt + pb) * (w + pl + pr) * c
+            oh, ow = info.shape[1:]
+            band = ops.conv_band(oh, ow, kh * kw * c, self.scratch_bytes)
+            cost.scratch = 4 * band * ow * kh * kw * c
+            cost.temp = 4 * padded + (4 * band * ow * (k // groups) if groups > 1 else 0)
+            cost.grad = 8 * padded  # the gradient is a view of the padded buffer
+            cost.grad_temp = 8 * cg * oh * ow + 8 * k * cg * kh * kw  # one tap; float64 weight
+        elif t in ("MaxPool2d", "AvgPool2d"):
+            c, h, w = src
+            kernel, stride, padding = v["kernel_size"], v["stride"], v["padding"]
+            dilation = v["dilation"] if t == "MaxPool2d" else (1, 1)
+            _, xh = ops._pool_geometry(h, kernel[0], stride[0], padding[0], dilation[0],
+                                       v["ceil_mode"])
+            _, xw = ops._pool_geometry(w, kernel[1], stride[1], padding[1], dilation[1],
+                                       v["ceil_mode"])
+            padded = c * (h + 2 * padding[0] + xh) * (w + 2 * padding[1] + xw)
+            if padding[0] or padding[1] or xh or xw:
+                cost.temp = 4 * padded
+            cost.grad = 8 * padded
+            cost.grad_temp = (8 * padded + 16 * out) if t == "MaxPool2d" else 8 * out
+        elif t == "AdaptiveAvgPool2d":
+            c, h, w = src
+            oh, ow = info.shape[1:]
+            cost.temp = 0 if (h % oh == 0 and w % ow == 0) else 4 * c * oh * w
+        elif t == "Softmax":
+            cost.temp = 2 * 4 * (out // info.shape[0])  # the max and the sum over channels
+            cost.grad_temp = 3 * 8 * inp
+        elif t in ("LayerNorm", "GELU"):
+            cost.grad_temp = 5 * 8 * inp
+        elif t in ("Sigmoid", "Tanh", "ReLU", "LeakyReLU"):
+            cost.grad_temp = 8 * inp + inp  # float64 copy of the output, or a mask
+        elif t == "Dropout":
+            cost.act = 0  # its output is its input
+            cost.grad, cost.grad_view = 0, True
+        elif t in ("Flatten", "Add", "Concat"):
+            cost.grad, cost.grad_view = 0, True
+        return cost
+
+    def _held_bytes(self) -> int:
+        """Bytes this network already holds of what ``estimate_bytes`` counts (weights drawn or
+        given, cached matrices, this thread's band buffer)."""
+        held = self._weight_bytes if self._weights is not None else 0
+        held += sum(m.nbytes for m in list(self._matrices.values()))
+        scratch = getattr(self._local, "scratch", None)
+        return held + (scratch.nbytes if scratch is not None else 0)
+
+    def _forward_peak(self, nodes: Sequence[str], batch: int) -> tuple[int, int]:
+        """(peak bytes of the activations and one layer's temporaries, bytes of all activations)
+        for running ``nodes`` in order, every activation kept."""
+        kept = peak = 0
+        for node_id in nodes:
+            cost = self._cost[node_id]
+            kept += cost.act * batch
+            peak = max(peak, kept + cost.temp * batch)
+        return peak, kept
+
+    def _backward_peak(self, nodes: Sequence[str], node_id: str) -> int:
+        """Peak bytes of the float64 gradients alive at once while going back from ``node_id``
+        through ``nodes`` (one sample), with the largest op's temporaries."""
+        pending = {node_id: 8 * math.prod(self.infos[node_id].shape)}
+        peak = sum(pending.values())
+        for n in reversed(nodes):
+            if n not in pending:
+                continue
+            cost = self._cost[n]
+            alive = sum(pending.values())
+            incoming = pending.pop(n)
+            made = 0
+            for source in self.design.sources(n):
+                size = incoming if cost.grad_view else cost.grad
+                if source in pending:  # summed into a new array
+                    made += size
+                    pending[source] = max(pending[source], size)
+                else:
+                    made += 0 if cost.grad_view else size
+                    pending[source] = size
+            peak = max(peak, alive + cost.grad_temp + made)
+        return peak + 4 * math.prod(self.input_shape)  # the float32 result
 
     def estimate_bytes(self, batch: int = 1) -> int:
-        """Memory a forward pass of ``batch`` samples needs: every activation kept, the weights,
-        the im2col scratch, and the largest temporary of any one layer (about two activations)."""
-        acts = sum(math.prod(i.shape) for i in self.infos.values()) * 4 * batch
-        weights = sum(math.prod(s) for s in self.shapes.values()) * 4
-        largest = max(math.prod(i.shape) for i in self.infos.values()) * 4 * batch
-        return acts + weights + self.scratch_bytes + 2 * largest
+        """Memory a forward pass of ``batch`` samples needs, in all: the weights (drawn or not)
+        and their convolution matrices, the im2col band buffer, and the largest sum, over the
+        layers, of every activation made so far (all are kept) and that layer's temporaries
+        (padded copies for convolution and pooling, row sums for adaptive pooling, ...). Worked
+        out from shapes alone, in exact integers."""
+        peak, _ = self._forward_peak(self.order, batch)
+        scratch = max((c.scratch for c in self._cost.values()), default=0)
+        return self._weight_bytes + self._matrix_bytes + scratch + peak + FIXED_BYTES
 
-    def check_memory(self, batch: int = 1) -> None:
-        need = self.estimate_bytes(batch)
+    def estimate_gradient_bytes(self, node_id: str) -> int:
+        """Memory ``input_gradient(x, node_id, ...)`` needs in all: the forward pass of the
+        layers ``node_id`` depends on (one sample), then float64 gradients going back."""
+        nodes = self._upstream(node_id)
+        peak, kept = self._forward_peak(nodes, 1)
+        scratch = max((self._cost[n].scratch for n in nodes), default=0)
+        return (self._weight_bytes + self._matrix_bytes + scratch + FIXED_BYTES
+                + max(peak, kept + self._backward_peak(nodes, node_id)))
+
+    def _upstream(self, node_id: str) -> list[str]:
+        needed = set(self.design.upstream(node_id))  # valid design: all fed by the Input
+        return [n for n in self.order if n in needed]
+
+    def check_memory(self, batch: int = 1, need: int | None = None) -> None:
+        """Raise NotEnoughMemory if a pass of ``batch`` samples (or one needing ``need`` bytes
+        in all) won't fit in free memory beside what the network already holds."""
+        if need is None:
+            need = self.estimate_bytes(batch)
+        need = max(0, need - self._held_bytes())
         free = available_memory()
         if free is not None and need > free:
             raise NotEnoughMemory(
@@ -179,8 +351,10 @@ class Network:
                 f"image{'s' if batch != 1 else ''}, weights and working space), but only "
                 f"{_mib(free)} is free; use a smaller input size or batch, or close other programs")
 
-    def prepare_input(self, x: Any) -> np.ndarray:
-        """Check and convert an input batch: float array (N, C, H, W), or (C, H, W) for one."""
+    # ------------------------------------------------------------------ passes
+
+    def _input_array(self, x: Any) -> np.ndarray:
+        """The input as an array (N, C, H, W) after checking its type and shape; not converted."""
         try:
             array = np.asarray(x)
         except Exception:
@@ -195,25 +369,34 @@ class Network:
                              f"takes (N, {c}, {h}, {w}) (or ({c}, {h}, {w}) for one image)")
         if array.shape[0] < 1:
             raise InputError("the input batch is empty")
-        return np.ascontiguousarray(array, dtype=np.float32)
+        return array
+
+    def prepare_input(self, x: Any) -> np.ndarray:
+        """Check and convert an input batch: float array (N, C, H, W), or (C, H, W) for one."""
+        return np.ascontiguousarray(self._input_array(x), dtype=np.float32)
 
     def forward(self, x: Any, progress: Progress | None = None) -> dict[str, np.ndarray]:
-        """Run every node. x: float32 (N, C, H, W). Returns {node id: activation} (batch first).
+        """Run every node. x: float32 (N, C, H, W). Returns {node id: activation} (batch first),
+        every activation float32. Thread-safe (see the class).
 
+        Memory is checked first (NotEnoughMemory); seeded weights are drawn on the first pass.
+        Where values overflow, no NumPy warning is printed: ``find_nonfinite`` says where.
         ``progress(fraction, node_id)`` is called before each layer, between chunks of large
         ones, and with 1.0 at the end; if it returns False the pass stops with ``Cancelled``."""
-        x = self.prepare_input(x)
+        x = self._input_array(x)
         self.check_memory(x.shape[0])
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        weights = self.weights
         total = sum(self._work.values()) or 1
 
         def report(fraction: float, node_id: str) -> None:
             if progress is not None and progress(min(1.0, fraction), node_id) is False:
                 raise Cancelled(f"cancelled at {node_id}")
 
-        return self._forward(x, self.order, report, total)
+        return self._forward(x, weights, self.order, report, total)
 
-    def _forward(self, x: np.ndarray, nodes: list[str], report: Callable[[float, str], None],
-                 total: float) -> dict[str, np.ndarray]:
+    def _forward(self, x: np.ndarray, weights: Mapping[str, np.ndarray], nodes: list[str],
+                 report: Callable[[float, str], None], total: float) -> dict[str, np.ndarray]:
         """Run ``nodes`` (in topological order, each with everything it needs among them)."""
         done = 0
         acts: dict[str, np.ndarray] = {}
@@ -228,15 +411,23 @@ class Network:
             inputs = [acts[s] for s in self.design.sources(node_id)]
             # overflow is reported by find_nonfinite, naming the layer, not by NumPy's warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                acts[node_id] = self._run(node_id, x, inputs, hook)
+                acts[node_id] = self._run(node_id, x, inputs, weights, hook)
             done += work
         report(1.0, nodes[-1])
         return acts
 
     def find_nonfinite(self, acts: Mapping[str, np.ndarray]) -> NonFinite | None:
         """Where the activations of a pass (``forward``'s result) first hold inf or NaN, or None
-        (see :func:`find_nonfinite`)."""
-        return find_nonfinite(acts, self.order, self.design.sources)
+        (see :func:`find_nonfinite`). Thread-safe."""
+        found = find_nonfinite(acts, self.order, self.design.sources)
+        if (found is not None and self.infos[found.node_id].type == "MaxPool2d"
+                and found.kind == "overflow" and not math.isnan(found.largest)):
+            sources = self.design.sources(found.node_id)
+            if all(not _scan(np.asarray(acts[s]))[0] for s in sources):  # no inf going in
+                found = NonFinite(found.node_id, found.kind, found.largest, (
+                    f"{found.node_id}: some of its windows hold only padding, so their maximum "
+                    f"is −∞ from {found.node_id} on; use less padding or dilation"))
+        return found
 
     def input_gradient(self, x: Any, node_id: str, unit: tuple[int, ...],
                        progress: Progress | None = None) -> np.ndarray:
@@ -249,17 +440,18 @@ class Network:
             raise ValueError(f"there is no node {node_id!r} in this design")
         shape = self.infos[node_id].shape
         unit = self._check_unit(node_id, shape, unit)
-        x = self.prepare_input(x)[:1]
-        self.check_memory(1)
-        needed = set(self.design.upstream(node_id))  # valid design: all fed by the Input
-        nodes = [n for n in self.order if n in needed]
+        x = self._input_array(x)[:1]
+        nodes = self._upstream(node_id)
+        self.check_memory(1, self.estimate_gradient_bytes(node_id))
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        weights = self.weights
         total = sum(self._work[n] for n in nodes) * 2 or 1
 
         def report(fraction: float, at: str) -> None:
             if progress is not None and progress(min(1.0, fraction), at) is False:
                 raise Cancelled(f"cancelled at {at}")
 
-        acts = self._forward(x, nodes, lambda f, at: report(f / 2, at), total)
+        acts = self._forward(x, weights, nodes, lambda f, at: report(f / 2, at), total)
         seed = np.zeros(acts[node_id].shape)
         if len(shape) == 3:
             seed[0, :, unit[0], unit[1]] = 1.0
@@ -276,11 +468,13 @@ class Network:
                 result = g[0]
                 continue
             sources = self.design.sources(n)
-            for source, gs in zip(sources, self._backward(n, g, [acts[s] for s in sources],
-                                                          acts[n])):
-                grads[source] = grads[source] + gs if source in grads else gs
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                back = self._backward(n, g, [acts[s] for s in sources], acts[n], weights)
+                for source, gs in zip(sources, back):
+                    grads[source] = grads[source] + gs if source in grads else gs
         report(1.0, node_id)
-        return result.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing gradient stays inf
+            return result.astype(np.float32)
 
     @staticmethod
     def _check_unit(node_id: str, shape: tuple[int, ...], unit: Any) -> tuple[int, ...]:
@@ -299,10 +493,10 @@ class Network:
         return unit
 
     def _backward(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
-                  y: np.ndarray) -> list[np.ndarray]:
+                  y: np.ndarray, w: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The gradients with respect to each input of ``node_id``, given ``gy`` for its output."""
         info = self.infos[node_id]
-        v, t, w = info.values, info.type, self._weights
+        v, t = info.values, info.type
         a = inputs[0] if inputs else None
         if t == "Conv2d":
             return [backward.conv2d(gy, a.shape, w[f"{node_id}.weight"], v["stride"],
@@ -344,28 +538,43 @@ class Network:
             return backward.concat(gy, [i.shape[1] for i in inputs])
         raise AssertionError(f"no backward op for {t}")  # the catalog and this table must agree
 
+    def _matrix(self, node_id: str, weight: np.ndarray, groups: int) -> np.ndarray:
+        """The conv weight in the engine's patch order, made once per network (under the lock)."""
+        matrix = self._matrices.get(node_id)
+        if matrix is None:
+            with self._lock:
+                matrix = self._matrices.get(node_id)
+                if matrix is None:
+                    matrix = self._matrices[node_id] = ops.conv_matrix(weight, groups)
+        return matrix
+
+    def _scratch(self, values: int) -> np.ndarray:
+        """This thread's im2col band buffer, at least ``values`` long (kept between layers and
+        passes: a fresh allocation per layer costs its page faults every time)."""
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None or scratch.size < values:
+            self._local.scratch = None  # the old one goes before the new one comes
+            scratch = self._local.scratch = np.empty(values, dtype=np.float32)
+        return scratch
+
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
-             hook: ops.ChunkHook) -> np.ndarray:
+             w: Mapping[str, np.ndarray], hook: ops.ChunkHook) -> np.ndarray:
         info = self.infos[node_id]
         v = info.values
         t = info.type
-        w = self._weights
         if t == "Input":
             return x
         a = inputs[0] if inputs else None
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
-            matrix = self._matrices.get(node_id)
-            if matrix is None:
-                matrix = self._matrices[node_id] = ops.conv_matrix(weight, v["groups"])
-            kh, kw = v["kernel_size"]
-            row = info.shape[2] * kh * kw * a.shape[1] * 4  # one output row of patches, bytes
-            need = max(row, min(self.scratch_bytes, ops.BAND_BYTES) // row * row) // 4
-            if self._scratch.size < need:
-                self._scratch = np.empty(need, dtype=np.float32)
+            matrix = self._matrix(node_id, weight, v["groups"])
+            k, cg, kh, kw = weight.shape
+            oh, ow = info.shape[1:]
+            band = ops.conv_band(oh, ow, kh * kw * a.shape[1], self.scratch_bytes)
+            scratch = self._scratch(band * ow * kh * kw * a.shape[1])
             return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
                               v["dilation"], v["groups"], self.scratch_bytes, hook, matrix,
-                              self._scratch)
+                              scratch)
         if t == "MaxPool2d":
             return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
                                   v["ceil_mode"])
@@ -409,5 +618,7 @@ class Network:
 
 def build(design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
           seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES) -> Network:
-    """A runnable network (contract §5). Raises InvalidDesign, WeightsError."""
+    """A runnable network (contract §5). Raises InvalidDesign, WeightsError (``WeightsTooLarge``,
+    also a NotEnoughMemory, for a weights file too large for free memory). Allocates no seeded
+    weights: they are drawn on first use, after a memory check."""
     return Network(design, weights, seed, scratch_bytes)

@@ -7,6 +7,7 @@ layout copy is made between layers.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -72,6 +73,14 @@ def conv_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
 BAND_BYTES = 8 * 2**20  # patch-matrix band that stays cache-friendly and is reused
 
 
+def conv_band(oh: int, ow: int, patch: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> int:
+    """Output rows per im2col band: as many as fit in BAND_BYTES and ``scratch_bytes``, at least
+    one. ``patch`` is the values in one patch (kh·kw·C); the band takes
+    ``rows · ow · patch`` float32 values."""
+    row_bytes = max(1, ow * patch * 4)
+    return max(1, min(oh, int(min(scratch_bytes, BAND_BYTES) // row_bytes)))
+
+
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
            padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
            hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
@@ -96,17 +105,21 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     oh = (h + pt + pb - eh) // sh + 1
     ow = (w + pl + pr - ew) // sw + 1
-    # channels-last, zero-padded input: one copy (a fast one when x is a view of NHWC memory)
-    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
-    xp[:, pt:pt + h, pl:pl + w, :] = x.transpose(0, 2, 3, 1)
+    # channels-last, zero-padded input: one copy (a fast one when x is a view of NHWC memory),
+    # or none when x is such a view already and there is no padding
+    xt = x.transpose(0, 2, 3, 1)
+    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
+        xp = xt
+    else:
+        xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
+        xp[:, pt:pt + h, pl:pl + w, :] = xt
     # windows (N, oh, ow, C, kh, kw) -> (N, oh, ow, g, kh, kw, C/g): channels innermost
     windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
     windows = windows.reshape(n, oh, ow, groups, cg, kh, kw).transpose(0, 1, 2, 3, 5, 6, 4)
     kk = kh * kw * cg
     wmat = conv_matrix(weight, groups) if matrix is None else matrix
     out = np.empty((n, oh, ow, k), dtype=np.float32)
-    row_bytes = ow * groups * kk * 4
-    band = max(1, min(oh, int(min(scratch_bytes, BAND_BYTES) // row_bytes)))
+    band = conv_band(oh, ow, kh * kw * c, scratch_bytes)
     size = band * ow * groups * kk
     if scratch is not None and scratch.size >= size:
         buffer = scratch[:size].reshape(band, ow, groups, kh, kw, cg)
@@ -206,79 +219,140 @@ def avg_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, ceil_mo
     oh, ow = sums.shape[2:]
     dv_h = _avg_divisor(x.shape[2], kernel[0], stride[0], padding[0], oh, count_include_pad)
     dv_w = _avg_divisor(x.shape[3], kernel[1], stride[1], padding[1], ow, count_include_pad)
-    return (sums / np.outer(dv_h, dv_w)).astype(np.float32)
+    sums /= np.outer(dv_h, dv_w)
+    return sums
+
+
+def adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's adaptive pooling windows along one axis: [floor(i·size/out), ceil((i+1)·size/out))."""
+    i = np.arange(out, dtype=np.int64)
+    return (i * size) // out, -(-((i + 1) * size) // out)
 
 
 def adaptive_avg_pool2d(x: np.ndarray, output_size: Pair) -> np.ndarray:
     """x: (N, C, H, W) -> (N, C, oh, ow), PyTorch's windows [floor(i·H/oh), ceil((i+1)·H/oh)),
-    summed with an integral image so that overlapping windows cost nothing extra."""
+    each summed in float32 and divided by its height, then its width, as PyTorch does: a window
+    holding −∞ (a max-pool window of padding only) averages to −∞, one holding +∞ and −∞ to NaN.
+
+    Rows of each window are summed first (one (N, C, oh, W) temporary), then columns."""
     n, c, h, w = x.shape
     oh, ow = output_size
     if h % oh == 0 and w % ow == 0:
         return x.reshape(n, c, oh, h // oh, ow, w // ow).mean(axis=(3, 5), dtype=np.float32)
-    integral = np.zeros((n, c, h + 1, w + 1), dtype=np.float64)
-    integral[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
-    i, j = np.arange(oh), np.arange(ow)
-    h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
-    w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
-    total = (integral[:, :, h1[:, None], w1[None, :]] - integral[:, :, h0[:, None], w1[None, :]]
-             - integral[:, :, h1[:, None], w0[None, :]] + integral[:, :, h0[:, None], w0[None, :]])
-    return (total / np.outer(h1 - h0, w1 - w0)).astype(np.float32)
+    h0, h1 = adaptive_windows(h, oh)
+    w0, w1 = adaptive_windows(w, ow)
+    rows = np.empty((n, c, oh, w), dtype=np.float32)
+    for i in range(oh):
+        np.sum(x[:, :, h0[i]:h1[i], :], axis=2, dtype=np.float32, out=rows[:, :, i, :])
+    out = np.empty((n, c, oh, ow), dtype=np.float32)
+    for j in range(ow):
+        np.sum(rows[:, :, :, w0[j]:w1[j]], axis=3, dtype=np.float32, out=out[:, :, :, j])
+    out /= (h1 - h0).astype(np.float32)[:, None]
+    out /= (w1 - w0).astype(np.float32)[None, :]
+    return out
 
 
 def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
                bias: np.ndarray | None, eps: float) -> np.ndarray:
-    """Inference-mode BatchNorm2d. x: (N, C, H, W); statistics and affine (C,)."""
+    """Inference-mode BatchNorm2d. x: (N, C, H, W); statistics and affine (C,). The per-channel
+    scale and shift are worked out in float64; the maps are scaled in float32, in place."""
     scale = 1.0 / np.sqrt(var.astype(np.float64) + eps)
     shift = -mean * scale
     if weight is not None:
         scale, shift = scale * weight, shift * weight + bias
     shape = (1, -1, 1, 1)
-    return (x * scale.astype(np.float32).reshape(shape)
-            + shift.astype(np.float32).reshape(shape)).astype(np.float32)
+    out = np.multiply(x, scale.astype(np.float32).reshape(shape), dtype=np.float32)
+    out += shift.astype(np.float32).reshape(shape)
+    return out
+
+
+def _pairs(x: np.ndarray, out: np.ndarray, size: int = CHUNK_VALUES):
+    """Matching 1-D chunks of ``x`` and ``out`` (same shape), views of both, so that elementwise
+    work needs temporaries of one chunk only."""
+    if x.ndim <= 1:
+        a, b = x.reshape(-1), out.reshape(-1)
+    else:
+        a = flat_view(x) if x.strides == out.strides else None
+        if a is None:
+            for xi, oi in zip(x, out):
+                yield from _pairs(xi, oi, size)
+            return
+        b = flat_view(out)
+    for start in range(0, a.size, size):
+        yield a[start:start + size], b[start:start + size]
+
+
+def _map(x: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
+    """A float32 array shaped (and laid out) like ``x``, filled by ``fn(chunk_in, chunk_out)``."""
+    out = np.empty_like(x, dtype=np.float32)
+    for a, b in _pairs(x, out):
+        fn(a, b)
+    return out
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
                eps: float) -> np.ndarray:
-    """Normalize each sample over all its features. x: (N, ...); weight and bias: x.shape[1:]."""
-    axes = tuple(range(1, x.ndim))
-    x64 = x.astype(np.float64)
-    mean = x64.mean(axis=axes, keepdims=True)
-    var = x64.var(axis=axes, keepdims=True)  # biased, as PyTorch
-    y = (x64 - mean) / np.sqrt(var + eps)
-    if weight is not None:
-        y = y * weight + bias
-    return y.astype(np.float32)
+    """Normalize each sample over all its features. x: (N, ...); weight and bias: x.shape[1:].
+    Mean and variance are accumulated in float64 a chunk at a time (two passes); the output is
+    worked out in float32, in place."""
+    out = np.empty_like(x, dtype=np.float32)
+    count = math.prod(x.shape[1:]) or 1
+    for xi, oi in zip(x, out):
+        total = 0.0
+        for chunk in chunks(xi):
+            total += float(chunk.sum(dtype=np.float64))
+        mean = total / count
+        squares = 0.0
+        for chunk in chunks(xi):
+            d = chunk.astype(np.float64)
+            d -= mean
+            squares += float(np.dot(d, d))
+        inv = 1.0 / math.sqrt(squares / count + eps)  # biased variance, as PyTorch
+        np.subtract(xi, np.float32(mean), out=oi)
+        oi *= np.float32(inv)
+        if weight is not None:
+            oi *= weight
+            oi += bias
+    return out
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """x: (N, F); weight: (F', F); bias: (F',) -> (N, F')."""
-    y = x @ weight.T
+    y = np.matmul(x, weight.T, dtype=np.float32)
     if bias is not None:
         y += bias
-    return y.astype(np.float32, copy=False)
+    return y
 
 
 def relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0, dtype=np.float32)
+    return np.maximum(x, np.float32(0), dtype=np.float32)
 
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
-    return np.where(x >= 0, x, x * np.float32(slope)).astype(np.float32)
+    s = np.float32(slope)
+
+    def fn(a: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(a, s, out=out)
+        np.copyto(out, a, where=a >= 0)
+    return _map(x, fn)
+
+
+def _sigmoid(a: np.ndarray, out: np.ndarray) -> None:
+    # 1 / (1 + e^−x) for x ≥ 0 and e^x / (1 + e^x) below: exp never overflows
+    np.abs(a, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    denominator = out + np.float32(1)
+    np.copyto(out, np.float32(1), where=a >= 0)
+    out /= denominator
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    # split by sign so that exp never overflows
-    out = np.empty_like(x, dtype=np.float32)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    return _map(x, _sigmoid)
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
-    return np.tanh(x).astype(np.float32)
+    return np.tanh(x, dtype=np.float32)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -293,13 +367,19 @@ def erf(x: np.ndarray) -> np.ndarray:
     return np.sign(x64) * y
 
 
+def _gelu(a: np.ndarray, out: np.ndarray) -> None:
+    x = a.astype(np.float64)
+    out[...] = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
 def gelu(x: np.ndarray) -> np.ndarray:
-    """PyTorch's exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2))."""
-    return (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+    """PyTorch's exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2)), in float64 a chunk at a time."""
+    return _map(x, _gelu)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """Over dimension 1 (channels or features), numerically stable."""
-    z = x - x.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    """Over dimension 1 (channels or features), numerically stable, in float32 in place."""
+    z = np.subtract(x, x.max(axis=1, keepdims=True), dtype=np.float32)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z

@@ -117,3 +117,109 @@ def test_the_scan_makes_no_big_temporaries():
         tracemalloc.stop()
     assert found.node_id == "a" and found.largest == 1.0
     assert peak < 2**20
+
+
+# ------------------------------------------- pooling over infinities: PyTorch's answers
+
+def window_mean(values) -> float:
+    """A plain Python sum then a division, as PyTorch's kernels do: −∞ plus anything finite is
+    −∞, +∞ plus −∞ is NaN, NaN stays NaN."""
+    total = 0.0
+    for v in values:
+        total += float(v)
+    return total / len(values)
+
+
+def adaptive_slow(x, oh, ow):
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, oh, ow))
+    for b in range(n):
+        for k in range(c):
+            for i in range(oh):
+                for j in range(ow):
+                    r0, r1 = math.floor(i * h / oh), math.ceil((i + 1) * h / oh)
+                    c0, c1 = math.floor(j * w / ow), math.ceil((j + 1) * w / ow)
+                    out[b, k, i, j] = window_mean([x[b, k, r, q] for r in range(r0, r1)
+                                                   for q in range(c0, c1)])
+    return out
+
+
+def special_map(rng, shape):
+    """Random values with some −∞, a few +∞ and NaN."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    pick = rng.random(shape)
+    x[pick < 0.15] = -np.inf
+    x[(pick > 0.15) & (pick < 0.18)] = np.inf
+    x[(pick > 0.18) & (pick < 0.20)] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("h, w, oh, ow", [(5, 7, 3, 2), (4, 4, 3, 3), (6, 6, 3, 2), (3, 5, 5, 7),
+                                          (1, 4, 1, 3)])
+def test_adaptive_average_over_infinities_matches_pytorch_sums(h, w, oh, ow):
+    rng = np.random.default_rng(h * 100 + w)
+    x = special_map(rng, (2, 3, h, w))
+    with np.errstate(invalid="ignore"):
+        got = ops.adaptive_avg_pool2d(x, (oh, ow))
+    expected = adaptive_slow(x, oh, ow)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(expected))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-5, atol=1e-6)
+    all_low = np.full((1, 1, h, w), -np.inf, np.float32)  # a map of padding-only windows
+    assert np.isneginf(ops.adaptive_avg_pool2d(all_low, (oh, ow))).all()
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode, include", [
+    ((2, 2), (2, 2), (0, 0), False, True),  # the tiling fast path
+    ((3, 3), (2, 2), (1, 1), True, True),
+    ((3, 2), (1, 2), (1, 0), False, False),
+])
+def test_avg_pool_over_infinities_matches_pytorch_sums(kernel, stride, padding, ceil_mode,
+                                                       include):
+    rng = np.random.default_rng(3)
+    x = special_map(rng, (1, 2, 6, 6))
+    with np.errstate(invalid="ignore"):
+        got = ops.avg_pool2d(x, kernel, stride, padding, ceil_mode, include)
+    n, c, h, w = x.shape
+    expected = np.zeros(got.shape)
+    for k in range(c):
+        for i in range(got.shape[2]):
+            for j in range(got.shape[3]):
+                r0, c0 = i * stride[0] - padding[0], j * stride[1] - padding[1]
+                rows = [r for r in range(r0, r0 + kernel[0]) if 0 <= r < h]
+                cols = [q for q in range(c0, c0 + kernel[1]) if 0 <= q < w]
+                values = [x[0, k, r, q] for r in rows for q in cols]
+                if include:
+                    nr = min(r0 + kernel[0], h + padding[0]) - r0
+                    nc = min(c0 + kernel[1], w + padding[1]) - c0
+                    divisor = nr * nc
+                else:
+                    divisor = len(values)
+                expected[0, k, i, j] = window_mean(values) * len(values) / divisor
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_average_after_a_padding_only_max_pool_is_minus_infinity():
+    """The issue's case: a max-pool window made only of padding (rows −1 and 2 of a 2-row map)
+    gives −∞, and PyTorch's adaptive average of −∞ is −∞ (it used to be NaN here)."""
+    design = chain((2, 2, 5),
+                   ("pool", "MaxPool2d", {"kernel_size": 2, "stride": 1, "padding": 1,
+                                          "dilation": 3}),
+                   ("gap", "AdaptiveAvgPool2d", {"output_size": [1, 3]}))
+    net = build(design)
+    x = np.arange(20, dtype=np.float32).reshape(1, 2, 2, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        acts = net.forward(x)
+    assert acts["pool"].shape == (1, 2, 1, 4) and np.isneginf(acts["pool"]).all()
+    np.testing.assert_array_equal(acts["gap"], adaptive_slow(acts["pool"], 1, 3))
+    assert np.isneginf(acts["gap"]).all()
+    found = net.find_nonfinite(acts)
+    assert found.node_id == "pool" and found.kind == "overflow" and found.largest == 19.0
+    assert found.message == ("pool: some of its windows hold only padding, so their maximum is "
+                             "−∞ from pool on; use less padding or dilation")
