@@ -6,20 +6,41 @@ of what changed, and stops early where a node's output comes out the same as bef
 """
 from __future__ import annotations
 
+import gc
 import heapq
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field as dc_field
 from math import prod
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
 from designer.core.layers import (PASS_THROUGH, ReceptiveField, Upstream, check_input_count,
                                   infer_layer)
-from designer.core.problems import ERROR, WARNING, Problem
+from designer.core.problems import ERROR, WARNING, Problem, name_list, short_id
 
 BYTES_PER_VALUE = 4  # float32
+
+#: from how many nodes on the garbage collector waits for the end of an analysis
+PAUSE_COLLECTOR_FROM = 5_000
+
+
+@contextmanager
+def collector_paused(work: int) -> Iterator[None]:
+    """Python's cyclic garbage collector paused while ``work`` nodes' worth of objects are made
+    (at least :data:`PAUSE_COLLECTOR_FROM`). The analysis makes no reference cycles, so the
+    collector would find nothing, but on a 100,000-node design its repeated scans of everything
+    made so far cost as much as the analysis itself."""
+    if work < PAUSE_COLLECTOR_FROM or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(slots=True)
@@ -68,6 +89,9 @@ class NodeInfo:
 
 def _split(problems: list[Problem]) -> tuple[tuple[Problem, ...], tuple[Problem, ...]]:
     """Errors and warnings, each in the order given."""
+    if len(problems) == 1:  # the common case (e.g. every node of a cycle): no scan
+        p = problems[0]
+        return ((p,), ()) if p.severity == ERROR else ((), (p,))
     return (tuple(p for p in problems if p.severity == ERROR),
             tuple(p for p in problems if p.severity == WARNING))
 
@@ -206,6 +230,11 @@ class Analysis:
         """Bring every node's info up to date; returns the ids whose info changed."""
         if not self._dirty and not self._structure_dirty:
             return set()
+        work = len(self.design._nodes) if self._structure_dirty else len(self._dirty)
+        with collector_paused(work):
+            return self._refresh()
+
+    def _refresh(self) -> set[str]:
         self._totals = self._problems = None
         if self._structure_dirty:
             self._analyse_structure()
@@ -286,8 +315,10 @@ class Analysis:
         problems = [*param_errors]
         if input_error is not None:
             problems.append(input_error)
-        errors, warnings = _split(problems + (graph or []))
-        return NodeInfo(node.id, node.type, errors=errors, warnings=warnings, values=values)
+        if graph:
+            problems += graph
+        errors, warnings = _split(problems) if problems else ((), ())
+        return NodeInfo(node.id, node.type, None, 0, 0, None, None, errors, warnings, values)
 
     def _analyse_structure(self) -> None:
         """Topological order, cycles, reachability from the Input, outputs: the graph-wide checks.
@@ -314,8 +345,8 @@ class Analysis:
         else:
             placed = set(order)
             leftover = [n for n in ids if n not in placed]
-        cycles = _cycles(leftover, targets) if leftover else {}
-        cyclic = set(cycles)
+        cycles = _cycles(leftover, targets) if leftover else []
+        cyclic = {n for component in cycles for n in component}
 
         inputs = [n for n in ids if types[n] == "Input"]
         fed: dict[str, bool] = {}
@@ -337,27 +368,46 @@ class Analysis:
 
         graph_problems: dict[str, list[Problem]] = defaultdict(list)
         if len(inputs) > 1:
-            names = ", ".join(inputs)
+            names = name_list(inputs)
             for n in inputs:
                 graph_problems[n].append(Problem(
                     n, ERROR, "input-count-design",
-                    f"the design has {len(inputs)} Input nodes ({names}); it needs exactly one: "
+                    f"the design has {len(inputs):,} Input nodes ({names}); it needs exactly one: "
                     f"delete the extra ones"))
-        for n, text in cycles.items():
-            graph_problems[n].append(Problem(
-                n, ERROR, "cycle",
-                f"is part of a cycle ({text}): data must flow one way, from the Input to the "
-                f"output; remove one of these connections"))
+        # one message per cycle, on its first node in file order; the others point to it (a
+        # message spelling the cycle out on each of its nodes would grow with its length squared)
+        for component in cycles:
+            first = min(component, key=position.__getitem__)
+            graph_problems[first].append(Problem(first, ERROR, "cycle",
+                                                 _cycle_message(first, component, targets)))
+            if len(component) > 1:
+                pointer = (f"is on the cycle reported at {short_id(first)}: data must flow one "
+                           f"way; remove one of its connections")
+                for n in component:
+                    if n != first:
+                        graph_problems[n].append(Problem(n, ERROR, "cycle", pointer))
+        # where each cut-off node's inputs are cut, as the end of its message (shared along a
+        # chain: a node whose first cut-off input is known takes that input's answer)
+        roots: dict[str, str] = {}
         for n in ids:
             if fed[n] or n in cyclic:
                 continue
-            if types[n] == "Input" or not sources[n]:
+            ins = sources[n]
+            if not ins or types[n] == "Input":
                 continue  # reported as a wrong number of inputs
             if not inputs:
                 text = "is not fed from an Input: the design has no Input node; add one and connect it"
             else:
-                root = _root_of(n, sources, fed, cyclic)
-                text = f"is not fed from the Input: its inputs trace back to {root}"
+                root = None
+                for m in ins:
+                    if not fed[m]:
+                        root = roots.get(m)
+                        break
+                if root is None:
+                    root = _root_of(n, sources, fed, cyclic, roots)
+                else:
+                    roots[n] = root
+                text = "is not fed from the Input: its inputs trace back to " + root
             graph_problems[n].append(Problem(n, ERROR, "not-fed", text))
         depth: dict[str, int] = {}
         for n in order:  # longest path from a source, in edges
@@ -377,17 +427,22 @@ class Analysis:
                     graph_problems[n].append(Problem(
                         n, WARNING, "dead-end",
                         f"is a dead end: nothing uses its output, and the network's output is "
-                        f"{output} ({len(sinks)} nodes have no consumer); connect it onward or "
-                        f"delete it"))
+                        f"{short_id(output)} ({len(sinks):,} nodes have no consumer); connect it "
+                        f"onward or delete it"))
 
         # what changed
         graph_problems = dict(graph_problems)
         old = self._graph_problems
-        self._dirty.update(n for n in graph_problems.keys() | old.keys()
-                           if n in self.design and graph_problems.get(n) != old.get(n))
-        for n in ids:
-            if fed[n] != self._fed.get(n) or (n in cyclic) != (n in self._cyclic):
-                self._dirty.add(n)
+        if not self._info:  # the first analysis: everything is to do
+            self._dirty.update(ids)
+        else:
+            present = design._nodes
+            self._dirty.update(n for n in graph_problems.keys() | old.keys()
+                               if n in present and graph_problems.get(n) != old.get(n))
+            old_fed, old_cyclic = self._fed, self._cyclic
+            for n in ids:
+                if fed[n] != old_fed.get(n) or (n in cyclic) != (n in old_cyclic):
+                    self._dirty.add(n)
         self._graph_problems = graph_problems
         self._fed = fed
         self._cyclic = cyclic
@@ -396,15 +451,15 @@ class Analysis:
         self._dirty.update(n for n in ids if n not in self._info)
 
 
-def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> dict[str, str]:
-    """For each node on a cycle, the cycle as text ``a → b → a`` (Tarjan's strongly connected
-    components among the nodes Kahn's algorithm could not place)."""
+def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> list[list[str]]:
+    """The nodes caught in cycles, one list per strongly connected component (Tarjan's algorithm
+    among the nodes Kahn's algorithm could not place; a node feeding itself is one on its own)."""
     members = set(nodes)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
     stack: list[str] = []
-    result: dict[str, str] = {}
+    result: list[list[str]] = []
     counter = 0
     for root in nodes:
         if root in index:
@@ -444,17 +499,37 @@ def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> dict[str, str]:
                     if w == v:
                         break
                 if len(component) > 1 or v in targets[v]:
-                    text = _cycle_text(component, targets)
-                    for w in component:
-                        result[w] = text
+                    result.append(component)
     return result
 
 
-def _cycle_text(component: list[str], targets: dict[str, list[str]]) -> str:
-    """One cycle through a strongly connected component, as ``a → b → a``."""
+#: a cycle longer than this is shown by its first few nodes and its last: ``a → b → c → … → z → a``
+CYCLE_SHOWN = 6
+
+
+def _cycle_message(start: str, component: list[str], targets: dict[str, list[str]]) -> str:
+    """The one message of a cycle, for its node ``start``: the shortest cycle through it (its
+    length, and its nodes, the middle left out when it is long) and how many nodes the knot
+    holds in all when several cycles share nodes. Its size does not grow with the cycle."""
+    if len(component) == 1:
+        return (f"feeds itself ({short_id(start)} → {short_id(start)}): data must flow one way, "
+                f"from the Input to the output; remove this connection")
+    path = _cycle_through(start, component, targets)
+    if len(path) <= CYCLE_SHOWN:
+        shown = [short_id(n) for n in path]
+    else:
+        shown = [short_id(n) for n in path[:CYCLE_SHOWN - 2]] + ["…", short_id(path[-1])]
+    text = " → ".join(shown + [short_id(start)])
+    knot = (f", one of the cycles among {len(component):,} layers"
+            if len(component) > len(path) else "")
+    return (f"is part of a cycle of {len(path):,} layers ({text}){knot}: data must flow one way, "
+            f"from the Input to the output; remove one of these connections")
+
+
+def _cycle_through(start: str, component: list[str], targets: dict[str, list[str]]) -> list[str]:
+    """The shortest cycle from ``start`` back to it inside its strongly connected component, as
+    its nodes in order (``start`` first, not repeated); breadth-first, linear in the component."""
     members = set(component)
-    start = min(component)
-    # breadth-first search from start back to start inside the component
     parents: dict[str, str] = {}
     frontier = [start]
     found = None
@@ -473,28 +548,42 @@ def _cycle_text(component: list[str], targets: dict[str, list[str]]) -> str:
             if found is not None:
                 break
         frontier = nxt
-    path = [start]
+    path = []
     v = found
     while v is not None and v != start:
         path.append(v)
         v = parents.get(v)
-    path = [start] + list(reversed(path[1:])) + [start]
-    return " → ".join(path)
+    path.append(start)
+    path.reverse()
+    return path
 
 
 def _root_of(node_id: str, sources: dict[str, list[str]], fed: dict[str, bool],
-             cyclic: set[str]) -> str:
-    """Follow unfed inputs back to where the chain is cut, for the not-fed message."""
-    seen = {node_id}
+             cyclic: set[str], memo: dict[str, str]) -> str:
+    """Follow unfed inputs back to where the chain is cut, for the not-fed message. ``memo``
+    keeps the answer for every node passed on the way, so a long cut-off chain is walked once,
+    not once per node."""
+    path: list[str] = []
+    on_path: set[str] = set()
     n = node_id
     while True:
-        unfed = [s for s in sources[n] if not fed.get(s)]
-        if not unfed:
-            return f"{n}, which has no input"
-        s = unfed[0]
+        known = memo.get(n)
+        if known is not None:
+            text = known
+            break
+        path.append(n)
+        on_path.add(n)
+        s = next((s for s in sources[n] if not fed.get(s)), None)
+        if s is None:
+            text = f"{short_id(n)}, which has no input"
+            break
         if s in cyclic:
-            return f"{s}, which is part of a cycle"
-        if s in seen:
-            return f"{s}"
-        seen.add(s)
+            text = f"{short_id(s)}, which is part of a cycle"
+            break
+        if s in on_path:
+            text = short_id(s)
+            break
         n = s
+    for n in path:
+        memo[n] = text
+    return text

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any, Callable, NamedTuple, Sequence
 
 from designer.core.catalog import SPATIAL_ONLY, LayerType
-from designer.core.problems import ERROR, WARNING, Problem, num, shape_text
+from designer.core.problems import ERROR, WARNING, Problem, name_list, num, shape_text
 
 Shape = tuple[int, ...]
 
@@ -691,7 +691,7 @@ def check_input_count(node_id: str, layer: LayerType, sources: Sequence[str]) ->
     lo, hi = layer.min_inputs, layer.max_inputs
     if lo <= n and (hi is None or n <= hi):
         return None
-    names = ", ".join(sources)
+    names = name_list(list(sources))
     if hi == 0:
         text = f"Input takes no inputs, but it has {n} (from {names}); remove those connections"
     elif hi is None:

@@ -49,5 +49,26 @@ def pair_text(pair: tuple[int, int], sep: str = "×") -> str:
     return f"{pair[0]}{sep}{pair[1]}"
 
 
+#: how much of another node's id a message quotes: a message that names some other node (the
+#: cycle it is on, where its inputs are cut off, the network's output) may be repeated on
+#: every node of a large design, so its size must not grow with the length of ids
+ID_SHOWN = 40
+
+
+def short_id(node_id: str) -> str:
+    """A node id as quoted in another node's message: whole up to :data:`ID_SHOWN` characters,
+    cut with an ellipsis beyond."""
+    return node_id if len(node_id) <= ID_SHOWN else node_id[:ID_SHOWN - 1] + "…"
+
+
+def name_list(ids: "list[str] | tuple[str, ...]", shown: int = 5) -> str:
+    """``a, b, c`` for a few ids; the first ``shown`` (each cut by :func:`short_id`) and ``…``
+    (with how many more) for many, so a message's size does not grow with the design."""
+    names = ", ".join(short_id(n) for n in ids[:shown])
+    if len(ids) > shown:
+        names += f", … ({len(ids) - shown:,} more)"
+    return names
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"

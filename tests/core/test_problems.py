@@ -97,16 +97,19 @@ def test_wrong_number_of_inputs():
     assert "has no input" in only(d, "lonely", "input-count")
 
 
-def test_cycle_names_its_path():
+def test_cycle_names_its_path_on_its_first_node_and_the_others_point_there():
     d = graph([INPUT, ("a", "ReLU", {}), ("b", "ReLU", {}), ("c", "ReLU", {}), ("add", "Add", {})],
               [("input", "add"), ("c", "add"), ("add", "a"), ("a", "b"), ("b", "c")])
-    for n in ("a", "b", "c", "add"):
-        assert "part of a cycle (a → b → c → add → a)" in only(d, n, "cycle")
+    assert ("part of a cycle of 4 layers (a → b → c → add → a): data must flow one way"
+            in only(d, "a", "cycle"))
+    for n in ("b", "c", "add"):
+        assert only(d, n, "cycle") == (f"{n}: is on the cycle reported at a: data must flow one "
+                                       f"way; remove one of its connections")
 
 
 def test_self_loop_is_a_cycle():
     d = graph([INPUT, ("a", "Add", {})], [("input", "a"), ("a", "a")])
-    assert "a → a" in only(d, "a", "cycle")
+    assert "feeds itself (a → a)" in only(d, "a", "cycle")
 
 
 def test_no_input_and_two_inputs():
