@@ -7,6 +7,7 @@ reporting progress and honouring Cancel. Results arrive as ``RunResult`` through
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -24,7 +25,9 @@ from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
 from designer.engine.classic import apply_classic_filters, first_convolution
-from designer.engine.network import Cancelled, InputError, InvalidDesign, Network, NonFinite
+from designer.engine.memory import available_memory, mib
+from designer.engine.network import (Cancelled, InputError, InvalidDesign, Network, NonFinite,
+                                     NotEnoughMemory)
 from designer.engine.weights import WeightsError, expected_tensors, init_weights, load_weights_file
 from designer.io.images import ImageError, read_image, to_input
 
@@ -269,6 +272,7 @@ class RunController(QObject):
             report = self._reporter(job)
             report(0.0, "building the network")
             analysis = Analysis(snapshot)
+            _check_memory(snapshot, mode, file_weights, cache)  # before drawing any weights
             weights, notes = _weights_for(analysis, mode, file_weights, cache,
                                           lambda: report(0.0, "drawing random weights"))
             classic = None
@@ -388,6 +392,22 @@ class RunController(QObject):
             self.busy_changed.emit(False)
 
 
+def _check_memory(design: Design, mode: str, file_weights: dict[str, np.ndarray] | None,
+                  cache: dict[str, np.ndarray]) -> None:
+    """Refuse a run (NotEnoughMemory, with what it needs and what is free) before anything big
+    is allocated: the weights still to draw, the activations and the working space. Tensors
+    held already (drawn for an earlier run, or from the weights file) don't count."""
+    probe = Network(design)  # weights drawn lazily: building it allocates nothing big
+    held = 0
+    for key, shape in probe.shapes.items():
+        tensor = file_weights.get(key) if mode == FILE and file_weights is not None else None
+        if tensor is None or tuple(tensor.shape) != tuple(shape):
+            tensor = cache.get(key)
+        if tensor is not None and tuple(tensor.shape) == tuple(shape):
+            held += tensor.nbytes
+    probe.check_memory(1, need=max(0, probe.estimate_bytes(1) - held))
+
+
 def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarray] | None,
                  cache: dict[str, np.ndarray], between: Callable[[], Any] = lambda: None
                  ) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -414,7 +434,13 @@ def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarr
                and not (k in cache and cache[k].shape == tuple(s))}
     for key, shape in missing.items():  # one tensor at a time, so Cancel is heard in between
         between()
-        cache.update(init_weights({key: shape}, SEED))
+        try:
+            cache.update(init_weights({key: shape}, SEED))
+        except (MemoryError, ValueError):  # more than free memory said, or NumPy can index
+            raise NotEnoughMemory(
+                f"the weights {key} {'×'.join(num(s) for s in shape)} need about "
+                f"{mib(4 * math.prod(shape))}, but only {mib(available_memory() or 0)} is "
+                f"free; use fewer or smaller layers, or close other programs") from None
     for key in shapes:
         if key not in weights:  # (setdefault would look the key up in the cache regardless)
             weights[key] = cache[key]
