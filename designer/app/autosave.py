@@ -182,6 +182,12 @@ class Autosaver(QObject):
         return autosave_dir() / f"{self.key}.json"
 
     @property
+    def up_to_date(self) -> bool:
+        """The copy holds the document as it is now (nothing unsaved is only in memory)."""
+        return (not self.document.modified
+                or self._last_index == self.document.undo_stack.index())
+
+    @property
     def locked(self) -> bool:
         return self._lock is not None and self._lock.isLocked()
 

@@ -140,22 +140,31 @@ class Guard(QObject):
 
     # ------------------------------------------------------------------ GUI thread
 
-    def message(self, summary: str, path: Path | None) -> str:
+    def message(self, summary: str, path: Path | None, work: str) -> str:
         where = (f"The details are in {path}: attach that file to the report."
                  if path is not None else "Its details could not be written to a file.")
         return (f"CNN Designer ran into an error it didn't expect:\n\n{summary}\n\n{BUG}. "
-                f"{where}\n\nYou can keep working. Your unsaved work is autosaved; saving it "
-                f"under a new name now is safest.")
+                f"{where}\n\nYou can keep working. {work}")
+
+    def _secure_work(self, window) -> str:
+        """Autosave the work at once (before anything else can go wrong); what to tell the user
+        about it."""
+        document = getattr(window, "document", None)
+        saver = getattr(window, "autosaver", None)
+        if document is None or not document.modified:
+            return "You have no unsaved changes."
+        try:
+            saver.save_now()
+            safe = saver.up_to_date
+        except Exception:
+            safe = False
+        if safe:
+            return "Your unsaved work is autosaved; saving it under a new name now is safest."
+        return "Your unsaved work could not be autosaved: save it now (File ▸ Save as…)."
 
     def _show(self, summary: str, path: Path | None) -> None:
         window = self.window()
-        saver = getattr(window, "autosaver", None)
-        if saver is not None:
-            try:
-                saver.save_now()  # the work on disk before anything else can go wrong
-            except Exception:
-                pass
-        text = self.message(summary, path)
+        text = self.message(summary, path, self._secure_work(window))
         self.shown.append(text)
         if self._showing:  # one message at a time: a second one waits for no one
             return

@@ -64,6 +64,7 @@ def test_an_error_in_a_slot_is_a_message_with_the_traceback_in_a_file(
     assert "Traceback" not in text
     # the work is autosaved at once, and the app goes on
     assert window.autosaver.design_path.exists()
+    assert "Your unsaved work is autosaved" in text
     assert window.isVisible() and window.document.modified
     window.document.set_param("conv1", "padding", 2)
     assert window.document.design.node("conv1").params["padding"] == 2
@@ -119,3 +120,18 @@ def test_the_guard_is_off_until_installed_and_off_again_after():
     assert sys.excepthook == g.excepthook
     g.uninstall()
     assert sys.excepthook is before
+
+
+def test_the_message_says_what_became_of_the_work(window, guard, boxes, monkeypatch, qtbot):
+    monkeypatch.setattr(window.view, "fit_all", lambda *a: {}["x"])
+    _action(window, "&Fit to window").trigger()
+    qtbot.waitUntil(lambda: bool(boxes), timeout=3000)
+    assert "You have no unsaved changes." in boxes[-1]  # a fresh window
+    monkeypatch.setattr(window.view, "fit_all", lambda *a: None)
+    window.new_from_template(find_template("lecture-conv-layer"))
+    window.document.set_param("conv1", "padding", 1)
+    monkeypatch.setattr(window.autosaver, "save_now", lambda: False)  # the disk is full, say
+    monkeypatch.setattr(window.view, "fit_all", lambda *a: [][0])
+    _action(window, "&Fit to window").trigger()
+    qtbot.waitUntil(lambda: len(boxes) == 2, timeout=3000)
+    assert "could not be autosaved: save it now" in boxes[-1]
