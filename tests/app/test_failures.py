@@ -33,24 +33,24 @@ FAILURES = {
 }
 
 
-@pytest.mark.parametrize("kind", list(FAILURES))
-def test_save_as_turns_any_write_failure_into_a_message(window, monkeypatch, tmp_path, kind):
-    exc, words = FAILURES[kind]
+def test_save_as_turns_any_write_failure_into_a_message(window, monkeypatch, tmp_path):
     window.new_from_template(find_template("lecture-conv-layer"))
     window.document.set_param("conv1", "padding", 1)
     target = tmp_path / "mine.json"
     monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(target), ""))
-
-    def fail(design, path):
-        raise exc
-
-    monkeypatch.setattr(document_module, "save_design", fail)
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))
-    assert not window.save_as()
-    assert len(shown) == 1 and words in shown[0].lower() and str(target) in shown[0]
-    assert window.document.modified and window.document.path is None  # nothing pretends saved
+    for kind, (exc, words) in FAILURES.items():
+        def fail(design, path, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(document_module, "save_design", fail)
+        shown.clear()
+        assert not window.save_as(), kind
+        assert len(shown) == 1 and words in shown[0].lower() and str(target) in shown[0], kind
+        # nothing pretends it was saved
+        assert window.document.modified and window.document.path is None, kind
 
 
 def test_saving_into_a_folder_that_is_not_there_says_so(window, monkeypatch, tmp_path):
@@ -64,21 +64,18 @@ def test_saving_into_a_folder_that_is_not_there_says_so(window, monkeypatch, tmp
     assert shown and "does not exist" in shown[0]
 
 
-@pytest.mark.parametrize("kind", list(FAILURES))
-def test_saving_weights_turns_any_write_failure_into_a_message(window, monkeypatch, tmp_path,
-                                                              kind):
-    exc, words = FAILURES[kind]
-
-    def fail(path):
-        raise exc
-
-    monkeypatch.setattr(window.runner, "result",
-                        SimpleNamespace(network=SimpleNamespace(save_weights=fail)))
+def test_saving_weights_turns_any_write_failure_into_a_message(window, monkeypatch, tmp_path):
     monkeypatch.setattr(run_panel_module.QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "w.npz"), ""))
-    window.run_panel.save_weights_dialog()
-    text = window.run_panel.status.text()
-    assert text.startswith("Can't save the weights") and words in text.lower()
+    for kind, (exc, words) in FAILURES.items():
+        def fail(path, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(window.runner, "result",
+                            SimpleNamespace(network=SimpleNamespace(save_weights=fail)))
+        window.run_panel.save_weights_dialog()
+        text = window.run_panel.status.text()
+        assert text.startswith("Can't save the weights") and words in text.lower(), kind
 
 
 def test_an_id_that_cant_be_saved_is_refused_when_renaming(window, monkeypatch):
