@@ -290,7 +290,6 @@ def _run(args: argparse.Namespace) -> int:
     except (WeightsError, NotEnoughMemory) as exc:
         raise CommandError(str(exc)) from None
     out = Path(args.out)
-    _prepare_out(out)
     shape = net.input_shape
     is_array = str(args.input).lower().endswith(".npy")
     try:
@@ -301,6 +300,7 @@ def _run(args: argparse.Namespace) -> int:
             batch = 1
         writing = _writing_bytes((net.infos[n].shape for n in net.order))
         net.check_memory(batch, need=net.estimate_bytes(batch) + writing)
+        _prepare_out(out)  # made, and written to once, before any real work
         x = load_input(args.input, shape, args.mean, args.std)  # its own cost checked first
         forward_started = time.perf_counter()
         acts = net.forward(x)

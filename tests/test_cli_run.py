@@ -335,3 +335,11 @@ def test_run_with_any_file_names(tmp_path, design_file, image_file, capsys):
     code, _, err = run(capsys, "run", design_file, "--input", picture, "--out", out)
     assert code == 0, err
     assert (out / "conv1.png").is_file() and (out / "activations.npz").is_file()
+
+
+def test_a_refused_run_leaves_no_results_folder(tmp_path, design_file, image_file, capsys,
+                                                monkeypatch):
+    monkeypatch.setattr(network, "available_memory", lambda: 2**20)
+    code, _, err = run(capsys, "run", design_file, "--input", image_file, "--out", tmp_path / "o")
+    assert code == 2 and "but only 1 MiB is free" in err
+    assert not (tmp_path / "o").exists()
