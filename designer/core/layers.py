@@ -18,11 +18,69 @@ Shape = tuple[int, ...]
 
 
 class AxisField(NamedTuple):
-    """Receptive field along one axis, in input pixels."""
+    """Receptive field along one axis, in input pixels (padding counts: positions may be
+    negative or past the end).
+
+    ``size`` and ``start`` are output unit 0's window: the smallest window holding every input
+    position that can affect it, over all paths, and its centre. ``jump`` is the distance
+    between neighbouring units' windows. Paths of different jumps can meet (Add or Concat of a
+    strided and an unstrided branch): then no single jump describes the windows, and ``paths``
+    keeps one ``(jump, first, last)`` per distinct jump, unit 0's window along the paths of that
+    jump (the paths of one jump move together, so the hull of their windows is exact); unit i's
+    window is the hull of ``[first + i·jump, last + i·jump]`` over them (see :meth:`window`),
+    and ``jump`` is the largest. ``paths`` is empty when every path has the same jump."""
 
     size: float  # window extent
-    jump: float  # distance between neighbouring output units' windows
-    start: float  # centre of output unit 0's window (padding counts: may be negative)
+    jump: float  # distance between neighbouring output units' windows (the largest, see above)
+    start: float  # centre of output unit 0's window
+    paths: tuple[tuple[Any, Any, Any], ...] = ()  # (jump, first, last) per jump, if several
+
+    def groups(self) -> tuple[tuple[Any, Any, Any], ...]:
+        """``(jump, first, last)`` per distinct jump of the paths (one when they all agree)."""
+        if self.paths:
+            return self.paths
+        half = (self.size - 1) / 2
+        return ((self.jump, self.start - half, self.start + half),)
+
+    def window(self, index: int) -> tuple[float, float]:
+        """First and last input position of the window of unit ``index`` (padding included)."""
+        if not self.paths:
+            centre, half = self.start + index * self.jump, (self.size - 1) / 2
+            return centre - half, centre + half
+        return (min(first + index * jump for jump, first, _ in self.paths),
+                max(last + index * jump for jump, _, last in self.paths))
+
+
+#: at most this many distinct jumps are kept per axis; beyond, the smallest jumps are folded into
+#: the next one with a window that holds theirs for every unit of the map (a larger field, never
+#: a smaller one), so the work per layer stays bounded
+MAX_PATH_JUMPS = 8
+
+
+def _axis_from_groups(groups: Sequence[tuple[Any, Any, Any]], units: int | None = None
+                      ) -> AxisField:
+    """The field of paths given as ``(jump, first, last)``: equal jumps joined by their hull,
+    at most :data:`MAX_PATH_JUMPS` kept (``units``: the map's size along the axis, to fold
+    the rest), unit 0's hull as size and start, the largest jump as jump."""
+    hulls: dict[Any, tuple[Any, Any]] = {}
+    for jump, first, last in groups:
+        had = hulls.get(jump)
+        hulls[jump] = (first, last) if had is None else (min(had[0], first), max(had[1], last))
+    items = sorted(hulls.items())
+    while len(items) > MAX_PATH_JUMPS:
+        # fold the smallest jump a into the next b, over units 0 … units − 1: since a < b,
+        # first + i·b ≤ first_a + i·a needs first ≤ first_a − (units − 1)(b − a); the last
+        # positions already grow faster along b
+        (a, (first_a, last_a)), (b, (first_b, last_b)) = items[0], items[1]
+        reach = (max(units or 1, 1) - 1) * (b - a)
+        items[:2] = [(b, (min(first_b, first_a - reach), max(last_b, last_a)))]
+    if len(items) == 1:
+        jump, (first, last) = items[0]
+        return AxisField(last - first + 1, jump, (first + last) / 2)
+    first = min(f for _, (f, _) in items)
+    last = max(l for _, (_, l) in items)
+    return AxisField(last - first + 1, items[-1][0], (first + last) / 2,
+                     tuple((jump, f, l) for jump, (f, l) in items))
 
 
 class ReceptiveField(NamedTuple):
@@ -360,16 +418,29 @@ def window_sizes(ctx: Inferred, shape: Shape, k: tuple[int, int], s: tuple[int, 
 
 def _window_field(f: ReceptiveField, k: tuple[int, int], s: tuple[int, int],
                   p_lo: tuple[int, int], d: tuple[int, int]) -> ReceptiveField:
+    """A sliding window (kernel k, stride s, padding p, dilation d) on a field: output unit u
+    reads input units u·s − p … u·s − p + eff − 1, so each path's window grows by (eff − 1)
+    jumps, moves p jumps back, and its jump is multiplied by s."""
     axes = []
     for i, a in enumerate(f):
         eff = d[i] * (k[i] - 1) + 1
+        if a.paths:
+            p, si = p_lo[i], s[i]
+            axes.append(_axis_from_groups([(j * si, first - p * j, last + (eff - 1 - p) * j)
+                                           for j, first, last in a.paths]))
+            continue
         axes.append(AxisField(a.size + (eff - 1) * a.jump, a.jump * s[i],
                               a.start + ((eff - 1) / 2 - p_lo[i]) * a.jump))
     return ReceptiveField(*axes)
 
 
-def merge_fields(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | None:
-    """The smallest window holding every path's window (for Add and Concat)."""
+def merge_fields(fields: Sequence[ReceptiveField | None],
+                 hw: tuple[int, int] | None = None) -> ReceptiveField | None:
+    """The field of a merge (Add, Concat): every path of every input. Paths with equal jumps
+    join into the hull of their windows; paths with different jumps are kept apart (see
+    :class:`AxisField`), since extending every window by the largest jump is wrong for units
+    past the first. ``hw``: the merged map's height and width (only needed when more than
+    :data:`MAX_PATH_JUMPS` jumps meet)."""
     if not fields or None in fields:
         return None
     first = fields[0]
@@ -378,18 +449,22 @@ def merge_fields(fields: Sequence[ReceptiveField | None]) -> ReceptiveField | No
     axes = []
     for i in (0, 1):
         a = first[i]
-        half = (a.size - 1) / 2
-        lo, hi, jump = a.start - half, a.start + half, a.jump
-        for f in fields[1:]:
-            a = f[i]
+        jump = a.jump
+        if not a.paths and all(not f[i].paths and f[i].jump == jump for f in fields):
+            # one jump for all (the common case): the hull of unit 0's windows
             half = (a.size - 1) / 2
-            if a.start - half < lo:
-                lo = a.start - half
-            if a.start + half > hi:
-                hi = a.start + half
-            if a.jump > jump:
-                jump = a.jump
-        axes.append(AxisField(hi - lo + 1, jump, (lo + hi) / 2))
+            lo, hi = a.start - half, a.start + half
+            for f in fields[1:]:
+                a = f[i]
+                half = (a.size - 1) / 2
+                if a.start - half < lo:
+                    lo = a.start - half
+                if a.start + half > hi:
+                    hi = a.start + half
+            axes.append(AxisField(hi - lo + 1, jump, (lo + hi) / 2))
+        else:
+            axes.append(_axis_from_groups([g for f in fields for g in f[i].groups()],
+                                          hw[i] if hw is not None else None))
     return ReceptiveField(*axes)
 
 
@@ -397,6 +472,11 @@ def _global_field(f: ReceptiveField, shape: Shape) -> ReceptiveField:
     """Every output unit sees every input unit (LayerNorm over a whole map)."""
     axes = []
     for i, a in enumerate(f):
+        if a.paths:
+            n = shape[1 + i]
+            axes.append(_axis_from_groups([(0, first, last + (n - 1) * j)
+                                           for j, first, last in a.paths]))
+            continue
         extent = (shape[1 + i] - 1) * a.jump
         axes.append(AxisField(a.size + extent, 0, a.start + extent / 2))
     return ReceptiveField(*axes)
@@ -541,6 +621,11 @@ def _adaptive(ctx: Inferred) -> None:
             # neighbouring units: the centres of windows 0 and 1 (windows may be uneven)
             second = Fraction((n // o) + -(-(2 * n) // o), 2) if o > 1 else Fraction(n)
             step = second - Fraction(smallest, 2) if o > 1 else Fraction(n)
+            if a.paths:  # as below, path by path: the largest window, centred on window 0's
+                axes.append(_axis_from_groups(
+                    [(j * step, first - (largest - smallest) * j / 2,
+                      last + (smallest + largest - 2) * j / 2) for j, first, last in a.paths]))
+                continue
             axes.append(AxisField(a.size + (largest - 1) * a.jump, a.jump * step,
                                   a.start + (smallest - 1) / 2 * a.jump))
     if f is not None:
@@ -627,7 +712,7 @@ def _add(ctx: Inferred) -> None:
         ctx.error("add-shapes", f"Add needs inputs of equal shape, but got {_from(ctx.inputs)}{hint}")
         return
     ctx.shape = first
-    ctx.field = merge_fields([u.field for u in ctx.inputs]) if len(first) == 3 else None
+    ctx.field = merge_fields([u.field for u in ctx.inputs], first[1:]) if len(first) == 3 else None
 
 
 def _concat(ctx: Inferred) -> None:
@@ -642,7 +727,7 @@ def _concat(ctx: Inferred) -> None:
                       f"change padding, stride or pooling so the maps match")
             return
         ctx.shape = (sum(s[0] for s in shapes),) + shapes[0][1:]
-        ctx.field = merge_fields([u.field for u in ctx.inputs])
+        ctx.field = merge_fields([u.field for u in ctx.inputs], shapes[0][1:])
     else:
         ctx.error("concat-sizes",
                   f"Concat can't join image-shaped and flat inputs: {_from(ctx.inputs)}")

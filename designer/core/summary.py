@@ -10,7 +10,13 @@ from designer.core.problems import num
 
 
 def summarize(design: Design, analysis: Analysis | None = None) -> dict[str, Any]:
-    """The dict that ``cnn-designer summary --json`` prints (contract §4)."""
+    """The dict that ``cnn-designer summary --json`` prints (contract §4). Its
+    ``receptive_field`` is unit (0, 0)'s: ``size`` the smallest window (padding included)
+    holding every input position that can affect it over all paths, ``start`` that window's
+    centre, ``jump`` the distance between neighbouring units' windows; below a merge of paths
+    with different jumps (a strided and an unstrided branch added or concatenated) the windows
+    of later units are no longer unit 0's moved by one jump, and ``jump`` is the largest of the
+    paths' jumps (``core.unit_field`` gives any unit's window exactly)."""
     analysis = analysis or Analysis(design)
     infos = analysis.infos()
     totals = analysis.totals()

@@ -45,8 +45,11 @@ class UnitWindow:
 
 
 def _span(axis: AxisField, index: int) -> tuple[float, float]:
-    centre = axis.start + index * axis.jump
-    return centre - (axis.size - 1) / 2, float(axis.size)
+    """First position and extent of unit ``index``'s window along one axis. Below a merge of
+    paths with different jumps the windows of units past the first are not unit 0's moved by
+    one jump: :meth:`AxisField.window` takes the hull of every path's window."""
+    first, last = axis.window(index)
+    return float(first), float(last - first + 1)
 
 
 def unit_window(node_id: str, field: ReceptiveField, row: int, col: int) -> UnitWindow:
@@ -60,7 +63,25 @@ def _nearest(axis: AxisField, centre: float, n: int) -> int:
     """The unit along one axis whose window is centred nearest ``centre``."""
     if axis.jump == 0:
         return 0
-    return min(max(round((centre - axis.start) / axis.jump), 0), n - 1)
+    if not axis.paths:
+        return min(max(round((centre - axis.start) / axis.jump), 0), n - 1)
+
+    def middle(i: int) -> float:
+        first, last = axis.window(i)
+        return (first + last) / 2
+
+    # window centres never decrease from unit to unit: the first unit centred at or past
+    # ``centre``, or the one before it, whichever is nearer (a tie goes to the later one)
+    lo, hi = 0, n - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if middle(mid) < centre:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo > 0 and centre - middle(lo - 1) < middle(lo) - centre:
+        return lo - 1
+    return lo
 
 
 def field_path(node_id: str, unit: tuple[int, int], sources: Mapping[str, list[str]],
