@@ -144,7 +144,9 @@ def test_the_estimate_bounds_what_a_pass_allocates(name, design):
     kept = sum(a.nbytes for k, a in acts.items() if k != "input")
     assert net.estimate_bytes(3) - FIXED_BYTES <= 3 * max(peak, 2**20)  # honest, not padded out
     assert kept <= peak
-    node = net.order[-1]
+    # the deepest node whose backward pass is cheap enough for the default run
+    node = next(n for n in reversed(net.order)
+                if sum(net.infos[u].macs for u in net.design.upstream(n)) <= 30_000_000)
     info = net.infos[node]
     unit = (0,) if len(info.shape) == 1 else (0, 0)
     fresh = build(design, scratch_bytes=64 * 1024)
