@@ -449,18 +449,20 @@ def merge_fields(fields: Sequence[ReceptiveField | None],
     axes = []
     for i in (0, 1):
         a = first[i]
-        jump = a.jump
-        if not a.paths and all(not f[i].paths and f[i].jump == jump for f in fields):
-            # one jump for all (the common case): the hull of unit 0's windows
+        jump, single = a.jump, not a.paths
+        half = (a.size - 1) / 2
+        lo, hi = a.start - half, a.start + half
+        for f in fields[1:]:  # one jump for all (the common case): the hull of unit 0's windows
+            a = f[i]
+            if a.paths or a.jump != jump:
+                single = False
+                break
             half = (a.size - 1) / 2
-            lo, hi = a.start - half, a.start + half
-            for f in fields[1:]:
-                a = f[i]
-                half = (a.size - 1) / 2
-                if a.start - half < lo:
-                    lo = a.start - half
-                if a.start + half > hi:
-                    hi = a.start + half
+            if a.start - half < lo:
+                lo = a.start - half
+            if a.start + half > hi:
+                hi = a.start + half
+        if single:
             axes.append(AxisField(hi - lo + 1, jump, (lo + hi) / 2))
         else:
             axes.append(_axis_from_groups([g for f in fields for g in f[i].groups()],
