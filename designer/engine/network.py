@@ -83,6 +83,11 @@ def _largest_finite(arrays: Sequence[np.ndarray]) -> float:
     return best if best >= 0 else math.nan
 
 
+#: values this large going into a layer make its sums overflow (float32 ends at 3.4e38): NaN
+#: coming out of them is an overflow (inf − inf), not a NaN from the weights
+OVERFLOW_GOING_IN = 1e30
+
+
 def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
                    sources: Callable[[str], Sequence[str]] | Mapping[str, Sequence[str]]
                    ) -> NonFinite | None:
@@ -99,15 +104,18 @@ def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
         has_inf, has_nan = _scan(np.asarray(a))
         if not (has_inf or has_nan):
             continue
-        kind = "overflow" if has_inf else "nan"
         inputs = [np.asarray(acts[s]) for s in source_of(node_id) if s in acts]
         largest = _largest_finite(inputs) if inputs else math.nan
+        # sums of huge values overflow both ways and meet as inf − inf = NaN in one layer:
+        # that is an overflow too, not a NaN from the weights
+        overflow = has_inf or (not math.isnan(largest) and largest >= OVERFLOW_GOING_IN)
+        kind = "overflow" if overflow else "nan"
         going_in = "" if math.isnan(largest) else f" ({_short(largest)} going in)"
         if not list(source_of(node_id)):
             what = "infinite" if has_inf else "NaN"
             message = (f"the input ({node_id}) holds {what} values, and every layer after it "
                        f"may too: check the input and its scaling")
-        elif has_inf:
+        elif overflow:
             message = (f"activations overflow from {node_id} on{going_in}: add normalization "
                        f"(BatchNorm2d) or use smaller weights")
         else:

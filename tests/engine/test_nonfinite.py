@@ -69,6 +69,22 @@ def test_nan_without_inf_is_called_nan():
     assert found.message.startswith("activations become NaN from bn on (")
 
 
+def test_sums_that_overflow_both_ways_into_nan_are_an_overflow():
+    """Huge values of both signs meet in one sum as inf − inf: NaN with no inf anywhere, and
+    what happened is an overflow, not a NaN from the weights."""
+    design = chain((2, 1, 1), ("fc", "Conv2d", {"out_channels": 1, "kernel_size": 1}))
+    net = build(design, weights={"fc.weight": np.array([[[[1.0]], [[1.0]]]], np.float32) * 4,
+                                 "fc.bias": np.zeros(1, np.float32)})
+    x = np.array([[[[3e38]], [[-3e38]]]], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        acts = net.forward(x)
+    assert np.isnan(acts["fc"]).all()  # (4·3e38 = inf) + (−inf) = NaN
+    found = net.find_nonfinite(acts)
+    assert found.node_id == "fc" and found.kind == "overflow"
+    assert found.message.startswith("activations overflow from fc on (3e38 going in)")
+
+
 def test_a_bad_input_is_named_as_such():
     net = build(chain((1, 2, 2), ("relu", "ReLU", {})))
     acts = net.forward(np.array([[[[1.0, np.nan], [0.0, 2.0]]]], np.float32))
