@@ -452,53 +452,59 @@ class Analysis:
 
 
 def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> list[list[str]]:
-    """The nodes caught in cycles, one list per strongly connected component (Tarjan's algorithm
-    among the nodes Kahn's algorithm could not place; a node feeding itself is one on its own)."""
-    members = set(nodes)
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
+    """The nodes caught in cycles, one list per strongly connected component (Tarjan's algorithm,
+    iterative, on the nodes Kahn's algorithm could not place, numbered; a node feeding itself is
+    a component on its own)."""
+    number = {n: i for i, n in enumerate(nodes)}
+    adjacent = [[number[t] for t in targets[n] if t in number] for n in nodes]
+    index = [-1] * len(nodes)
+    low = [0] * len(nodes)
+    on_stack = [False] * len(nodes)
+    stack: list[int] = []
     result: list[list[str]] = []
     counter = 0
-    for root in nodes:
-        if root in index:
+    for root in range(len(nodes)):
+        if index[root] >= 0:
             continue
-        work = [(root, iter(targets[root]))]
         index[root] = low[root] = counter
         counter += 1
         stack.append(root)
-        on_stack.add(root)
+        on_stack[root] = True
+        work = [(root, 0)]  # (node, how many of its edges are done)
         while work:
-            v, it = work[-1]
-            advanced = False
-            for w in it:
-                if w not in members:
-                    continue
-                if w not in index:
+            v, k = work[-1]
+            edges = adjacent[v]
+            descended = False
+            while k < len(edges):
+                w = edges[k]
+                k += 1
+                if index[w] < 0:
+                    work[-1] = (v, k)
                     index[w] = low[w] = counter
                     counter += 1
                     stack.append(w)
-                    on_stack.add(w)
-                    work.append((w, iter(targets[w])))
-                    advanced = True
+                    on_stack[w] = True
+                    work.append((w, 0))
+                    descended = True
                     break
-                if w in on_stack:
-                    low[v] = min(low[v], index[w])
-            if advanced:
+                if on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
+            if descended:
                 continue
             work.pop()
             if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                u = work[-1][0]
+                if low[v] < low[u]:
+                    low[u] = low[v]
             if low[v] == index[v]:
                 component = []
                 while True:
                     w = stack.pop()
-                    on_stack.discard(w)
-                    component.append(w)
+                    on_stack[w] = False
+                    component.append(nodes[w])
                     if w == v:
                         break
-                if len(component) > 1 or v in targets[v]:
+                if len(component) > 1 or v in edges:
                     result.append(component)
     return result
 
