@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from designer.core.analysis import Analysis
-from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
+from designer.core.atomic import describe_os_error, describe_read_error, regular_file_problem, write_atomic
 from designer.core.summary import format_table, summarize
 from designer.io.design_file import DesignError, load_design, save_design
 from designer.io.templates import find_template, list_templates
@@ -86,18 +86,9 @@ def check_input_file(path: str | os.PathLike, kind: str) -> None:
     """CommandError unless ``path`` is a regular file (a folder, pipe or device is refused
     without being opened, so nothing blocks); ``kind`` names what it should be, with its
     article ("a design file")."""
-    try:
-        info = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise CommandError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CommandError(describe_read_error(exc, path, kind.split(" ", 1)[-1])) from None
-    except ValueError:  # a NUL character, or a name the file system can't encode
-        raise CommandError(f"{path!r}: not a usable file name") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise CommandError(f"{path}: is a folder, not {kind}")
-    if not stat.S_ISREG(info.st_mode):
-        raise CommandError(f"{path}: not a regular file (a device or pipe); give {kind}")
+    problem = regular_file_problem(path, kind)
+    if problem is not None:
+        raise CommandError(problem)
 
 
 # ------------------------------------------------------------------------------ summary

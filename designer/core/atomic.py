@@ -149,12 +149,75 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, with its article, from ``os.stat``'s mode."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def regular_file_problem(path: str | os.PathLike, kind: str) -> str | None:
+    """Why ``path`` can't be read as ``kind`` (with its article: "a design file"), or None if it
+    is a regular file. Decided by ``os.stat`` alone: a pipe or device is never opened, so
+    nothing can block."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{path}: no such file"
+    except OSError as exc:
+        return describe_read_error(exc, path, kind)
+    except ValueError:  # a NUL character, or a name the file system can't encode
+        return f"{path!r}: not a usable file name"
+    if stat.S_ISDIR(info.st_mode):
+        return f"{path}: is a folder, not {kind}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path}: not a regular file ({file_kind(info.st_mode)}); give {kind}"
+    return None
+
+
+class NotRegularFile(OSError):
+    """A path that can't be opened as a regular file; ``str()`` is the whole message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def open_regular(path: str | os.PathLike, kind: str) -> BinaryIO:
+    """``path`` opened for binary reading if it is a regular file (see
+    :func:`regular_file_problem`; ``kind`` names what it should be, with its article), checked
+    again on what was opened in case the path was swapped; NotRegularFile saying why otherwise."""
+    problem = regular_file_problem(path, kind)
+    if problem is not None:
+        raise NotRegularFile(problem)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise NotRegularFile(describe_read_error(exc, path, kind)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"{path}: not a regular file ({file_kind(mode)}); give {kind}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def describe_read_error(exc: OSError, path: str | os.PathLike, kind: str) -> str:
     """``PATH: why it can't be read`` in plain words; ``kind`` names what the file should be."""
     if isinstance(exc, FileNotFoundError):
         return f"{path}: no such file"
     if isinstance(exc, IsADirectoryError):
-        return f"{path}: is a folder, not a {kind}"
+        article = "" if kind.startswith(("a ", "an ")) else "a "
+        return f"{path}: is a folder, not {article}{kind}"
     if isinstance(exc, PermissionError):
         return f"{path}: permission denied (the file can't be read)"
     if isinstance(exc, NotADirectoryError):

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from designer.core.atomic import NotRegularFile, open_regular
 from designer.core.problems import num
 from designer.engine.memory import NotEnoughMemory, count, mib
 
@@ -76,47 +77,13 @@ def _bytes_text(n: int) -> str:
     return f"{count(n)} byte{'s' if n != 1 else ''}"
 
 
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
-
-
 def _open_regular(path: Path, kind: str) -> Any:
     """A binary handle on ``path`` if it is a regular file; otherwise ArrayFileError, decided by
-    ``os.stat`` before any open that could block."""
-    name = path.name or str(path)
+    ``os.stat`` before any open that could block (``kind`` names what it should be)."""
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ArrayFileError(f"{name}: not a regular file ({_file_kind(info.st_mode)}); "
-                                 f"give a {kind}")
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        flags |= getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ArrayFileError(f"{name}: no such file") from None
-    except PermissionError:
-        raise ArrayFileError(f"{name}: permission denied (the file can't be read)") from None
-    except IsADirectoryError:
-        raise ArrayFileError(f"{name}: not a regular file (a folder); give a {kind}") from None
-    except OSError as exc:
-        raise ArrayFileError(f"{name}: can't be read ({exc.strerror or exc})") from None
-    try:
-        info = os.fstat(fd)  # the path may have been swapped since the stat
-        if not stat.S_ISREG(info.st_mode):
-            raise ArrayFileError(f"{name}: not a regular file ({_file_kind(info.st_mode)}); "
-                                 f"give a {kind}")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return open_regular(path, kind)
+    except NotRegularFile as exc:
+        raise ArrayFileError(str(exc).replace(str(path), path.name or str(path), 1)) from None
 
 
 def _read_exact(handle: Any, size: int) -> bytes:
@@ -265,7 +232,7 @@ def load_npy(path: str | os.PathLike, check: Check | None = None,
     the array in messages ("input array"). Raises ArrayFileError, NotEnoughMemory."""
     path = Path(path)
     label = path.name or str(path)
-    with _open_regular(path, "NumPy array file (.npy)") as handle:
+    with _open_regular(path, "a NumPy array file (.npy)") as handle:
         size = os.fstat(handle.fileno()).st_size
         header = _read_header(handle, label)
         if check is not None:
@@ -331,7 +298,7 @@ class NpzReader:
         self.kind = kind  # the whole file, in messages: "NumPy archive", "weights file"
         self._members: dict[str, _Member] = {}
         self._zip: zipfile.ZipFile | None = None
-        self._file = _open_regular(self.path, "NumPy archive (.npz)")
+        self._file = _open_regular(self.path, f"a {self.kind} (.npz)")
         try:
             self._open()
         except BaseException:

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from designer.core.atomic import describe_os_error, describe_read_error, write_atomic
+from designer.core.atomic import (NotRegularFile, describe_os_error, describe_read_error,
+                                  open_regular, write_atomic)
 from designer.core.design import Design, GraphError, Node, text_problem
 
 FORMAT = "cnn-designer"
@@ -220,15 +221,15 @@ def load_design(source: str | os.PathLike | Mapping[str, Any]) -> Design:
     path = Path(source)
     where = str(path)
     try:
-        if path.exists() and not path.is_dir() and not path.is_file():
-            raise DesignError(f"{path}: not a regular file (a device or pipe), so not a design")
-        with open(path, "rb") as handle:
+        with open_regular(path, "a design file") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise DesignError(f"{where}: the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
-                              f"a design file is never that large, so this is not one")
+    except NotRegularFile as exc:
+        raise DesignError(str(exc)) from None
     except OSError as exc:
-        raise DesignError(describe_read_error(exc, path, "design file")) from None
+        raise DesignError(describe_read_error(exc, path, "a design file")) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DesignError(f"{where}: the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                          f"a design file is never that large, so this is not one")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

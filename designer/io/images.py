@@ -27,7 +27,7 @@ import numpy as np
 from PySide6.QtCore import QBuffer, QFile, QIODevice, Qt
 from PySide6.QtGui import QImage, QImageIOHandler, QImageReader
 
-from designer.core.atomic import describe_read_error, write_atomic
+from designer.core.atomic import describe_read_error, regular_file_problem, write_atomic
 from designer.engine.arrays import ArrayFileError, load_npy
 from designer.io.templates import resources_dir
 
@@ -97,25 +97,12 @@ def input_bytes(channels: int, height: int, width: int) -> int:
 
 # ------------------------------------------------------------------------------ files in
 
-def check_regular_file(path: str | os.PathLike, kind: str = "image") -> os.stat_result:
-    """The file's status if ``path`` is a regular file that exists; ImageError otherwise (a
-    folder, a pipe or a device is refused without opening it, so nothing can block)."""
-    try:
-        info = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ImageError(describe_read_error(exc, path, kind)) from None
-    except ValueError:  # a NUL character, or a name the file system can't encode
-        raise ImageError(f"{path!r}: not a usable file name") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"{path}: is a folder, not an {kind}" if kind[0] in "aeiou"
-                         else f"{path}: is a folder, not a {kind}")
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageError(f"{path}: not a regular file (a device or pipe); give an {kind} file"
-                         if kind[0] in "aeiou" else
-                         f"{path}: not a regular file (a device or pipe); give a {kind} file")
-    return info
+def check_regular_file(path: str | os.PathLike, kind: str = "image") -> None:
+    """ImageError unless ``path`` is a regular file that exists (a folder, a pipe or a device is
+    refused without opening it, so nothing can block)."""
+    problem = regular_file_problem(path, f"an {kind}" if kind[0] in "aeiou" else f"a {kind}")
+    if problem is not None:
+        raise ImageError(problem)
 
 
 @dataclass(frozen=True)

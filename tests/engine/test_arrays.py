@@ -106,7 +106,7 @@ def test_check_refuses_before_any_data_is_read(tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: os.mkfifo(p), "not a regular file \\(a named pipe \\(FIFO\\)\\)"),
-    (lambda p: p.mkdir(), "not a regular file \\(a folder\\)"),
+    (lambda p: p.mkdir(), "is a folder, not a NumPy ar"),
 ])
 def test_special_files_are_refused_without_blocking(tmp_path, make, message):
     path = tmp_path / "special.npy"

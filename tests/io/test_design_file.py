@@ -771,3 +771,20 @@ def test_thousand_node_design_loads_and_round_trips(tmp_path):
     n_conv = sum(1 for i in range(1, 1000) if i % 3 == 1)
     n_bn = sum(1 for i in range(1, 1000) if i % 3 == 2)
     assert summary["total_params"] == n_conv * (8 * 8 * 9 + 8) + n_bn * 2 * 8
+
+
+@pytest.mark.parametrize("name", ["bad\x00name.json", "bad\ud800.json"])
+def test_a_path_no_file_system_can_hold_is_a_message(name):
+    with pytest.raises(DesignError, match="not a usable file name"):
+        load_design(name)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(DesignError, match=r"not a regular file \(a named pipe \(FIFO\)\); "
+                                          r"give a design file"):
+        load_design(fifo)
+    with pytest.raises(DesignError, match="is a folder, not a design file"):
+        load_design(tmp_path)
