@@ -19,7 +19,6 @@ from __future__ import annotations
 import ast
 import math
 import os
-import stat
 import struct
 import zipfile
 import zlib
