@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import stat
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from PySide6.QtCore import QBuffer, QFile, QIODevice, Qt
 from PySide6.QtGui import QImage, QImageIOHandler, QImageReader
 
-from designer.core.atomic import describe_read_error, regular_file_problem, write_atomic
+from designer.core.atomic import NotRegularFile, open_regular, regular_file_problem, write_atomic
 from designer.engine.arrays import ArrayFileError, load_npy
 from designer.io.templates import resources_dir
 
@@ -137,17 +136,14 @@ def _open_reader(path: str | os.PathLike
     image (null on failure) and Qt's reason. The file is opened by Python (any file name works,
     and a pipe that appeared since the check can't block) and read through a QImageReader."""
     path = Path(path)
-    check_regular_file(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise ImageError(describe_read_error(exc, path, "image")) from None
+        handle = open_regular(path, "an image")
+    except NotRegularFile as exc:
+        raise ImageError(str(exc)) from None
     device = QFile()
     reader = None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ImageError(f"{path}: not a regular file (a device or pipe); give an image file")
-        if not device.open(fd, QIODevice.OpenModeFlag.ReadOnly,
+        if not device.open(handle.fileno(), QIODevice.OpenModeFlag.ReadOnly,
                            QFile.FileHandleFlag.DontCloseHandle):
             raise ImageError(f"{path}: can't be read ({device.errorString()})")
         reader = QImageReader(device)
@@ -176,7 +172,7 @@ def _open_reader(path: str | os.PathLike
     finally:
         reader = None  # before its device: a format's handler may still touch the device on exit
         device.close()
-        os.close(fd)
+        handle.close()
 
 
 def image_info(path: str | os.PathLike) -> ImageInfo:
