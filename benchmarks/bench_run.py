@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from designer.app.activations import ActivationPanel  # noqa: E402
+from designer.app.run.activations import ActivationPanel  # noqa: E402
 from designer.app.document import Document  # noqa: E402
 from designer.app.main_window import MainWindow  # noqa: E402
 from designer.io.design_file import load_design  # noqa: E402

@@ -12,18 +12,18 @@ from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySe
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QScrollArea, QSplitter)
 
-from designer.app.activations import ActivationPanel
+from designer.app.run.activations import ActivationPanel
 from designer.app.autosave import Autosaver, find_recoverable, recover
 from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
 from designer.app.document import Document
-from designer.app.gallery import TemplateGallery
+from designer.app.panels.gallery import TemplateGallery
 from designer.app.guard import install_guard
 from designer.app.messages import WRITE_ERRORS, write_failure
-from designer.app.inspector import InspectorPanel
-from designer.app.palette import ID_STEMS, PalettePanel
-from designer.app.panels import ProblemsPanel, SummaryPanel
-from designer.app.run import RunController
-from designer.app.run_panel import RunPanel
+from designer.app.panels.inspector import InspectorPanel
+from designer.app.panels.palette import ID_STEMS, PalettePanel
+from designer.app.panels.tables import ProblemsPanel, SummaryPanel
+from designer.app.run.controller import RunController
+from designer.app.run.panel import RunPanel
 from designer.core.catalog import default_params
 from designer.core.design import Design, GraphError, Node
 from designer.core.fragment import extract, placed, top_left

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Signal
 
-from designer.app.activations import ASYNC_VALUES, ActivationPanel
-from designer.app.pictures import gap_for, map_statistics, tile
+from designer.app.run.activations import ASYNC_VALUES, ActivationPanel
+from designer.app.run.pictures import gap_for, map_statistics, tile
 
 
 class _Result:
@@ -120,7 +120,7 @@ def shown_channels(model):
 def test_statistics_table_sorts_like_a_stable_sort(qtbot, column, descending):
     from PySide6.QtCore import Qt
 
-    from designer.app.activations import StatsModel
+    from designer.app.run.activations import StatsModel
     model = StatsModel()
     model.set_stats(STATS)
     model.sort(column, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder)

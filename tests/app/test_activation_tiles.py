@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from designer.app.pictures import (DEAD_RGB, GAP_RGB, LUT, NAN_RGB, NEGINF_RGB, POSINF_RGB,
+from designer.app.run.pictures import (DEAD_RGB, GAP_RGB, LUT, NAN_RGB, NEGINF_RGB, POSINF_RGB,
                                    colour_map, display_rgb, filter_images, finite_range, gap_for,
                                    grid_columns, map_statistics, nonfinite_maps, shared_levels,
                                    tile)

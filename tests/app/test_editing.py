@@ -7,7 +7,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QSizePolicy, QSpinBox
 
-from designer.app.palette import MIME_TYPE
+from designer.app.panels.palette import MIME_TYPE
 from designer.core.layout import ROW
 from designer.io.templates import find_template
 from tests.app.conftest import drag

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from designer.app import document as document_module
-from designer.app import run_panel as run_panel_module
+from designer.app.run import panel as run_panel_module
 from designer.core.design import GraphError, Node
 from designer.io.templates import find_template
 

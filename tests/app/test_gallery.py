@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
 
-from designer.app.gallery import TemplateGallery, design_preview
+from designer.app.panels.gallery import TemplateGallery, design_preview
 from designer.io.templates import find_template, list_templates
 
 

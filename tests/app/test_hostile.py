@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from designer.app import run as run_module
+from designer.app.run import controller as run_module
 from designer.engine import network as network_module
 from designer.io.templates import find_template
 from tests.app.test_run import WAIT_MS, load_sample

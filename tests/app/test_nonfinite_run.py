@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from designer.app.activations import PER_MAP, SHARED
-from designer.app.pictures import NAN_RGB, POSINF_RGB
+from designer.app.run.activations import PER_MAP, SHARED
+from designer.app.run.pictures import NAN_RGB, POSINF_RGB
 from designer.core.design import Design, Node
 from designer.engine.network import build
 from tests.app.test_run import WAIT_MS, load_sample, run_and_wait, select

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF, QRectF, QUrl, Qt, QMimeData
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QGraphicsRectItem
 
-from designer.app.run import CLASSIC, FILE, RANDOM
+from designer.app.run.controller import CLASSIC, FILE, RANDOM
 from designer.engine.network import build
 from designer.io.design_file import load_design
 from designer.io.images import read_image, save_png, to_input
@@ -315,7 +315,7 @@ def test_the_worker_hands_the_interpreter_back_quickly(window):
     """The GUI thread waits at most about this long for Python's lock while a run is working."""
     import sys
 
-    from designer.app.run import GIL_SWITCH_S
+    from designer.app.run.controller import GIL_SWITCH_S
     assert GIL_SWITCH_S <= 0.002
     assert sys.getswitchinterval() <= GIL_SWITCH_S
 
@@ -325,7 +325,7 @@ def test_a_run_leaves_one_core_to_the_window(qtbot):
     from threadpoolctl import threadpool_info
 
     from designer.app.document import Document
-    from designer.app.run import RUN_BLAS_THREADS, RunController, _Job
+    from designer.app.run.controller import RUN_BLAS_THREADS, RunController, _Job
 
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

@@ -20,7 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from threadpoolctl import threadpool_limits
 
-from designer.app.pictures import display_rgb, filter_images, map_statistics
+from designer.app.run.pictures import display_rgb, filter_images, map_statistics
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num

@@ -11,10 +11,10 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
-from designer.app.activations import show_rgb
+from designer.app.run.activations import show_rgb
 from designer.app.messages import WRITE_ERRORS, write_failure
-from designer.app.pictures import LUT, display_rgb
-from designer.app.run import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODES, GradientResult,
+from designer.app.run.pictures import LUT, display_rgb
+from designer.app.run.controller import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODES, GradientResult,
                               RunController, RunResult)
 from designer.core.problems import num
 from designer.core.unit_field import UnitWindow, field_path

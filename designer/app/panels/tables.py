@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSizePolicy, QTableView, QVBoxLayout, QWidget)
 
-from designer.app import roles
+from designer.app.panels import roles
 from designer.app.document import Document
 from designer.core.problems import ERROR
 from designer.core.summary import TABLE_HEADER, format_table, table_row

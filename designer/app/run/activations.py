@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView
                                QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableView,
                                QVBoxLayout, QWidget)
 
-from designer.app.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, colour_map, finite_range,
+from designer.app.run.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, colour_map, finite_range,
                                    gap_for, grid_columns, map_statistics, nonfinite_maps,
                                    shared_levels, tile)
-from designer.app import roles
+from designer.app.panels import roles
 from designer.core.problems import num
 
 PICK_PEN = pg.mkPen((255, 64, 64), width=2, cosmetic=True)
