@@ -66,10 +66,36 @@ def _safe_key(key: Any) -> str:
     return key if text_problem(key) is None else key.encode("utf-8", "backslashreplace").decode()
 
 
+def _bad_value(item: Any) -> bool:
+    """Whether a NaN, an infinity or a string UTF-8 can't write (keys included) is anywhere in
+    ``item``. The fast walk every file takes: no paths are built (see ``_check_values``)."""
+    stack = [item]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() and text_problem(item) is not None:
+                return True
+        elif kind is dict or (kind is not list and isinstance(item, Mapping)):
+            for key in item:
+                if type(key) is str and not key.isascii() and text_problem(key) is not None:
+                    return True
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif kind is float and not math.isfinite(item):
+            return True
+    return False
+
+
 def _check_values(value: Any, where: str) -> None:
     """Reject NaN and infinities (they are not JSON) and strings that are not text UTF-8 can
     write (lone surrogates from ``\\ud800`` escapes), keys included, naming the first one's
-    place. Iterative: a deeply nested value must not exhaust the stack."""
+    place. Iterative: a deeply nested value must not exhaust the stack. Paths are only built
+    once something is wrong."""
+    if not _bad_value(value):
+        return
     stack = [(value, "")]
     while stack:
         item, path = stack.pop()
@@ -143,36 +169,40 @@ def parse_design(data: Any, where: str = "design") -> Design:
 
     nodes: list[Node] = []
     seen: dict[str, int] = {}
-    for i, raw in enumerate(data["nodes"]):
-        place = f"{where}: nodes[{i}]"
-        if not isinstance(raw, Mapping):
-            raise DesignError(f"{place} must be an object with id, type and params, got {_kind(raw)}")
+    node_keys = frozenset(NODE_KEYS)
+    for i, raw in enumerate(data["nodes"]):  # places are written out only for a message
+        if type(raw) is not dict and not isinstance(raw, Mapping):
+            raise DesignError(f"{where}: nodes[{i}] must be an object with id, type and params, "
+                              f"got {_kind(raw)}")
         node_id = raw.get("id")
-        if not isinstance(node_id, str) or not node_id:
-            raise DesignError(f'{place}: "id" must be a non-empty string, got '
+        if type(node_id) is not str or not node_id:
+            raise DesignError(f'{where}: nodes[{i}]: "id" must be a non-empty string, got '
                               f"{_kind(node_id) if node_id != '' else 'an empty string'}")
-        place = f'{place} ("{node_id}")'
-        extra = [k for k in raw if k not in NODE_KEYS]
-        if extra:
+        if not node_keys.issuperset(raw):
+            place = f'{where}: nodes[{i}] ("{node_id}")'
+            extra = [k for k in raw if k not in node_keys]
             raise DesignError(f"{place}: unknown key {_show(str(extra[0]))} "
                               f"(a node has only {', '.join(NODE_KEYS)})")
         if node_id in seen:
-            raise DesignError(f'{place}: the id "{node_id}" is already used by nodes[{seen[node_id]}]; '
-                              f"ids must be unique")
+            raise DesignError(f'{where}: nodes[{i}] ("{node_id}"): the id "{node_id}" is already '
+                              f"used by nodes[{seen[node_id]}]; ids must be unique")
         seen[node_id] = i
         node_type = raw.get("type")
-        if not isinstance(node_type, str):
-            raise DesignError(f'{place}: "type" must be a string such as "Conv2d", got {_kind(node_type)}')
+        if type(node_type) is not str:
+            raise DesignError(f'{where}: nodes[{i}] ("{node_id}"): "type" must be a string such as '
+                              f'"Conv2d", got {_kind(node_type)}')
         params = raw.get("params", {})
-        if not isinstance(params, Mapping):
-            raise DesignError(f'{place}: "params" must be an object, got {_kind(params)}')
+        if type(params) is not dict and not isinstance(params, Mapping):
+            raise DesignError(f'{where}: nodes[{i}] ("{node_id}"): "params" must be an object, '
+                              f"got {_kind(params)}")
         position = raw.get("position")
         if position is not None or "position" in raw:
-            if (not isinstance(position, list) or len(position) != 2
+            if (type(position) is not list or len(position) != 2
                     or not all(type(v) in (int, float) and abs(v) <= MAX_COORDINATE
                                for v in position)):
-                raise DesignError(f'{place}: "position" must be [x, y] with two numbers '
-                                  f'(canvas coordinates, at most {MAX_COORDINATE:g} in size)')
+                raise DesignError(f'{where}: nodes[{i}] ("{node_id}"): "position" must be [x, y] '
+                                  f"with two numbers (canvas coordinates, at most "
+                                  f"{MAX_COORDINATE:g} in size)")
             position = (position[0], position[1])
         nodes.append(Node(node_id, node_type, dict(params), position,
                           params_omitted="params" not in raw))
@@ -180,15 +210,17 @@ def parse_design(data: Any, where: str = "design") -> Design:
     edges: list[tuple[str, str]] = []
     seen_edges: dict[tuple[str, str], int] = {}
     for i, raw in enumerate(data["edges"]):
-        place = f"{where}: edges[{i}]"
-        if not isinstance(raw, list) or len(raw) != 2 or not all(isinstance(v, str) for v in raw):
-            raise DesignError(f'{place} must be a pair ["source id", "target id"], got {_show(raw)}')
-        for end in raw:
-            if end not in seen:
-                raise DesignError(f'{place}: there is no node "{end}"')
+        if (type(raw) is not list or len(raw) != 2 or type(raw[0]) is not str
+                or type(raw[1]) is not str):
+            raise DesignError(f'{where}: edges[{i}] must be a pair ["source id", "target id"], '
+                              f"got {_show(raw)}")
         edge = (raw[0], raw[1])
+        for end in edge:
+            if end not in seen:
+                raise DesignError(f'{where}: edges[{i}]: there is no node "{end}"')
         if edge in seen_edges:
-            raise DesignError(f'{place} repeats edges[{seen_edges[edge]}] ("{edge[0]}" → "{edge[1]}")')
+            raise DesignError(f'{where}: edges[{i}] repeats edges[{seen_edges[edge]}] '
+                              f'("{edge[0]}" → "{edge[1]}")')
         seen_edges[edge] = i
         edges.append(edge)
     try:
