@@ -322,22 +322,26 @@ class Design:
     def from_parts(cls, name: str | None, nodes: Iterable[Node], edges: Iterable[Edge]) -> "Design":
         """Build a design in one go (file loading): no events, cycles allowed."""
         design = cls(name)
+        table, sources, targets = design._nodes, design._sources, design._targets
         for node in nodes:
-            if node.id in design._nodes:
-                raise GraphError(f"there is already a node {node.id!r}")
-            design._nodes[node.id] = node
-            design._sources[node.id] = []
-            design._targets[node.id] = []
+            node_id = node.id
+            if node_id in table:
+                raise GraphError(f"there is already a node {node_id!r}")
+            table[node_id] = node
+            sources[node_id] = []
+            targets[node_id] = []
         seen: set[Edge] = set()
+        in_order = design._edges
         for s, t in edges:
-            if s not in design._nodes or t not in design._nodes:
+            edge = (s, t)
+            if edge in seen or s not in table or t not in table:
+                if edge in seen:
+                    raise GraphError(f"{s} already feeds {t}")
                 raise GraphError(f"edge {s!r} → {t!r} names an unknown node")
-            if (s, t) in seen:
-                raise GraphError(f"{s} already feeds {t}")
-            seen.add((s, t))
-            design._edges.append((s, t))
-            design._sources[t].append(s)
-            design._targets[s].append(t)
+            seen.add(edge)
+            in_order.append(edge)
+            sources[t].append(s)
+            targets[s].append(t)
         return design
 
     def copy(self) -> "Design":
