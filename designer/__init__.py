@@ -8,9 +8,12 @@ The public Python API (contract §5)::
     net = designer.build(design, weights=None, seed=0)  # weights: None, a path, or a mapping
     acts = net.forward(x)                         # x: float32 (N, C, H, W) -> {node id: array}
     net.weights                                   # {"conv1.weight": array, ...}
+    lay = designer.layout(design)                 # cards and edge polylines (contract §7)
 """
 from designer.core.analysis import Analysis
 from designer.core.design import Design, GraphError, Node
+from designer.core import layout as _layout
+from designer.core.layout import Layout
 from designer.core import summary as _summary
 from designer.core.summary import format_table
 from designer.engine import network as _network
@@ -37,7 +40,13 @@ def build(design, weights=None, seed=0, scratch_bytes=_network.ops.DEFAULT_SCRAT
     return _network.build(_as_design(design), weights, seed, scratch_bytes)
 
 
+def layout(design):
+    """The automatic layout (contract §7): ``.cards`` ``{id: (x, y, width, height)}`` and
+    ``.edges`` ``{(source, target): [(x, y), ...]}``. ``design``: a Design, or a path or dict."""
+    return _layout.layout(_as_design(design))
+
+
 __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "InputError",
-           "InvalidDesign", "Network", "Node", "NotEnoughMemory", "WeightsError", "build",
-           "format_table", "load_design", "save_design", "summarize"]
+           "InvalidDesign", "Layout", "Network", "Node", "NotEnoughMemory", "WeightsError", "build",
+           "format_table", "layout", "load_design", "save_design", "summarize"]
 __version__ = "0.1.0"
