@@ -43,14 +43,16 @@ def ref_index(v, lo, span) -> int:
     return int(math.floor(float(t)))
 
 
-def ref_tile(maps, levels, dead, gap):
-    """Slow tiling: map i at grid cell (i // cols, i % cols), cells (h + gap) × (w + gap) with the
-    map in the top-left and the gap to its right and below; gaps GAP_RGB, a dead map's gap
-    DEAD_RGB (its own pixels keep their colours); unused cells all GAP_RGB."""
+def ref_tile(maps, levels, dead, gap, cols=None):
+    """Slow tiling: map i at grid cell (i // cols, i % cols), ``gap`` pixels between the maps
+    and around the grid, so map i's top-left pixel is at (gap + row·(h + gap), gap +
+    column·(w + gap)); gaps GAP_RGB; a dead map's frame, the gap pixels on its four sides
+    (corners included), DEAD_RGB (its own pixels keep their colours); unused cells all
+    GAP_RGB."""
     c, h, w = maps.shape
-    cols = ref_columns(c, h, w)
+    cols = ref_columns(c, h, w) if cols is None else cols
     rows = -(-c // cols)
-    out = np.zeros((rows * (h + gap), cols * (w + gap), 3), np.uint8)
+    out = np.zeros((rows * (h + gap) + gap, cols * (w + gap) + gap, 3), np.uint8)
     for y in range(out.shape[0]):
         for x in range(out.shape[1]):
             out[y, x] = GAP_RGB
@@ -63,14 +65,16 @@ def ref_tile(maps, levels, dead, gap):
         else:
             lo, hi = F32(levels[0]), F32(levels[1])
         span = hi - lo if hi > lo else F32(1)
-        y0, x0 = (i // cols) * (h + gap), (i % cols) * (w + gap)
+        y0, x0 = gap + (i // cols) * (h + gap), gap + (i % cols) * (w + gap)
         for y in range(h):
             for x in range(w):
                 out[y0 + y, x0 + x] = LUT[ref_index(m[y, x], lo, span)]
+    for i in range(c):
         if dead[i]:
-            for y in range(y0, y0 + h + gap):
-                for x in range(x0, x0 + w + gap):
-                    if y >= y0 + h or x >= x0 + w:
+            y0, x0 = gap + (i // cols) * (h + gap), gap + (i % cols) * (w + gap)
+            for y in range(y0 - gap, y0 + h + gap):
+                for x in range(x0 - gap, x0 + w + gap):
+                    if not (y0 <= y < y0 + h and x0 <= x < x0 + w):
                         out[y, x] = DEAD_RGB
     return out
 
@@ -138,22 +142,22 @@ def test_tile_shared_levels_exact_indices():
     expected_index = np.clip((255 * k) // 256, 0, 255)
     cols = ref_columns(5, 4, 6)
     assert cols == 2
-    assert out.shape == (3 * (4 + 2), 2 * (6 + 2), 3)
+    assert out.shape == (3 * (4 + 2) + 2, 2 * (6 + 2) + 2, 3)
     for i in range(5):
-        y0, x0 = (i // cols) * 6, (i % cols) * 8
+        y0, x0 = 2 + (i // cols) * 6, 2 + (i % cols) * 8
         for y in range(4):
             for x in range(6):
                 assert tuple(out[y0 + y, x0 + x]) == tuple(LUT[expected_index[i, y, x]])
-    assert tuple(out[0, 0]) == tuple(LUT[0])  # k = 0 → the lowest colour
-    assert tuple(out[0, 8]) == tuple(LUT[255])  # k = 256 → the top colour
-    assert tuple(out[6, 0]) == tuple(LUT[254])  # k = 255 → ⌊255·255/256⌋ = 254
+    assert tuple(out[2, 2]) == tuple(LUT[0])  # k = 0 → the lowest colour
+    assert tuple(out[2, 10]) == tuple(LUT[255])  # k = 256 → the top colour
+    assert tuple(out[8, 2]) == tuple(LUT[254])  # k = 255 → ⌊255·255/256⌋ = 254
 
 
 def test_tile_shared_levels_clip_outside_values():
     maps = np.array([[[-5.0, 0.0], [1.0, 9.0]]], np.float32)
     out = tile(maps, (0.0, 1.0), np.zeros(1, bool), 1)
-    assert out.shape == (3, 3, 3)
-    assert [tuple(out[0, 0]), tuple(out[0, 1]), tuple(out[1, 0]), tuple(out[1, 1])] == \
+    assert out.shape == (4, 4, 3)
+    assert [tuple(out[1, 1]), tuple(out[1, 2]), tuple(out[2, 1]), tuple(out[2, 2])] == \
         [tuple(LUT[0]), tuple(LUT[0]), tuple(LUT[255]), tuple(LUT[255])]
 
 
@@ -172,7 +176,7 @@ def test_tile_per_map_scaling_exact_indices():
     cols = ref_columns(c, h, w)
     expected_index = (255 * k) // 256
     for i in range(c):
-        y0, x0 = (i // cols) * (h + 1), (i % cols) * (w + 1)
+        y0, x0 = 1 + (i // cols) * (h + 1), 1 + (i % cols) * (w + 1)
         got = out[y0:y0 + h, x0:x0 + w]
         assert (got == LUT[expected_index[i]]).all(), i
 
@@ -188,10 +192,10 @@ def test_tile_constant_maps_do_not_divide_by_zero():
             nearly = tile(maps[:1], (3.5, 3.5 + 1e-12), np.zeros(1, bool), 1)  # equal in float32
     cols = ref_columns(3, 4, 4)
     for i in range(3):
-        y0, x0 = (i // cols) * 5, (i % cols) * 5
+        y0, x0 = 1 + (i // cols) * 5, 1 + (i % cols) * 5
         assert (per_map[y0:y0 + 4, x0:x0 + 4] == LUT[0]).all()
-    assert (shared[:4, :4] == LUT[0]).all()
-    assert (nearly[:4, :4] == LUT[0]).all()
+    assert (shared[1:5, 1:5] == LUT[0]).all()
+    assert (nearly[1:5, 1:5] == LUT[0]).all()
     assert (per_map == ref_tile(maps, None, np.array([False, True, False]), 1)).all()
 
 
@@ -204,20 +208,53 @@ def test_tile_layout_with_an_unfilled_last_row_and_a_dead_map():
     maps[3] = 0
     dead = np.array([False, False, False, True, False])
     out = tile(maps, (-1.0, 1.0), dead, gap)
-    # 5 maps of 2×3: cols = 2 (2² · 3 ≥ 5 · 2), rows = 3; cells 3 × 4
-    assert out.shape == (9, 8, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+    # 5 maps of 2×3: cols = 2 (2² · 3 ≥ 5 · 2), rows = 3; cells 3 × 4 after a 1-pixel margin
+    assert out.shape == (10, 9, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
     gap_rgb, dead_rgb = np.array(GAP_RGB, np.uint8), np.array(DEAD_RGB, np.uint8)
     # the unused cell (grid row 2, col 1) is all gap
-    assert (out[6:9, 4:8] == gap_rgb).all()
-    # map 3 sits at grid (1, 1): pixels rows 3–4, cols 4–6; its gap column 7 and row 5 red
-    assert (out[3:5, 4:7] == LUT[127]).all()  # value 0 on (−1, 1) → ⌊0.5 · 255⌋ = 127
-    assert (out[3:6, 7] == dead_rgb).all()
-    assert (out[5, 4:8] == dead_rgb).all()
-    # the gap of the live map to its left (map 2, grid (1, 0)) stays grey, also next to the red
-    assert (out[3:6, 3] == gap_rgb).all() and (out[5, 0:4] == gap_rgb).all()
-    # and the red frame stops at the cell: the cell above (map 1) keeps its grey gap row
-    assert (out[2, 4:8] == gap_rgb).all()
+    assert (out[7:10, 5:9] == gap_rgb).all()
+    # the margin around the grid is gap: the top row and the left column
+    assert (out[0] == gap_rgb).all() and (out[:, 0] == gap_rgb).all()
+    # map 3 sits at grid (1, 1): pixels rows 4–5, cols 5–7, framed on all four sides:
+    # row 3 above, row 6 below, column 4 left, column 8 right (corners included)
+    assert (out[4:6, 5:8] == LUT[127]).all()  # value 0 on (−1, 1) → ⌊0.5 · 255⌋ = 127
+    assert (out[3, 4:9] == dead_rgb).all()
+    assert (out[6, 4:9] == dead_rgb).all()
+    assert (out[3:7, 4] == dead_rgb).all()
+    assert (out[3:7, 8] == dead_rgb).all()
+    # nothing else is red: the frame is one gap wide
+    red = (out == dead_rgb).all(axis=2)
+    assert red.sum() == 2 * 5 + 2 * 2
     assert (out == ref_tile(maps, (-1.0, 1.0), dead, gap)).all()
+
+
+def test_every_dead_map_is_framed_on_four_sides_wherever_it_sits():
+    """Each map alone dead in turn, in a 3×3 grid with a gap of 2: the two gap rows above and
+    below it and the two gap columns left and right of it are red, the map itself is not."""
+    c, h, w, gap = 9, 4, 5, 2
+    maps = np.ones((c, h, w), np.float32)
+    for i in range(c):
+        dead = np.zeros(c, bool)
+        dead[i] = True
+        out = tile(maps, (0.0, 1.0), dead, gap, cols=3)
+        y0, x0 = gap + (i // 3) * (h + gap), gap + (i % 3) * (w + gap)
+        red = (out == np.array(DEAD_RGB, np.uint8)).all(axis=2)
+        assert red[y0 - gap:y0, x0 - gap:x0 + w + gap].all(), ("top", i)
+        assert red[y0 + h:y0 + h + gap, x0 - gap:x0 + w + gap].all(), ("bottom", i)
+        assert red[y0:y0 + h, x0 - gap:x0].all(), ("left", i)
+        assert red[y0:y0 + h, x0 + w:x0 + w + gap].all(), ("right", i)
+        assert not red[y0:y0 + h, x0:x0 + w].any()
+        assert red.sum() == (h + 2 * gap) * (w + 2 * gap) - h * w
+
+
+@pytest.mark.parametrize("cols", [1, 2, 3, 5, 7, 9])
+def test_tile_with_given_columns_matches_the_reference(cols):
+    rng = np.random.default_rng(cols)
+    maps = rng.normal(size=(7, 3, 4)).astype(np.float32)
+    dead = np.array([True, False, False, True, False, False, True])
+    maps[dead] = 0
+    out = tile(maps, (-2.0, 2.0), dead, 1, cols=cols)
+    assert (out == ref_tile(maps, (-2.0, 2.0), dead, 1, cols=min(cols, 7))).all()
 
 
 @pytest.mark.parametrize("c, h, w, gap", [(1, 1, 1, 1), (1, 6, 4, 2), (2, 5, 5, 1), (3, 4, 9, 1),
@@ -247,8 +284,8 @@ def test_tile_shared_extremes_and_float64_input():
     out = tile(maps, (0.0, 4.0), np.zeros(2, bool), 1)
     # 2 maps of 1×2: one column already holds them near-square (1² · 2 ≥ 2 · 1)
     assert ref_columns(2, 1, 2) == 1
-    assert out.shape == (4, 3, 3)
-    assert [tuple(out[0, 0]), tuple(out[0, 1]), tuple(out[2, 0]), tuple(out[2, 1])] == \
+    assert out.shape == (5, 4, 3)
+    assert [tuple(out[1, 1]), tuple(out[1, 2]), tuple(out[3, 1]), tuple(out[3, 2])] == \
         [tuple(LUT[0]), tuple(LUT[127]), tuple(LUT[255]), tuple(LUT[63])]
 
 
@@ -475,7 +512,7 @@ def ref_nonfinite_tile(maps, levels, dead, gap):
     c, h, w = maps.shape
     cols = ref_columns(c, h, w)
     for i in range(c):
-        y0, x0 = (i // cols) * (h + gap), (i % cols) * (w + gap)
+        y0, x0 = gap + (i // cols) * (h + gap), gap + (i % cols) * (w + gap)
         for y in range(h):
             for x in range(w):
                 v = maps[i, y, x]
@@ -523,7 +560,7 @@ def test_tile_gives_inf_and_nan_their_own_colours_without_warnings():
     for i in range(5):
         assert (per_map[i] == ref_nonfinite_tile(maps[i:i + 1], None, dead[i:i + 1], 1)).all(), i
     # the finite values of map 1 keep their full colour range: the inf doesn't squash them
-    m1 = per_map[1][:6, :7].reshape(-1, 3)
+    m1 = per_map[1][1:7, 1:8].reshape(-1, 3)
     assert any((m1 == LUT[0]).all(axis=1)) and any((m1 == LUT[255]).all(axis=1))
 
 
@@ -533,7 +570,7 @@ def test_a_span_too_wide_for_float32_is_still_a_colour_scale():
         warnings.simplefilter("error")
         out = tile(maps, None, np.zeros(1, bool), 1)
         shared = tile(maps, (-3e38, 3e38), np.zeros(1, bool), 1)
-    assert (out[0, :3] == LUT[[0, 127, 255]]).all()
+    assert (out[1, 1:4] == LUT[[0, 127, 255]]).all()
     assert (shared == out).all()
 
 
@@ -547,7 +584,7 @@ def test_colour_map_of_one_map_matches_the_grid():
         one = colour_map(maps[1], lo, hi)
         none_finite = colour_map(maps[3], *(finite_range(maps[3]) or (0.0, 1.0)))
         bad_levels = colour_map(maps[0], float("nan"), float("inf"))
-    assert (one == grid[:6, :7]).all()
+    assert (one == grid[1:7, 1:8]).all()
     assert (none_finite == NAN_RGB).all()
     assert bad_levels.shape == (6, 7, 3)
 

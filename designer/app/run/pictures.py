@@ -64,25 +64,52 @@ def grid_columns(count: int, h: int, w: int) -> int:
     return max(1, min(count, math.ceil(math.sqrt(count * h / max(w, 1)))))
 
 
+def best_columns(count: int, h: int, w: int, gap: int, width: float, height: float) -> int:
+    """Columns that show ``count`` maps of h×w (``gap`` between them and around the grid, as
+    ``tile`` lays them out) as large as they can be in an area of width × height pixels: the
+    grid takes the area's shape, wide in a wide area, tall in a tall one. Among equally good
+    counts, the fewest columns. Without an area (width or height ≤ 0), a near-square grid."""
+    if count <= 1:
+        return 1
+    if not (width > 0 and height > 0):
+        return grid_columns(count, h, w)
+    cols = np.arange(1, count + 1, dtype=np.float64)
+    rows = np.ceil(count / cols)
+    scale = np.minimum(width / (cols * (w + gap) + gap), height / (rows * (h + gap) + gap))
+    return int(np.argmax(scale)) + 1
+
+
 def gap_for(h: int, w: int) -> int:
     return max(1, round(max(h, w) / 10))
 
 
+def grid_shape(count: int, h: int, w: int, gap: int, cols: int | None = None
+               ) -> tuple[int, int, int, int]:
+    """(columns, rows, height, width) of ``tile``'s image for ``count`` maps of h×w."""
+    cols = grid_columns(count, h, w) if cols is None else max(1, min(int(cols), max(count, 1)))
+    rows = max(1, math.ceil(count / cols))
+    return cols, rows, rows * (h + gap) + gap, cols * (w + gap) + gap
+
+
 def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
-         gap: int, nonfinite: np.ndarray | None = None) -> np.ndarray:
+         gap: int, nonfinite: np.ndarray | None = None, cols: int | None = None) -> np.ndarray:
     """(C, H, W) maps → one RGB image (rows, cols, 3) uint8: viridis on the shared ``levels``,
     or each map on its own range when ``levels`` is None; gaps grey, dead maps framed in red.
     Values that are not finite get their own colours (``POSINF_RGB``, ``NEGINF_RGB``,
     ``NAN_RGB``) and are left out of a map's own range; ``nonfinite`` says which maps hold any
     (from their statistics: ``nonfinite_maps``), else it is worked out.
 
+    Map i sits in grid row i // cols, column i % cols (``cols`` columns, by default a
+    near-square grid), at (gap + row·(h + gap), gap + column·(w + gap)): ``gap`` pixels
+    between maps and around the grid, so a dead map's frame (the gap all round it) has four
+    sides.
+
     Works one row of the grid at a time: NumPy holds Python's lock for each operation, so on a
     background thread small steps let the window keep running between them."""
     c, h, w = maps.shape
-    cols = grid_columns(c, h, w)
-    rows = math.ceil(c / cols)
+    cols, rows, height, width = grid_shape(c, h, w, gap, cols)
     cell_h, cell_w = h + gap, w + gap
-    out = np.empty((rows * cell_h, cols * cell_w, 3), np.uint8)
+    out = np.empty((height, width, 3), np.uint8)
     out[:] = GAP_RGB
     if levels is not None:
         if not (math.isfinite(levels[0]) and math.isfinite(levels[1])):
@@ -91,6 +118,8 @@ def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
     for r in range(rows):
         chunk = maps[r * cols:(r + 1) * cols]
         n = len(chunk)
+        if not n:
+            break
         flat = chunk.reshape(n, -1).astype(np.float32)
         if levels is None:
             lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
@@ -103,15 +132,18 @@ def tile(maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
         else:
             bad = ~(np.isfinite(flat.min(axis=1)) & np.isfinite(flat.max(axis=1)))
         index = _indices(flat, lo, hi, bad.any())
-        band = out[r * cell_h:r * cell_h + h].reshape(h, cols, cell_w, 3)
+        top = gap + r * cell_h
+        band = out[top:top + h, gap:gap + cols * cell_w].reshape(h, cols, cell_w, 3)
         rgb = LUT[index]
         for i in np.flatnonzero(bad):
             _paint_nonfinite(rgb[i], flat[i])
         band[:, :n, :w] = rgb.reshape(n, h, w, 3).transpose(1, 0, 2, 3)
-    for i in np.flatnonzero(dead):  # frame dead maps: colour the gap to their right and below
-        y, x = (i // cols) * cell_h, (i % cols) * cell_w
-        out[y + h:y + cell_h, x:x + cell_w] = DEAD_RGB
-        out[y:y + cell_h, x + w:x + cell_w] = DEAD_RGB
+    for i in np.flatnonzero(dead):  # frame dead maps: the gap on all four sides
+        y, x = gap + (i // cols) * cell_h, gap + (i % cols) * cell_w
+        out[y - gap:y, x - gap:x + w + gap] = DEAD_RGB  # above
+        out[y + h:y + h + gap, x - gap:x + w + gap] = DEAD_RGB  # below
+        out[y:y + h, x - gap:x] = DEAD_RGB  # left
+        out[y:y + h, x + w:x + w + gap] = DEAD_RGB  # right
     return out
 
 
@@ -152,18 +184,24 @@ def colour_map(m: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return rgb.reshape(m.shape + (3,))
 
 
-def filter_images(weight: np.ndarray) -> np.ndarray:
+def filter_gap(kh: int, kw: int) -> int:
+    """Pixels between filters (and around them) in ``filter_images``."""
+    return max(1, round(max(kh, kw) / 5))
+
+
+def filter_images(weight: np.ndarray, cols: int | None = None) -> np.ndarray:
     """Filters (out, in, kh, kw) as one RGB grid image (rows, cols, 3) uint8: each filter on its
-    own symmetric scale (0 is grey), RGB when it has 3 input channels, grey otherwise."""
+    own symmetric scale (0 is grey), RGB when it has 3 input channels, grey otherwise; ``cols``
+    filters a row (by default a square grid)."""
     k, c, kh, kw = weight.shape
     if not np.isfinite(weight).all():  # a weights file may hold inf or NaN: drawn as 0 (grey)
         weight = np.nan_to_num(weight, nan=0.0, posinf=0.0, neginf=0.0)
     peak = np.abs(weight).reshape(k, -1).max(axis=1)
     scaled = 0.5 + 0.5 * weight / np.where(peak > 0, peak, 1)[:, None, None, None]
     rgb = scaled.transpose(0, 2, 3, 1) if c == 3 else np.repeat(scaled.mean(axis=1)[..., None], 3, -1)
-    cols = max(1, math.ceil(math.sqrt(k)))
-    rows = math.ceil(k / cols)
-    gap = max(1, round(max(kh, kw) / 5))
+    cols = max(1, math.ceil(math.sqrt(k))) if cols is None else max(1, min(int(cols), k))
+    rows = max(1, math.ceil(k / cols))
+    gap = filter_gap(kh, kw)
     grid = np.full((rows * (kh + gap) + gap, cols * (kw + gap) + gap, 3), 40, np.uint8)
     pixels = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
     for i in range(k):
