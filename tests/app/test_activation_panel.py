@@ -45,10 +45,10 @@ def panel(qtbot):
     widget.tiler.shutdown()
 
 
-def expected_grid(maps):
+def expected_grid(maps, cols):
     stats = map_statistics(maps)
     levels = (float(stats[:, 0].min()), float(stats[:, 1].max()))
-    return tile(maps, levels, stats[:, 3] == 1.0, gap_for(*maps.shape[1:]))
+    return tile(maps, levels, stats[:, 3] == 1.0, gap_for(*maps.shape[1:]), cols=cols)
 
 
 def settle(qtbot, panel):
@@ -61,7 +61,7 @@ def test_a_large_grid_arrives_later_and_equals_the_synchronous_drawing(qtbot, pa
     panel.show_node("big")
     assert panel.drawing and panel.image.image is None  # nothing stale shown meanwhile
     qtbot.waitUntil(lambda: not panel.drawing, timeout=30_000)
-    assert np.array_equal(panel.image.image, expected_grid(BIG))
+    assert np.array_equal(panel.image.image, expected_grid(BIG, panel.cols))
     # hover and click geometry follow the grid: the unit under a point is the one drawn there
     origin = panel.unit_origin(17, 40, 3)
     assert panel.locate(origin) == (17, 40, 3)
@@ -70,19 +70,19 @@ def test_a_large_grid_arrives_later_and_equals_the_synchronous_drawing(qtbot, pa
 def test_a_small_grid_is_drawn_at_once(qtbot, panel):
     panel.show_node("small")
     assert not panel.drawing
-    assert np.array_equal(panel.image.image, expected_grid(SMALL))
+    assert np.array_equal(panel.image.image, expected_grid(SMALL, panel.cols))
 
 
 def test_a_late_grid_does_not_replace_what_was_drawn_since(qtbot, panel):
     panel.show_node("big")
     panel.show_node("small")  # drawn at once, while the big grid may still be tiled
     settle(qtbot, panel)
-    assert np.array_equal(panel.image.image, expected_grid(SMALL))
+    assert np.array_equal(panel.image.image, expected_grid(SMALL, panel.cols))
     panel.show_node("big")
     panel.show_node("big2")  # the newer of two large requests wins
     qtbot.waitUntil(lambda: not panel.drawing, timeout=30_000)
     settle(qtbot, panel)
-    assert np.array_equal(panel.image.image, expected_grid(BIG[::-1].copy()))
+    assert np.array_equal(panel.image.image, expected_grid(BIG[::-1].copy(), panel.cols))
 
 
 def test_opening_one_map_while_the_grid_is_tiled_keeps_that_map(qtbot, panel):
@@ -98,7 +98,7 @@ def test_the_grid_reaches_qt_pixel_for_pixel(qtbot, panel):
     panel.show_node("small")
     panel.image.render()
     qimage = panel.image.qimage
-    expected = expected_grid(SMALL)
+    expected = expected_grid(SMALL, panel.cols)
     assert (qimage.height(), qimage.width()) == expected.shape[:2]
     pixels = [[qimage.pixelColor(x, y).getRgb()[:3] for x in range(qimage.width())]
               for y in range(qimage.height())]

@@ -4,8 +4,10 @@ or a bar chart for flat outputs.
 All maps are tiled into one image, coloured with viridis on a shared or per-map scale, so hundreds
 of maps draw as fast as one. Hovering shows ``(channel, row, column) = value``; clicking a map
 picks that unit (its receptive field is drawn on the image); double-clicking opens the map large.
-Per-map statistics sit in a sortable table beside the grid; maps that are all zero (dead ReLUs)
-are framed in red there and in the grid.
+Per-map statistics sit in a sortable table beside the grid, or below it when the panel is
+taller than wide (the table can be hidden); maps that are all zero (dead ReLUs) are framed in red
+there and in the grid. The grid takes the shape of the room it gets, so its maps are as large as
+they can be there.
 """
 from __future__ import annotations
 
@@ -15,16 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QPointF, QRectF,
-                            Qt, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QPointF, QRectF, QSize,
+                            Qt, QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableView,
-                               QVBoxLayout, QWidget)
+                               QToolButton, QVBoxLayout, QWidget)
 
-from designer.app.run.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, colour_map, finite_range,
-                                   gap_for, grid_columns, map_statistics, nonfinite_maps,
-                                   shared_levels, tile)
+from designer.app.run.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, best_columns, colour_map,
+                                       finite_range, gap_for, grid_columns, map_statistics,
+                                       nonfinite_maps, shared_levels, tile)
 from designer.app.panels import roles
 from designer.core.problems import num
 
@@ -36,6 +38,13 @@ GRID_PIXELS = 1_000_000  # above this, the grid shows maps at a reduced step (sc
 #: milliseconds, which would stall the window)
 ASYNC_VALUES = 250_000
 DEAD_TEXT = QColor(200, 30, 30)
+#: the statistics table below the grid: this share of the height, within these bounds (pixels)
+TABLE_BELOW_SHARE, TABLE_BELOW_MIN, TABLE_BELOW_MAX = 0.3, 110, 260
+#: width the colour bar and its axis take beside the grid (pixels), for choosing where the
+#: table goes
+BAR_ROOM = 70
+#: the grid is laid out again this long after the room it gets stops changing (milliseconds)
+REFIT_MS = 80
 
 
 def show_rgb(item: pg.ImageItem, rgb: np.ndarray) -> None:
@@ -57,9 +66,9 @@ class Tiler(QObject):
         self.latest = 0
 
     def request(self, maps: np.ndarray, levels: tuple[float, float] | None, dead: np.ndarray,
-                gap: int, nonfinite: np.ndarray | None = None) -> int:
+                gap: int, nonfinite: np.ndarray | None = None, cols: int | None = None) -> int:
         self.latest += 1
-        self._pool.submit(self._work, self.latest, (maps, levels, dead, gap, nonfinite))
+        self._pool.submit(self._work, self.latest, (maps, levels, dead, gap, nonfinite, cols))
         return self.latest
 
     def _work(self, number: int, args: tuple) -> None:
@@ -156,9 +165,16 @@ class StatsModel(QAbstractTableModel):
 
 class ActivationPanel(QWidget):
     """See the module docstring. ``unit_picked(node_id, channel, unit)``: unit is (row, col) for
-    maps (channel ≥ 0) or (index,) for flat outputs (channel −1)."""
+    maps (channel ≥ 0) or (index,) for flat outputs (channel −1). ``pick_cleared``: the unit
+    picked before belongs to a layer no longer shown (its field should go too); the controller's
+    ``pick_cleared`` is emitted with it, so the Run panel follows without being wired to this
+    panel. ``maps_shown(node_id, count)``: a layer's maps (or values, for a flat output) are
+    on screen; a window can give the panel more room then (``sizeHint`` says how much it would
+    like)."""
 
     unit_picked = Signal(str, int, object)
+    pick_cleared = Signal()
+    maps_shown = Signal(str, int)
 
     def __init__(self, controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -197,18 +213,27 @@ class ActivationPanel(QWidget):
         self.back.setToolTip("Back to the grid of every map")
         self.back.clicked.connect(self.show_grid)
         self.back.hide()
+        self.table_button = QToolButton()
+        self.table_button.setText("Statistics")
+        self.table_button.setCheckable(True)
+        self.table_button.setChecked(True)
+        self.table_button.setToolTip("Show or hide the table of each map's min, max, mean and "
+                                     "% zeros (hidden, the maps get its room)")
+        self.table_button.toggled.connect(self._table_toggled)
         self.readout = QLabel(" ")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         head = QHBoxLayout()
         head.addWidget(self.back)
         head.addWidget(self.title, 1)
+        head.addWidget(self.table_button)
         head.addWidget(self.scale)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(None)
         self.view = self.plots.addViewBox(row=0, col=0, lockAspect=True, invertY=True,
                                           enableMenu=False)
+        self.view.setDefaultPadding(0)  # the grid has a margin of its own
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)
         self.marker = pg.QtWidgets.QGraphicsRectItem()
@@ -239,12 +264,21 @@ class ActivationPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 4)
         # fixed widths from the font: sizing to contents would read every row on every update
-        digits = self.fontMetrics().horizontalAdvance("−0.000e+00")
-        for column, width in enumerate((self.fontMetrics().horizontalAdvance("channel") + 24,
-                                        digits, digits, digits,
-                                        self.fontMetrics().horizontalAdvance("% zeros") + 16)):
+        header = self.table.horizontalHeader()
+        header_font = header.fontMetrics()
+        digits = max(self.fontMetrics().horizontalAdvance("−0.000e+00") + 8,
+                     header_font.horizontalAdvance("mean") + 24)
+        widths = (header_font.horizontalAdvance("channel") + 28, digits, digits, digits,
+                  header_font.horizontalAdvance("% zeros") + 28)  # room for the sort arrow
+        for column, width in enumerate(widths):
             self.table.setColumnWidth(column, width)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        # every column fits: the splitter can't squeeze the table into cutting one off
+        self.table_width = (sum(widths) + self.table.verticalScrollBar().sizeHint().width()
+                            + 2 * self.table.frameWidth() + 2)
+        self.table.setMinimumWidth(self.table_width)
+        self.table.setMinimumHeight(4 * (self.fontMetrics().height() + 4))
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setToolTip("Statistics of each map for this image; sort by a column, "
                               "double-click a row to see that map large")
@@ -253,9 +287,11 @@ class ActivationPanel(QWidget):
         split = QSplitter()
         split.addWidget(self.stack)
         split.addWidget(self.table)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([480, 330])
+        split.setStretchFactor(0, 1)  # more room goes to the maps; the table keeps its size
+        split.setStretchFactor(1, 0)
+        split.setCollapsible(0, False)
+        split.setCollapsible(1, False)
+        split.setSizes([480, self.table_width])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -265,6 +301,10 @@ class ActivationPanel(QWidget):
         layout.addWidget(split, 1)
         layout.addWidget(self.readout)
         self._split = split
+        self._table_wanted = True  # the Statistics button (the table is hidden for flat outputs)
+        self._refit_timer = QTimer(self, singleShot=True, interval=REFIT_MS)
+        self._refit_timer.timeout.connect(self._refit)
+        self.view.sigResized.connect(lambda _: self._refit_timer.start())
 
         scene = self.plots.scene()
         scene.sigMouseMoved.connect(self._hover)
@@ -284,7 +324,10 @@ class ActivationPanel(QWidget):
         self.values = None
         self.readout.setText(" ")
         if not same_node:
+            had_pick = self.picked is not None
             self.channel, self.picked = None, None
+            if had_pick:
+                self._clear_pick()
         if node_id is None:
             self._message("Select a layer on the canvas to see its output for the image.")
             return
@@ -297,6 +340,15 @@ class ActivationPanel(QWidget):
         self.values = result.activations[node_id]
         self._redraw()
 
+    def _clear_pick(self) -> None:
+        """The picked unit's layer is no longer shown: nothing should point at it any more."""
+        self.marker.hide()
+        self.chart_marker.hide()
+        self.pick_cleared.emit()
+        clear = getattr(self.controller, "clear_pick", None)
+        if clear is not None:
+            clear()
+
     def _message(self, text: str) -> None:
         self._pending = None
         self.title.setText(text)
@@ -306,8 +358,17 @@ class ActivationPanel(QWidget):
         self.marker.hide()
         self.bars.setOpts(x=[], height=[])
         self.stats_model.set_stats(np.zeros((0, 4)))
+        self.stats = np.zeros((0, 4))
         self.back.hide()
+        self._set_bar(0.0, 1.0, "value")  # no maps: no range left from earlier ones
+        self._show_table()
         self._show_nonfinite()
+
+    def _set_bar(self, lo: float, hi: float, label: str) -> None:
+        if (lo, hi, label) != self._bar_shown:  # the colour bar's axis is costly to lay out
+            self._bar_shown = (lo, hi, label)
+            self.bar.setLevels((lo, hi))
+            self.bar.setLabel("right", label)
 
     def _show_stale(self, stale: bool) -> None:
         self.stale.setText("These results are from before your last change: run again (F5) to "
@@ -332,7 +393,7 @@ class ActivationPanel(QWidget):
             self._draw_flat(v)
             return
         self.stack.setCurrentWidget(self.plots)
-        self.table.show()
+        self._show_table()
         self.scale.setEnabled(True)
         c, h, w = v.shape
         if v is not self._drawn:
@@ -352,15 +413,17 @@ class ActivationPanel(QWidget):
             step = max(1, math.isqrt(math.ceil(c * h * w / GRID_PIXELS)))
             self.gap = gap_for(h, w)
             self.gap += -(h + self.gap) % step
-            self.cols = grid_columns(c, h, w)
+            self.cols = self._columns(c, h, w, self.gap)
             small = v if step == 1 else v[:, ::step, ::step]
             shown_gap = (h + self.gap) // step - small.shape[1]
+            self.margin = shown_gap * step  # the grid's own margin, in map units
             levels = (lo, hi) if shared else None
             if small.size > ASYNC_VALUES:  # shown when the tiler is done (``_tiles_ready``)
                 self.image.clear()
-                self._pending = (self.tiler.request(small, levels, dead, shown_gap, bad), step)
+                self._pending = (self.tiler.request(small, levels, dead, shown_gap, bad,
+                                                    self.cols), step)
             else:
-                self._show_tiles(tile(small, levels, dead, shown_gap, bad), step)
+                self._show_tiles(tile(small, levels, dead, shown_gap, bad, self.cols), step)
             self.back.hide()
             n_dead = int(dead.sum())
             self.title.setText(
@@ -382,17 +445,91 @@ class ActivationPanel(QWidget):
                 f"<b>{self.node_id}</b>, channel {ch} ({h}×{w}): min {s[0]:.3g}, max {s[1]:.3g}, "
                 f"mean {s[2]:.3g}, {s[3] * 100:.0f}% zeros — click a unit for its receptive field")
         label = "value" if shared or self.channel is not None else "per map: min → max"
-        if (lo, hi, label) != self._bar_shown:  # the colour bar's axis is costly to lay out
-            self._bar_shown = (lo, hi, label)
-            self.bar.setLevels((lo, hi))
-            self.bar.setLabel("right", label)
+        self._set_bar(lo, hi, label)
         self._drawn = v
         self.view.enableAutoRange()
         self._place_marker()
         self._show_nonfinite()
+        self.maps_shown.emit(self.node_id, c)
 
     _drawn: np.ndarray | None = None
     _bar_shown: tuple | None = None  # (low, high, label) the colour bar shows
+    gap = margin = 0
+    cols = 1
+
+    def _columns(self, c: int, h: int, w: int, gap: int) -> int:
+        """Columns of the grid: those that make the maps largest in the room the view has now
+        (near-square until the view has been laid out)."""
+        width, height = self.view.width(), self.view.height()
+        if width < 20 or height < 20:
+            return grid_columns(c, h, w)
+        return best_columns(c, h, w, gap, width, height)
+
+    def _refit(self) -> None:
+        """The view's room changed: lay the grid out again if other columns now fit better."""
+        v = self.values
+        if v is None or v.ndim != 3 or self.channel is not None or not self.isVisible():
+            return
+        c, h, w = v.shape
+        if self._columns(c, h, w, self.gap) != self.cols:
+            self._redraw()
+
+    def map_pixels(self) -> float | None:
+        """How many screen pixels the width of one map takes now (None without a grid)."""
+        v = self.values
+        if v is None or v.ndim != 3 or self.stack.currentWidget() is not self.plots:
+            return None
+        (x_size, _) = self.view.viewPixelSize()
+        if not x_size or not math.isfinite(x_size):
+            return None
+        return v.shape[2] / x_size
+
+    # ------------------------------------------------------------------ room
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        """Room for a grid of 64 maps of about 64 pixels beside the table."""
+        return QSize(64 * 8 + BAR_ROOM + self.table_width + 24, 64 * 8 + 120)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(240, 200)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._place_table()
+
+    def _table_toggled(self, on: bool) -> None:
+        self._table_wanted = on
+        self._show_table()
+
+    def _show_table(self) -> None:
+        """The table is shown when asked for and there are maps (flat outputs have none)."""
+        flat = self.values is not None and self.values.ndim == 1
+        visible = self._table_wanted and not flat
+        if self.table.isHidden() == visible:
+            self.table.setVisible(visible)
+            self._place_table(force=True)
+
+    def _place_table(self, force: bool = False) -> None:
+        """Beside the grid in a wide panel, below it in a tall one: wherever the maps keep
+        the larger square (a grid of maps is about square)."""
+        split = self._split
+        width, height = split.width(), split.height()
+        if width <= 0 or height <= 0:
+            return
+        below_h = int(min(max(height * TABLE_BELOW_SHARE, TABLE_BELOW_MIN), TABLE_BELOW_MAX))
+        beside = min(width - self.table_width - BAR_ROOM, height)
+        below = min(width - BAR_ROOM, height - below_h)
+        orientation = (Qt.Orientation.Horizontal if beside >= below
+                       else Qt.Orientation.Vertical)
+        if orientation == split.orientation() and not force:
+            return
+        split.setOrientation(orientation)
+        if self.table.isHidden():
+            return
+        if orientation == Qt.Orientation.Horizontal:
+            split.setSizes([max(1, width - self.table_width), self.table_width])
+        else:
+            split.setSizes([max(1, height - below_h), below_h])
 
     def _show_tiles(self, rgb: np.ndarray, step: int) -> None:
         show_rgb(self.image, rgb)
@@ -416,7 +553,7 @@ class ActivationPanel(QWidget):
 
     def _draw_flat(self, v: np.ndarray) -> None:
         self.stack.setCurrentWidget(self.chart)
-        self.table.hide()
+        self._show_table()
         self.back.hide()
         self.scale.setEnabled(False)
         finite = np.isfinite(v)
@@ -438,6 +575,7 @@ class ActivationPanel(QWidget):
         self.title.setText(text)
         self._place_marker()
         self._show_nonfinite()
+        self.maps_shown.emit(self.node_id, len(v))
 
     def _show_nonfinite(self) -> None:
         """The line above the maps saying where the run's numbers went bad, on that layer and
@@ -480,6 +618,9 @@ class ActivationPanel(QWidget):
         if self.channel is not None:
             row, col = int(y), int(x)
             return (self.channel, row, col) if row < h and col < w else None
+        x, y = x - self.margin, y - self.margin
+        if x < 0 or y < 0:
+            return None
         step_y, step_x = h + self.gap, w + self.gap
         grid_row, row = divmod(int(y), step_y)
         grid_col, col = divmod(int(x), step_x)
@@ -494,7 +635,8 @@ class ActivationPanel(QWidget):
             return QPointF(col, row)
         _, h, w = self.values.shape
         grid_row, grid_col = divmod(channel, self.cols)
-        return QPointF(grid_col * (w + self.gap) + col, grid_row * (h + self.gap) + row)
+        return QPointF(self.margin + grid_col * (w + self.gap) + col,
+                       self.margin + grid_row * (h + self.gap) + row)
 
     def _hover(self, scene_pos) -> None:
         if self.values is None or self.values.ndim != 3:
