@@ -296,7 +296,7 @@ def test_classic_filters_shown_and_weights_round_trip(qtbot, window, tmp_path):
     result = run_and_wait(qtbot, window)
     assert result.classic["node"] == "conv1"
     assert "vertical edge" in window.run_panel.filters_label.text()
-    shown = window.run_panel.filters_image.image
+    shown = window.run_panel.filters.image
     assert shown is not None and shown.ndim == 3 and shown.shape[2] == 3
     path = tmp_path / "w.npz"
     result.network.save_weights(path)

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,13 +29,20 @@ from designer.engine.classic import apply_classic_filters, first_convolution
 from designer.engine.memory import available_memory, mib
 from designer.engine.network import (Cancelled, InputError, InvalidDesign, Network, NonFinite,
                                      NotEnoughMemory)
-from designer.engine.weights import WeightsError, expected_tensors, init_weights, load_weights_file
+from designer.engine.weights import (WeightsError, expected_tensors, init_weights,
+                                     load_weights_file)
 from designer.io.images import ImageError, read_image, to_input
 
 #: weights modes
 RANDOM, CLASSIC, FILE = "random", "classic", "file"
-WEIGHT_MODES = {RANDOM: "Seeded random", CLASSIC: "Classic filters (first convolution)",
-                FILE: "From a weights file"}
+WEIGHT_MODES = {RANDOM: "Seeded random", CLASSIC: "Classic filters", FILE: "From a weights file"}
+#: what each mode does, for the tooltips of the Run panel's choice
+WEIGHT_MODE_HELP = {
+    RANDOM: "He-initialised random weights, drawn from a seed: the same every time",
+    CLASSIC: "Classic filters for the first convolution (edge, blur, centre–surround and "
+             "colour-opponent kernels), so its maps are readable; seeded random weights for "
+             "the rest",
+    FILE: "Tensors saved from this app or from PyTorch (.npz, keys like conv1.weight)"}
 #: input scalings: name -> (mean, std) applied after pixels/255
 SCALINGS = {"0 – 1 (pixels ÷ 255)": (None, None),
             "ImageNet mean/std": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
@@ -42,6 +50,11 @@ SCALINGS = {"0 – 1 (pixels ÷ 255)": (None, None),
 AUTO_RUN_MACS = 2_000_000_000
 AUTO_RUN_PARAMS = 30_000_000
 SEED = 0
+#: seeded weights are drawn this many values at a time, with progress and Cancel in between
+#: (VGG-16's first fully connected layer holds 103 million)
+DRAW_BLOCK_VALUES = 1 << 20
+#: progress reaches the window at most this often (seconds; the last report always does)
+PROGRESS_INTERVAL_S = 0.03
 MAX_FILTERS = 256  # first-convolution filters drawn in the Run panel
 #: how long a thread running Python may keep the interpreter's lock while another waits for it
 #: (Python's default is 5 ms): the worker runs Python between NumPy calls, and the GUI thread
@@ -124,6 +137,7 @@ class RunController(QObject):
     stale_changed = Signal(bool)
     settings_changed = Signal()
     reset = Signal()  # another design was opened: the results shown belong to none
+    pick_cleared = Signal()  # the unit picked in the maps is gone from view: forget its field
     _done = Signal(object, object, object)  # job, outcome, error text (worker → GUI thread)
 
     def __init__(self, document, parent: QObject | None = None) -> None:
@@ -186,6 +200,11 @@ class RunController(QObject):
         self.auto_run = bool(on)
         if on:
             self._after_edit()
+
+    def clear_pick(self) -> None:
+        """The unit picked in the activation maps is no longer shown (another layer was
+        selected): views that draw its field take it away (``pick_cleared``)."""
+        self.pick_cleared.emit()
 
     def _design_replaced(self) -> None:
         self.cancel()
@@ -273,8 +292,9 @@ class RunController(QObject):
             report(0.0, "building the network")
             analysis = Analysis(snapshot)
             _check_memory(snapshot, mode, file_weights, cache)  # before drawing any weights
-            weights, notes = _weights_for(analysis, mode, file_weights, cache,
-                                          lambda: report(0.0, "drawing random weights"))
+            weights, notes = _weights_for(
+                analysis, mode, file_weights, cache,
+                lambda done, key: report(done, "drawing random weights"))
             classic = None
             if mode == CLASSIC:
                 weights, node, names = apply_classic_filters(weights, analysis)
@@ -333,7 +353,7 @@ class RunController(QObject):
             if job.cancel.is_set():
                 raise Cancelled(text)
             now = time.perf_counter()
-            if now - job.last_report > 0.03 or fraction >= 1.0:  # about 30 updates a second
+            if now - job.last_report > PROGRESS_INTERVAL_S or fraction >= 1.0:
                 job.last_report = now
                 self.progress.emit(fraction, text)
             return True
@@ -408,12 +428,42 @@ def _check_memory(design: Design, mode: str, file_weights: dict[str, np.ndarray]
     probe.check_memory(1, need=max(0, probe.estimate_bytes(1) - held))
 
 
+def draw_seeded(key: str, shape: tuple[int, ...], seed: int = SEED,
+                progress: Callable[[int], Any] = lambda done: None,
+                block: int | None = None) -> np.ndarray:
+    """One tensor of ``designer.engine.weights.init_weights`` (the same values: He normal for
+    convolution and linear weights from the generator seeded by (seed, key), zero biases and
+    means, unit scales and variances), drawn ``block`` values at a time; ``progress(values
+    drawn so far)`` is called after each block (it raises Cancelled to stop); ``block``
+    defaults to ``DRAW_BLOCK_VALUES``."""
+    block = DRAW_BLOCK_VALUES if block is None else max(1, int(block))
+    shape = tuple(int(s) for s in shape)
+    name = key.rsplit(".", 1)[1]
+    if name == "weight" and len(shape) in (2, 4):
+        fan_in = math.prod(shape[1:])
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
+        tensor = np.empty(shape, np.float32)
+        flat = tensor.reshape(-1)
+        scale = np.float32(np.sqrt(2.0 / fan_in))
+        for start in range(0, flat.size, block):  # one stream: the same values as one call
+            part = flat[start:start + block]
+            rng.standard_normal(out=part, dtype=np.float32)
+            part *= scale
+            progress(start + part.size)
+        return tensor
+    tensor = (np.ones if name in ("weight", "running_var") else np.zeros)(shape, np.float32)
+    progress(tensor.size)
+    return tensor
+
+
 def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarray] | None,
-                 cache: dict[str, np.ndarray], between: Callable[[], Any] = lambda: None
+                 cache: dict[str, np.ndarray],
+                 progress: Callable[[float, str], Any] = lambda done, key: None
                  ) -> tuple[dict[str, np.ndarray], list[str]]:
     """The tensors for a run: from the file where they fit (in FILE mode), else seeded random.
     Seeded tensors are cached by key, so re-running after an edit only draws the new ones;
-    ``between`` runs before each is drawn (it raises Cancelled to stop)."""
+    ``progress(fraction of the values to draw, key)`` is called before each tensor and after
+    each block of a large one (it raises Cancelled to stop)."""
     shapes = expected_tensors(analysis)
     weights: dict[str, np.ndarray] = {}
     notes: list[str] = []
@@ -432,15 +482,25 @@ def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarr
                          f"weights file or of another shape ({shown}): seeded random instead")
     missing = {k: s for k, s in shapes.items() if k not in weights
                and not (k in cache and cache[k].shape == tuple(s))}
-    for key, shape in missing.items():  # one tensor at a time, so Cancel is heard in between
-        between()
+    total = max(1, sum(math.prod(s) for s in missing.values()))
+    drawn = 0
+    for key, shape in missing.items():  # in blocks, so progress shows and Cancel is heard
+        progress(drawn / total, key)
         try:
-            cache.update(init_weights({key: shape}, SEED))
+            if math.prod(shape) <= DRAW_BLOCK_VALUES:  # quick: the engine's own, at once
+                cache.update(init_weights({key: shape}, SEED))
+            else:
+                cache[key] = draw_seeded(key, shape, SEED,
+                                         lambda done, key=key, before=drawn:
+                                         progress((before + done) / total, key))
+            drawn += math.prod(shape)
         except (MemoryError, ValueError):  # more than free memory said, or NumPy can index
             raise NotEnoughMemory(
                 f"the weights {key} {'×'.join(num(s) for s in shape)} need about "
                 f"{mib(4 * math.prod(shape))}, but only {mib(available_memory() or 0)} is "
                 f"free; use fewer or smaller layers, or close other programs") from None
+    if missing:
+        progress(1.0, key)
     for key in shapes:
         if key not in weights:  # (setdefault would look the key up in the cache regardless)
             weights[key] = cache[key]

@@ -1,21 +1,25 @@
 """The Run panel: choose an image and weights, run (with progress and Cancel), see the image as
 the network sees it, the receptive field of the picked unit layer by layer, its effective field
-(the input gradient) as a heat map, and the first convolution's filters as small images."""
+(the input gradient) as a heat map, and the first convolution's filters as small images in rows
+that fill the panel's width."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QToolTip, QVBoxLayout,
+                               QWidget)
 
 from designer.app.run.activations import show_rgb
 from designer.app.messages import WRITE_ERRORS, write_failure
-from designer.app.run.pictures import LUT, display_rgb
-from designer.app.run.controller import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODES, GradientResult,
-                              RunController, RunResult)
+from designer.app.run.pictures import LUT, display_rgb, filter_gap, filter_images
+from designer.app.run.controller import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODE_HELP, WEIGHT_MODES,
+                                         GradientResult, RunController, RunResult)
 from designer.core.problems import num
 from designer.core.unit_field import UnitWindow, field_path
 from designer.engine.weights import WeightsError
@@ -26,6 +30,131 @@ from designer.io.samples import sample_images
 PATH_COLOURS = [(255, 170, 0), (0, 200, 255), (255, 80, 200), (120, 220, 60), (150, 110, 255)]
 MAX_DRAWN = 5  # windows drawn on the image: the picked unit's and up to four on the way there
 HEAT_ALPHA = 1.0  # the heat map's own alpha channel does the blending
+#: filter thumbnails: at most this many pixels on their longer side (larger ones only when a
+#: kernel pixel would be smaller than one screen pixel's worth), and the grid at most this tall
+#: where smaller thumbnails can keep it so
+THUMB_MAX, THUMBS_MAX_HEIGHT = 28, 260
+
+
+class FilterGrid(QWidget):
+    """Filters (out, in, kh, kw) as small images, in as many columns as the width holds (at
+    least a square grid's), each kernel pixel a whole number of screen pixels; as tall as its
+    rows, so nothing is cut off (a parent that is too short scrolls). Hover a filter for its
+    number."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+        self.weight: np.ndarray | None = None
+        self.image: np.ndarray | None = None  # the grid as drawn (rows, cols, 3) uint8
+        self._qimage: QImage | None = None
+        self._layout: tuple[int, int] = (0, 0)  # (columns, screen pixels per kernel pixel)
+
+    def set_weight(self, weight: np.ndarray | None) -> None:
+        self.weight = weight
+        self._layout = (0, 0)
+        self.image = self._qimage = None
+        self._arrange()
+        self.updateGeometry()
+        self.update()
+
+    def clear(self) -> None:
+        self.set_weight(None)
+
+    def arrangement(self, width: int) -> tuple[int, int, int]:
+        """(columns, rows, scale) of the grid in ``width`` pixels: the largest scale whose
+        thumbnails are at most ``THUMB_MAX`` pixels, whose columns make at least a square grid
+        and whose height is at most ``THUMBS_MAX_HEIGHT``; failing that, scale 1."""
+        if self.weight is None:
+            return 0, 0, 0
+        k, _, kh, kw = self.weight.shape
+        gap = filter_gap(kh, kw)
+        square = min(k, math.ceil(math.sqrt(k)))
+        width = max(1, width)
+        top = max(1, THUMB_MAX // max(kh, kw))
+        for scale in range(top, 0, -1):
+            cols = min(k, (width // scale - gap) // (kw + gap))
+            rows = math.ceil(k / max(cols, 1))
+            if cols >= square and (rows * (kh + gap) + gap) * scale <= THUMBS_MAX_HEIGHT:
+                return cols, rows, scale
+        cols = max(1, min(k, (width - gap) // (kw + gap)))
+        return cols, math.ceil(k / cols), 1
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        if self.weight is None:
+            return 0
+        _, rows, scale = self.arrangement(width)
+        k, _, kh, kw = self.weight.shape
+        return (rows * (kh + filter_gap(kh, kw)) + filter_gap(kh, kw)) * scale
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
+        return True
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = max(self.width(), 200)
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(0, self.heightForWidth(self.width()) if self.width() > 0 else 0)
+
+    def _arrange(self) -> None:
+        if self.weight is None:
+            return
+        cols, _, scale = self.arrangement(self.width())
+        if (cols, scale) == self._layout and self.image is not None:
+            return
+        self._layout = (cols, scale)
+        self.image = np.ascontiguousarray(filter_images(self.weight, cols))
+        h, w = self.image.shape[:2]
+        self._qimage = QImage(self.image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        if self.height() != self.heightForWidth(self.width()):
+            self.updateGeometry()
+
+    def drawn_rect(self) -> QRect:
+        """Where the grid is painted in the widget."""
+        if self.image is None:
+            return QRect()
+        scale = self._layout[1]
+        h, w = self.image.shape[:2]
+        return QRect(0, 0, w * scale, h * scale)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._arrange()
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self._qimage is None:
+            return
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        painter.drawImage(self.drawn_rect(), self._qimage)
+        painter.end()
+
+    def filter_at(self, x: float, y: float) -> int | None:
+        """The filter under a point of the widget, or None."""
+        if self.weight is None or self.image is None:
+            return None
+        k, _, kh, kw = self.weight.shape
+        cols, scale = self._layout
+        gap = filter_gap(kh, kw)
+        u, v = int(x // scale) - gap, int(y // scale) - gap
+        if u < 0 or v < 0:
+            return None
+        (col, du), (row, dv) = divmod(u, kw + gap), divmod(v, kh + gap)
+        index = row * cols + col
+        return index if du < kw and dv < kh and col < cols and index < k else None
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ToolTip:
+            index = self.filter_at(event.pos().x(), event.pos().y())
+            if index is None:
+                QToolTip.hideText()
+            else:
+                QToolTip.showText(event.globalPos(), f"filter {index}", self)
+            return True
+        return super().event(event)
 
 
 class RunPanel(QWidget):
@@ -53,10 +182,9 @@ class RunPanel(QWidget):
         self.weights = QComboBox()
         for mode, text in WEIGHT_MODES.items():
             self.weights.addItem(text, mode)
-        self.weights.setToolTip(
-            "Seeded random: He-initialised weights, the same every time.\nClassic filters: the "
-            "first convolution gets edge, blur and colour-opponent kernels, so its maps are "
-            "readable.\nFrom a weights file: tensors saved from this app or PyTorch (.npz).")
+            self.weights.setItemData(self.weights.count() - 1, WEIGHT_MODE_HELP[mode],
+                                     Qt.ItemDataRole.ToolTipRole)
+        self.weights.currentIndexChanged.connect(self._weights_tooltip)
         self.weights.activated.connect(self._weights_chosen)
         self.load_weights_button = QPushButton("Load…")
         self.load_weights_button.setToolTip("Load weights (.npz, keys like conv1.weight)")
@@ -142,14 +270,8 @@ class RunPanel(QWidget):
 
         self.filters_label = QLabel("First convolution's filters: run to see them.")
         self.filters_label.setWordWrap(True)
-        self.filters_plot = pg.GraphicsLayoutWidget()
-        self.filters_plot.setBackground(None)
-        self.filters_plot.setMinimumHeight(120)
-        self.filters_view = self.filters_plot.addViewBox(lockAspect=True, invertY=True,
-                                                         enableMenu=False)
-        self.filters_view.setMouseEnabled(x=False, y=False)  # the panel scrolls; this doesn't zoom
-        self.filters_image = pg.ImageItem(axisOrder="row-major")
-        self.filters_view.addItem(self.filters_image)
+        self.filters_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.filters = FilterGrid()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -159,8 +281,8 @@ class RunPanel(QWidget):
         layout.addWidget(self.show_heat)
         layout.addWidget(self.field_text)
         layout.addWidget(self.filters_label)
-        layout.addWidget(self.filters_plot, 1)
-        layout.addStretch(0)
+        layout.addWidget(self.filters)
+        layout.addStretch(1)
         # ``plots`` (the image as given and as the network sees it, with the fields drawn on it)
         # is placed by the window beside the activation maps, where the clicks happen
 
@@ -175,7 +297,9 @@ class RunPanel(QWidget):
         controller.settings_changed.connect(self._sync_controls)
         controller.settings_changed.connect(self._explain_waiting)
         controller.reset.connect(self._reset)
+        controller.pick_cleared.connect(self.clear_unit)
         self._sync_controls()
+        self._weights_tooltip(self.weights.currentIndex())
 
     # ------------------------------------------------------------------ choosing
 
@@ -245,6 +369,10 @@ class RunPanel(QWidget):
             else:
                 self.message.emit(f"Saved the weights to {path}", 4000)
 
+    def _weights_tooltip(self, index: int) -> None:
+        self.weights.setToolTip(f"{self.weights.itemText(index)}: "
+                                f"{self.weights.itemData(index, Qt.ItemDataRole.ToolTipRole)}")
+
     def _sync_controls(self) -> None:
         c = self.controller
         self.weights.setCurrentIndex(self.weights.findData(c.weights_mode))
@@ -310,7 +438,7 @@ class RunPanel(QWidget):
         self.clear_unit()
         self.seen.clear()
         self.frame.setRect(QRectF())
-        self.filters_image.clear()
+        self.filters.clear()
         self.filters_label.setText("First convolution's filters: run to see them.")
         self._say("")
         if self.controller.image is not None:
@@ -375,7 +503,7 @@ class RunPanel(QWidget):
         if node is None:
             self.filters_label.setText("First convolution's filters: the design has no "
                                        "convolution.")
-            self.filters_image.clear()
+            self.filters.clear()
             return
         k, c, kh, kw = result.network.weights[f"{node}.weight"].shape
         names = ""
@@ -387,8 +515,7 @@ class RunPanel(QWidget):
             f"First convolution's filters ({node}: {num(k)} of {c}×{kh}×{kw}, "
             f"{'as RGB' if c == 3 else 'channels averaged'}, grey = 0"
             f"{f', first {MAX_FILTERS} shown' if k > MAX_FILTERS else ''}).{names}")
-        show_rgb(self.filters_image, result.filters_rgb)
-        self.filters_view.enableAutoRange()
+        self.filters.set_weight(result.network.weights[f"{node}.weight"][:MAX_FILTERS])
 
     # ------------------------------------------------------------------ fields
 

@@ -1,0 +1,146 @@
+"""Defects of the run views seen in the real window: the receptive field of a unit stayed on the
+image after another layer was selected, the colour bar kept the last design's range after New,
+the first-layer filters were cut off below, and "Classic filters (first convol" was cut off."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QApplication, QScrollArea, QStyle, QStyleOptionComboBox
+
+from designer.app.run.controller import CLASSIC, MAX_FILTERS
+from designer.core.design import Design
+from designer.io.design_file import load_design
+from designer.io.samples import sample_images
+from designer.io.templates import resources_dir
+
+TEMPLATES = resources_dir() / "templates"
+WAIT_MS = 30_000
+
+
+def run_and_wait(qtbot, window):
+    failures: list[str] = []
+    window.runner.failed.connect(failures.append)
+    try:
+        assert window.runner.run()
+        qtbot.waitUntil(lambda: bool(failures) or not window.runner.busy, timeout=WAIT_MS)
+    finally:
+        window.runner.failed.disconnect(failures.append)
+    assert not failures, failures
+    return window.runner.result
+
+
+def open_and_run(qtbot, window, design, sample: str = "Scene"):
+    window.document.replace(design, None)
+    window.runner.auto_run = False
+    path = next(s.path for s in sample_images() if s.title == sample)
+    assert window.run_panel.load_image(path)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    return run_and_wait(qtbot, window)
+
+
+def select(qtbot, window, node_id: str) -> None:
+    window.scene.select_node(node_id)
+    qtbot.waitUntil(lambda: window.activations.node_id == node_id, timeout=5000)
+
+
+def test_the_field_goes_when_another_layer_is_selected(qtbot, window):
+    open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
+    select(qtbot, window, "conv2")
+    run_panel = window.run_panel
+    with qtbot.waitSignal(window.runner.gradient_ready, timeout=WAIT_MS):
+        window.activations.pick(3, 5, 6)
+    drawn = list(run_panel.rect_items)
+    assert drawn and all(item.scene() is not None for item in drawn)
+    assert run_panel.heat.image is not None
+    select(qtbot, window, "relu1")
+    assert run_panel.rect_items == [] and run_panel.pick is None
+    assert all(item.scene() is None for item in drawn)  # taken off the image, not just listed
+    assert run_panel.heat.image is None
+    assert "Click a unit" in run_panel.field_text.text()
+    assert not window.activations.marker.isVisible()
+
+
+def test_the_colour_bar_has_no_range_from_the_last_design_after_new(qtbot, window):
+    result = open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
+    select(qtbot, window, "conv1")
+    maps = result.activations["conv1"]
+    assert tuple(window.activations.bar.levels()) == (float(maps.min()), float(maps.max()))
+    window.document.replace(Design(), None)  # File ▸ New, blank
+    QApplication.processEvents()
+    assert tuple(window.activations.bar.levels()) == (0.0, 1.0)
+    assert window.activations.image.image is None
+
+
+def conv_design(filters: int, kernel: int, side: int = 24) -> Design:
+    return load_design({
+        "format": "cnn-designer", "version": 1,
+        "nodes": [{"id": "input", "type": "Input",
+                   "params": {"channels": 3, "height": side, "width": side}},
+                  {"id": "conv", "type": "Conv2d",
+                   "params": {"out_channels": filters, "kernel_size": kernel}}],
+        "edges": [["input", "conv"]]})
+
+
+def scroll_area_of(widget):
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
+def test_the_filters_are_whole_in_rows_that_fill_the_panel(qtbot, window):
+    window.resize(1280, 800)
+    for filters, kernel in ((16, 5), (64, 3), (96, 11), (300, 3)):
+        open_and_run(qtbot, window, conv_design(filters, kernel, 32 if kernel == 11 else 24))
+        QApplication.processEvents()
+        grid, panel = window.run_panel.filters, window.run_panel
+        shown = min(filters, MAX_FILTERS)
+        assert grid.weight.shape[0] == shown
+        drawn = grid.drawn_rect()
+        # every filter is drawn, inside the widget, which lies inside the panel
+        cols, rows, scale = grid.arrangement(grid.width())
+        assert cols * rows >= shown and drawn.height() <= grid.height()
+        assert drawn.width() <= grid.width()
+        assert grid.geometry().bottom() <= panel.height()
+        # the rows fill the width: one more column would not fit
+        kh = kw = kernel
+        gap = max(1, (2 * kernel + 5) // 10)  # a fifth of the kernel, rounded
+        assert grid.image.shape[:2] == (rows * (kh + gap) + gap, cols * (kw + gap) + gap)
+        assert drawn.width() + (kw + gap) * scale > grid.width() or cols == shown
+        # what is drawn is the filters, pixel for pixel: the last one too
+        image = grid.grab().toImage()
+        last = shown - 1
+        r, q = divmod(last, cols)
+        y = (gap + r * (kh + gap)) * scale + scale // 2
+        x = (gap + q * (kw + gap)) * scale + scale // 2
+        ratio = image.devicePixelRatio()
+        colour = image.pixelColor(int(x * ratio), int(y * ratio)).getRgb()[:3]
+        assert colour == tuple(int(v) for v in grid.image[y // scale, x // scale])
+        assert grid.filter_at(x, y) == last
+        # taller than its room, the panel scrolls, with the scroll bar showing it
+        area = scroll_area_of(panel)
+        if area is not None and panel.height() > area.viewport().height():
+            assert area.verticalScrollBar().isVisible()
+
+
+def test_weights_choices_are_not_cut_off_at_1280_by_800(qtbot, window):
+    window.resize(1280, 800)
+    QApplication.processEvents()
+    combo = window.run_panel.weights
+    option = QStyleOptionComboBox()
+    combo.initStyleOption(option)
+    field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                         QStyle.SubControl.SC_ComboBoxEditField, combo)
+    for i in range(combo.count()):
+        assert combo.fontMetrics().horizontalAdvance(combo.itemText(i)) <= field.width(), \
+            combo.itemText(i)
+        assert combo.itemData(i, 3)  # a tooltip (Qt.ToolTipRole) says what the choice does
+    combo.setCurrentIndex(combo.findData(CLASSIC))
+    assert "first convolution" in combo.toolTip()
+
+
+def test_classic_filters_still_shown_with_their_names(qtbot, window):
+    window.runner.set_weights_mode(CLASSIC)
+    result = open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
+    assert result.classic["node"] == "conv1"
+    grid = window.run_panel.filters
+    np.testing.assert_array_equal(grid.weight, result.network.weights["conv1.weight"])
