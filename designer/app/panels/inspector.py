@@ -2,10 +2,13 @@
 per committed change), and below them the layer's figures with their worked arithmetic."""
 from __future__ import annotations
 
+import html
 import math
+import re
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
                                QFrame, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
                                QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
@@ -14,7 +17,26 @@ from designer.app.document import Document
 from designer.core.catalog import (BOOL, CONV_PADDING, COUNT, LAYER_TYPES, MAX_INT, OPTIONAL_REAL,
                                    PAIR, POOL_STRIDE, REAL, LayerType, ParamSpec)
 from designer.core.design import MISSING, GraphError
-from designer.core.problems import num
+from designer.core.problems import Problem, num
+
+#: a real number as it may stand while being typed (``1e``, ``-``, ``.``)
+_REAL_PREFIX = re.compile(r"[+-]?(\d+\.?\d*|\.\d*)?([eE][+-]?\d*)?")
+REAL_DIGITS = 12  # significant digits shown, and kept by the arrows' steps
+
+
+def real_text(value: float) -> str:
+    """A real number as a user writes it: ``0.5``, ``1e-05``, ``0.001``, ``100`` (at most
+    ``REAL_DIGITS`` significant digits, no trailing zeros)."""
+    text = f"{value:.{REAL_DIGITS}g}"
+    return "0" if text == "-0" else text
+
+
+def problem_html(problem: Problem) -> str:
+    """One problem as a sentence naming its layer: ``relu5 is a dead end: …`` or ``conv1:
+    output width …`` (the texts leave the id out; some begin with their verb)."""
+    name = f"<b>{html.escape(problem.node_id)}</b>"
+    text = html.escape(problem.text)
+    return f"{name} {text}" if text.startswith(("is ", "has ", "are ")) else f"{name}: {text}"
 
 
 class _WheelWhenFocused:
@@ -38,9 +60,44 @@ class SpinBox(_WheelWhenFocused, QSpinBox):
 
 
 class DoubleSpinBox(_WheelWhenFocused, QDoubleSpinBox):
+    """A real number written as a user writes it (``0.5``, ``1e-05``), not with a fixed number
+    of decimals; typed in either form."""
+
     def __init__(self) -> None:
         super().__init__()
         self._init_wheel()
+        self.setDecimals(323)  # Qt's most: the value is kept as given, not rounded to 6 places
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt's name)
+        return real_text(value)
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 (Qt's name)
+        try:
+            return float(text.strip().replace("−", "-"))
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        bare = text.strip().replace("−", "-")
+        try:
+            value = float(bare)
+        except ValueError:
+            state = (QValidator.State.Intermediate if _REAL_PREFIX.fullmatch(bare)
+                     else QValidator.State.Invalid)
+            return state, text, pos
+        if not math.isfinite(value):
+            return QValidator.State.Invalid, text, pos
+        inside = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
+
+    def fixup(self, text: str) -> str:
+        return real_text(self.value())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt's name)
+        """Steps keep the digits a user would write: 0.5 + 0.1 is 0.6, not 0.6000000000000001."""
+        value = float(real_text(self.value() + steps * self.singleStep()))
+        self.setValue(min(max(value, self.minimum()), self.maximum()))
+        self.selectAll()
 
 
 class ComboBox(_WheelWhenFocused, QComboBox):
@@ -274,7 +331,6 @@ class InspectorPanel(QWidget):
             return box
         if spec.kind in (REAL, OPTIONAL_REAL):
             box = DoubleSpinBox()
-            box.setDecimals(6)
             box.setRange(spec.minimum if spec.minimum is not None else -1e9,
                          spec.maximum if spec.maximum is not None else 1e9)
             box.setSingleStep(0.01 if (spec.maximum or 10) <= 1 else 0.1)
@@ -342,9 +398,9 @@ class InspectorPanel(QWidget):
                 refresh_editor(info.values)
         lines = []
         for p in info.errors:
-            lines.append(f"<p style='color:#d32f2f'>✗ {p.text}</p>")
+            lines.append(f"<p style='color:#d32f2f'>✗ {problem_html(p)}</p>")
         for p in info.warnings:
-            lines.append(f"<p style='color:#b45309'>⚠ {p.text}</p>")
+            lines.append(f"<p style='color:#b45309'>⚠ {problem_html(p)}</p>")
         rows = [(label, text) for label, text in info.derivations]
         if info.shape is not None:
             rows.append(("output shape", "×".join(str(s) for s in info.shape)))
