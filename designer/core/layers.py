@@ -337,17 +337,44 @@ def _fix_for_fraction(a: _Axis, pool: bool, symmetric_padding: bool) -> str:
     return "try " + " or ".join(options) if options else "try another kernel size, stride or padding"
 
 
+def _ordinal(n: int) -> str:
+    """``2nd``, ``3rd``, ``11th``, ``21st``, with thousands separators."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
+
+
+def _subsampling_note(axis: int, a: _Axis, eff: int, lost: int, same: bool) -> str:
+    """What a window narrower than its stride does, for the worked arithmetic: it reads some
+    rows and skips the others on purpose, the last ones included (no warning for that)."""
+    _, one, many = _AXIS_WORDS[axis]
+    if same:
+        one, many = "row and column", "rows and columns"
+    if eff == 1:
+        what = (f"it keeps every {_ordinal(a.s)} {one} and skips the others on purpose "
+                f"(subsampling, as ResNet's strided 1×1 shortcuts do)")
+    else:
+        gap = a.s - eff
+        what = (f"its windows of {eff:,} {many} are {a.s:,} apart, so {gap:,} "
+                f"{one if gap == 1 else many} between them {'is' if gap == 1 else 'are'} "
+                f"skipped on purpose (subsampling)")
+    last = f"the last {one}" if lost == 1 else f"the last {lost:,} {many}"
+    verb = "is" if lost == 1 and not same else "are"
+    return f": {what}; {last} {verb} skipped the same way"
+
+
 def _plain_window_size(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int,
                        ceil_mode: bool) -> int | None:
     """One axis of :func:`window_sizes` when there is nothing to say about it: the output size,
     or None if it is below 1 or input rows go uncovered (the full path then explains why)."""
-    span = n + p_lo + p_hi - d * (k - 1) - 1
+    eff = d * (k - 1) + 1
+    span = n + p_lo + p_hi - eff
     if ceil_mode:
         size = (span + s - 1) // s + 1
         if size >= 1 and (size - 1) * s >= n + p_lo:
             size -= 1
     else:
-        if span % s > p_hi:
+        lost = span % s - p_hi
+        if lost > 0 and lost > s - eff:  # rows left over that no subsampling explains
             return None
         size = span // s + 1
     return size if size >= 1 else None
@@ -384,6 +411,14 @@ def window_sizes(ctx: Inferred, shape: Shape, k: tuple[int, int], s: tuple[int, 
             if rest:
                 note = f" → {size}" if rest > a.p_hi else f" → {size} (only padding is left over)"
         lost = 0 if ceil_mode else rest - a.p_hi
+        gap = a.s - eff  # rows skipped between neighbouring windows (when positive)
+        if 0 < lost <= gap:
+            # a subsampling layer (a strided 1×1 convolution, a pool with stride above its
+            # kernel): it skips rows between its windows on purpose, and the rows left at the end
+            # are no more than those skipped everywhere else; nothing to warn about
+            if ctx.explain:
+                note = f" → {size}{_subsampling_note(i, a, eff, lost, same)}"
+            lost = 0
         if size >= 1 and lost <= 0 and not ctx.explain:
             out.append(size)  # the common case: nothing to say, no text to build
             continue

@@ -92,40 +92,61 @@ def test_a_2_31_stride_on_a_7x7_input():
     d = chain((1, 7, 7), ("c", "Conv2d", {"out_channels": 1, "kernel_size": 3, "stride": BIG}))
     info, derived = _analyse(d, "c")
     assert info.shape == (1, 1, 1)
+    # windows of 3 rows 2^31 − 1 apart skip the rows between them on purpose (subsampling): the
+    # 4 rows after the first window are skipped like those, not a warning
+    assert not info.warnings
+    # not "= 1": the value is above 1 by 4/(2^31 − 1)
+    assert derived["output height and width"] == (
+        "(7 − 3 + 2·0)/2147483647 + 1 = 1.000000002 → 1: its windows of 3 rows and columns are "
+        "2,147,483,647 apart, so 2,147,483,644 rows and columns between them are skipped on "
+        "purpose (subsampling); the last 4 rows and columns are skipped the same way")
+    # windows that touch (kernel 3, stride 5 leaves 2 rows between them) and 4 rows left over
+    d = chain((1, 7, 7), ("c", "Conv2d", {"out_channels": 1, "kernel_size": 3, "stride": 5}))
+    info, _ = _analyse(d, "c")
     [w] = info.warnings
     assert w.code == "fractional-output"
     assert w.text.endswith("try stride 4")  # the span 7 − 3 = 4 itself; no padding can help
-    # not "= 1": the value is above 1 by 4/(2^31 − 1)
-    assert derived["output height and width"] == "(7 − 3 + 2·0)/2147483647 + 1 = 1.000000002 → 1"
-    assert "= 1.000000002 is not a whole number" in w.text
 
 
 def test_a_2_31_stride_on_a_2_31_input_suggests_the_largest_smaller_divisor():
-    # span 2^31 − 2 = 2·3²·7·11·31·151·331; its largest divisor below 2^31 − 3 is half of it
+    # a 1×1 window with a stride of 2^31 − 3 on 2^31 − 1 rows: subsampling, no warning
     d = chain((1, BIG, BIG), ("p", "MaxPool2d", {"kernel_size": 1, "stride": BIG - 2}))
+    info, derived = _analyse(d, "p")
+    assert info.shape == (1, 2, 2) and not info.warnings
+    assert "keeps every 2,147,483,645th row and column" in derived["output height and width"]
+    # windows of 1,000 every 1,000 rows on 2^31 − 1 rows leave 647 over: the stride suggested is
+    # the span's largest divisor below 1,000, counted from below to check
+    span = BIG - 1000
+    best = next(s for s in range(999, 0, -1) if span % s == 0)
+    d = chain((1, BIG, BIG), ("p", "MaxPool2d", {"kernel_size": 1000}))
     info, _ = _analyse(d, "p")
-    assert info.shape == (1, 2, 2)
+    assert info.shape == (1, span // 1000 + 1, span // 1000 + 1)
     [w] = info.warnings
-    assert w.text.endswith(f"try stride {(BIG - 1) // 2} or ceil_mode true")
-    # a stride of 1,000: counted from below to check
-    d = chain((1, BIG, BIG), ("c", "Conv2d", {"out_channels": 1, "kernel_size": 1, "stride": 1000}))
+    assert w.text.endswith(f"try stride {best} or ceil_mode true")
+    d = chain((1, BIG, BIG), ("c", "Conv2d", {"out_channels": 1, "kernel_size": 1000,
+                                              "stride": 1000}))
     info, _ = _analyse(d, "c")
-    best = next(s for s in range(999, 0, -1) if (BIG - 1) % s == 0)
     assert info.warnings[0].text.endswith(f"try stride {best}")
 
 
 def test_a_padding_hint_a_billion_steps_away_is_found_directly():
-    # a 2×2 kernel dilated 2^31 − 11 on 2^31 − 1 rows, stride 2^31 − 1: (n − eff)/s + 1 leaves 9
-    # rows over; the next padding that makes it whole solves 2p ≡ eff − n (mod s), unique in
-    # (0, s] since s is odd: p = (s − 9)/2, half a billion steps up
+    # a 2×2 kernel dilated 2^31 − 11 on 2^31 − 1 rows, stride 2^31 − 3: (n − eff)/s + 1 leaves 9
+    # rows over, more than the 7 its windows skip between them; the next padding that makes it
+    # whole solves 2p ≡ eff − n (mod s), unique in (0, s] since s is odd: p = (s − 9)/2, half a
+    # billion steps up
+    s = BIG - 2
     d = chain((1, BIG, BIG), ("c", "Conv2d", {"out_channels": 1, "kernel_size": 2,
-                                              "dilation": BIG - 10, "stride": BIG}))
+                                              "dilation": BIG - 10, "stride": s}))
     info, _ = _analyse(d, "c")
     [w] = info.warnings
     eff = BIG - 9
-    fix = (BIG - 9) // 2
-    assert (BIG + 2 * fix - eff) % BIG == 0 and 0 < fix <= eff - 1
+    fix = (s - 9) // 2
+    assert (BIG + 2 * fix - eff) % s == 0 and 0 < fix <= eff - 1
     assert w.text.endswith(f"try padding {fix} or stride 9")
+    # with a stride of 2^31 − 1 the 9 rows left over are just the 9 skipped between windows
+    d = chain((1, BIG, BIG), ("c", "Conv2d", {"out_channels": 1, "kernel_size": 2,
+                                              "dilation": BIG - 10, "stride": BIG}))
+    assert not _analyse(d, "c")[0].warnings
 
 
 def test_groups_that_do_not_divide_2_31_channels():

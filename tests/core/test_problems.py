@@ -204,3 +204,78 @@ def test_errors_do_not_cascade_downstream():
     assert a.info("c").errors
     for n in ("r", "f"):
         assert a.info(n).shape is None and not a.info(n).errors
+
+
+def test_strided_1x1_shortcut_is_subsampling_not_a_warning():
+    # ResNet's downsampling shortcut: a 1×1 window every 2 rows reads rows 0, 2, …, 54 of 56 on
+    # purpose; row 55 is skipped like every odd row, so nothing invites "stride 1"
+    d = chain((64, 56, 56), ("down", "Conv2d", {"out_channels": 128, "kernel_size": 1,
+                                               "stride": 2, "bias": False}))
+    info = Analysis(d).info("down")
+    assert info.shape == (128, 28, 28) and not info.warnings and not info.errors
+    note = dict(info.derivations)["output height and width"]
+    assert note.startswith("(56 − 1 + 2·0)/2 + 1 = 28.5 → 28: it keeps every 2nd row and column")
+    assert "ResNet" in note and "the last row and column are skipped the same way" in note
+    # on an odd size the arithmetic is whole: no note needed
+    d = chain((64, 7, 7), ("down", "Conv2d", {"out_channels": 8, "kernel_size": 1, "stride": 2}))
+    info = Analysis(d).info("down")
+    assert info.shape == (8, 4, 4) and not info.warnings
+    assert dict(info.derivations)["output height and width"] == "(7 − 1 + 2·0)/2 + 1 = 4"
+
+
+@pytest.mark.parametrize("n, k, s, warns", [
+    (8, 1, 3, False),   # rows 0, 3, 6 read; 7 skipped like 1, 2, 4, 5
+    (8, 2, 3, False),   # windows 0–1, 3–4, 6–7: whole
+    (7, 2, 3, True),    # windows 0–1, 3–4; rows 5, 6 left: more than the 1 skipped between
+    (9, 2, 4, True),    # windows 0–1, 4–5; rows 6, 7, 8 left: one more than the 2 between
+    (8, 2, 4, False),   # windows 0–1, 4–5; rows 6, 7 left, as many as between
+    (7, 1, 4, False),   # rows 0, 4; 5, 6 skipped like 1, 2, 3
+])
+def test_subsampling_windows_warn_only_for_rows_beyond_their_own_gaps(n, k, s, warns):
+    """A window narrower than its stride (a subsampling layer) skips ``s − k`` rows between
+    windows; rows left at the end are a warning only when there are more of them than that.
+    Checked against the windows themselves, listed."""
+    d = chain((1, n, 1), ("c", "MaxPool2d", {"kernel_size": [k, 1], "stride": [s, 1]}))
+    info = Analysis(d).info("c")
+    size = (n - k) // s + 1
+    read = {r for i in range(size) for r in range(i * s, i * s + k)}
+    trailing = n - 1 - max(read)
+    assert trailing == (n - k) % s
+    assert bool(info.warnings) == warns == (trailing > max(s - k, 0))
+    assert info.shape == (1, size, 1)
+
+
+def test_the_quick_path_and_the_explained_path_agree_on_window_warnings():
+    """Every edit infers without worked arithmetic; the inspector infers with it. Both must give
+    the same shape and the same problems, subsampling layers and padding included."""
+    import itertools
+
+    from designer.core.catalog import LAYER_TYPES, resolve_params
+    from designer.core.layers import INPUT_FIELD, Upstream, infer_layer
+    for n, k, s, p, dil, ceil in itertools.product((1, 2, 5, 7, 8), (1, 2, 3), (1, 2, 3, 5),
+                                                  (0, 1), (1, 2), (False, True)):
+        for t, extra in (("Conv2d", {"out_channels": 1, "dilation": dil}),
+                         ("MaxPool2d", {"ceil_mode": ceil, "dilation": dil})):
+            raw = {"kernel_size": [k, 1], "stride": [s, 1], "padding": [p, 0], **extra}
+            layer, values, errors = resolve_params("x", t, raw)
+            ups = [Upstream("input", (1, n, 3), INPUT_FIELD)]
+            quick = infer_layer("x", LAYER_TYPES[t], values, ups, explain=False)
+            full = infer_layer("x", LAYER_TYPES[t], values, ups, explain=True)
+            assert (quick.shape, quick.problems) == (full.shape, full.problems), (t, raw, n)
+
+
+def test_templates_warn_only_where_the_lecture_means_them_to():
+    """ResNet-18's strided 1×1 shortcuts are no warning (following a "try stride 1" broke its
+    Adds); the only warnings of the built-in designs are the stride lecture's own examples."""
+    from designer.io.templates import list_templates
+    from designer.io.design_file import load_design
+    warnings = {}
+    for template in list_templates():
+        analysis = Analysis(load_design(template.path))
+        assert analysis.valid, template.id
+        warnings[template.id] = sorted((p.node_id, p.code) for p in analysis.problems())
+    assert warnings.pop("resnet18") == []
+    assert warnings.pop("lecture-strides") == [("conv_stride1", "dead-end"),
+                                               ("conv_stride2", "dead-end"),
+                                               ("conv_stride3", "fractional-output")]
+    assert all(found == [] for found in warnings.values()), warnings
