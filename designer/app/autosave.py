@@ -34,9 +34,22 @@ UNREADABLE_LOCK_S = 60.0
 _NAME = re.compile(r"^\.?(?P<key>[0-9a-f]{32})\.(?P<rest>.+)$")
 
 
+APP_NAME = "CNN Designer"
+
+
 def autosave_dir() -> Path:
+    """``autosave`` in the app's data folder (``~/.local/share/CNN Designer/`` on Linux: the
+    application name is set and the organization name is left empty, see
+    ``main_window.configure_application``)."""
     base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
     return Path(base or Path.home() / ".cnn-designer") / "autosave"
+
+
+def legacy_autosave_dirs() -> list[Path]:
+    """Where earlier versions autosaved: they set the organization name to the application's
+    too, so the data folder was ``CNN Designer/CNN Designer/``. Copies left there by instances
+    that are gone are still offered back (and the emptied folders removed)."""
+    return [autosave_dir().parent / APP_NAME / "autosave"]
 
 
 def _paths(folder: Path, key: str) -> tuple[Path, Path, Path]:
@@ -96,6 +109,8 @@ class Recoverable:
         for path in (self.design_path, self.design_path.with_suffix(".meta")):
             _unlink(path)
         self.release()
+        if self.design_path.parent in legacy_autosave_dirs():
+            _remove_if_empty(self.design_path.parent)  # the last copy an earlier version left
 
     def release(self) -> None:
         """Keep the copy (it is offered again next time) and give up its lock."""
@@ -108,8 +123,27 @@ def find_recoverable() -> list[Recoverable]:
     """Autosaved designs left behind by instances that are gone, newest first, each with its lock
     held by the caller (``release`` or ``discard`` every one). Work of running instances is never
     listed. Leftovers of gone instances without a design (temporary files of an interrupted
-    write, a lone meta file, a lock file) are removed on the way."""
-    folder = autosave_dir()
+    write, a lone meta file, a lock file) are removed on the way. The folders of earlier
+    versions (``legacy_autosave_dirs``) are looked in too."""
+    found = _find_in(autosave_dir())
+    for folder in legacy_autosave_dirs():
+        if folder != autosave_dir():
+            found += _find_in(folder)
+            _remove_if_empty(folder)
+    return sorted(found, key=lambda r: r.saved_at, reverse=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """An old autosave folder with nothing left in it goes, and its parent if that is empty too
+    (``rmdir`` refuses folders that hold anything: a copy being offered keeps its lock file)."""
+    for path in (folder, folder.parent):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def _find_in(folder: Path) -> list[Recoverable]:
     try:
         names = [p.name for p in folder.iterdir()]
     except OSError:
@@ -133,7 +167,7 @@ def find_recoverable() -> list[Recoverable]:
             lock.unlock()
             continue
         found.append(_describe(design_path, meta_path, lock))
-    return sorted(found, key=lambda r: r.saved_at, reverse=True)
+    return found
 
 
 def _describe(design_path: Path, meta_path: Path, lock: QLockFile) -> Recoverable:

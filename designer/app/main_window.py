@@ -1,21 +1,28 @@
 """The main window: the canvas in the middle; the palette on the left; the inspector and the Run
-panel on the right; the summary, problems and activation maps docked below."""
+panel on the right; the summary, problems and activation maps docked below.
+
+The first window fits the screen it opens on (``initial_geometry``: the whole available area of
+a screen up to 1920×1200, most of a larger one) with the docks sized from the window (``dock_sizes``) so
+the canvas gets most of it; later windows reopen where and as they were left, clamped to the
+screen they open on (``clamp_geometry``)."""
 from __future__ import annotations
 
 import gc
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence
+from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QGuiApplication, QKeySequence, QScreen
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QScrollArea, QSplitter)
+                               QMessageBox, QScrollArea, QSplitter, QToolButton)
 
 from designer.app.run.activations import ActivationPanel
-from designer.app.autosave import Autosaver, find_recoverable, recover
+from designer.app.autosave import APP_NAME, Autosaver, find_recoverable, recover
 from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
-from designer.app.document import Document
+from designer.app.document import Document, is_builtin
+from designer.app.help import GettingStartedDialog, ShortcutsDialog, show_about
 from designer.app.panels.gallery import TemplateGallery
 from designer.app.guard import install_guard
 from designer.app.messages import WRITE_ERRORS, write_failure
@@ -47,6 +54,71 @@ def settle_memory() -> None:
 
 
 FILE_FILTER = "CNN designs (*.json);;All files (*)"
+RECENT_MAX = 10
+#: screens up to this size get a window filling their whole available area
+LAPTOP = QSize(1920, 1200)
+#: on larger screens the first window takes this share of the available area, centred
+LARGE_SHARE = 0.9
+
+
+def configure_application(app: QApplication) -> None:
+    """The names Qt derives the app's folders from. Only the application name is set: with
+    the organization named the same, the data folder was ``CNN Designer/CNN Designer``
+    (autosaves there are still found: ``autosave.legacy_autosave_dirs``)."""
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName("")
+    app.setApplicationDisplayName(APP_NAME)
+
+
+def initial_geometry(available: QRect) -> tuple[QRect, bool]:
+    """The first window's geometry on a screen whose available area (without panels and
+    docks) is ``available``, and whether to maximize it: a screen up to 1920×1200 (laptops,
+    common desktops) gets all of it, maximized (so the window manager's frame fits too); a
+    larger one ``LARGE_SHARE`` of each side, centred."""
+    if available.width() <= LAPTOP.width() or available.height() <= LAPTOP.height():
+        return QRect(available), True
+    width = round(available.width() * LARGE_SHARE)
+    height = round(available.height() * LARGE_SHARE)
+    rect = QRect(0, 0, width, height)
+    rect.moveCenter(available.center())
+    return rect, False
+
+
+def clamp_geometry(rect: QRect, available: QRect) -> QRect:
+    """A remembered window geometry made to fit ``available`` (another, smaller screen than
+    the one it was saved on, or a screen that is gone): no larger than the area, and moved
+    inside it."""
+    width = max(1, min(rect.width(), available.width()))
+    height = max(1, min(rect.height(), available.height()))
+    x = min(max(rect.x(), available.left()), available.left() + available.width() - width)
+    y = min(max(rect.y(), available.top()), available.top() + available.height() - height)
+    return QRect(x, y, width, height)
+
+
+class DockSizes(NamedTuple):
+    palette: int  # width of the Layers dock
+    right: int  # width of the right column (Inspector above Run on an image)
+    inspector: int  # height of the Inspector within the right column
+    bottom: int  # height of the Summary / Problems / Activations docks
+
+
+def dock_sizes(window: QSize, palette_width: int = 200, right_width: int = 300) -> DockSizes:
+    """Dock sizes for a window of this size: the canvas keeps most of the room (half the
+    width and more than half the height on 1280×800); the palette is as wide as its entries
+    need, the right column as the Run panel's controls need (``right_width``), each within
+    a share of the window."""
+    right = max(300, min(round(window.width() * 0.34), max(right_width,
+                                                              round(window.width() * 0.24))))
+    palette = max(150, min(palette_width, round(window.width() * 0.18)))
+    bottom = max(160, min(320, round(window.height() * 0.26)))
+    inspector = max(220, round((window.height() - 80) * 0.45))
+    return DockSizes(palette, right, inspector, bottom)
+
+
+def focus_height(window: QSize) -> int:
+    """The height of the maps while they are focused: all but a strip of canvas (and the
+    menu and status bars)."""
+    return max(200, window.height() - 200)
 
 
 class MainWindow(QMainWindow):
@@ -121,16 +193,115 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.autosave_warning)
         self.autosaver.problem.connect(self._autosave_problem)
         self._closed = False
+        self._focus_state: QByteArray | None = None  # the docks before the maps were focused
+        self._maps_grown = False  # the maps were given room once (see _give_maps_room)
+        self._saved_fingerprint: tuple | None = None  # the design as last saved or opened
+        self.document.design_replaced.connect(self._remember_saved_state)
+        self.document.path_changed.connect(self._remember_saved_state)
+        maps_shown = getattr(self.activations, "maps_shown", None)
+        if maps_shown is not None:
+            maps_shown.connect(self._give_maps_room)
         self._build_actions()
-        self.resize(1280, 820)
-        self.resizeDocks([self.summary_dock], [340], Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [190, 380],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([self.inspector_dock, self.run_dock], [330, 570], Qt.Orientation.Vertical)
-        self.resizeDocks([self.inspector_dock], [430], Qt.Orientation.Horizontal)
+        # in sight while maps are shown: the way to give them the canvas's room
+        self.maps_button = QToolButton()
+        self.maps_button.setDefaultAction(self.focus_maps_action)
+        self.maps_button.setAutoRaise(True)
+        self.maps_button.hide()
+        self.statusBar().addPermanentWidget(self.maps_button)
+        self.resize(1280, 760)
+        self.arrange_docks()
         self._after_change()
         self._update_title()
+        self._remember_saved_state()
         settle_memory()
+
+    # ------------------------------------------------------------------ window and docks
+
+    def arrange_docks(self, size: QSize | None = None) -> DockSizes:
+        """The default arrangement for the window's size (or ``size``): palette on the left,
+        inspector above the Run panel on the right, the tables below, the canvas the rest."""
+        size = size or self.size()
+        sizes = dock_sizes(size, self.palette.preferred_width(), self._right_width())
+        self.resizeDocks([self.summary_dock], [sizes.bottom], Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [sizes.palette, sizes.right],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock, self.run_dock],
+                         [sizes.inspector, max(200, size.height() - sizes.inspector)],
+                         Qt.Orientation.Vertical)
+        return sizes
+
+    def _right_width(self) -> int:
+        """What the right column needs: the Run panel's controls whole, beside a scroll bar."""
+        scroll = self.run_dock.widget()
+        bar = scroll.verticalScrollBar().sizeHint().width() if isinstance(scroll, QScrollArea) else 0
+        return self.run_panel.minimumSizeHint().width() + bar + 12
+
+    def place_on_screen(self, screen: QScreen | None = None) -> None:
+        """Size and place the window before it is first shown: as it was left (clamped to this
+        screen) if remembered, else to fit the screen (``initial_geometry``)."""
+        screen = screen or self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        settings = self._settings()
+        saved = settings.value("window/geometry")
+        maximized = _as_bool(settings.value("window/maximized", False))
+        rect = saved if isinstance(saved, QRect) and saved.isValid() else None
+        if rect is not None:
+            fitted = clamp_geometry(rect, available)
+            self.setGeometry(fitted)
+            state = settings.value("window/docks")
+            if fitted.size() == rect.size() and isinstance(state, QByteArray):
+                self.restoreState(state)  # the docks as they were, when the window is too
+            else:
+                self.arrange_docks(fitted.size())
+        else:
+            rect, maximized = initial_geometry(available)
+            self.setGeometry(rect)
+            self.arrange_docks(rect.size())
+        if maximized:
+            self.setWindowState(self.windowState() | Qt.WindowState.WindowMaximized)
+
+    def remember_window(self) -> None:
+        """Keep the window's geometry and docks for the next start (on closing)."""
+        settings = self._settings()
+        maximized = self.isMaximized()
+        rect = self.normalGeometry() if maximized else self.geometry()
+        settings.setValue("window/geometry", rect)
+        settings.setValue("window/maximized", maximized)
+        settings.setValue("window/docks", self._focus_state or self.saveState())
+
+    def maps_focused(self) -> bool:
+        return self._focus_state is not None
+
+    def focus_maps(self, on: bool) -> None:
+        """Give the activation maps the canvas's room (on), or put the docks back (off): the
+        palette and the other tables hide, the maps take all but a strip of the canvas."""
+        if on == self.maps_focused():
+            self.focus_maps_action.setChecked(on)
+            return
+        if on:
+            self._focus_state = self.saveState()
+            self.palette_dock.hide()
+            self.activations_dock.show()
+            self.activations_dock.raise_()
+            self.resizeDocks([self.activations_dock], [focus_height(self.size())],
+                             Qt.Orientation.Vertical)
+        else:
+            state, self._focus_state = self._focus_state, None
+            self.restoreState(state)
+        self.focus_maps_action.setChecked(on)
+
+    def _give_maps_room(self, node_id: str = "", count: int = 0) -> None:
+        """A layer's maps are shown: the first time in this window, the docks below grow to
+        at least 45% of the window's height (as much as the maps ask for, within that), so
+        a grid of maps isn't a strip. The user's own resizing is kept after that."""
+        if self._maps_grown or self.maps_focused():
+            return
+        self._maps_grown = True
+        want = round(self.height() * 0.45)
+        if self.activations_dock.height() < want:
+            self.resizeDocks([self.activations_dock], [want], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget, name: str,
               area: Qt.DockWidgetArea = Qt.DockWidgetArea.BottomDockWidgetArea) -> QDockWidget:
@@ -172,6 +343,9 @@ class MainWindow(QMainWindow):
             if QKeySequence(extra) not in bindings:
                 bindings.append(QKeySequence(extra))
         redo.setShortcuts(bindings)
+        # after the stack's own handler: has the user undone (or redone) back to the saved design?
+        undo.triggered.connect(self._check_saved_state)
+        redo.triggered.connect(self._check_saved_state)
         edit.addAction(undo)
         edit.addAction(redo)
         edit.addSeparator()
@@ -187,12 +361,31 @@ class MainWindow(QMainWindow):
         self._action(edit, "Re&name…", self.rename_selected, "F2",
                      "Give the selected layer a new id (in the inspector)")
         self._action(edit, "Select &all", self.select_all, keys.SelectAll)
+        edit.addSeparator()
+        self._action(edit, "&Find a layer type…", self.find_layer_type, keys.Find,
+                     "Type a layer type's name in the Layers search box; Enter adds it")
         view = bar.addMenu("&View")
         self._action(view, "Zoom &in", lambda: self.view.zoom(1.25), keys.ZoomIn)
         self._action(view, "Zoom &out", lambda: self.view.zoom(0.8), keys.ZoomOut)
-        self._action(view, "&Fit to window", self.view.fit_all, "Ctrl+0")
-        self._action(view, "Automatic &layout", self.document.auto_layout, "Ctrl+L",
+        self._action(view, "&Fit to window", self.view.fit_all, "Ctrl+0",
+                     "Show the whole design, however small")
+        self._action(view, "&Readable size", self.view.show_top, "Ctrl+1",
+                     "Zoom so that card text is readable, showing the top of the design")
+        self._action(view, "Automatic &layout", self.auto_layout, "Ctrl+L",
                      "Arrange the layers top-down (undoable)")
+        overview = self._action(view, "&Overview", self.view.minimap.set_wanted, None,
+                                "A small map of the whole design in the canvas's corner, "
+                                "while the design doesn't fit in the window")
+        overview.setCheckable(True)
+        overview.setChecked(True)
+        self.overview_action = overview
+        view.addSeparator()
+        self.focus_maps_action = self._action(
+            view, "&Maps large", self.focus_maps, "Ctrl+M",
+            "Give the activation maps the canvas's room (again to put the panels back)")
+        self.focus_maps_action.setCheckable(True)
+        self.focus_maps_action.setToolTip("Maps large (Ctrl+M): give the activation maps the "
+                                          "canvas's room; again to put the panels back")
         view.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock,
                      self.run_dock, self.activations_dock):
@@ -211,7 +404,36 @@ class MainWindow(QMainWindow):
                      "Use weights from a file (.npz)")
         self._action(run, "&Save weights…", self.run_panel.save_weights_dialog, None,
                      "Save the weights of the last run (.npz)")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Getting started", self.show_getting_started, keys.HelpContents,
+                     "Build the lecture's first example in five steps")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "Ctrl+/",
+                     "Every keyboard shortcut, and what the mouse does")
+        help_menu.addSeparator()
+        self._action(help_menu, "&About CNN Designer", lambda: show_about(self), None,
+                     "The version")
         self._update_recent_menu()
+
+    # ------------------------------------------------------------------ help
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_getting_started(self) -> GettingStartedDialog:
+        if getattr(self, "_getting_started", None) is None:
+            self._getting_started = GettingStartedDialog(self)
+        self._getting_started.show()
+        self._getting_started.raise_()
+        return self._getting_started
+
+    def find_layer_type(self) -> None:
+        """Ctrl+F: the Layers search box, ready to type in."""
+        self.palette_dock.show()
+        self.palette_dock.raise_()
+        self.palette.focus_search()
 
     # ------------------------------------------------------------------ state shown
 
@@ -254,6 +476,23 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.document.title}[*] — CNN Designer")
         self.setWindowModified(self.document.modified)
 
+    def _remember_saved_state(self) -> None:
+        """The design as it is in its file (or as it was opened), while the undo stack says so:
+        after a save, an open, a new design."""
+        if self.document.undo_stack.isClean():
+            self._saved_fingerprint = _fingerprint(self.document.design)
+
+    def _check_saved_state(self, *args) -> None:
+        """After the user's Undo and Redo: a design that is back as it was saved is not
+        modified, even where the stack's clean index can't say so (the saved state was reached
+        by an edit made again after undoing past the save, or by a move back that merged with
+        the move away); the stack's clean state moves here, and the title loses its mark."""
+        stack = self.document.undo_stack
+        if stack.isClean() or self._saved_fingerprint is None:
+            return
+        if _fingerprint(self.document.design) == self._saved_fingerprint:
+            stack.setClean()
+
     # ------------------------------------------------------------------ files
 
     def maybe_save(self) -> bool:
@@ -294,7 +533,7 @@ class MainWindow(QMainWindow):
             QMessageBox.critical(self, "Can't open this template", str(exc))
             return
         self.document.replace(design, None)
-        self.view.fit_all()
+        self.view.show_top()
 
     def open_dialog(self) -> None:
         if not self.maybe_save():
@@ -308,14 +547,19 @@ class MainWindow(QMainWindow):
         try:
             self.document.open(path)
         except DesignError as exc:
-            QMessageBox.critical(self, "Can't open this file", str(exc))
+            self._error("Can't open this file", str(exc))
             return False
         except (OSError, UnicodeError, ValueError, MemoryError) as exc:  # in case io lets one by
-            QMessageBox.critical(self, "Can't open this file", f"{path}: {exc}")
+            self._error("Can't open this file", f"{path}: {exc}")
             return False
         self._remember(path)
-        self.view.fit_all()
+        self.view.show_top()
         return True
+
+    def _error(self, title: str, text: str) -> None:
+        """A failure in a dialog whose text starts with its title: a window manager may cut a
+        title short ("Can'… file"), the text is never cut."""
+        QMessageBox.critical(self, title, f"{title}.\n\n{text}")
 
     def save(self) -> bool:
         if self.document.path is None:
@@ -323,45 +567,64 @@ class MainWindow(QMainWindow):
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        stem = self.document.path.stem if self.document.path else self.document.title
-        suggested = str(Path(self._last_folder()) / f"{stem}.json")
+        stem = self.document.path.stem if self.document.path else _file_stem(self.document.title)
+        suggested = str(Path(self._save_folder()) / f"{stem}.json")
         path, _ = QFileDialog.getSaveFileName(self, "Save design", suggested, FILE_FILTER)
         return bool(path) and self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
+        if is_builtin(path):  # typed or picked by hand: the app's own templates stay as they are
+            self._error("Can't save", f"{path} is one of CNN Designer's built-in templates; "
+                                      f"save your design under another name or in another folder")
+            return False
         try:
             self.document.save(path)
         except DesignError as exc:
-            QMessageBox.critical(self, "Can't save", str(exc))
+            self._error("Can't save", str(exc))
             return False
         except WRITE_ERRORS as exc:
-            QMessageBox.critical(self, "Can't save", write_failure(exc, path))
+            self._error("Can't save", write_failure(exc, path))
             return False
         self._remember(path)
         self.statusBar().showMessage(f"Saved {path}", 4000)
         return True
 
     def _settings(self) -> QSettings:
-        return QSettings("CNN Designer", "CNN Designer")
+        return QSettings(APP_NAME, APP_NAME)
 
     def _last_folder(self) -> str:
+        """Where Open starts: the open file's folder, else the last one a design was opened
+        from or saved to, else the documents folder."""
         if self.document.path is not None:
             return str(self.document.path.parent)
-        return str(self._settings().value("last_folder", str(Path.home())))
+        last = self._settings().value("last_folder")
+        if isinstance(last, str) and last and Path(last).is_dir():
+            return last
+        return documents_folder()
+
+    def _save_folder(self) -> str:
+        """Where Save As starts: never the built-in templates' folder (a template opens as an
+        untitled copy, whose first save goes to the user's documents folder)."""
+        folder = self._last_folder()
+        return documents_folder() if is_builtin(folder) else folder
+
+    def recent_files(self) -> list[str]:
+        """The recently used files, newest first. QSettings gives a one-item list back as a
+        plain string (and nothing useful for a damaged entry): always a list of paths here."""
+        return _as_paths(self._settings().value("recent_files", []))
 
     def _remember(self, path: str | Path) -> None:
         path = str(Path(path).resolve())
         settings = self._settings()
-        recent = [p for p in (settings.value("recent_files", []) or []) if p != path]
-        settings.setValue("recent_files", [path] + recent[:9])
-        settings.setValue("last_folder", str(Path(path).parent))
+        recent = [p for p in self.recent_files() if p != path]
+        settings.setValue("recent_files", [path] + recent[:RECENT_MAX - 1])
+        if not is_builtin(path):  # a template's folder is no place to start a dialog in
+            settings.setValue("last_folder", str(Path(path).parent))
         self._update_recent_menu()
 
     def _update_recent_menu(self) -> None:
         self.recent_menu.clear()
-        recent = self._settings().value("recent_files", []) or []
-        if isinstance(recent, str):
-            recent = [recent]
+        recent = self.recent_files()
         for path in recent:
             action = QAction(path, self)
             action.triggered.connect(lambda _=False, p=path: self.maybe_save() and self.open_path(p))
@@ -373,6 +636,11 @@ class MainWindow(QMainWindow):
     def _new_node(self, type_name: str, position: tuple[float, float]) -> Node:
         node_id = self.document.design.unique_id(ID_STEMS.get(type_name, type_name.lower()))
         return Node(node_id, type_name, default_params(type_name), position)
+
+    def auto_layout(self) -> None:
+        """Ctrl+L: lay the design out (one undo step), then show its top at a readable zoom."""
+        self.document.auto_layout()
+        self.view.show_top()
 
     def add_at(self, type_name: str, position) -> None:
         """A palette entry dropped on the canvas: a new layer there (one undo step); dropped on a
@@ -441,6 +709,8 @@ class MainWindow(QMainWindow):
         if not self.activations_dock.isVisible() or self.activations.visibleRegion().isEmpty():
             self.activations_dock.show()
             self.activations_dock.raise_()
+        self.maps_button.show()
+        self._give_maps_room()
 
     def open_image_dialog(self) -> None:
         self.run_dock.show()
@@ -560,6 +830,7 @@ class MainWindow(QMainWindow):
                 self.scene.selectionChanged.disconnect(self._selection_changed)
                 self._closed = True
             self.autosaver.discard()  # a clean exit: nothing to recover next time
+            self.remember_window()
             self.runner.shutdown()
             self.activations.tiler.shutdown()
             event.accept()
@@ -597,9 +868,10 @@ class MainWindow(QMainWindow):
             try:
                 recover(self.document, item, self.autosaver)
             except DesignError as exc:
-                QMessageBox.critical(self, "Can't recover", str(exc))
+                self._error("Can't recover", str(exc))
                 return False
-            self.view.fit_all()
+            self._saved_fingerprint = None  # recovered work matches no saved file
+            self.view.show_top()
             return True
         if box.clickedButton() is discard_button:
             item.discard()
@@ -610,22 +882,60 @@ def run_app(path: str | None = None) -> int:
     """Open the desktop app (on ``path`` if given). An error nothing foresaw becomes a message
     (designer.app.guard), and the app keeps running."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("CNN Designer")
-    app.setOrganizationName("CNN Designer")
+    configure_application(app)
     windows: list[MainWindow] = []
     guard = install_guard(lambda: windows[0] if windows else None)
     try:
         window = MainWindow()
         windows.append(window)
+        window.place_on_screen()
         window.show()
         if not window.offer_recovery():
             if path is not None:
                 window.open_path(path)
             else:
-                window.view.fit_all()
+                window.view.show_top()
         return app.exec()
     finally:
         guard.uninstall()
+
+
+def _fingerprint(design: Design) -> tuple:
+    """Everything a design file holds of a design, cheaply (a 1,000-node design in well under a
+    millisecond): its name, nodes (id, type, parameters, position) in order, and edges."""
+    return (design.name,
+            tuple((n.id, n.type, tuple(sorted(n.params.items(), key=lambda kv: kv[0])),
+                   tuple(n.position) if n.position is not None else None)
+                  for n in design.nodes),
+            tuple(design.edges))
+
+
+def documents_folder() -> str:
+    """The user's documents folder (their home folder if the platform has none)."""
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return folder or str(Path.home())
+
+
+def _file_stem(title: str) -> str:
+    """A file name from a design's title ("cs231n: one conv layer" → "cs231n one conv layer")."""
+    cleaned = "".join(" " if c in '<>:"/\\|?*' or ord(c) < 32 else c for c in title)
+    return " ".join(cleaned.split()) or "Untitled"
+
+
+def _as_paths(value: object) -> list[str]:
+    """A QSettings list of paths as read back: a list, one path as a string, or junk."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str) and v]
+    return []
+
+
+def _as_bool(value: object) -> bool:
+    """A QSettings flag as read back (INI files give "true"/"false")."""
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def _first_map(result) -> str | None:
