@@ -57,7 +57,7 @@ def panel(qtbot):
     widget = ActivationPanel(controller)
     qtbot.addWidget(widget)
     widget.controller_ref = controller
-    widget.resize(1150, 650)  # about what the maps get of a 1920×1080 window
+    widget.resize(1150, 650)  # about what the maps get of a 1920×1080 window with Maps large
     widget.show()
     qtbot.waitExposed(widget)
     yield widget
@@ -138,8 +138,10 @@ def table_columns_whole(panel) -> bool:
 
 
 def test_table_beside_a_wide_grid_below_a_tall_one_every_column_whole(qtbot, panel):
+    panel.resize(1800, 560)
     shown(qtbot, panel, "vgg")
-    assert panel._split.orientation() == Qt.Orientation.Horizontal
+    qtbot.waitUntil(lambda: panel._split.orientation() == Qt.Orientation.Horizontal, timeout=5000)
+    QApplication.processEvents()
     assert panel.table.isVisible() and table_columns_whole(panel)
     panel.resize(560, 900)
     qtbot.waitUntil(lambda: panel._split.orientation() == Qt.Orientation.Vertical, timeout=5000)
@@ -147,7 +149,7 @@ def test_table_beside_a_wide_grid_below_a_tall_one_every_column_whole(qtbot, pan
     assert panel.table.isVisible() and table_columns_whole(panel)
     assert panel.table.height() >= 4 * panel.table.verticalHeader().defaultSectionSize()
     # squeezed beside the grid, the table keeps every column whole: the grid gives way
-    panel.resize(1150, 650)
+    panel.resize(1800, 560)
     qtbot.waitUntil(lambda: panel._split.orientation() == Qt.Orientation.Horizontal, timeout=5000)
     panel._split.setSizes([2000, 10])
     QApplication.processEvents()
@@ -156,10 +158,11 @@ def test_table_beside_a_wide_grid_below_a_tall_one_every_column_whole(qtbot, pan
 
 def test_the_table_can_be_hidden_and_the_maps_take_its_room(qtbot, panel):
     shown(qtbot, panel, "vgg")
-    before = panel.view.width()
+    before = panel.map_pixels()
     panel.table_button.click()
     assert not panel.table.isVisible()
-    qtbot.waitUntil(lambda: panel.view.width() > before + 200, timeout=5000)
+    qtbot.waitUntil(lambda: panel.map_pixels() > before * 1.1 and not panel.drawing,
+                    timeout=5000)
     panel.table_button.click()
     assert panel.table.isVisible()
     panel.show_node("flat")  # a flat output has no table, whatever the button says

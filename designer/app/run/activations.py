@@ -11,6 +11,7 @@ they can be there.
 """
 from __future__ import annotations
 
+import html
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,10 @@ TABLE_BELOW_SHARE, TABLE_BELOW_MIN, TABLE_BELOW_MAX = 0.3, 110, 260
 BAR_ROOM = 70
 #: the grid is laid out again this long after the room it gets stops changing (milliseconds)
 REFIT_MS = 80
+#: what the mouse does, on the line below the maps while it reads out no value
+HINT_GRID = "Hover: values · click: receptive field · double-click: one map large"
+HINT_ONE = "Hover: values · click: receptive field · ◀ All maps: back to the grid"
+HINT_FLAT = "Hover: values · click: pick one"
 
 
 def show_rgb(item: pg.ImageItem, rgb: np.ndarray) -> None:
@@ -163,6 +168,15 @@ class StatsModel(QAbstractTableModel):
         return None
 
 
+def _typical_map_size(width: float, height: float) -> float:
+    """How large 64 square maps (with gaps of a tenth) come out in an area, in pixels."""
+    if width <= 0 or height <= 0:
+        return 0.0
+    cols = best_columns(64, 10, 10, 1, width, height)
+    rows = math.ceil(64 / cols)
+    return 10 * min(width / (cols * 11 + 1), height / (rows * 11 + 1))
+
+
 class ActivationPanel(QWidget):
     """See the module docstring. ``unit_picked(node_id, channel, unit)``: unit is (row, col) for
     maps (channel ≥ 0) or (index,) for flat outputs (channel −1). ``pick_cleared``: the unit
@@ -221,6 +235,7 @@ class ActivationPanel(QWidget):
                                      "% zeros (hidden, the maps get its room)")
         self.table_button.toggled.connect(self._table_toggled)
         self.readout = QLabel(" ")
+        self._hint = " "  # what the readout says while the mouse reads out nothing
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         head = QHBoxLayout()
@@ -270,6 +285,7 @@ class ActivationPanel(QWidget):
                      header_font.horizontalAdvance("mean") + 24)
         widths = (header_font.horizontalAdvance("channel") + 28, digits, digits, digits,
                   header_font.horizontalAdvance("% zeros") + 28)  # room for the sort arrow
+        self._column_widths = widths
         for column, width in enumerate(widths):
             self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -322,7 +338,7 @@ class ActivationPanel(QWidget):
         self.node_id = node_id
         result = self.controller.result
         self.values = None
-        self.readout.setText(" ")
+        self._set_hint(" ")
         if not same_node:
             had_pick = self.picked is not None
             self.channel, self.picked = None, None
@@ -349,9 +365,18 @@ class ActivationPanel(QWidget):
         if clear is not None:
             clear()
 
+    def _set_hint(self, hint: str) -> None:
+        self._hint = hint
+        self.readout.setText(hint)
+
+    def _set_title(self, html_text: str) -> None:
+        """The two lines above the maps, whole in the tooltip should they not fit."""
+        self.title.setText(html_text)
+        self.title.setToolTip(html_text)
+
     def _message(self, text: str) -> None:
         self._pending = None
-        self.title.setText(text)
+        self._set_title(html.escape(text))
         self.stack.setCurrentWidget(self.plots)
         self.image.clear()
         self._drawn = None
@@ -426,11 +451,11 @@ class ActivationPanel(QWidget):
                 self._show_tiles(tile(small, levels, dead, shown_gap, bad, self.cols), step)
             self.back.hide()
             n_dead = int(dead.sum())
-            self.title.setText(
-                f"<b>{self.node_id}</b>: {num(c)} map{'s' if c != 1 else ''} of {h}×{w}"
-                + (f", <span style='color:#c82020'>{n_dead} all zero</span>" if n_dead else "")
-                + " — hover for values, click a unit for its receptive field, double-click a "
-                  "map to enlarge")
+            self._set_title(
+                f"<b>{html.escape(self.node_id)}</b>: {num(c)} map{'s' if c != 1 else ''} of "
+                f"{h}×{w}"
+                + (f", <span style='color:#c82020'>{n_dead} all zero</span>" if n_dead else ""))
+            self._set_hint(HINT_GRID)
         else:
             ch = self.channel
             m = v[ch]
@@ -441,9 +466,10 @@ class ActivationPanel(QWidget):
             self.image.setRect(QRectF(0, 0, w, h))
             self.back.show()
             s = self.stats[ch]
-            self.title.setText(
-                f"<b>{self.node_id}</b>, channel {ch} ({h}×{w}): min {s[0]:.3g}, max {s[1]:.3g}, "
-                f"mean {s[2]:.3g}, {s[3] * 100:.0f}% zeros — click a unit for its receptive field")
+            self._set_title(
+                f"<b>{html.escape(self.node_id)}</b>, channel {ch} ({h}×{w}): min {s[0]:.3g}, "
+                f"max {s[1]:.3g}, mean {s[2]:.3g}, {s[3] * 100:.0f}% zeros")
+            self._set_hint(HINT_ONE)
         label = "value" if shared or self.channel is not None else "per map: min → max"
         self._set_bar(lo, hi, label)
         self._drawn = v
@@ -510,20 +536,29 @@ class ActivationPanel(QWidget):
             self._place_table(force=True)
 
     def _place_table(self, force: bool = False) -> None:
-        """Beside the grid in a wide panel, below it in a tall one: wherever the maps keep
-        the larger square (a grid of maps is about square)."""
+        """Beside the grid or below it: wherever a typical grid (64 square maps) comes out
+        larger. The same for every layer, so the panel doesn't rearrange itself from one
+        selection to the next."""
         split = self._split
         width, height = split.width(), split.height()
         if width <= 0 or height <= 0:
             return
         below_h = int(min(max(height * TABLE_BELOW_SHARE, TABLE_BELOW_MIN), TABLE_BELOW_MAX))
-        beside = min(width - self.table_width - BAR_ROOM, height)
-        below = min(width - BAR_ROOM, height - below_h)
+        beside = _typical_map_size(width - self.table_width - BAR_ROOM, height)
+        below = _typical_map_size(width - BAR_ROOM, height - below_h)
         orientation = (Qt.Orientation.Horizontal if beside >= below
                        else Qt.Orientation.Vertical)
         if orientation == split.orientation() and not force:
             return
         split.setOrientation(orientation)
+        # below the grid the table is wider than its columns: they share the width evenly
+        header = self.table.horizontalHeader()
+        if orientation == Qt.Orientation.Horizontal:
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+            for column, column_width in enumerate(self._column_widths):
+                self.table.setColumnWidth(column, column_width)
+        else:
+            header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         if self.table.isHidden():
             return
         if orientation == Qt.Orientation.Horizontal:
@@ -541,7 +576,7 @@ class ActivationPanel(QWidget):
         step = self._pending[1]
         self._pending = None
         if isinstance(rgb, str):
-            self.title.setText(rgb)
+            self._set_title(html.escape(rgb))
             return
         self._show_tiles(rgb, step)
         self.view.enableAutoRange()
@@ -564,7 +599,7 @@ class ActivationPanel(QWidget):
         result = self.controller.result
         node_type = result.design.node(self.node_id).type if result is not None else ""
         span = finite_range(v)
-        text = f"<b>{self.node_id}</b>: {num(len(v))} values" + (
+        text = f"<b>{html.escape(self.node_id)}</b>: {num(len(v))} values" + (
             f", min {span[0]:.3g}, max {span[1]:.3g}" if span is not None else "")
         if not finite.all():
             text += (f", <span style='color:#c82020'>{num(int((~finite).sum()))} inf or NaN "
@@ -572,7 +607,8 @@ class ActivationPanel(QWidget):
         if node_type == "Softmax":
             top = np.argsort(-v, kind="stable")[:TOP_K]
             text += " — top classes: " + ", ".join(f"#{i} ({v[i]:.3f})" for i in top)
-        self.title.setText(text)
+        self._set_title(text)
+        self._set_hint(HINT_FLAT)
         self._place_marker()
         self._show_nonfinite()
         self.maps_shown.emit(self.node_id, len(v))
@@ -643,7 +679,7 @@ class ActivationPanel(QWidget):
             return
         where = self.locate(self.view.mapSceneToView(scene_pos))
         if where is None:
-            self.readout.setText(" ")
+            self.readout.setText(self._hint)
             return
         ch, r, c = where
         s = self.stats[ch]
@@ -708,7 +744,7 @@ class ActivationPanel(QWidget):
         if v is None or v.ndim != 1:
             return
         i = round(self.chart.getPlotItem().vb.mapSceneToView(scene_pos).x())
-        self.readout.setText(f"({i}) = {v[i]:.4g}" if 0 <= i < len(v) else " ")
+        self.readout.setText(f"({i}) = {v[i]:.4g}" if 0 <= i < len(v) else self._hint)
 
     def _clicked_chart(self, event) -> None:
         v = self.values

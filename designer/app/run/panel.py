@@ -4,6 +4,7 @@ the network sees it, the receptive field of the picked unit layer by layer, its 
 that fill the panel's width."""
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -454,8 +455,9 @@ class RunPanel(QWidget):
         c, h, w = result.x.shape
         mean, _ = SCALINGS[self.controller.scaling]
         how = "pixels ÷ 255" if mean is None else "ImageNet mean/std"
-        self.input_label.setText(f"Network input {c}×{h}×{w}")
-        self.plots.setToolTip(f"Left: the image as loaded. Right: what the network sees: "
+        self.input_label.setText(_two_lines("Network input", f"{c}×{h}×{w}"))
+        name = self.controller.image.name if self.controller.image is not None else "the image"
+        self.plots.setToolTip(f"Left: {name} as loaded. Right: what the network sees: "
                               f"{c}×{h}×{w}, {'grey' if c == 1 else 'RGB'}, {how}, values "
                               f"{result.x.min():.2f} … {result.x.max():.2f}. The picked unit's "
                               f"receptive field is drawn on it (dashed where it is padding).")
@@ -478,7 +480,7 @@ class RunPanel(QWidget):
         index = self.samples.findData(str(image.path)) if image.path is not None else -1
         self.samples.setCurrentIndex(max(index, 0))
         h, w = image.pixels.shape[:2]
-        self.original_label.setText(f"{image.name} {w}×{h}")
+        self.original_label.setText(_two_lines(image.name, f"{w}×{h}"))
         show_rgb(self.original, image.pixels)
         self.original_view.enableAutoRange()
         try:
@@ -487,7 +489,10 @@ class RunPanel(QWidget):
             self._say(str(exc), error=True)
             return
         c, h, w = x.shape
-        self.input_label.setText(f"Network input {c}×{h}×{w}")
+        self.input_label.setText(_two_lines("Network input", f"{c}×{h}×{w}"))
+        self.plots.setToolTip(f"Left: {image.name} as loaded, {image.pixels.shape[1]}×"
+                              f"{image.pixels.shape[0]}. Right: what the network sees, "
+                              f"{c}×{h}×{w}.")
         show_rgb(self.seen, display_rgb(x))
         self.frame.setRect(QRectF(0, 0, w, h))
         self.input_view.enableAutoRange()
@@ -628,6 +633,18 @@ class RunPanel(QWidget):
         # at most 60% opaque, so the picture under the field still shows
         rgba[..., 3] = np.clip(np.rint(np.minimum(level * 2, 1) * 0.6 * 255), 0, 255).astype(np.uint8)
         show_rgb(self.heat, rgba)
+
+
+#: characters of an image's name shown above it (the whole name is in the tooltip)
+NAME_SHOWN = 22
+
+
+def _two_lines(name: str, size: str) -> str:
+    """A picture's caption: its name (shortened if long) above its size, so a narrow column
+    doesn't cut it off."""
+    if len(name) > NAME_SHOWN:
+        name = name[:NAME_SHOWN - 1] + "…"
+    return f"{html.escape(name)}<br>{size}"
 
 
 def _pair(v) -> str:
