@@ -144,3 +144,25 @@ def test_classic_filters_still_shown_with_their_names(qtbot, window):
     assert result.classic["node"] == "conv1"
     grid = window.run_panel.filters
     np.testing.assert_array_equal(grid.weight, result.network.weights["conv1.weight"])
+
+
+def test_captions_and_the_maps_title_are_whole_at_1280_by_800(qtbot, window):
+    """"Network input 3×224×2" was cut off by the next column, and the maps' title by its
+    second line."""
+    window.resize(1280, 800)
+    open_and_run(qtbot, window, conv_design(64, 3, 224))
+    select(qtbot, window, "conv")
+    QApplication.processEvents()
+    run_panel = window.run_panel
+    plots = run_panel.plots
+    viewport = plots.viewport().rect()
+    rects = []
+    for label in (run_panel.original_label, run_panel.input_label):
+        rect = plots.mapFromScene(label.item.sceneBoundingRect()).boundingRect()
+        assert viewport.contains(rect), (label.item.toPlainText(), rect, viewport)
+        rects.append(rect)
+    assert not rects[0].intersects(rects[1])
+    assert "3×224×224" in run_panel.input_label.item.toPlainText()
+    title = window.activations.title
+    assert title.heightForWidth(title.width()) <= title.height(), title.text()
+    assert "64 maps of 222×222" in title.text()

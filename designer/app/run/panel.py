@@ -34,7 +34,7 @@ HEAT_ALPHA = 1.0  # the heat map's own alpha channel does the blending
 #: filter thumbnails: at most this many pixels on their longer side (larger ones only when a
 #: kernel pixel would be smaller than one screen pixel's worth), and the grid at most this tall
 #: where smaller thumbnails can keep it so
-THUMB_MAX, THUMBS_MAX_HEIGHT = 28, 260
+THUMB_MAX, THUMBS_MAX_HEIGHT = 28, 160
 
 
 class FilterGrid(QWidget):
