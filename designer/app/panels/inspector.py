@@ -331,6 +331,7 @@ class InspectorPanel(QWidget):
             return box
         if spec.kind in (REAL, OPTIONAL_REAL):
             box = DoubleSpinBox()
+            box.setMaximumWidth(140)  # room for 12 digits and an exponent
             box.setRange(spec.minimum if spec.minimum is not None else -1e9,
                          spec.maximum if spec.maximum is not None else 1e9)
             box.setSingleStep(0.01 if (spec.maximum or 10) <= 1 else 0.1)
