@@ -19,7 +19,8 @@ from designer.core.catalog import LayerType, resolve_params
 from designer.core.design import Design, Edge, Node, Signal
 from designer.core.layers import (PASS_THROUGH, ReceptiveField, Upstream, check_input_count,
                                   infer_layer)
-from designer.core.problems import ERROR, WARNING, Problem, name_list, short_id
+from designer.core.problems import (ERROR, WARNING, Advice, Fix, Problem, RemoveEdge, advised,
+                                    name_list, short_id)
 
 BYTES_PER_VALUE = 4  # float32
 
@@ -115,6 +116,7 @@ class Analysis:
         self._problems: list[Problem] | None = None
         self._dirty: set[str] = set(design.node_ids)
         self._structure_dirty = True
+        self._checker: Any = None  # the FixChecker, made when first asked for
         self._subscriptions = [
             (design.node_added, self._on_node_added), (design.node_removed, self._on_node_removed),
             (design.param_changed, self._on_param_changed),
@@ -127,6 +129,36 @@ class Analysis:
         """Stop listening to the design."""
         for signal, slot in self._subscriptions:
             signal.disconnect(slot)
+        if self._checker is not None:
+            self._checker.close()
+            self._checker = None
+
+    def fix_checker(self) -> Any:
+        """The :class:`~designer.core.fixes.FixChecker` of this design: which of a problem's
+        fixes work, and its message worded with only those (made on first use; it keeps a
+        scratch copy of the design in step with every edit from then on)."""
+        if self._checker is None:
+            from designer.core.fixes import FixChecker  # it analyses copies: a cycle of imports
+            self._checker = FixChecker(self)
+        return self._checker
+
+    def copy_onto(self, design: Design) -> "Analysis":
+        """An analysis of ``design``, a copy of this one's design (the same ids, types,
+        parameters and connections), that starts from this analysis' results instead of working
+        them out again; it follows ``design``'s edits from there."""
+        self.refresh()
+        other = Analysis(design)
+        other._resolved = dict(self._resolved)
+        other._plans = dict(self._plans)
+        other._info = dict(self._info)
+        other._graph_problems = dict(self._graph_problems)
+        other._fed = dict(self._fed)
+        other._cyclic = set(self._cyclic)
+        other._order = list(self._order)
+        other._output = self._output
+        other._dirty = set()
+        other._structure_dirty = False
+        return other
 
     # ------------------------------------------------------------------ events
 
@@ -379,7 +411,7 @@ class Analysis:
         for component in cycles:
             first = min(component, key=position.__getitem__)
             graph_problems[first].append(Problem(first, ERROR, "cycle",
-                                                 _cycle_message(first, component, targets)))
+                                                 *_cycle_message(first, component, targets)))
             if len(component) > 1:
                 pointer = (f"is on the cycle reported at {short_id(first)}: data must flow one "
                            f"way; remove one of its connections")
@@ -513,13 +545,17 @@ def _cycles(nodes: list[str], targets: dict[str, list[str]]) -> list[list[str]]:
 CYCLE_SHOWN = 6
 
 
-def _cycle_message(start: str, component: list[str], targets: dict[str, list[str]]) -> str:
+def _cycle_message(start: str, component: list[str], targets: dict[str, list[str]]
+                   ) -> tuple[str, Advice | None]:
     """The one message of a cycle, for its node ``start``: the shortest cycle through it (its
     length, and its nodes, the middle left out when it is long) and how many nodes the knot
-    holds in all when several cycles share nodes. Its size does not grow with the cycle."""
+    holds in all when several cycles share nodes. Its size does not grow with the cycle. A
+    node feeding itself comes with the fix (remove that connection)."""
     if len(component) == 1:
-        return (f"feeds itself ({short_id(start)} → {short_id(start)}): data must flow one way, "
-                f"from the Input to the output; remove this connection")
+        fix = Fix(f"remove the connection {short_id(start)} → {short_id(start)}",
+                  "remove this connection", (RemoveEdge(start, start),))
+        return advised(f"feeds itself ({short_id(start)} → {short_id(start)}): data must flow "
+                       f"one way, from the Input to the output", [fix])
     path = _cycle_through(start, component, targets)
     if len(path) <= CYCLE_SHOWN:
         shown = [short_id(n) for n in path]
@@ -529,7 +565,7 @@ def _cycle_message(start: str, component: list[str], targets: dict[str, list[str
     knot = (f", one of the cycles among {len(component):,} layers"
             if len(component) > len(path) else "")
     return (f"is part of a cycle of {len(path):,} layers ({text}){knot}: data must flow one way, "
-            f"from the Input to the output; remove one of these connections")
+            f"from the Input to the output; remove one of these connections"), None
 
 
 def _cycle_through(start: str, component: list[str], targets: dict[str, list[str]]) -> list[str]:

@@ -12,7 +12,8 @@ from fractions import Fraction
 from typing import Any, Callable, NamedTuple, Sequence
 
 from designer.core.catalog import SPATIAL_ONLY, LayerType
-from designer.core.problems import ERROR, WARNING, Problem, name_list, num, shape_text
+from designer.core.problems import (ERROR, WARNING, Advice, Fix, InsertLayer, Problem, RemoveEdge,
+                                    SetParam, advised, name_list, num, shape_text)
 
 Shape = tuple[int, ...]
 
@@ -146,14 +147,49 @@ class Inferred:
         self.problems: tuple[Problem, ...] = ()
         self.derivations: tuple[tuple[str, str], ...] = ()
 
-    def error(self, code: str, text: str) -> None:
-        self.problems += (Problem(self.node_id, ERROR, code, text),)
+    def error(self, code: str, text: str, advice: Advice | None = None) -> None:
+        self.problems += (Problem(self.node_id, ERROR, code, text, advice),)
 
-    def warn(self, code: str, text: str) -> None:
-        self.problems += (Problem(self.node_id, WARNING, code, text),)
+    def warn(self, code: str, text: str, advice: Advice | None = None) -> None:
+        self.problems += (Problem(self.node_id, WARNING, code, text, advice),)
+
+    def set_fix(self, name: str, value: Any, phrase: str) -> Fix:
+        """A fix setting one of this node's parameters."""
+        return set_fix(self.node_id, name, value, phrase)
 
     def derive(self, label: str, text: str) -> None:
         self.derivations += ((label, text),)
+
+
+#: the codes of problems that layer rules find (from the shapes reaching a node); the others
+#: come from the graph and the parameters themselves
+RULE_CODES = frozenset({"flat-input", "groups", "same-stride", "output-too-small",
+                        "fractional-output", "pool-padding", "spatial-input", "add-shapes",
+                        "concat-sizes", "too-large"})
+
+
+def param_text(value: Any) -> str:
+    """A parameter value as the design file writes it: ``1``, ``[1, 2]``, ``true``, ``"same"``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(param_text(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def set_fix(node_id: str, name: str, value: Any, phrase: str) -> Fix:
+    return Fix(f"set {name} to {param_text(value)}", phrase, (SetParam(node_id, name, value),))
+
+
+def pair_setting(current: Any, axes: dict[int, int]) -> int | tuple[int, int]:
+    """A pair parameter with some axes changed, as short as it can be written: ``2`` for
+    ``(2, 2)``. ``current`` may be a word (``"valid"``: no padding)."""
+    pair = list(current) if isinstance(current, tuple) else [0, 0]
+    for axis, value in axes.items():
+        pair[axis] = value
+    return pair[0] if pair[0] == pair[1] else (pair[0], pair[1])
 
 
 # --------------------------------------------------------------------------- window arithmetic
@@ -309,13 +345,24 @@ def largest_divisor_below(n: int, bound: int) -> int | None:
 
 
 def _fix_for_fraction(a: _Axis, pool: bool, symmetric_padding: bool) -> str:
-    """Suggest the nearest padding and stride that make the output size whole: the smallest
-    padding above the current one (within one stride of it, and allowed) with
-    ``(n + 2p − eff) ≡ 0 (mod s)``, and the largest stride below the current one that divides
-    the span. Both are worked out directly (a congruence, a factorisation), never by counting
-    up to the stride."""
+    """The advice :func:`_fraction_options` gives, as words."""
+    options = [phrase for _, _, phrase in _fraction_options(a, pool, symmetric_padding)]
+    return "try " + " or ".join(options) if options else FRACTION_FALLBACK
+
+
+FRACTION_FALLBACK = "try another kernel size, stride or padding"
+
+
+def _fraction_options(a: _Axis, pool: bool, symmetric_padding: bool
+                      ) -> list[tuple[str, Any, str]]:
+    """Suggest the nearest padding and stride that make the output size whole, as
+    ``(parameter, value on this axis, words)``: the smallest padding above the current one
+    (within one stride of it, and allowed) with ``(n + 2p − eff) ≡ 0 (mod s)``, the largest
+    stride below the current one that divides the span, and for pooling ceil mode. Both numbers
+    are worked out directly (a congruence, a factorisation), never by counting up to the
+    stride."""
     eff = a.d * (a.k - 1) + 1
-    options = []
+    options: list[tuple[str, Any, str]] = []
     if symmetric_padding:
         limit = a.k // 2 if pool else eff - 1
         # 2p ≡ eff − n (mod s): solvable when gcd(2, s) divides eff − n
@@ -327,14 +374,25 @@ def _fix_for_fraction(a: _Axis, pool: bool, symmetric_padding: bool) -> str:
             first = a.p_lo + 1
             p = first + (p0 - first) % m  # the first solution above the current padding
             if p <= limit:
-                options.append(f"padding {p}")
+                options.append(("padding", p, f"padding {p}"))
     span = a.n + a.p_lo + a.p_hi - eff
     s = largest_divisor_below(span, a.s) if span > 0 else None
     if s is not None:
-        options.append(f"stride {s}")
+        options.append(("stride", s, f"stride {s}"))
     if pool:
-        options.append("ceil_mode true")
-    return "try " + " or ".join(options) if options else "try another kernel size, stride or padding"
+        options.append(("ceil_mode", True, "ceil_mode true"))
+    return options
+
+
+def _axis_size(a: _Axis, ceil_mode: bool) -> int:
+    """One axis's output size, PyTorch's rule (what :func:`window_sizes` works out)."""
+    span = a.n + a.p_lo + a.p_hi - a.d * (a.k - 1) - 1
+    if ceil_mode:
+        size = (span + a.s - 1) // a.s + 1
+        if size >= 1 and (size - 1) * a.s >= a.n + a.p_lo:
+            size -= 1
+        return size
+    return span // a.s + 1
 
 
 def _ordinal(n: int) -> str:
@@ -430,21 +488,43 @@ def window_sizes(ctx: Inferred, shape: Shape, k: tuple[int, int], s: tuple[int, 
         if size < 1:
             window = f"{eff} (kernel {a.k} with dilation {a.d})" if a.d > 1 else f"{a.k}"
             need = -(-(eff - a.n) // 2)
-            hint = f"use a kernel of at most {a.n + a.p_lo + a.p_hi}" if a.d == 1 else \
-                "use a smaller kernel or dilation"
+            # the fixes change every axis that is too small (the message names the first)
+            small = [j for j, b in enumerate(axes) if _axis_size(b, ceil_mode) < 1]
+            options: list[Fix | str] = []
+            if a.d == 1:
+                kernel = pair_setting(k, {j: axes[j].n + axes[j].p_lo + axes[j].p_hi
+                                          for j in small})
+                options.append(ctx.set_fix("kernel_size", kernel,
+                                           f"a kernel of at most {a.n + a.p_lo + a.p_hi}"))
+            else:
+                options.append("a smaller kernel or dilation")
             if not pool or need <= a.k // 2:
-                hint += f" or padding of at least {need}"
-            ctx.error("output-too-small",
-                      f"output {word} {text} is below 1: the window of {window} does not fit in the "
-                      f"{a.n} input {many} plus padding; {hint}")
+                wanted = {j: -(-(axes[j].d * (axes[j].k - 1) + 1 - axes[j].n) // 2)
+                          for j in small}
+                current = (pads[0][0], pads[1][0]) if symmetric_padding else None
+                if current is not None:
+                    options.append(ctx.set_fix("padding", pair_setting(current, wanted),
+                                               f"padding of at least {need}"))
+                else:
+                    options.append(f"padding of at least {need}")
+            ctx.error("output-too-small", *advised(
+                f"output {word} {text} is below 1: the window of {window} does not fit in the "
+                f"{a.n} input {many} plus padding", options, "use {}"))
             return None
         if lost > 0:
             what = f"the last {one}" if lost == 1 else f"the last {lost} {many}"
             verb = "is" if lost == 1 and not same else "are"
-            ctx.warn("fractional-output",
-                     f"output {word} {text} is not a whole number: {what} of the input {verb} "
-                     f"never covered (PyTorch floors this to {size}); "
-                     f"{_fix_for_fraction(a, pool, symmetric_padding)}")
+            fixed_axes = (0, 1) if same else (i,)
+            fixes = []
+            for name, value, phrase in _fraction_options(a, pool, symmetric_padding):
+                if name != "ceil_mode":
+                    current = (pads[0][0], pads[1][0]) if name == "padding" else s
+                    value = pair_setting(current, {j: value for j in fixed_axes})
+                fixes.append(ctx.set_fix(name, value, phrase))
+            ctx.warn("fractional-output", *advised(
+                f"output {word} {text} is not a whole number: {what} of the input {verb} "
+                f"never covered (PyTorch floors this to {size})", fixes, "try {}",
+                fallback=FRACTION_FALLBACK))
         if ctx.explain:
             ctx.derive(f"output {word}", text + note)
         out.append(size)
@@ -550,20 +630,20 @@ def _conv(ctx: Inferred) -> None:
     ok = True
     if c % g or k % g:
         common = divisors(math.gcd(c, k))  # the common divisors of c and k
-        shown = ", ".join(str(x) for x in common[-6:])
-        ctx.error("groups",
-                  f"groups {g} must divide both the input channels ({c}) and out_channels ({k}): "
-                  f"{c}/{g} = {num(Fraction(c, g))}, {k}/{g} = {num(Fraction(k, g))}; "
-                  f"try groups {shown}")
+        ctx.error("groups", *advised(
+            f"groups {g} must divide both the input channels ({c}) and out_channels ({k}): "
+            f"{c}/{g} = {num(Fraction(c, g))}, {k}/{g} = {num(Fraction(k, g))}",
+            [ctx.set_fix("groups", x, str(x)) for x in common[-6:]], "try groups {}", ", "))
         ok = False
     padding = p["padding"]
     if padding == "same":
         if s != (1, 1):
             fix = tuple(d[i] * (p["kernel_size"][i] - 1) // 2 for i in (0, 1))
-            ctx.error("same-stride",
-                      f'padding "same" needs stride 1 (PyTorch refuses it for a strided '
-                      f"convolution), but stride is {pair_value(s)}; use padding {pair_value(fix)} "
-                      f"instead, or stride 1")
+            ctx.error("same-stride", *advised(
+                f'padding "same" needs stride 1 (PyTorch refuses it for a strided '
+                f"convolution), but stride is {pair_value(s)}",
+                [ctx.set_fix("padding", pair_setting(fix, {}), f"padding {pair_value(fix)} instead"),
+                 ctx.set_fix("stride", 1, "stride 1")], "use {}", ", or "))
             ok = False
         totals = [d[i] * (p["kernel_size"][i] - 1) for i in (0, 1)]
         pads = tuple((t // 2, t - t // 2) for t in totals)
@@ -608,10 +688,12 @@ def _pool(ctx: Inferred) -> None:
     d = p.get("dilation", (1, 1))
     for i in (0, 1):
         if pad[i] > k[i] // 2:
-            ctx.error("pool-padding",
-                      f"padding {pad[i]} is more than half the kernel size {k[i]} "
-                      f"(at most {k[i] // 2}): windows at the border would hold only padding, "
-                      f"so PyTorch refuses this; use padding {k[i] // 2} or less")
+            allowed = pair_setting(pad, {j: min(pad[j], k[j] // 2) for j in (0, 1)})
+            ctx.error("pool-padding", *advised(
+                f"padding {pad[i]} is more than half the kernel size {k[i]} "
+                f"(at most {k[i] // 2}): windows at the border would hold only padding, "
+                f"so PyTorch refuses this",
+                [ctx.set_fix("padding", allowed, f"padding {k[i] // 2} or less")], "use {}"))
             return
     hw = window_sizes(ctx, shape, k, s, ((pad[0], pad[0]), (pad[1], pad[1])), d,
                       p["ceil_mode"], True, True)
@@ -702,10 +784,15 @@ def _linear(ctx: Inferred) -> None:
     out = ctx.p["out_features"]
     if len(shape) != 1:
         flat = math.prod(shape)
-        ctx.error("spatial-input",
-                  f"Linear needs a flat input [F], but its input from {ctx.inputs[0].source} is "
-                  f"{shape_text(shape)}; insert a Flatten before it (that gives [{flat}], so this "
-                  f"layer would have {num(out * (flat + 1))} parameters)")
+        source = ctx.inputs[0].source
+        n_params = out * (flat + 1) if ctx.p["bias"] else out * flat
+        fix = Fix(f"insert a Flatten between {source} and {ctx.node_id}",
+                  f"insert a Flatten before it (that gives [{flat}], so this layer would have "
+                  f"{num(n_params)} parameters)",
+                  (InsertLayer(source, ctx.node_id, "Flatten"),))
+        ctx.error("spatial-input", *advised(
+            f"Linear needs a flat input [F], but its input from {source} is {shape_text(shape)}",
+            [fix]))
         return
     f_in = shape[0]
     ctx.shape = (out,)
@@ -738,18 +825,54 @@ def _add(ctx: Inferred) -> None:
     shapes = [u.shape for u in ctx.inputs]
     first = shapes[0]
     if shapes.count(first) != len(shapes):
-        hint = ""
-        if all(len(s) == 3 for s in shapes):
-            if len({s[1:] for s in shapes}) == 1:
-                hint = ("; their channel counts differ: use Concat to stack them, or a 1×1 Conv2d "
-                        "to change one's channels")
-            else:
-                hint = ("; match the sizes first (a strided 1×1 Conv2d on the shortcut, "
-                        "as ResNet does)")
-        ctx.error("add-shapes", f"Add needs inputs of equal shape, but got {_from(ctx.inputs)}{hint}")
+        head = f"Add needs inputs of equal shape, but got {_from(ctx.inputs)}"
+        if not all(len(s) == 3 for s in shapes):
+            ctx.error("add-shapes", head)
+            return
+        fix = _projection_fix(ctx)
+        if len({s[1:] for s in shapes}) == 1:
+            options: list[Fix | str] = ["Concat to stack them"]
+            if fix is not None:
+                options.append(fix._replace(phrase="a 1×1 Conv2d to change one's channels"))
+            ctx.error("add-shapes", *advised(head + "; their channel counts differ", options,
+                                             "use {}", ", or ", ": "))
+        else:
+            words = "match the sizes first (a strided 1×1 Conv2d on the shortcut, as ResNet does)"
+            ctx.error("add-shapes", *advised(
+                head, [fix._replace(phrase=words)] if fix is not None else [words],
+                fallback="match the sizes first"))
         return
     ctx.shape = first
     ctx.field = merge_fields([u.field for u in ctx.inputs], first[1:]) if len(first) == 3 else None
+
+
+def _projection_fix(ctx: Inferred) -> Fix | None:
+    """ResNet's projection shortcut for an Add of unequal image shapes: the inputs are matched
+    to the one with the smallest map (the most channels among those), each other input through
+    a new 1×1 Conv2d with that many channels and the stride that shrinks its map to that size.
+    None if some input's map can't be shrunk to it that way."""
+    shapes = [u.shape for u in ctx.inputs]
+    target = min(shapes, key=lambda s: (s[1] * s[2], -s[0]))
+    edits = []
+    for u in ctx.inputs:
+        c, h, w = u.shape
+        if u.shape == target:
+            continue
+        stride = []
+        for n, want in ((h, target[1]), (w, target[2])):
+            fits = [s for s in (n // want, -(-n // want)) if s >= 1 and (n - 1) // s + 1 == want]
+            if not fits:
+                return None
+            stride.append(fits[0])
+        params: tuple[tuple[str, Any], ...] = (("out_channels", target[0]), ("kernel_size", 1))
+        if stride != [1, 1]:
+            params += (("stride", pair_setting((stride[0], stride[1]), {})),)
+        edits.append(InsertLayer(u.source, ctx.node_id, "Conv2d", params))
+    if not edits:
+        return None
+    sources = name_list([e.source for e in edits])
+    return Fix(f"insert a 1×1 Conv2d to {shape_text(target)} after {sources}", "",
+               tuple(edits))
 
 
 def _concat(ctx: Inferred) -> None:
@@ -807,6 +930,10 @@ def infer_layer(node_id: str, layer: LayerType, params: dict[str, Any],
     return ctx
 
 
+#: a fix removes at most this many connections at once
+MAX_EDGES_REMOVED = 50
+
+
 def check_input_count(node_id: str, layer: LayerType, sources: Sequence[str]) -> Problem | None:
     """An error if the node has the wrong number of incoming edges."""
     n = len(sources)
@@ -815,7 +942,14 @@ def check_input_count(node_id: str, layer: LayerType, sources: Sequence[str]) ->
         return None
     names = name_list(list(sources))
     if hi == 0:
-        text = f"Input takes no inputs, but it has {n} (from {names}); remove those connections"
+        head = f"Input takes no inputs, but it has {n} (from {names})"
+        if n > MAX_EDGES_REMOVED:
+            text = head + "; remove those connections"
+        else:
+            fix = Fix(f"remove the connection{'s' if n > 1 else ''} from {names}",
+                      "remove those connections" if n > 1 else "remove that connection",
+                      tuple(RemoveEdge(s, node_id) for s in sources))
+            return Problem(node_id, ERROR, "input-count", *advised(head, [fix]))
     elif hi is None:
         have = f"only {n} (from {names})" if n else "none"
         text = f"{layer.name} needs two or more inputs to merge, but it has {have}"

@@ -2,24 +2,109 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import NamedTuple
+from typing import Any, NamedTuple, Union
 
 ERROR = "error"
 WARNING = "warning"
 
 
+# ---------------------------------------------------------------------------- fixes
+#
+# A fix is data, not text: the edits that would carry out one piece of a message's advice. They
+# are checked on a copy of the design before anyone is offered them (core/fixes.py); a message
+# words its advice from its fixes, so a suggestion that fails the check leaves the text too.
+
+
+class SetParam(NamedTuple):
+    """Set one parameter of a node. A pair is given as a tuple and written as ``[h, w]``."""
+
+    node_id: str
+    name: str
+    value: Any
+
+
+class InsertLayer(NamedTuple):
+    """Put a new layer of ``type`` in the middle of the connection ``source → target`` (it takes
+    that connection's place among the target's inputs). Its id is made when it is applied."""
+
+    source: str
+    target: str
+    type: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+
+class RemoveEdge(NamedTuple):
+    """Remove the connection ``source → target``."""
+
+    source: str
+    target: str
+
+
+Edit = Union[SetParam, InsertLayer, RemoveEdge]
+
+
+class Fix(NamedTuple):
+    """One way to fix a problem: what it does (``label``, e.g. "set padding to 1"), how its
+    message words it (``phrase``, e.g. "padding 1"), and the edits, applied together."""
+
+    label: str
+    phrase: str
+    edits: tuple[Edit, ...]
+
+
+class Advice(NamedTuple):
+    """How a message ends in advice, so it can be worded again with only the fixes that work:
+    the text is ``head + sep + template.format(joiner.join(phrases))``, where the phrases are
+    those of ``options`` kept (plain strings, advice that is not an edit, are always kept);
+    without any, ``head`` alone, or ``head + sep + fallback``."""
+
+    head: str
+    options: tuple[Union[Fix, str], ...]
+    template: str = "{}"
+    joiner: str = " or "
+    sep: str = "; "
+    fallback: str = ""
+
+    def render(self, fixes: "tuple[Fix, ...] | None" = None) -> str:
+        """The message keeping only ``fixes`` among the options (None: all of them)."""
+        phrases = [o if isinstance(o, str) else o.phrase for o in self.options
+                   if isinstance(o, str) or fixes is None or o in fixes]
+        if phrases:
+            return self.head + self.sep + self.template.format(self.joiner.join(phrases))
+        return self.head + self.sep + self.fallback if self.fallback else self.head
+
+
+def advised(head: str, options: "list[Fix | str] | tuple[Fix | str, ...]", template: str = "{}",
+            joiner: str = " or ", sep: str = "; ", fallback: str = "") -> tuple[str, Advice]:
+    """A message's text with all of its advice, and the advice to word it again."""
+    advice = Advice(head, tuple(options), template, joiner, sep, fallback)
+    return advice.render(), advice
+
+
 class Problem(NamedTuple):
     """One thing wrong with a node. ``text`` does not repeat the node id; ``str()`` prefixes it.
     (A named tuple: immutable and hashable, and made several times faster than a frozen
-    dataclass; a broken 100,000-node design makes one for every node.)"""
+    dataclass; a broken 100,000-node design makes one for every node.)
+
+    ``text`` gives every suggestion its rule made; ``advice`` (if any) holds them as fixes, not
+    yet checked: core/fixes.py checks them on a copy of the design and words the message with
+    only those that work (what the panels and the summary show)."""
 
     node_id: str
     severity: str  # ERROR or WARNING
     code: str  # stable machine-readable kind, e.g. "output-too-small"
     text: str
+    advice: Advice | None = None
 
     def __str__(self) -> str:
         return f"{self.node_id}: {self.text}"
+
+    @property
+    def fixes(self) -> tuple[Fix, ...]:
+        """The fixes the message suggests (unchecked)."""
+        if self.advice is None:
+            return ()
+        return tuple(o for o in self.advice.options if not isinstance(o, str))
 
 
 def num(value: int | float | Fraction) -> str:
