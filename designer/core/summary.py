@@ -6,7 +6,35 @@ from typing import Any, TextIO
 
 from designer.core.analysis import Analysis, NodeInfo, collector_paused
 from designer.core.design import Design
-from designer.core.problems import num
+from designer.core.problems import Problem, num
+
+#: how many node results checking suggested fixes may recompute for one summary, beyond making
+#: the scratch copy (a fix is checked by analysing what it changes; on a huge design with many
+#: fixable problems that would add up): past it, messages are printed without their fixes
+CHECK_WORK = 100_000
+
+
+class Wording:
+    """Problems as a summary prints them: each message advising only fixes that work (checked
+    on a copy of the design, see core/fixes.py). Checking stops once :data:`CHECK_WORK` node
+    results have been recomputed; later messages leave their fixes out (``unchecked`` counts
+    them) rather than advise what was not checked."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        self.unchecked = 0
+        self._limit: int | None = None
+
+    def __call__(self, problem: Problem) -> str:
+        if problem.advice is None:
+            return str(problem)
+        checker = self.analysis.fix_checker()
+        if self._limit is None:
+            self._limit = checker.work + len(self.analysis.design) + CHECK_WORK
+        check = checker.work < self._limit
+        if not check and checker.checked(problem) is None:
+            self.unchecked += 1
+        return checker.describe(problem, check)
 
 
 def summarize(design: Design, analysis: Analysis | None = None) -> dict[str, Any]:
@@ -20,12 +48,13 @@ def summarize(design: Design, analysis: Analysis | None = None) -> dict[str, Any
     analysis = analysis or Analysis(design)
     infos = analysis.infos()
     totals = analysis.totals()
+    words = Wording(analysis)
     with collector_paused(len(infos)):
         return {
             "valid": analysis.valid,
             "total_params": totals["params"],
             "total_macs": totals["macs"],
-            "nodes": [_node_dict(i) for i in infos],
+            "nodes": [_node_dict(i, words) for i in infos],
         }
 
 
@@ -37,17 +66,18 @@ def write_json(design: Design, out: TextIO, analysis: Analysis | None = None) ->
     infos = analysis.infos()
     totals = analysis.totals()
     encode = json.JSONEncoder(ensure_ascii=False).encode
+    words = Wording(analysis)
     out.write(f'{{\n  "valid": {encode(analysis.valid)},\n  "total_params": {totals["params"]},\n'
               f'  "total_macs": {totals["macs"]},\n  "nodes": [')
     with collector_paused(len(infos)):
         sep = "\n    "
         for info in infos:
-            out.write(sep + encode(_node_dict(info)))
+            out.write(sep + encode(_node_dict(info, words)))
             sep = ",\n    "
     out.write("\n  ]\n}\n" if infos else "]\n}\n")
 
 
-def _node_dict(info: NodeInfo) -> dict[str, Any]:
+def _node_dict(info: NodeInfo, words: Wording) -> dict[str, Any]:
     return {
         "id": info.id,
         "type": info.type,
@@ -55,8 +85,8 @@ def _node_dict(info: NodeInfo) -> dict[str, Any]:
         "params": info.params,
         "macs": info.macs,
         "receptive_field": info.field.as_dict() if info.field is not None else None,
-        "errors": [str(p) for p in info.errors],
-        "warnings": [str(p) for p in info.warnings],
+        "errors": [words(p) for p in info.errors] if info.errors else [],
+        "warnings": [words(p) for p in info.warnings] if info.warnings else [],
     }
 
 
@@ -139,8 +169,9 @@ def format_table(design: Design, analysis: Analysis | None = None) -> str:
             f"{_mb(totals['input_bytes'] + totals['activation_bytes'] + totals['param_bytes'])}",
             rule]
     problems = analysis.design_problems()
-    errors = [str(p) for p in analysis.problems() if p.severity == "error"]
-    warnings = [str(p) for p in analysis.problems() if p.severity == "warning"]
+    words = Wording(analysis)
+    errors = [words(p) for p in analysis.problems() if p.severity == "error"]
+    warnings = [words(p) for p in analysis.problems() if p.severity == "warning"]
     if problems or errors:
         out.append(f"Errors ({len(problems) + len(errors)}): the design can't run until these are fixed")
         out += [f"  ✗ {p}" for p in problems + errors]
@@ -149,4 +180,7 @@ def format_table(design: Design, analysis: Analysis | None = None) -> str:
         out += [f"  ⚠ {p}" for p in warnings]
     if not (problems or errors or warnings):
         out.append("No errors or warnings.")
+    if words.unchecked:
+        out.append(f"(The fixes suggested for {words.unchecked:,} of these problems were not "
+                   f"checked, the design being this large, and are left out.)")
     return "\n".join(out)

@@ -337,3 +337,36 @@ def test_closing_the_analysis_stops_the_checker():
     analysis.close()
     d.set_param("c", "stride", 2)  # no longer followed: nothing breaks
     assert checker._scratch is None
+
+
+# ---------------------------------------------------------------- the summary's wording
+
+
+def _broken_below():
+    """c's "stride 1" would break the Add below it (see above); its "padding 2" works."""
+    return graph([("input", "Input", {"channels": 1, "height": 8, "width": 8}),
+                  ("c", "Conv2d", {"out_channels": 4, "kernel_size": 3, "stride": 3}),
+                  ("a", "MaxPool2d", {"kernel_size": 2}),
+                  ("b", "Conv2d", {"out_channels": 4, "kernel_size": 1, "stride": 3}),
+                  ("add", "Add", {})],
+                 [("input", "c"), ("c", "a"), ("c", "b"), ("a", "add"), ("b", "add")])
+
+
+def test_the_summary_advises_only_fixes_that_work():
+    from designer.core.summary import format_table, summarize
+    d = _broken_below()
+    table = format_table(d)
+    assert "floors this to 2); try padding 2\n" in table + "\n" and "stride 1" not in table
+    [c] = [n for n in summarize(d)["nodes"] if n["id"] == "c"]
+    assert c["warnings"][0].endswith("floors this to 2); try padding 2")
+
+
+def test_past_its_budget_the_summary_leaves_fixes_out_instead_of_checking_them(monkeypatch):
+    from designer.core import summary
+    monkeypatch.setattr(summary, "CHECK_WORK", -10**9)  # nothing may be checked
+    d = _broken_below()
+    table = summary.format_table(d)
+    assert "floors this to 2); try another kernel size, stride or padding" in table
+    assert "padding 2" not in table and "stride 1" not in table
+    assert ("(The fixes suggested for 1 of these problems were not checked, the design being "
+            "this large, and are left out.)") in table
