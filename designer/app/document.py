@@ -11,8 +11,9 @@ from designer.app.commands import (AddNodeCommand, ConnectCommand, DisconnectCom
                                    LayoutCommand, MacroCommand, MoveNodesCommand, RenameCommand,
                                    SetParamCommand, delete_command)
 from designer.core.analysis import Analysis
+from designer.core.catalog import LAYER_TYPES
 from designer.core.design import Design, Edge, GraphError, Node
-from designer.core.layout import ROW, layered_positions
+from designer.core.layout import ROW, Layout, layout
 from designer.io.design_file import load_design, save_design
 from designer.io.templates import resources_dir
 
@@ -45,6 +46,9 @@ class Document(QObject):
         self.design.node_renamed.connect(self.node_renamed.emit)
         self.analysis = Analysis(self.design)
         self.path = path
+        #: the latest automatic layout (opening a design, Ctrl+L): the canvas draws connections
+        #: along its routes while the cards are where it put them
+        self.last_layout: Layout | None = None
         self._place_unpositioned()
 
     # ------------------------------------------------------------------ state
@@ -101,8 +105,9 @@ class Document(QObject):
 
     def _place_unpositioned(self) -> None:
         """Files without positions get the automatic layout (part of opening, not an edit)."""
+        self.last_layout = layout(self.design)
         if any(n.position is None for n in self.design.nodes):
-            for node_id, position in layered_positions(self.design).items():
+            for node_id, position in self.last_layout.positions().items():
                 if self.design.node(node_id).position is None:
                     self.design.move_node(node_id, position)
 
@@ -122,18 +127,57 @@ class Document(QObject):
         self.push(ConnectCommand(self.design, source, target))
 
     def add_node(self, node, after: str | None = None) -> None:
-        """Add a node (and connect it after ``after`` if given) as one undo step."""
-        children = [AddNodeCommand(self.design, node)]
-        if after is not None:
-            children.append(ConnectCommand(self.design, after, node.id))
-        self.push(MacroCommand(f"Add {node.id}", children))
+        """Add a node as one undo step. With ``after``: fed by that node, one row below it; if
+        ``after`` already feeds layers, the new one goes in between: it feeds them instead,
+        each in the place ``after`` had among its inputs (Concat's operand order is kept), and
+        they and everything below them move down a row where they have to."""
+        design = self.design
+        children: list[QUndoCommand] = []
+        layer = LAYER_TYPES.get(node.type)
+        takes_input = layer is None or layer.max_inputs != 0
+        targets = design.targets(after) if after is not None and takes_input else []
+        if after is not None and takes_input:
+            above = design.node(after).position
+            if above is not None:
+                x = node.position[0] if node.position is not None else above[0]
+                node.position = (x, above[1] + ROW)
+                children += self._make_room(targets, above[1] + 2 * ROW)
+        children.append(AddNodeCommand(design, node))
+        edges = design.edges
+        for target in targets:  # each edge after → target becomes node → target, in place
+            index = edges.index((after, target))
+            children += [DisconnectCommand(design, after, target),
+                         ConnectCommand(design, node.id, target, index)]
+            edges[index] = (node.id, target)
+        if after is not None and takes_input:
+            children.append(ConnectCommand(design, after, node.id))
+        verb = "Insert" if targets else "Add"
+        self.push(MacroCommand(f"{verb} {node.id}", children))
+
+    def _make_room(self, below: list[str], top: float) -> list[QUndoCommand]:
+        """Move ``below`` and everything they feed down, so that they start at ``top`` at the
+        highest (nothing if they already do)."""
+        design = self.design
+        ys = [design.node(n).position[1] for n in below if design.node(n).position is not None]
+        room = top - min(ys) if ys else 0.0
+        if room <= 0:
+            return []
+        moves = {}
+        for start in below:
+            for n in design.downstream(start):
+                old = design.node(n).position
+                if old is not None and n not in moves:
+                    moves[n] = (old, (old[0], old[1] + room))
+        return [MoveNodesCommand(design, moves, "Make room")]
 
     def set_param(self, node_id: str, name: str, value) -> None:
         if self.design.node(node_id).params.get(name, _ABSENT) != value:
             self.push(SetParamCommand(self.design, node_id, name, value))
 
     def auto_layout(self) -> None:
-        self.push(LayoutCommand(self.design, layered_positions(self.design)))
+        """Ctrl+L: every card where ``designer.layout`` puts it (one undo step)."""
+        self.last_layout = layout(self.design)
+        self.push(LayoutCommand(self.design, self.last_layout.positions()))
 
     def rename(self, old: str, new: str) -> None:
         """Give a node a new id (raises GraphError saying why not; nothing changes then)."""
@@ -173,14 +217,7 @@ class Document(QObject):
         if above is not None and below is not None:
             x = node.position[0] if node.position is not None else above[0]
             node.position = (x, above[1] + ROW)
-            room = above[1] + 2 * ROW - below[1]
-            if room > 0:
-                moves = {}
-                for n in design.downstream(target):
-                    old = design.node(n).position
-                    if old is not None:
-                        moves[n] = (old, (old[0], old[1] + room))
-                children.append(MoveNodesCommand(design, moves, "Make room"))
+            children += self._make_room([target], above[1] + 2 * ROW)
         children += [AddNodeCommand(design, node),
                      DisconnectCommand(design, source, target),
                      ConnectCommand(design, source, node.id),

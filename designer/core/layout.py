@@ -490,3 +490,71 @@ def layout(design: Design) -> Layout:
         points += [(xs[v], top(lv) - STUB), (xs[v], top(lv))]
         out.edges[edges[k]] = _simplify(points)
     return out
+
+
+# ------------------------------------------------------------------------- routing around cards
+
+ROUTE_CLEARANCE = 6.0  # a route keeps at least this far from every card
+LANE_CLEARANCE = 20.0  # a lane beside a card runs this far from its side
+_REACH = 3 * COLUMN  # lanes are looked for among the cards this far beside a route
+_MAX_LANES = 48  # lanes tried at most before giving up
+
+
+def _piece_box(p: Point, q: Point, margin: float) -> Rect:
+    """The box a piece of a route is drawn in (a slanted piece is drawn as an S-curve that
+    fills its box), grown by ``margin``."""
+    x0, x1 = min(p[0], q[0]), max(p[0], q[0])
+    y0, y1 = min(p[1], q[1]), max(p[1], q[1])
+    return (x0 - margin, y0 - margin, x1 - x0 + 2 * margin, y1 - y0 + 2 * margin)
+
+
+def _overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def route_crosses(points: list[Point], card: Rect, margin: float = ROUTE_CLEARANCE) -> bool:
+    """Whether a route, as the canvas draws it, comes within ``margin`` of ``card``."""
+    return any(_overlap(_piece_box(p, q, margin), card) for p, q in zip(points, points[1:]))
+
+
+def route_box(points: list[Point]) -> Rect:
+    """The box around a route."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+
+
+STRAIGHT, LANE, CROSSING = "straight", "lane", "crossing"
+
+
+def route(start: Point, end: Point, cards_in) -> tuple[list[Point], str]:
+    """A route for a connection between cards the user placed (a cheap router, for edits;
+    ``layout`` gives the routes of a whole design). ``start``: the source's bottom centre,
+    ``end``: the target's top centre; ``cards_in(rect)`` gives the cards ``(x, y, w, h)`` that
+    may overlap ``rect`` (more is fine). Tried in turn: straight (an S-curve in the box between
+    the ports) if that box is clear; else down, across to a lane, along it, across and down,
+    the lane beside the source, beside the target, or beside a card in the way, the shortest
+    first. Returns the points and how they go: ``STRAIGHT``, ``LANE`` (both clear of every
+    card), or ``CROSSING`` (nothing was clear: the straight route, over cards)."""
+    sx, sy = start
+    tx, ty = end
+    y_out, y_in = sy + STUB, ty - STUB
+    margin = ROUTE_CLEARANCE
+
+    def clear(p: Point, q: Point) -> bool:
+        box = _piece_box(p, q, margin)
+        return not any(_overlap(box, card) for card in cards_in(box))
+
+    straight = _simplify([start, (sx, y_out), (tx, y_in), end])
+    if y_in >= y_out and clear((sx, y_out), (tx, y_in)):
+        return straight, STRAIGHT
+    low, high = min(y_out, y_in), max(y_out, y_in)
+    region = (min(sx, tx) - _REACH, low, abs(tx - sx) + 2 * _REACH, high - low)
+    lanes = {sx, tx}
+    for x, y, w, h in cards_in(region):
+        lanes.add(x - LANE_CLEARANCE)
+        lanes.add(x + w + LANE_CLEARANCE)
+    for lane in sorted(lanes, key=lambda x: (abs(x - sx) + abs(x - tx), abs(x - sx), x))[:_MAX_LANES]:
+        if clear((sx, y_out), (lane, y_out)) and clear((lane, y_out), (lane, y_in)) \
+                and clear((lane, y_in), (tx, y_in)):
+            return _simplify([start, (sx, y_out), (lane, y_out), (lane, y_in), (tx, y_in), end]), LANE
+    return straight, CROSSING

@@ -12,16 +12,29 @@ from designer.app.document import Document
 from designer.core.analysis import NodeInfo
 from designer.core.catalog import LAYER_TYPES
 from designer.core.design import Node
+from designer.core.layout import CARD_H, CARD_W
 from designer.core.notation import layer_notation, shape_notation
 from designer.core.problems import num
 
-CARD_W, CARD_H = 216.0, 78.0
 PORT_R = 5.0
 ERROR, WARNING, BORDER = QColor("#d32f2f"), QColor("#f59e0b"), QColor("#9aa4b2")
 GROUP_COLOURS = {
     "Input": "#e8f1fb", "Convolution": "#e6f4ea", "Pooling": "#fdf3e1", "Normalization": "#f1e9f7",
     "Fully connected": "#e3f2f9", "Activation": "#fbe9ee", "Merge": "#ececec", "Other": "#f5f5f5",
 }
+#: a card whose only error is being cut off from the Input is filled this much lighter (percent)
+MUTED_LIGHTER = 104
+#: the card text's sizes in points (the view picks a default zoom that keeps the smallest
+#: readable on screen)
+TITLE_POINTS = 10.0
+TEXT_POINTS = 9.0
+CARD_FONT_POINTS = {"title": TITLE_POINTS, "text": TEXT_POINTS}
+#: the card text's colours: each has a contrast of at least 4.5:1 (WCAG AA) on every group's
+#: fill, muted or not (tests/app/test_canvas_cards.py)
+TITLE_COLOUR, NOTATION_COLOUR = QColor("#1f2933"), QColor("#323f4b")
+SHAPE_COLOUR, PARAMS_COLOUR = QColor("#102a43"), QColor("#3e4c59")
+TEXT_COLOURS = {"title": TITLE_COLOUR, "notation": NOTATION_COLOUR, "shape": SHAPE_COLOUR,
+                "params": PARAMS_COLOUR}
 #: errors that are about a node's inputs: the incoming edges are drawn red too
 INPUT_ERRORS = {"input-count", "flat-input", "spatial-input", "add-shapes", "concat-sizes", "cycle"}
 #: a node whose only error is being cut off from the Input: the cause is upstream, so it is drawn
@@ -32,6 +45,12 @@ HIGHLIGHT = QColor("#1a73e8")
 EDGE_GRAB = 6.0  # how near (scene units) a drop must be to a connection to insert into it
 CARD_RECT = QRectF(-CARD_W / 2, 0, CARD_W, CARD_H)
 SELECTION_RECT = CARD_RECT.adjusted(-4, -4, 4, 4)
+SELECTION_PEN_W = 2.0
+#: everything a card paints: the selection outline (with half its pen), the ports (with their
+#: pen) and a pixel for antialiasing, so moving, deleting or deselecting leaves no trace
+CARD_BOUNDS = SELECTION_RECT.adjusted(-SELECTION_PEN_W / 2 - 1, -SELECTION_PEN_W / 2 - 1,
+                                      SELECTION_PEN_W / 2 + 1, SELECTION_PEN_W / 2 + 1).united(
+    QRectF(-PORT_R - 2, -PORT_R - 2, 2 * PORT_R + 4, CARD_H + 2 * PORT_R + 4))
 TEXT_RECT = CARD_RECT.adjusted(10, 6, -10, -6)
 NOTATION_RECT, SHAPE_RECT = TEXT_RECT.adjusted(0, 22, 0, 0), TEXT_RECT.adjusted(0, 44, 0, 0)
 _TOP_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
@@ -70,19 +89,21 @@ class _CardStyle:
         self.key = key
         self.bold = QFont(font)
         self.bold.setBold(True)
+        self.bold.setPointSizeF(TITLE_POINTS)
         self.regular = QFont(font)
         self.regular.setBold(False)
+        self.regular.setPointSizeF(TEXT_POINTS)
         self.metrics = QFontMetrics(self.bold)
         self.plain = QPen(BORDER, 1.2)
         self.muted = QPen(MUTED, 1.2, Qt.PenStyle.DashLine)
         self.error, self.warning = QPen(ERROR, 3.0), QPen(WARNING, 3.0)
-        self.selected = QPen(HIGHLIGHT, 2, Qt.PenStyle.DashLine)
+        self.selected = QPen(HIGHLIGHT, SELECTION_PEN_W, Qt.PenStyle.DashLine)
         self.port, self.port_fill = QPen(QColor("#5f6b7a"), 1), QBrush(QColor("white"))
         self.fills = {group: QBrush(QColor(colour)) for group, colour in GROUP_COLOURS.items()}
-        self.muted_fills = {group: QBrush(QColor(colour).lighter(104))
+        self.muted_fills = {group: QBrush(QColor(colour).lighter(MUTED_LIGHTER))
                             for group, colour in GROUP_COLOURS.items()}
-        self.title_colour, self.notation_colour = QColor("#1f2933"), QColor("#3e4c59")
-        self.shape_colour, self.params_colour = QColor("#102a43"), QColor("#627d98")
+        self.title_colour, self.notation_colour = TITLE_COLOUR, NOTATION_COLOUR
+        self.shape_colour, self.params_colour = SHAPE_COLOUR, PARAMS_COLOUR
 
 
 class NodeItem(QGraphicsObject):
@@ -100,7 +121,17 @@ class NodeItem(QGraphicsObject):
         self._title: tuple[tuple, str] | None = None  # (what it was made from, elided title)
 
     def boundingRect(self) -> QRectF:
-        return QRectF(-CARD_W / 2 - 2, -PORT_R - 2, CARD_W + 4, CARD_H + 2 * PORT_R + 4)
+        return CARD_BOUNDS
+
+    def shape(self) -> QPainterPath:
+        """The card and its ports (what the mouse finds), not the room kept for the outline."""
+        path = QPainterPath()
+        path.addRect(CARD_RECT.adjusted(0, -PORT_R, 0, PORT_R))
+        return path
+
+    def card_rect(self) -> QRectF:
+        """The card in scene coordinates."""
+        return CARD_RECT.translated(self.pos())
 
     def input_port(self) -> QPointF:
         return self.pos() + QPointF(0, 0)
@@ -194,7 +225,45 @@ class NodeItem(QGraphicsObject):
             scene.commit_moves()
 
 
+#: corners of a re-routed connection are rounded with this radius at most (scene units)
+CORNER_RADIUS = 10.0
+EDGE_COLOUR = QColor("#7b8794")
+
+
+def smooth_path(points: list[tuple[float, float]]) -> QPainterPath:
+    """A connection drawn along its polyline: vertical and horizontal pieces straight, with
+    rounded corners where they meet; every slanted piece as an S-curve that leaves and arrives
+    vertically. Each curve stays inside the box of its piece (and each rounded corner inside
+    its corner), so a route clear of cards is drawn clear of them."""
+    path = QPainterPath(QPointF(*points[0]))
+    n = len(points)
+    for i in range(1, n):
+        (x0, y0), (x1, y1) = points[i - 1], points[i]
+        if x0 != x1 and y0 != y1:
+            middle = (y0 + y1) / 2
+            path.cubicTo(QPointF(x0, middle), QPointF(x1, middle), QPointF(x1, y1))
+            continue
+        if i < n - 1:
+            x2, y2 = points[i + 1]
+            turns = (x1 != x2) != (y1 != y2) and ((x0 == x1) != (x1 == x2))
+            if turns:  # a right angle between two straight pieces: round it
+                before = abs(x1 - x0) + abs(y1 - y0)
+                after = abs(x2 - x1) + abs(y2 - y1)
+                r = min(CORNER_RADIUS, before / 2, after / 2)
+                if r > 0:
+                    ux, uy = (x1 - x0) / before, (y1 - y0) / before
+                    vx, vy = (x2 - x1) / after, (y2 - y1) / after
+                    path.lineTo(QPointF(x1 - ux * r, y1 - uy * r))
+                    path.quadTo(QPointF(x1, y1), QPointF(x1 + vx * r, y1 + vy * r))
+                    continue
+        path.lineTo(QPointF(x1, y1))
+    return path
+
+
 class EdgeItem(QGraphicsPathItem):
+    """A connection, drawn along its route (``set_route``). A route the canvas found no way
+    around the cards for is drawn above them, dashed and lighter, never hidden beneath."""
+
     def __init__(self, source: str, target: str) -> None:
         super().__init__()
         self.source, self.target = source, target
@@ -202,6 +271,8 @@ class EdgeItem(QGraphicsPathItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.error = False
         self.highlighted = False
+        self.crossing = False  # the route passes over a card
+        self.points: list[tuple[float, float]] = []
         self.set_state(False)
 
     def set_state(self, error: bool) -> None:
@@ -216,9 +287,14 @@ class EdgeItem(QGraphicsPathItem):
     def _apply_pen(self) -> None:
         if self.highlighted:
             self.setPen(QPen(HIGHLIGHT, 4.0, Qt.PenStyle.DashLine))
+            return
+        colour = QColor(ERROR if self.error else EDGE_COLOUR)
+        width = 2.4 if self.error else 1.8
+        if self.crossing:
+            colour.setAlpha(190)
+            self.setPen(QPen(colour, width, Qt.PenStyle.DashLine))
         else:
-            self.setPen(QPen(ERROR if self.error else QColor("#7b8794"),
-                             2.4 if self.error else 1.8))
+            self.setPen(QPen(colour, width))
 
     def hover_text(self, target: NodeItem | None) -> str:
         """Why the connection is red (its target's input errors), else what flows along it."""
@@ -229,8 +305,14 @@ class EdgeItem(QGraphicsPathItem):
                 return "\n".join(errors)
         return f"{self.source} → {self.target}"
 
-    def update_path(self, start: QPointF, end: QPointF) -> None:
-        path = QPainterPath(start)
-        bend = max(40.0, abs(end.y() - start.y()) / 2)
-        path.cubicTo(start + QPointF(0, bend), end - QPointF(0, bend), end)
-        self.setPath(path)
+    def set_route(self, points: list[tuple[float, float]], crossing: bool = False) -> None:
+        """Draw along ``points`` (from the source's bottom port to the target's top port);
+        ``crossing``: no way around the cards was found, so it is drawn above them."""
+        if points == self.points and crossing == self.crossing:
+            return
+        self.points = list(points)
+        if crossing != self.crossing:
+            self.crossing = crossing
+            self.setZValue(2 if crossing else 0)
+            self._apply_pen()
+        self.setPath(smooth_path(self.points))

@@ -13,7 +13,7 @@ from designer.app.canvas import GROUP_COLOURS
 from designer.core.analysis import Analysis
 from designer.core.catalog import LAYER_TYPES
 from designer.core.design import Design
-from designer.core.layout import layered_positions
+from designer.core.layout import CARD_W, layout
 from designer.core.notation import shape_notation
 from designer.io.design_file import DesignError
 from designer.io.templates import Template, list_templates
@@ -22,24 +22,20 @@ PREVIEW = QSize(168, 150)
 
 
 def design_preview(design: Design, size: QSize = PREVIEW) -> QPixmap:
-    """The design's graph in miniature: a block per layer (coloured by group) and its edges."""
+    """The design's graph in miniature, as the automatic layout (``designer.layout``) draws it:
+    a block per layer (coloured by group) and each connection along its route, so branches and
+    skip connections show."""
     pixmap = QPixmap(size)
     pixmap.fill(QColor("white"))
-    positions = {n.id: n.position for n in design.nodes if n.position is not None}
-    if len(positions) < len(design):
-        positions = layered_positions(design)
-    if not positions:
+    lay = layout(design)
+    if not lay.cards:
         return pixmap
-    xs = [p[0] for p in positions.values()]
-    ys = [p[1] for p in positions.values()]
-    card_w, card_h = 216.0, 78.0  # the canvas's card size, in scene units
-    left, top = min(xs) - card_w / 2, min(ys)
-    width, height = max(xs) - min(xs) + card_w, max(ys) - min(ys) + card_h
+    left, top, width, height = lay.bounds()
     margin = 8
     room_w, room_h = size.width() - 2 * margin, size.height() - 2 * margin
     scale = min(room_w / width, room_h / height)
     # a deep chain would be a hairline: blocks stay at least 45 % of the preview wide
-    scale_x = min(room_w / width, max(scale, 0.45 * room_w / card_w))
+    scale_x = min(room_w / width, max(scale, 0.45 * room_w / CARD_W))
     dx = (size.width() - width * scale_x) / 2
     dy = (size.height() - height * scale) / 2
 
@@ -49,18 +45,16 @@ def design_preview(design: Design, size: QSize = PREVIEW) -> QPixmap:
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.setPen(QPen(QColor("#9aa4b2"), 1))
-    for s, t in design.edges:
-        if s in positions and t in positions:
-            painter.drawLine(to_pixmap(positions[s][0], positions[s][1] + card_h),
-                             to_pixmap(*positions[t]))
+    for points in lay.edges.values():
+        painter.drawPolyline([to_pixmap(*p) for p in points])
     painter.setPen(QPen(QColor("#7b8794"), 0.8))
     for node in design.nodes:
-        x, y = positions[node.id]
+        x, y, w, h = lay.cards[node.id]
         layer = LAYER_TYPES.get(node.type)
         painter.setBrush(QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
                          .darker(112))
-        corner = to_pixmap(x - card_w / 2, y)
-        block = QRectF(corner.x(), corner.y(), max(card_w * scale_x, 3), max(card_h * scale, 2))
+        corner = to_pixmap(x, y)
+        block = QRectF(corner.x(), corner.y(), max(w * scale_x, 3), max(h * scale, 2))
         painter.drawRoundedRect(block, 2, 2)
     painter.end()
     return pixmap
