@@ -166,3 +166,21 @@ def test_captions_and_the_maps_title_are_whole_at_1280_by_800(qtbot, window):
     title = window.activations.title
     assert title.heightForWidth(title.width()) <= title.height(), title.text()
     assert "64 maps of 222×222" in title.text()
+
+
+def test_choosing_weights_before_an_image_is_no_error(qtbot, window):
+    """Picking Classic filters first said "Can't run: load an image first" in red."""
+    window.document.replace(load_design(TEMPLATES / "cifar10-convnet.json"), None)
+    assert window.runner.image is None and window.runner.auto_run
+    failures: list[str] = []
+    window.runner.failed.connect(failures.append)
+    window.runner.set_weights_mode(CLASSIC)
+    QApplication.processEvents()
+    assert failures == [] and not window.runner.busy
+    assert "Can't run" not in window.run_panel.status.text()
+    # the image then runs the design with those weights by itself
+    assert window.run_panel.load_image(next(s.path for s in sample_images()
+                                            if s.title == "Shapes"))
+    qtbot.waitUntil(lambda: window.runner.result is not None and not window.runner.busy,
+                    timeout=WAIT_MS)
+    assert window.runner.result.classic["node"] == "conv1" and failures == []

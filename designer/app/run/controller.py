@@ -216,8 +216,8 @@ class RunController(QObject):
     def _changed_settings(self) -> None:
         self.settings_changed.emit()
         self._mark_stale(self.result is not None)
-        if self.auto_run and self.is_small():
-            self.run()
+        if self.auto_run and self.is_small() and self.image is not None:
+            self.run()  # (without an image there is nothing to re-run: no complaint either)
 
     # ------------------------------------------------------------------ state
 
