@@ -189,6 +189,8 @@ def test_ctrl_l_lays_out_and_routes(window, qtbot):
 
 def test_a_file_without_positions_opens_laid_out(window, tmp_path):
     design = find_template("inception-block").load()
+    for node_id in design.node_ids:
+        design.move_node(node_id, None)
     path = tmp_path / "plain.json"
     path.write_text(design_to_json(design))
     assert '"position"' not in path.read_text()

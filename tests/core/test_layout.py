@@ -260,3 +260,11 @@ def test_a_thousand_nodes_lay_out_in_well_under_a_second():
     # the main path is one column
     main = [n for n in design.node_ids if not n.endswith(("down", "dn"))]
     assert len({lay.cards[n][0] for n in main}) == 1
+
+
+@pytest.mark.parametrize("template", list_templates(), ids=lambda t: t.id)
+def test_templates_are_saved_with_the_layouts_positions(template):
+    """resources/templates/relayout.py keeps them so: a template opens as the layout draws it,
+    every connection on its route."""
+    design = template.load()
+    assert {n.id: n.position for n in design.nodes} == layout(design).positions()
