@@ -24,21 +24,19 @@ def figures(window, node_id):
     return window.inspector.figures.text()
 
 
-def test_the_dead_end_warning_names_its_layer(window):
+def test_problems_name_their_layer(window):
+    """The dead-end warning read "⚠ is a dead end: …"."""
     window.document.replace(design({"id": "side branch", "type": "Conv2d",
                                     "params": {"out_channels": 2, "kernel_size": 1}},
                                    extra_edges=[["input", "side branch"]]), None)
     text = figures(window, "side branch")
     assert "⚠ side branch is a dead end: nothing uses its output" in text
     assert "is a dead end" not in figures(window, "relu")  # the output is no dead end
-
-
-def test_errors_name_their_layer_and_ids_are_shown_as_written(window):
+    # an error: "id: what is wrong"; an id is shown as written, never taken for markup
     window.document.replace(design({"id": "<b>big</b>", "type": "Conv2d",
                                     "params": {"out_channels": 2, "kernel_size": 40}},
                                    extra_edges=[["relu", "<b>big</b>"]]), None)
-    text = figures(window, "<b>big</b>")
-    assert "✗ <b>big</b>: " in text  # the id's own characters, not markup
+    assert "✗ <b>big</b>: " in figures(window, "<b>big</b>")
 
 
 def real_editor(window, node_type: str, params: dict, name: str) -> QDoubleSpinBox:
@@ -58,7 +56,7 @@ def _label_of(window, box) -> str:
     return label.text() if label is not None else ""
 
 
-@pytest.mark.parametrize("node_type, params, name, shown", [
+REALS = [
     ("Dropout", {}, "p", "0.5"),
     ("Dropout", {"p": 0.25}, "p", "0.25"),
     ("BatchNorm2d", {}, "eps", "1e-05"),
@@ -68,15 +66,18 @@ def _label_of(window, box) -> str:
     ("LeakyReLU", {}, "negative_slope", "0.01"),
     ("LeakyReLU", {"negative_slope": 2}, "negative_slope", "2"),
     ("LeakyReLU", {"negative_slope": -0.3}, "negative_slope", "-0.3"),
-])
-def test_real_numbers_read_as_a_user_writes_them(window, node_type, params, name, shown):
-    box = real_editor(window, node_type, params, name)
-    assert box.lineEdit().text() == shown
-    expected = window.document.analysis.info("x").values[name]
-    assert box.value() == expected  # the value itself is kept, not rounded to the text
+]
 
 
-def test_typed_reals_in_any_notation_reach_the_design_as_typed(qtbot, window):
+def test_real_numbers_read_as_a_user_writes_them(window):
+    for node_type, params, name, shown in REALS:  # one window for them all
+        box = real_editor(window, node_type, params, name)
+        assert box.lineEdit().text() == shown, (node_type, params, name)
+        expected = window.document.analysis.info("x").values[name]
+        assert box.value() == expected  # the value itself is kept, not rounded to the text
+
+
+def test_typed_and_stepped_reals_reach_the_design_as_written(qtbot, window):
     box = real_editor(window, "BatchNorm2d", {}, "eps")
     for typed, value in (("2.5e-3", 0.0025), ("0.0001", 1e-4), ("3E-7", 3e-7)):
         box.lineEdit().selectAll()
@@ -87,10 +88,8 @@ def test_typed_reals_in_any_notation_reach_the_design_as_typed(qtbot, window):
     window.document.undo_stack.undo()  # each commit is one undo step
     assert window.document.design.node("x").params["eps"] == 1e-4
 
-
-def test_the_arrows_step_to_numbers_a_user_writes(window):
     box = real_editor(window, "Dropout", {}, "p")
-    box.stepBy(1)
+    box.stepBy(1)  # the arrows: 0.5 + 0.01 is 0.51, not 0.51000000000000001
     assert window.document.design.node("x").params["p"] == 0.51
     assert box.lineEdit().text() == "0.51"
     for _ in range(9):
@@ -117,3 +116,25 @@ def test_what_may_be_typed():
                                          (123456.789, "123456.789"), (0.001, "0.001")])
 def test_real_text(value, text):
     assert real_text(value) == text
+
+
+def test_a_new_design_with_the_same_id_of_another_type_gets_its_own_editors(qtbot):
+    """The editors of the node shown were refreshed from a new design's node of the same id
+    but another type (KeyError: 'eps' in the event loop)."""
+    from designer.app.document import Document
+    from designer.app.panels.inspector import InspectorPanel
+
+    document = Document()
+    inspector = InspectorPanel(document)
+    document.refreshed.connect(inspector.refresh)  # as the window connects it
+    qtbot.addWidget(inspector)
+    document.replace(design({"id": "x", "type": "BatchNorm2d", "params": {}},
+                            extra_edges=[["relu", "x"]]), None)
+    inspector.show_node("x")
+    assert list(inspector.editors) == ["eps", "momentum", "affine"]
+    document.replace(design({"id": "x", "type": "Dropout", "params": {"p": 0.25}},
+                            extra_edges=[["relu", "x"]]), None)
+    assert inspector.node_id == "x" and list(inspector.editors) == ["p"]
+    (box,) = inspector.form_host.findChildren(QDoubleSpinBox)
+    assert box.lineEdit().text() == "0.25"
+    assert "Dropout" in inspector.title.text()

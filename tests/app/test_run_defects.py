@@ -42,8 +42,10 @@ def select(qtbot, window, node_id: str) -> None:
     qtbot.waitUntil(lambda: window.activations.node_id == node_id, timeout=5000)
 
 
-def test_the_field_goes_when_another_layer_is_selected(qtbot, window):
-    open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
+def test_the_field_goes_with_its_layer_and_the_colour_bar_with_its_design(qtbot, window):
+    """The picked unit's field stayed on the image when another layer was selected; the
+    colour bar kept the last design's range after New."""
+    result = open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
     select(qtbot, window, "conv2")
     run_panel = window.run_panel
     with qtbot.waitSignal(window.runner.gradient_ready, timeout=WAIT_MS):
@@ -58,11 +60,7 @@ def test_the_field_goes_when_another_layer_is_selected(qtbot, window):
     assert "Click a unit" in run_panel.field_text.text()
     assert not window.activations.marker.isVisible()
 
-
-def test_the_colour_bar_has_no_range_from_the_last_design_after_new(qtbot, window):
-    result = open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
-    select(qtbot, window, "conv1")
-    maps = result.activations["conv1"]
+    maps = result.activations["relu1"]
     assert tuple(window.activations.bar.levels()) == (float(maps.min()), float(maps.max()))
     window.document.replace(Design(), None)  # File ▸ New, blank
     QApplication.processEvents()
@@ -87,7 +85,8 @@ def scroll_area_of(widget):
     return parent
 
 
-def test_the_filters_are_whole_in_rows_that_fill_the_panel(qtbot, window):
+def test_filters_captions_and_title_whole_at_1280_by_800(qtbot, window):
+    """The first-layer filters were cut off below; captions and the maps' title too."""
     window.resize(1280, 800)
     for filters, kernel in ((16, 5), (64, 3), (96, 11), (300, 3)):
         open_and_run(qtbot, window, conv_design(filters, kernel, 32 if kernel == 11 else 24))
@@ -121,35 +120,8 @@ def test_the_filters_are_whole_in_rows_that_fill_the_panel(qtbot, window):
         if area is not None and panel.height() > area.viewport().height():
             assert area.verticalScrollBar().isVisible()
 
-
-def test_weights_choices_are_not_cut_off_at_1280_by_800(qtbot, window):
-    window.resize(1280, 800)
-    QApplication.processEvents()
-    combo = window.run_panel.weights
-    option = QStyleOptionComboBox()
-    combo.initStyleOption(option)
-    field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
-                                         QStyle.SubControl.SC_ComboBoxEditField, combo)
-    for i in range(combo.count()):
-        assert combo.fontMetrics().horizontalAdvance(combo.itemText(i)) <= field.width(), \
-            combo.itemText(i)
-        assert combo.itemData(i, 3)  # a tooltip (Qt.ToolTipRole) says what the choice does
-    combo.setCurrentIndex(combo.findData(CLASSIC))
-    assert "first convolution" in combo.toolTip()
-
-
-def test_classic_filters_still_shown_with_their_names(qtbot, window):
-    window.runner.set_weights_mode(CLASSIC)
-    result = open_and_run(qtbot, window, load_design(TEMPLATES / "cifar10-convnet.json"))
-    assert result.classic["node"] == "conv1"
-    grid = window.run_panel.filters
-    np.testing.assert_array_equal(grid.weight, result.network.weights["conv1.weight"])
-
-
-def test_captions_and_the_maps_title_are_whole_at_1280_by_800(qtbot, window):
-    """"Network input 3×224×2" was cut off by the next column, and the maps' title by its
-    second line."""
-    window.resize(1280, 800)
+    # "Network input 3×224×2" was cut off by the next column, and the maps' title by its
+    # second line
     open_and_run(qtbot, window, conv_design(64, 3, 224))
     select(qtbot, window, "conv")
     QApplication.processEvents()
@@ -168,19 +140,38 @@ def test_captions_and_the_maps_title_are_whole_at_1280_by_800(qtbot, window):
     assert "64 maps of 222×222" in title.text()
 
 
-def test_choosing_weights_before_an_image_is_no_error(qtbot, window):
-    """Picking Classic filters first said "Can't run: load an image first" in red."""
+def test_weights_choices_whole_and_no_error_before_an_image(qtbot, window):
+    """"Classic filters (first convol" was cut off at 1280×800; picking it before an image
+    said "Can't run: load an image first" in red."""
+    window.resize(1280, 800)
+    QApplication.processEvents()
+    combo = window.run_panel.weights
+    option = QStyleOptionComboBox()
+    combo.initStyleOption(option)
+    field = combo.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                         QStyle.SubControl.SC_ComboBoxEditField, combo)
+    for i in range(combo.count()):
+        assert combo.fontMetrics().horizontalAdvance(combo.itemText(i)) <= field.width(), \
+            combo.itemText(i)
+        assert combo.itemData(i, 3)  # a tooltip (Qt.ToolTipRole) says what the choice does
+
     window.document.replace(load_design(TEMPLATES / "cifar10-convnet.json"), None)
     assert window.runner.image is None and window.runner.auto_run
     failures: list[str] = []
     window.runner.failed.connect(failures.append)
-    window.runner.set_weights_mode(CLASSIC)
+    combo.setCurrentIndex(combo.findData(CLASSIC))
+    combo.activated.emit(combo.currentIndex())  # as a choice with the mouse does
+    assert "first convolution" in combo.toolTip()
     QApplication.processEvents()
+    assert window.runner.weights_mode == CLASSIC
     assert failures == [] and not window.runner.busy
     assert "Can't run" not in window.run_panel.status.text()
-    # the image then runs the design with those weights by itself
+    # the image then runs the design with those weights by itself, and the filters show them
     assert window.run_panel.load_image(next(s.path for s in sample_images()
                                             if s.title == "Shapes"))
     qtbot.waitUntil(lambda: window.runner.result is not None and not window.runner.busy,
                     timeout=WAIT_MS)
-    assert window.runner.result.classic["node"] == "conv1" and failures == []
+    result = window.runner.result
+    assert result.classic["node"] == "conv1" and failures == []
+    np.testing.assert_array_equal(window.run_panel.filters.weight,
+                                  result.network.weights["conv1.weight"])

@@ -37,13 +37,14 @@ def settle(qtbot, window) -> None:
     """Let the docks take their sizes and the grid fit itself to them."""
     panel = window.activations
     qtbot.waitUntil(lambda: panel.node_id == "conv" and panel.values is not None, timeout=5000)
-    for _ in range(3):
-        QApplication.processEvents()
-        qtbot.wait(150)  # the refit timer
-        qtbot.waitUntil(lambda: not panel.drawing, timeout=WAIT_MS)
+    QApplication.processEvents()  # the docks take their new sizes
+    panel._refit_timer.start()  # as a resize does
+    qtbot.waitUntil(lambda: not panel._refit_timer.isActive() and not panel.drawing,
+                    timeout=WAIT_MS)
+    QApplication.processEvents()
 
 
-def test_64_maps_get_48_pixels_on_1920_by_1080_and_more_with_maps_large(qtbot, window):
+def test_maps_get_room_on_1920_by_1080_and_use_it(qtbot, window):
     window.resize(1920, 1080)
     window.arrange_docks()
     show_maps(qtbot, window, conv_design(64, 224))
@@ -54,16 +55,9 @@ def test_64_maps_get_48_pixels_on_1920_by_1080_and_more_with_maps_large(qtbot, w
     window.focus_maps(True)
     settle(qtbot, window)
     assert panel.map_pixels() >= max(64, default)  # at least 48 asked
-    window.focus_maps(False)
 
-
-def test_512_maps_are_as_large_as_the_area_allows(qtbot, window):
-    window.resize(1920, 1080)
-    window.arrange_docks()
+    # 512 maps: as large as the area allows
     show_maps(qtbot, window, conv_design(512, 14))
-    window.focus_maps(True)
-    settle(qtbot, window)
-    panel = window.activations
     c, h, w = panel.values.shape
     width, height = panel.view.width(), panel.view.height()
     best = max(min(width / (k * (w + panel.gap) + panel.gap),

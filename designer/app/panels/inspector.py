@@ -244,6 +244,7 @@ class InspectorPanel(QWidget):
             return
         node = self.document.design.node(self.node_id)
         layer = LAYER_TYPES.get(node.type)
+        self._shown_type = node.type
         self._set_title()
         self.id_edit.setText(self.node_id)
         if layer is None:
@@ -388,10 +389,16 @@ class InspectorPanel(QWidget):
 
     # ------------------------------------------------------------------ following the model
 
+    _shown_type: str | None = None  # the type whose editors are shown
+
     def refresh(self, changed: object = None) -> None:
         if self.node_id is None or self.node_id not in self.document.design:
             if self.node_id is not None:
                 self.show_node(None)
+            return
+        if self.document.design.node(self.node_id).type != self._shown_type:
+            # another design, whose node of this id is of another type: its own editors
+            self.show_node(self.node_id)
             return
         info = self.document.analysis.info(self.node_id)
         if info.values is not None:
