@@ -1,18 +1,24 @@
-"""Dock panels: the torchinfo-like summary table and the list of problems."""
+"""Dock panels: the torchinfo-like summary table and the list of problems (with their fixes)."""
 from __future__ import annotations
 
 import csv
+import heapq
 import io
+import time
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication
-from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLineEdit, QListWidget, QListWidgetItem,
-                               QPushButton, QSizePolicy, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import (QColor, QContextMenuEvent, QGuiApplication, QKeySequence, QShortcut,
+                           QUndoCommand)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QListWidget, QListWidgetItem, QMenu, QPushButton, QSizePolicy,
+                               QStyle, QTableView, QVBoxLayout, QWidget)
 
 from designer.app.panels import roles
 from designer.app.document import Document
-from designer.core.problems import ERROR
-from designer.core.summary import TABLE_HEADER, format_table, table_row
+from designer.core.design import Design, Node
+from designer.core.fixes import file_value, new_node_id
+from designer.core.problems import ERROR, Fix, InsertLayer, Problem, RemoveEdge, SetParam
+from designer.core.summary import TABLE_HEADER, format_table, shape_cell, table_row
 
 RIGHT = {3, 4, 6, 7}
 _ERROR_TEXT, _WARNING_TEXT = QColor("#d32f2f"), QColor("#b45309")
@@ -144,12 +150,38 @@ class SummaryPanel(QWidget):
 
     def reload(self, changed: set[str] | None = None) -> None:
         """Follow an edit (``changed``: the nodes whose figures changed; None: everything)."""
-        if self.model.update(changed) and changed is None:
-            self.table.resizeColumnsToContents()  # a new design; edits keep the user's widths
+        if self.model.update(changed):
+            if changed is None:
+                self.table.resizeColumnsToContents()  # a new design; edits keep the user's widths
+            else:
+                self.fit_text_columns()  # layers added or removed: new ids must not be cut off
         t = self.document.analysis.totals()
         memory = (t["input_bytes"] + t["activation_bytes"] + t["param_bytes"]) / 1e6
-        self.totals.setText(f"Total params: {t['params']:,}   ·   Mult-adds: {t['macs']:,}   ·   "
-                            f"Memory (forward, float32): {memory:,.2f} MB")
+        text = (f"Total params: {t['params']:,}   ·   Mult-adds: {t['macs']:,}   ·   "
+                f"Memory (forward, float32): {memory:,.2f} MB")
+        self.totals.setText(text)
+        self.totals.setToolTip(text)  # the whole line, where the panel is too narrow for it
+        self.totals.setCursorPosition(0)
+
+    def fit_text_columns(self) -> None:
+        """Widen the layer, type and shape columns to their widest cell, if they are narrower
+        (a design started empty has columns as wide as their titles). Only the few longest
+        texts are measured, not every row, so this stays cheap on a 1,000-layer design; a
+        column the user made wider is left so."""
+        infos = self.document.analysis.infos_by_id().values()
+        ids = heapq.nlargest(4, (i.id for i in infos), key=len)
+        types = {i.type for i in infos}
+        shapes = heapq.nlargest(4, (shape_cell(i.shape) for i in infos), key=len)
+        metrics = self.table.fontMetrics()
+        # the view's cell padding: the focus frame margin and one pixel on each side, plus a grid line
+        pad = 2 * (self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 4
+        header = self.table.horizontalHeader()
+        for column, texts in ((0, [n + " ✗" for n in ids]), (1, types), (2, shapes)):
+            if not texts:
+                continue
+            wanted = max(metrics.horizontalAdvance(t) for t in texts) + pad
+            if header.sectionSize(column) < wanted:
+                header.resizeSection(column, wanted)
 
     def as_text(self) -> str:
         return format_table(self.document.design, self.document.analysis)
@@ -170,43 +202,281 @@ class SummaryPanel(QWidget):
         QGuiApplication.clipboard().setText(self.as_csv())
 
 
-class ProblemsPanel(QListWidget):
-    """Every error and warning; clicking one selects its node."""
+def apply_fix(document: Document, node_id: str, fix: Fix) -> None:
+    """Carry out a fix's edits on the document as one undo step (undo restores the design
+    exactly, redo applies the fix again)."""
+    stack = document.undo_stack
+    stack.beginMacro(f"Fix {node_id}: {fix.label}")
+    try:
+        for edit in fix.edits:
+            if isinstance(edit, SetParam):
+                document.set_param(edit.node_id, edit.name, file_value(edit.value))
+            elif isinstance(edit, InsertLayer):
+                node = Node(new_node_id(document.design, edit.type), edit.type,
+                            {name: file_value(value) for name, value in edit.params})
+                document.insert_on_edge(node, (edit.source, edit.target))
+            elif isinstance(edit, RemoveEdge):
+                document.push(RemoveConnectionCommand(document.design, edit.source, edit.target))
+    finally:
+        stack.endMacro()
+
+
+class RemoveConnectionCommand(QUndoCommand):
+    """Remove one connection; undo puts it back at its index even where a new connection would
+    be refused (into an Input, or closing a cycle: the connections a fix removes are of that
+    kind, read from a file)."""
+
+    def __init__(self, design: Design, source: str, target: str) -> None:
+        super().__init__(f"Disconnect {source} → {target}")
+        self.design, self.edge, self.index = design, (source, target), None
+
+    def redo(self) -> None:
+        self.index = self.design.disconnect(*self.edge)
+
+    def undo(self) -> None:
+        self.design.connect(*self.edge, self.index, allow_cycle=True)
+
+
+#: how long one round of checking fixes may take before the panel lets the app breathe (the
+#: rest is checked in further rounds, as soon as the event loop is idle)
+CHECK_SLICE_SECONDS = 0.025
+
+
+class _ProblemList(QListWidget):
+    """The list itself: a context menu on its rows (mouse or the keyboard's menu key)."""
+
+    menu_requested = Signal(int, QPoint)  # row, global position
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.reason() == QContextMenuEvent.Reason.Mouse:
+            item = self.itemAt(event.pos())
+            if item is not None:
+                self.setCurrentItem(item)
+            pos = event.globalPos()
+        else:
+            item = self.currentItem()
+            pos = self.viewport().mapToGlobal(self.visualItemRect(item).bottomLeft()
+                                              if item is not None else QPoint(0, 0))
+        if item is not None:
+            self.menu_requested.emit(self.row(item), pos)
+
+
+class ProblemsPanel(QWidget):
+    """Every error and warning; clicking one selects its node. A problem whose suggested fixes
+    work (each is checked on a copy of the design first) says so on its row, and the selected
+    one can be fixed with one click: *Apply fix* below the list, its context menu, or
+    Ctrl+Enter; each fix is one undo step.
+
+    Fixes are checked when the list shows their problem, a slice of time at a time: rows not
+    checked yet show their message without suggestions until they are (a message never advises
+    a fix that was not checked)."""
 
     node_clicked = Signal(str)
 
     def __init__(self, document: Document) -> None:
         super().__init__()
         self.document = document
-        self.setWordWrap(True)
-        self.setAlternatingRowColors(True)
-        self.itemClicked.connect(lambda item: self.node_clicked.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.list = _ProblemList()
+        self.list.setWordWrap(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.itemClicked.connect(self._clicked)
+        self.list.currentRowChanged.connect(self._show_fixes)
+        self.list.menu_requested.connect(self._menu)
+        self.fix_choice = QComboBox()
+        self.fix_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.fix_choice.setMinimumContentsLength(12)
+        self.fix_choice.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.apply_button = QPushButton("Apply fix")
+        self.apply_button.setToolTip("Apply the chosen fix to the selected problem "
+                                     "(Ctrl+Enter in the list; Ctrl+Z undoes it)")
+        self.apply_button.clicked.connect(lambda: self.apply_fix())
+        self.fix_label = QLabel("Fix:")
+        self.fix_label.setBuddy(self.fix_choice)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        bar.addWidget(self.fix_label)
+        bar.addWidget(self.fix_choice, 1)
+        bar.addWidget(self.apply_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(bar)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            shortcut = QShortcut(QKeySequence(keys), self.list)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(lambda: self.apply_fix())
+        self._rows: list[Problem | None] = []  # the problem on each row (None: design-wide)
+        self._pending: list[int] = []  # rows whose fixes are not checked yet
         self._shown: tuple | None = None
+        self._more = QTimer(self, singleShot=True, interval=0)
+        self._more.timeout.connect(self._check_some)
         self.reload()
 
+    # ------------------------------------------------------------------ the list's API
+
+    def count(self) -> int:
+        return self.list.count()
+
+    def item(self, row: int) -> QListWidgetItem:
+        return self.list.item(row)
+
+    @property
+    def itemClicked(self):  # noqa: N802 (the list's signal, as a QListWidget has it)
+        return self.list.itemClicked
+
+    # ------------------------------------------------------------------ following the design
+
     def reload(self) -> None:
-        """Rebuild the list if the problems changed (most edits change none)."""
-        current = (tuple(self.document.analysis.design_problems()),
-                   tuple((p.node_id, p.severity, str(p)) for p in self.document.analysis.problems()))
-        if current == self._shown:
+        """Follow an edit: rebuild the list if the problems changed (most edits change none),
+        and check the shown problems' fixes again (an edit anywhere may change whether a fix
+        works)."""
+        analysis = self.document.analysis
+        problems = analysis.problems()
+        design_problems = analysis.design_problems()
+        current = (tuple(design_problems), tuple(problems))
+        if current != self._shown:
+            self._shown = current
+            self._rebuild(design_problems, problems)
+        elif not any(p is not None and p.advice is not None for p in self._rows):
             return
-        self._shown = current
-        self.clear()
-        for text in self.document.analysis.design_problems():
+        self._pending = [row for row, p in enumerate(self._rows)
+                         if p is not None and p.advice is not None]
+        self._check_some()
+        if self._pending:  # until their turn, rows checked before this edit advise nothing
+            checker = self.document.analysis.fix_checker()
+            for row in self._pending:
+                problem = self._rows[row]
+                self._word(row, problem, (), checker.text(problem, check=False))
+
+    def _rebuild(self, design_problems: list[str], problems: list[Problem]) -> None:
+        selected = self._current()
+        key = None if selected is None else (selected.node_id, selected.severity, selected.code)
+        self.list.blockSignals(True)
+        self.list.clear()
+        self._rows = []
+        for text in design_problems:
             item = QListWidgetItem(f"✗  {text}")
-            item.setForeground(QColor("#d32f2f"))
-            self.addItem(item)
-        for problem in self.document.analysis.problems():
+            item.setForeground(_ERROR_TEXT)
+            self.list.addItem(item)
+            self._rows.append(None)
+        checker = self.document.analysis.fix_checker() if any(
+            p.advice is not None for p in problems) else None
+        restore = -1
+        for problem in problems:
             error = problem.severity == ERROR
-            item = QListWidgetItem(f"{'✗' if error else '⚠'}  {problem}")
-            item.setForeground(QColor("#d32f2f" if error else "#b45309"))
+            text = str(problem) if checker is None else checker.describe(problem, check=False)
+            item = QListWidgetItem(f"{'✗' if error else '⚠'}  {text}")
+            item.setForeground(_ERROR_TEXT if error else _WARNING_TEXT)
             item.setData(Qt.ItemDataRole.UserRole, problem.node_id)
-            item.setToolTip(str(problem))
-            self.addItem(item)
-        if self.count() == 0:
+            item.setToolTip(text)
+            self.list.addItem(item)
+            if restore < 0 and (problem.node_id, problem.severity, problem.code) == key:
+                restore = len(self._rows)
+            self._rows.append(problem)
+        if self.list.count() == 0:
             item = QListWidgetItem("No errors or warnings.")
             item.setForeground(QColor("#2e7d32"))
-            self.addItem(item)
+            self.list.addItem(item)
+            self._rows.append(None)
+        if restore >= 0:
+            self.list.setCurrentRow(restore)
+        self.list.blockSignals(False)
+        self._show_fixes(self.list.currentRow())
+
+    def _check_some(self) -> None:
+        """Check the fixes of pending rows for a slice of time; the rest in another round."""
+        if not self._pending:
+            return
+        checker = self.document.analysis.fix_checker()
+        start = time.perf_counter()
+        current = self.list.currentRow()
+        while self._pending:
+            row = self._pending.pop(0)
+            problem = self._rows[row]
+            self._word(row, problem, checker.fixes(problem), checker.text(problem))
+            if row == current:
+                self._show_fixes(current)
+            if time.perf_counter() - start > CHECK_SLICE_SECONDS:
+                break
+        if self._pending:
+            self._more.start()
+
+    def _word(self, row: int, problem: Problem, fixes: tuple[Fix, ...], text: str) -> None:
+        mark = "✗" if problem.severity == ERROR else "⚠"
+        words = f"{mark}  {problem.node_id}: {text}"
+        tip = f"{problem.node_id}: {text}"
+        if fixes:
+            words += "\n      Fix: " + "  ·  ".join(f.label for f in fixes)
+            tip += ("\n\nSelect it and press Apply fix (or Ctrl+Enter, or right-click) to "
+                    "apply a fix; Ctrl+Z undoes it.")
+        item = self.list.item(row)
+        if item.text() != words:
+            item.setText(words)
+            item.setToolTip(tip)
+
+    # ------------------------------------------------------------------ fixes
+
+    def _current(self) -> Problem | None:
+        row = self.list.currentRow()
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def fixes(self, row: int | None = None) -> tuple[Fix, ...]:
+        """The fixes that work for the problem on ``row`` (default: the selected one)."""
+        row = self.list.currentRow() if row is None else row
+        problem = self._rows[row] if 0 <= row < len(self._rows) else None
+        if problem is None or problem.advice is None:
+            return ()
+        return self.document.analysis.fix_checker().fixes(problem)
+
+    def _show_fixes(self, row: int) -> None:
+        fixes = self.fixes(row)
+        self.fix_choice.clear()
+        for fix in fixes:
+            self.fix_choice.addItem(fix.label)
+            self.fix_choice.setItemData(self.fix_choice.count() - 1, fix.label,
+                                        Qt.ItemDataRole.ToolTipRole)
+        if not fixes:
+            problem = self._rows[row] if 0 <= row < len(self._rows) else None
+            self.fix_choice.addItem("select a problem to see its fixes" if problem is None
+                                    else "no automatic fix for this problem")
+        self.fix_choice.setEnabled(bool(fixes))
+        self.apply_button.setEnabled(bool(fixes))
+        self.fix_label.setEnabled(bool(fixes))
+
+    def apply_fix(self, choice: int | None = None) -> bool:
+        """Apply a fix of the selected problem (``choice``: its index among the fixes that
+        work; default: the one chosen below the list) as one undo step. False if there is
+        none."""
+        problem = self._current()
+        fixes = self.fixes()
+        index = self.fix_choice.currentIndex() if choice is None else choice
+        if problem is None or not 0 <= index < len(fixes):
+            return False
+        apply_fix(self.document, problem.node_id, fixes[index])
+        self.list.setFocus()  # the button goes grey with its problem: keep the keyboard here
+        return True
+
+    def _menu(self, row: int, pos: QPoint) -> None:
+        problem = self._rows[row] if 0 <= row < len(self._rows) else None
+        if problem is None:
+            return
+        menu = QMenu(self)
+        for index, fix in enumerate(self.fixes(row)):
+            action = menu.addAction(f"Apply fix: {fix.label}")
+            action.triggered.connect(lambda checked=False, i=index: self.apply_fix(i))
+        if menu.isEmpty():
+            menu.addAction("No automatic fix for this problem").setEnabled(False)
+        menu.addSeparator()
+        menu.addAction(f"Select {problem.node_id}").triggered.connect(
+            lambda checked=False, n=problem.node_id: self.node_clicked.emit(n))
+        menu.popup(pos)
+        self._open_menu = menu  # kept for tests and so it isn't collected while shown
+
+    def _clicked(self, item: QListWidgetItem) -> None:
+        node_id = item.data(Qt.ItemDataRole.UserRole)
+        if node_id is not None:
+            self.node_clicked.emit(node_id)
 
     def counts(self) -> tuple[int, int]:
         problems = self.document.analysis.problems()
