@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QTextDocument
 from PySide6.QtWidgets import QApplication
 
 from designer.app.run.activations import ActivationPanel
@@ -201,6 +201,14 @@ def test_the_colour_bar_forgets_the_last_range_when_nothing_is_shown(qtbot, pane
     assert (lo, hi) != (0.0, 1.0)
     panel.show_node(None)  # what a new design does
     assert tuple(panel.bar.levels()) == (0.0, 1.0)
+    panel.controller.result = None
+    panel.show_node("dead")
+    # shown as "layer's", not "layer&#x27;s"
+    assert panel.title.textFormat() == Qt.TextFormat.RichText
+    shown = QTextDocument()
+    shown.setHtml(panel.title.text())
+    assert "this layer's output" in shown.toPlainText()
+    panel.controller.result = _Result({"dead": DEAD})
 
 
 def test_another_layer_clears_the_picked_unit_everywhere(qtbot, panel):

@@ -204,6 +204,7 @@ class ActivationPanel(QWidget):
 
         self.title = QLabel("Run the design on an image to see what each layer does to it.")
         self.title.setWordWrap(True)
+        self.title.setTextFormat(Qt.TextFormat.RichText)  # its texts are HTML, ids escaped
         # two lines, whatever the text: a label that grows or shrinks with its text would re-lay
         # out the whole panel (plots included) on every selection and every hover
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
