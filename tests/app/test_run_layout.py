@@ -205,9 +205,9 @@ def test_the_colour_bar_forgets_the_last_range_when_nothing_is_shown(qtbot, pane
     panel.show_node("dead")
     # shown as "layer's", not "layer&#x27;s"
     assert panel.title.textFormat() == Qt.TextFormat.RichText
-    shown = QTextDocument()
-    shown.setHtml(panel.title.text())
-    assert "this layer's output" in shown.toPlainText()
+    rendered = QTextDocument()
+    rendered.setHtml(panel.title.text())
+    assert "this layer's output" in rendered.toPlainText()
     panel.controller.result = _Result({"dead": DEAD})
 
 
