@@ -190,7 +190,7 @@ def test_summary_columns_fit_their_text_after_a_new_design_grows(window):
     QApplication.processEvents()
     table = window.summary.table
     header = table.horizontalHeader()
-    for column in (0, 1, 2):  # layer (with its ⚠), type, output shape: nothing elided
+    for column in range(8):  # layer (with its ⚠), type, output shape, …, RF: nothing elided
         assert table.sizeHintForColumn(column) <= header.sectionSize(column), column
 
 

@@ -18,7 +18,8 @@ from designer.app.document import Document
 from designer.core.design import Design, Node
 from designer.core.fixes import file_value, new_node_id
 from designer.core.problems import ERROR, Fix, InsertLayer, Problem, RemoveEdge, SetParam
-from designer.core.summary import TABLE_HEADER, format_table, shape_cell, table_row
+from designer.core.problems import num
+from designer.core.summary import TABLE_HEADER, field_text, format_table, shape_cell, table_row
 
 RIGHT = {3, 4, 6, 7}
 _ERROR_TEXT, _WARNING_TEXT = QColor("#d32f2f"), QColor("#b45309")
@@ -164,22 +165,39 @@ class SummaryPanel(QWidget):
         self.totals.setCursorPosition(0)
 
     def fit_text_columns(self) -> None:
-        """Widen the layer, type and shape columns to their widest cell, if they are narrower
-        (a design started empty has columns as wide as their titles). Only the few longest
-        texts are measured, not every row, so this stays cheap on a 1,000-layer design; a
-        column the user made wider is left so."""
-        infos = self.document.analysis.infos_by_id().values()
-        ids = heapq.nlargest(4, (i.id for i in infos), key=len)
-        types = {i.type for i in infos}
-        shapes = heapq.nlargest(4, (shape_cell(i.shape) for i in infos), key=len)
+        """Widen every column to its widest cell, if it is narrower (a design started empty has
+        columns as wide as their titles). Only the few cells likely widest are formatted and
+        measured (the longest ids and shapes, the largest numbers), not every row, so this stays
+        cheap on a 1,000-layer design; a column the user made wider is left so."""
+        infos = list(self.document.analysis.infos_by_id().values())
+        if not infos:
+            return
+        few = 4
+        fields = [i for i in infos if i.field is not None]
+        texts = {
+            0: [n + " ✗" for n in heapq.nlargest(few, (i.id for i in infos), key=len)],
+            1: {i.type for i in infos},
+            2: heapq.nlargest(few, (shape_cell(i.shape) for i in infos), key=len),
+            3: [num(max(i.params for i in infos))],
+            4: [num(max(i.macs for i in infos))],
+        }
+        if fields:
+            rows = {}
+            for key in (lambda i: i.field.rows.size + i.field.cols.size,
+                        lambda i: i.field.rows.jump + i.field.cols.jump,
+                        lambda i: abs(i.field.rows.start) + abs(i.field.cols.start)):
+                for i in heapq.nlargest(few, fields, key=key):
+                    rows[i.id] = field_text(i)
+            for column in (5, 6, 7):
+                texts[column] = [cells[column - 5] for cells in rows.values()]
         metrics = self.table.fontMetrics()
-        # the view's cell padding: the focus frame margin and one pixel on each side, plus a grid line
+        # the view's cell padding: the focus frame margin and one pixel on each side, a grid line
         pad = 2 * (self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 4
         header = self.table.horizontalHeader()
-        for column, texts in ((0, [n + " ✗" for n in ids]), (1, types), (2, shapes)):
-            if not texts:
+        for column, cells in texts.items():
+            if not cells:
                 continue
-            wanted = max(metrics.horizontalAdvance(t) for t in texts) + pad
+            wanted = max(metrics.horizontalAdvance(t) for t in cells) + pad
             if header.sectionSize(column) < wanted:
                 header.resizeSection(column, wanted)
 
