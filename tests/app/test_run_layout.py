@@ -93,6 +93,16 @@ def test_64_vgg_maps_get_at_least_48_pixels_and_as_many_as_fit(qtbot, panel):
     pixels = panel.map_pixels()
     assert pixels >= 48
     assert pixels == pytest.approx(largest_possible(panel, VGG1), rel=0.02)
+    # drawn at every second row and column (a grid larger than a screen), hover and click
+    # still find every unit where it is drawn
+    rows = -(-64 // panel.cols)
+    assert panel.image.image.shape[:2] == (rows * 123 + 11, panel.cols * 123 + 11)  # 112 + 11
+    for channel, row, col in ((0, 0, 0), (63, 223, 223), (37, 101, 5)):
+        origin = panel.unit_origin(channel, row, col)
+        assert panel.locate(QPointF(origin.x() + 0.5, origin.y() + 0.5)) == (channel, row, col)
+        # and the pixel there is the map's own colour, not the gap's
+        y, x = int(origin.y()) // 2, int(origin.x()) // 2
+        assert tuple(panel.image.image[y, x]) != (40, 40, 40)
 
 
 def test_512_maps_are_as_large_as_fits(qtbot, panel):
