@@ -238,3 +238,26 @@ def test_smooth_path_follows_its_points():
     assert path.boundingRect() == QRectF(0, 0, 40, 120)
     # vertical where it meets the straight pieces: the curve leaves and arrives vertically
     assert path.pointAtPercent(0.05).x() == 0.0
+
+
+def test_the_card_grid_answers_as_a_scan_of_every_card_would():
+    import random
+    from designer.app.canvas.scene import CardGrid, _intersects
+    rng = random.Random(5)
+    grid, rects = CardGrid(), {}
+    for step in range(600):
+        n = f"n{rng.randrange(60)}"
+        action = rng.random()
+        if action < 0.6:
+            rects[n] = (rng.uniform(-3000, 3000), rng.uniform(-2000, 9000), 216.0, 78.0)
+            grid.put(n, rects[n])
+        elif action < 0.8:
+            rects.pop(n, None)
+            grid.remove(n)
+        elif n in rects:
+            new = f"m{step}"
+            rects[new] = rects.pop(n)
+            grid.rename(n, new)
+        box = (rng.uniform(-4000, 4000), rng.uniform(-3000, 10000), rng.choice([1.0, 300.0, 9000.0]),
+               rng.choice([1.0, 200.0, 12000.0]))
+        assert grid.ids_in(box) == {k for k, r in rects.items() if _intersects(r, box)}

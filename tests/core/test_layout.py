@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 import designer
 from designer.core.design import Design, Node
-from designer.core.layout import (CARD_H, CARD_W, ROW, STUB, Layout, layered_positions,
-                                  layout)
+from designer.core.layout import (CARD_H, CARD_W, CROSSING, LANE, LANE_CLEARANCE,
+                                  ROUTE_CLEARANCE, ROW, STRAIGHT, STUB, Layout, layered_positions,
+                                  layout, route, route_crosses)
 from designer.io.templates import find_template, list_templates
 
 MARGIN = 6.0  # a polyline keeps at least this far from every card it doesn't start or end at
@@ -268,3 +269,60 @@ def test_templates_are_saved_with_the_layouts_positions(template):
     every connection on its route."""
     design = template.load()
     assert {n.id: n.position for n in design.nodes} == layout(design).positions()
+
+
+# ------------------------------------------------------------------ the router for moved cards
+
+
+@st.composite
+def scattered_cards(draw):
+    """Cards on free positions (no two overlapping), two of them to connect."""
+    n = draw(st.integers(2, 12))
+    spots = draw(st.lists(st.tuples(st.integers(-6, 6), st.integers(0, 8)), min_size=n,
+                          max_size=n, unique=True))
+    jitter = draw(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40)), min_size=n,
+                           max_size=n))
+    cards = [(x * 270.0 + dx - CARD_W / 2, y * 140.0 + dy, CARD_W, CARD_H)
+             for (x, y), (dx, dy) in zip(spots, jitter)]
+    s, t = draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True))
+    return cards, s, t
+
+
+@settings(max_examples=300, deadline=None)
+@given(scattered_cards())
+def test_routes_around_cards_avoid_them(case):
+    cards, s, t = case
+    sx, sy, sw, sh = cards[s]
+    tx, ty, tw, th = cards[t]
+    start, end = (sx + sw / 2, sy + sh), (tx + tw / 2, ty)
+
+    def cards_in(box):
+        return cards
+    points, how = route(start, end, cards_in)
+    assert points[0] == start and points[-1] == end
+    assert how in (STRAIGHT, LANE, CROSSING)
+    if how == CROSSING:
+        return
+    for i, card in enumerate(cards):
+        pieces = list(zip(points, points[1:]))
+        if i in (s, t):  # its own cards: only where it leaves and enters them
+            pieces = pieces[1:-1]
+        assert not any(route_crosses([p, q], card, ROUTE_CLEARANCE - 1e-9) for p, q in pieces), \
+            (i, points)
+
+
+def test_route_goes_straight_when_clear_and_around_a_card_in_the_way():
+    source, target = (-108.0, 0.0, CARD_W, CARD_H), (-108.0, 2 * ROW, CARD_W, CARD_H)
+    middle = (-108.0, ROW, CARD_W, CARD_H)
+    start, end = (0.0, CARD_H), (0.0, 2 * ROW)
+    points, how = route(start, end, lambda box: [source, target])
+    assert how == STRAIGHT and points == [start, end]
+    points, how = route(start, end, lambda box: [source, middle, target])
+    assert how == LANE
+    assert not route_crosses(points, middle)
+    # the lane is beside the card in the way, a little off its side
+    assert {p[0] for p in points[1:-1]} & {108.0 + LANE_CLEARANCE, -108.0 - LANE_CLEARANCE}
+    # walled in: drawn straight, and said so
+    wall = [(x, ROW - 40, CARD_W, CARD_H + 80) for x in range(-5000, 5000, 200)]
+    points, how = route(start, end, lambda box: [source, target] + wall)
+    assert how == CROSSING and points == [start, end]

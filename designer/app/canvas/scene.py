@@ -9,6 +9,8 @@ moved away are routed again too. Routing runs after each edit (and live for the 
 dragged), only for the connections concerned."""
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsPathItem, QToolTip
@@ -17,17 +19,89 @@ from designer.app.canvas.items import EDGE_GRAB, ERROR, INPUT_ERRORS, DesignScen
 from designer.app.document import Document
 from designer.core.catalog import LAYER_TYPES
 from designer.core.design import GraphError, Node
-from designer.core.layout import (CARD_H, CARD_W, CROSSING, ROUTE_CLEARANCE, STRAIGHT, Layout,
-                                  card_rect, route, route_box, route_crosses)
+from designer.core.layout import (CARD_H, CARD_W, COLUMN, CROSSING, ROUTE_CLEARANCE, ROW, STRAIGHT,
+                                  Layout, card_rect, route, route_box, route_crosses)
 
 Rect = tuple[float, float, float, float]
 #: a layout route is checked against the moved cards one by one up to this many of them; beyond,
-#: against the scene's index
+#: against the grid of cards
 _FEW_MOVED = 32
+#: when more cards than this moved at once (Ctrl+L, undoing it, a big paste), every connection
+#: is routed again rather than looking for the ones each card concerns
+_MANY_MOVED = 64
 
 
 def _intersects(a: Rect, b: Rect) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+class CardGrid:
+    """Where the cards are, filed by the cells of a grid (a column wide, a row high): the
+    router's question "which cards may lie in this rectangle?" answered in Python. (The
+    scene's own index would be rebuilt by Qt between questions whenever a connection's path
+    has just changed.)"""
+
+    CELL_W, CELL_H = COLUMN, ROW
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[int, int], set[str]] = {}
+        self._rects: dict[str, Rect] = {}
+
+    def _cells_of(self, rect: Rect):
+        x0, x1 = math.floor(rect[0] / self.CELL_W), math.floor((rect[0] + rect[2]) / self.CELL_W)
+        y0, y1 = math.floor(rect[1] / self.CELL_H), math.floor((rect[1] + rect[3]) / self.CELL_H)
+        return x0, x1, y0, y1
+
+    def put(self, node_id: str, rect: Rect) -> None:
+        if self._rects.get(node_id) == rect:
+            return
+        self.remove(node_id)
+        self._rects[node_id] = rect
+        x0, x1, y0, y1 = self._cells_of(rect)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                self._cells.setdefault((x, y), set()).add(node_id)
+
+    def remove(self, node_id: str) -> None:
+        rect = self._rects.pop(node_id, None)
+        if rect is None:
+            return
+        x0, x1, y0, y1 = self._cells_of(rect)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                cell = self._cells.get((x, y))
+                if cell is not None:
+                    cell.discard(node_id)
+                    if not cell:
+                        del self._cells[(x, y)]
+
+    def rename(self, old: str, new: str) -> None:
+        rect = self._rects.get(old)
+        if rect is not None:
+            self.remove(old)
+            self.put(new, rect)
+
+    def clear(self) -> None:
+        self._cells.clear()
+        self._rects.clear()
+
+    def ids_in(self, rect: Rect) -> set[str]:
+        """The cards overlapping ``rect``."""
+        x0, x1, y0, y1 = self._cells_of(rect)
+        found: set[str] = set()
+        if (x1 - x0 + 1) * (y1 - y0 + 1) > 4 * len(self._rects) + 16:  # a huge rectangle
+            candidates = self._rects
+        else:
+            for x in range(x0, x1 + 1):
+                for y in range(y0, y1 + 1):
+                    cell = self._cells.get((x, y))
+                    if cell:
+                        found |= cell
+            candidates = found
+        return {n for n in candidates if _intersects(self._rects[n], rect)}
+
+    def rects_in(self, rect: Rect) -> list[Rect]:
+        return [self._rects[n] for n in self.ids_in(rect)]
 
 
 def local_files(mime) -> list[str]:
@@ -67,6 +141,7 @@ class CanvasScene(DesignScene):
         self._vacated: list[Rect] = []  # where removed cards were
         self._detoured: dict[tuple[str, str], Rect] = {}  # off their ideal route -> its box
         self._syncing = False  # cards follow the model (not a drag)
+        self._grid = CardGrid()
         self._design = None  # the design the items show (until design_replaced rebuilds them)
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
@@ -89,6 +164,7 @@ class CanvasScene(DesignScene):
         self._vacated.clear()
         self._dirty.clear()
         self._detoured.clear()
+        self._grid.clear()
         design = self._design = self.document.design
         design.node_added.connect(self._on_node_added)
         design.node_removed.connect(self._on_node_removed)
@@ -112,6 +188,7 @@ class CanvasScene(DesignScene):
         self._syncing = True
         item.setPos(QPointF(*(node.position or (0.0, 0.0))))
         self._syncing = False
+        self._grid.put(node.id, self._card(item))
         self._moved.setdefault(node.id, None)
         self._schedule()
 
@@ -119,6 +196,7 @@ class CanvasScene(DesignScene):
         self._red_targets.discard(node.id)
         item = self.nodes.pop(node.id)
         self._vacated.append(self._card(item))
+        self._grid.remove(node.id)
         self._displaced.discard(node.id)
         self._moved.pop(node.id, None)
         self.removeItem(item)
@@ -159,6 +237,7 @@ class CanvasScene(DesignScene):
             self._displaced.add(new)
         if old in self._moved:
             self._moved[new] = self._moved.pop(old)
+        self._grid.rename(old, new)
 
     def _on_edge_added(self, edge: tuple[str, str], index: int) -> None:
         item = EdgeItem(*edge)
@@ -207,10 +286,8 @@ class CanvasScene(DesignScene):
         return (pos.x() - CARD_W / 2, pos.y(), CARD_W, CARD_H)
 
     def _cards_in(self, rect: Rect) -> list[Rect]:
-        """The cards that may overlap ``rect`` (from the scene's index)."""
-        found = self.items(QRectF(*rect), Qt.ItemSelectionMode.IntersectsItemBoundingRect,
-                           Qt.SortOrder.AscendingOrder)
-        return [self._card(item) for item in found if isinstance(item, NodeItem)]
+        """The cards overlapping ``rect``."""
+        return self._grid.rects_in(rect)
 
     def _schedule(self) -> None:
         """Route what changed once the current edit is over (an edit's end flushes at once)."""
@@ -262,6 +339,11 @@ class CanvasScene(DesignScene):
         if not (self._moved or self._vacated or self._dirty):
             return
         dirty, vacated = self._dirty, self._vacated
+        if len(self._moved) > _MANY_MOVED:  # route everything
+            for node_id in self._moved:
+                self._note_displaced(node_id)
+            self._moved = {}
+            dirty.update(self.edges)
         for node_id, old in self._moved.items():
             item = self.nodes.get(node_id)
             if item is None:
@@ -300,10 +382,7 @@ class CanvasScene(DesignScene):
         for p, q in zip(points, points[1:]):
             box = (min(p[0], q[0]) - ROUTE_CLEARANCE, min(p[1], q[1]) - ROUTE_CLEARANCE,
                    abs(q[0] - p[0]) + 2 * ROUTE_CLEARANCE, abs(q[1] - p[1]) + 2 * ROUTE_CLEARANCE)
-            found = self.items(QRectF(*box), Qt.ItemSelectionMode.IntersectsItemBoundingRect,
-                               Qt.SortOrder.AscendingOrder)
-            if any(isinstance(i, NodeItem) and i.node_id in displaced and i.node_id not in key
-                   and _intersects(box, self._card(i)) for i in found):
+            if any(n in displaced and n not in key for n in self._grid.ids_in(box)):
                 return False
         return True
 
@@ -333,10 +412,11 @@ class CanvasScene(DesignScene):
 
     def node_item_moved(self, node_id: str) -> None:
         """A card moved on the canvas: while it is dragged, its connections follow at once."""
-        if self._syncing:
-            return
         item = self.nodes.get(node_id)
-        if item is None or node_id not in self.document.design:
+        if item is None:
+            return
+        self._grid.put(node_id, self._card(item))
+        if self._syncing or node_id not in self.document.design:
             return
         if node_id not in self._drag_start:
             self._drag_start[node_id] = self.document.design.node(node_id).position
