@@ -26,7 +26,7 @@ GROUP_COLOURS = {
 MUTED_LIGHTER = 104
 #: the card text's sizes in points (the view picks a default zoom that keeps the smallest
 #: readable on screen)
-TITLE_POINTS = 10.0
+TITLE_POINTS = 9.0  # bold; a larger title would cut ResNet's ids short (layer2.0.bn1)
 TEXT_POINTS = 9.0
 CARD_FONT_POINTS = {"title": TITLE_POINTS, "text": TEXT_POINTS}
 #: the card text's colours: each has a contrast of at least 4.5:1 (WCAG AA) on every group's
