@@ -201,3 +201,35 @@ def test_the_panels_follow_a_new_analysis_after_opening_another_design(window):
     assert window.document.analysis is not old
     assert window.problems.item(0).text() == "No errors or warnings."
     assert Analysis(window.document.design).valid
+
+
+def test_fixing_one_problem_after_another_from_the_keyboard(window, qtbot, tmp_path):
+    """Each fix reveals the next problem below it; the selection moves on to it, so Ctrl+Enter
+    fixes the design step by step, and undo takes the steps back one by one."""
+    window.open_path(write(tmp_path, [
+        node("input", "Input", {"channels": 3, "height": 32, "width": 32}),
+        node("conv1", "Conv2d", {"out_channels": 16, "kernel_size": 5, "stride": 2,
+                                 "padding": "same"}, 150),
+        node("conv2", "Conv2d", {"out_channels": 32, "kernel_size": 3, "groups": 3}, 300),
+        node("pool", "MaxPool2d", {"kernel_size": 2}, 450),
+        node("fc", "Linear", {"out_features": 10}, 600)],
+        [["input", "conv1"], ["conv1", "conv2"], ["conv2", "pool"], ["pool", "fc"]]))
+    doc, panel = window.document, window.problems
+    states = [snapshot(doc)]
+    panel.list.setCurrentRow(0)
+    panel.list.setFocus()
+    for words in ("use padding 2 instead, or stride 1\n      Fix: set padding to 2  ·  set "
+                  "stride to 1",
+                  "try groups 1, 2, 4, 8, 16\n      Fix: set groups to 1, 2, 4, 8 or 16",
+                  "insert a Flatten before it (that gives [1568], so this layer would have "
+                  "15,690 parameters)\n      Fix: insert a Flatten between pool and fc"):
+        assert panel.count() == 1 and panel.list.currentRow() == 0
+        assert panel.item(0).text().endswith(words)
+        qtbot.keyClick(panel.list, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        states.append(snapshot(doc))
+    assert doc.analysis.valid and panel.item(0).text() == "No errors or warnings."
+    assert doc.design.node("conv1").params["padding"] == 2
+    assert doc.design.node("conv2").params["groups"] == 1
+    for state in reversed(states[:-1]):
+        doc.undo_stack.undo()
+        assert snapshot(doc) == state

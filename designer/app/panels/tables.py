@@ -260,6 +260,17 @@ class RemoveConnectionCommand(QUndoCommand):
 CHECK_SLICE_SECONDS = 0.025
 
 
+def fix_list(fixes: tuple[Fix, ...]) -> str:
+    """Fixes in a few words: ``set padding to 1  ·  set stride to 2``, and several values of one
+    parameter together: ``set groups to 1, 2, 4 or 8``."""
+    first = fixes[0].label.rsplit(" to ", 1)[0] + " to "
+    if len(fixes) > 1 and all(f.label.startswith(first) and f.label.startswith("set ")
+                              and " " not in f.label[len(first):] for f in fixes):
+        values = [f.label[len(first):] for f in fixes]
+        return first + ", ".join(values[:-1]) + " or " + values[-1]
+    return "  ·  ".join(f.label for f in fixes)
+
+
 class _ProblemList(QListWidget):
     """The list itself: a context menu on its rows (mouse or the keyboard's menu key)."""
 
@@ -370,6 +381,7 @@ class ProblemsPanel(QWidget):
     def _rebuild(self, design_problems: list[str], problems: list[Problem]) -> None:
         selected = self._current()
         key = None if selected is None else (selected.node_id, selected.severity, selected.code)
+        was_row = self.list.currentRow()
         self.list.blockSignals(True)
         self.list.clear()
         self._rows = []
@@ -397,6 +409,9 @@ class ProblemsPanel(QWidget):
             item.setForeground(QColor("#2e7d32"))
             self.list.addItem(item)
             self._rows.append(None)
+        if restore < 0 and selected is not None and any(p is not None for p in self._rows):
+            # its problem is gone (fixed): the one now in its place, so the next can be fixed
+            restore = min(was_row, len(self._rows) - 1)
         if restore >= 0:
             self.list.setCurrentRow(restore)
         self.list.blockSignals(False)
@@ -425,7 +440,7 @@ class ProblemsPanel(QWidget):
         words = f"{mark}  {problem.node_id}: {text}"
         tip = f"{problem.node_id}: {text}"
         if fixes:
-            words += "\n      Fix: " + "  ·  ".join(f.label for f in fixes)
+            words += "\n      Fix: " + fix_list(fixes)
             tip += ("\n\nSelect it and press Apply fix (or Ctrl+Enter, or right-click) to "
                     "apply a fix; Ctrl+Z undoes it.")
         item = self.list.item(row)
