@@ -6,7 +6,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QApplication
 
 from designer.core.analysis import Analysis
-from designer.core.design import Node
+from designer.core.design import Design, Node
 from designer.core.summary import table_rows
 from designer.io.templates import find_template
 
@@ -76,3 +76,19 @@ def test_cards_and_edges_explain_themselves_on_hover(window, tmp_path):
     # the card under the cursor is found from a scene position, as the tooltip event does
     items = window.scene.items(window.scene.nodes["relu"].pos() + QPointF(0, 30))
     assert window.scene.nodes["relu"] in items
+
+
+def test_summary_columns_fit_their_text_after_a_new_design_grows(window):
+    window.document.replace(Design("Untitled"), None)  # File → New: an empty design
+    QApplication.processEvents()
+    doc = window.document
+    doc.add_node(Node("input", "Input", {"channels": 3, "height": 224, "width": 224}, (0, 0)))
+    doc.add_node(Node("conv_stride3", "Conv2d", {"out_channels": 512, "kernel_size": 3,
+                                                 "stride": 3}, (0, 150)), after="input")
+    doc.add_node(Node("gap", "AdaptiveAvgPool2d", {"output_size": 1}, (0, 300)),
+                 after="conv_stride3")
+    QApplication.processEvents()
+    table = window.summary.table
+    header = table.horizontalHeader()
+    for column in range(8):  # layer (with its ⚠), type, output shape, …, RF: nothing elided
+        assert table.sizeHintForColumn(column) <= header.sectionSize(column), column
