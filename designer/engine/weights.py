@@ -10,7 +10,7 @@ import math
 import os
 import zlib
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 # imported here, not on first use: NumPy loads its random module lazily, and loading it (~25 ms,
@@ -79,34 +79,44 @@ def expected_tensors(analysis: Analysis) -> dict[str, tuple[int, ...]]:
 BLOCK_VALUES = 1 << 20
 
 
+def init_tensor(key: str, shape: tuple[int, ...], seed: int = 0,
+                progress: Callable[[int], Any] | None = None,
+                block: int = BLOCK_VALUES) -> np.ndarray:
+    """One tensor of :func:`init_weights`, drawn ``block`` values at a time (the same values as
+    one draw: the generator's stream is split, not changed); ``progress(values drawn so far)``
+    is called after each block and may raise to stop (the app's Cancel)."""
+    shape = tuple(int(s) for s in shape)
+    name = key.rsplit(".", 1)[1]
+    if name == "weight" and len(shape) in (2, 4):  # Conv2d or Linear
+        fan_in = math.prod(shape[1:])
+        rng = default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
+        # drawn in float32 and scaled in place: VGG-16's first fully connected layer alone
+        # would otherwise pass through 2 GB of float64 temporaries; in blocks, since filling it
+        # (400 MB of fresh memory) in one call stalled the app's window in some runs
+        tensor = np.empty(shape, np.float32)
+        flat = tensor.reshape(-1)
+        scale = np.float32(np.sqrt(2.0 / fan_in))
+        block = max(1, int(block))
+        for start in range(0, flat.size, block):
+            part = flat[start:start + block]
+            rng.standard_normal(out=part, dtype=np.float32)
+            part *= scale
+            if progress is not None:
+                progress(start + part.size)
+        return tensor
+    tensor = (np.ones if name in ("weight", "running_var") else np.zeros)(shape, np.float32)
+    if progress is not None:
+        progress(tensor.size)
+    return tensor
+
+
 def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded initialization: He (Kaiming) normal for convolution and linear weights, zero biases,
     identity statistics for norms (mean 0, variance 1, scale 1, shift 0).
 
     Each tensor draws from its own generator seeded by (seed, key), so adding or removing a layer
     leaves every other layer's weights as they were."""
-    out = {}
-    for key, shape in shapes.items():
-        name = key.rsplit(".", 1)[1]
-        if name == "weight" and len(shape) in (2, 4):  # Conv2d or Linear
-            fan_in = math.prod(shape[1:])
-            rng = default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
-            # drawn in float32 and scaled in place: VGG-16's first fully connected layer alone
-            # would otherwise pass through 2 GB of float64 temporaries
-            tensor = np.empty(shape, np.float32)
-            flat = tensor.reshape(shape[0], -1)
-            scale = np.float32(np.sqrt(2.0 / fan_in))
-            step = max(1, BLOCK_VALUES // flat.shape[1])
-            for start in range(0, shape[0], step):  # the same values as one call, in blocks
-                block = flat[start:start + step]
-                rng.standard_normal(out=block, dtype=np.float32)
-                block *= scale
-            out[key] = tensor
-        elif name in ("weight", "running_var"):
-            out[key] = np.ones(shape, dtype=np.float32)
-        else:
-            out[key] = np.zeros(shape, dtype=np.float32)
-    return out
+    return {key: init_tensor(key, shape, seed) for key, shape in shapes.items()}
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

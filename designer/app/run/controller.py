@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,7 +28,7 @@ from designer.engine.classic import apply_classic_filters, first_convolution
 from designer.engine.memory import available_memory, mib
 from designer.engine.network import (Cancelled, InputError, InvalidDesign, Network, NonFinite,
                                      NotEnoughMemory)
-from designer.engine.weights import (WeightsError, expected_tensors, init_weights,
+from designer.engine.weights import (WeightsError, expected_tensors, init_tensor,
                                      load_weights_file)
 from designer.io.images import ImageError, read_image, to_input
 
@@ -431,29 +430,11 @@ def _check_memory(design: Design, mode: str, file_weights: dict[str, np.ndarray]
 def draw_seeded(key: str, shape: tuple[int, ...], seed: int = SEED,
                 progress: Callable[[int], Any] = lambda done: None,
                 block: int | None = None) -> np.ndarray:
-    """One tensor of ``designer.engine.weights.init_weights`` (the same values: He normal for
-    convolution and linear weights from the generator seeded by (seed, key), zero biases and
-    means, unit scales and variances), drawn ``block`` values at a time; ``progress(values
-    drawn so far)`` is called after each block (it raises Cancelled to stop); ``block``
-    defaults to ``DRAW_BLOCK_VALUES``."""
-    block = DRAW_BLOCK_VALUES if block is None else max(1, int(block))
-    shape = tuple(int(s) for s in shape)
-    name = key.rsplit(".", 1)[1]
-    if name == "weight" and len(shape) in (2, 4):
-        fan_in = math.prod(shape[1:])
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
-        tensor = np.empty(shape, np.float32)
-        flat = tensor.reshape(-1)
-        scale = np.float32(np.sqrt(2.0 / fan_in))
-        for start in range(0, flat.size, block):  # one stream: the same values as one call
-            part = flat[start:start + block]
-            rng.standard_normal(out=part, dtype=np.float32)
-            part *= scale
-            progress(start + part.size)
-        return tensor
-    tensor = (np.ones if name in ("weight", "running_var") else np.zeros)(shape, np.float32)
-    progress(tensor.size)
-    return tensor
+    """One tensor of ``designer.engine.weights.init_weights``, drawn ``block`` values at a time
+    (default ``DRAW_BLOCK_VALUES``) with ``progress(values drawn so far)`` after each block (it
+    raises Cancelled to stop)."""
+    return init_tensor(key, shape, seed, progress,
+                       DRAW_BLOCK_VALUES if block is None else max(1, int(block)))
 
 
 def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarray] | None,
@@ -487,12 +468,9 @@ def _weights_for(analysis: Analysis, mode: str, file_weights: dict[str, np.ndarr
     for key, shape in missing.items():  # in blocks, so progress shows and Cancel is heard
         progress(drawn / total, key)
         try:
-            if math.prod(shape) <= DRAW_BLOCK_VALUES:  # quick: the engine's own, at once
-                cache.update(init_weights({key: shape}, SEED))
-            else:
-                cache[key] = draw_seeded(key, shape, SEED,
-                                         lambda done, key=key, before=drawn:
-                                         progress((before + done) / total, key))
+            cache[key] = draw_seeded(key, shape, SEED,
+                                     lambda done, key=key, before=drawn:
+                                     progress((before + done) / total, key))
             drawn += math.prod(shape)
         except (MemoryError, ValueError):  # more than free memory said, or NumPy can index
             raise NotEnoughMemory(
