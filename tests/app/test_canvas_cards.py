@@ -235,3 +235,28 @@ def test_a_card_added_where_it_can_be_seen_does_not_move_the_view(window, qtbot)
     settled(window)
     shown = view.mapToScene(view.viewport().rect()).boundingRect()
     assert shown.intersects(window.scene.nodes["classifier.6"].sceneBoundingRect())
+
+
+def test_far_out_cards_are_plain_boxes_and_close_up_they_have_text(window):
+    """Zoomed out to a whole large design, cards skip their unreadable text (an edit then
+    repaints hundreds of cards in view quickly)."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QImage, QPainter
+    window.new_from_template(find_template("lecture-conv-layer"))
+    scene = window.scene
+    card = items.CARD_RECT.translated(scene.nodes["conv1"].pos())
+    fill = QColor(GROUP_COLOURS["Convolution"])
+
+    def interior_colours(scale: float) -> set[int]:
+        size = (int(card.width() * scale), int(card.height() * scale))
+        image = QImage(*size, QImage.Format.Format_RGB32)
+        image.fill(QColor("white"))
+        painter = QPainter(image)
+        scene.render(painter, QRectF(0, 0, *size), card)
+        painter.end()
+        inset = max(3, int(8 * scale))
+        return {image.pixel(x, y) for x in range(inset, size[0] - inset)
+                for y in range(inset, size[1] - inset)}
+    assert interior_colours(0.15) == {fill.rgb()}
+    assert len(interior_colours(1.0)) > 10  # the text
+    assert items.SKETCH_BELOW * max(CARD_FONT_POINTS.values()) < 2.0  # nothing readable lost

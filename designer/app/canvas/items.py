@@ -29,6 +29,8 @@ MUTED_LIGHTER = 104
 TITLE_POINTS = 9.0  # bold; a larger title would cut ResNet's ids short (layer2.0.bn1)
 TEXT_POINTS = 9.0
 CARD_FONT_POINTS = {"title": TITLE_POINTS, "text": TEXT_POINTS}
+#: below this zoom a card is drawn as a plain box (its 9 pt text would be under 2 pt on screen)
+SKETCH_BELOW = 0.2
 #: the card text's colours: each has a contrast of at least 4.5:1 (WCAG AA) on every group's
 #: fill, muted or not (tests/app/test_canvas_cards.py)
 TITLE_COLOUR, NOTATION_COLOUR = QColor("#1f2933"), QColor("#323f4b")
@@ -178,6 +180,18 @@ class NodeItem(QGraphicsObject):
                 pen = style.error
         elif info is not None and info.warnings:
             pen = style.warning
+        detail = option.levelOfDetailFromTransform(painter.worldTransform())
+        if detail < SKETCH_BELOW:
+            # zoomed far out (the whole of a large design): text would be specks and ports
+            # dots, so the card is its coloured box, outlined as usual
+            painter.setPen(pen)
+            painter.setBrush(fill)
+            painter.drawRect(CARD_RECT)
+            if self.isSelected():
+                painter.setPen(style.selected)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRect(SELECTION_RECT)
+            return
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(pen)
         painter.setBrush(fill)
