@@ -59,6 +59,8 @@ RECENT_MAX = 10
 LAPTOP = QSize(1920, 1200)
 #: on larger screens the first window takes this share of the available area, centred
 LARGE_SHARE = 0.9
+#: the docks below the canvas take this share of the window's height when maps are first shown
+MAPS_SHARE = 0.45
 
 
 def configure_application(app: QApplication) -> None:
@@ -198,9 +200,7 @@ class MainWindow(QMainWindow):
         self._saved_fingerprint: tuple | None = None  # the design as last saved or opened
         self.document.design_replaced.connect(self._remember_saved_state)
         self.document.path_changed.connect(self._remember_saved_state)
-        maps_shown = getattr(self.activations, "maps_shown", None)
-        if maps_shown is not None:
-            maps_shown.connect(self._give_maps_room)
+        self.activations.maps_shown.connect(self._give_maps_room)
         self._build_actions()
         # in sight while maps are shown: the way to give them the canvas's room
         self.maps_button = QToolButton()
@@ -294,13 +294,17 @@ class MainWindow(QMainWindow):
 
     def _give_maps_room(self, node_id: str = "", count: int = 0) -> None:
         """A layer's maps are shown: the first time in this window, the docks below grow to
-        at least 45% of the window's height (as much as the maps ask for, within that), so
-        a grid of maps isn't a strip. The user's own resizing is kept after that."""
+        ``MAPS_SHARE`` of the window's height, so a grid of maps isn't a strip. The user's own
+        resizing is kept after that."""
         if self._maps_grown or self.maps_focused():
             return
         self._maps_grown = True
-        want = round(self.height() * 0.45)
-        if self.activations_dock.height() < want:
+        # once the dock raised just now has its place in the layout
+        QTimer.singleShot(0, self._grow_maps)
+
+    def _grow_maps(self) -> None:
+        want = round(self.height() * MAPS_SHARE)
+        if self.activations_dock.isVisible() and self.activations_dock.height() < want:
             self.resizeDocks([self.activations_dock], [want], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget, name: str,
@@ -590,7 +594,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _settings(self) -> QSettings:
-        return QSettings(APP_NAME, APP_NAME)
+        return app_settings()
 
     def _last_folder(self) -> str:
         """Where Open starts: the open file's folder, else the last one a design was opened
@@ -651,7 +655,12 @@ class MainWindow(QMainWindow):
             self.document.insert_on_edge(node, edge)
         else:
             self.document.add_node(node)
-        self.scene.select_node(node.id)
+        # selected where it was dropped, in sight already: the view doesn't move (select_node
+        # would scroll a card dropped near the edge into the middle, and the next drag miss)
+        self.scene.clearSelection()
+        item = self.scene.nodes.get(node.id)
+        if item is not None:
+            item.setSelected(True)
 
     def add_after_selection(self, type_name: str) -> None:
         """Double-click in the palette: a new layer below the selected one, connected to it."""
@@ -908,6 +917,12 @@ def _fingerprint(design: Design) -> tuple:
                    tuple(n.position) if n.position is not None else None)
                   for n in design.nodes),
             tuple(design.edges))
+
+
+def app_settings() -> QSettings:
+    """The app's settings (recent files, folders, the window): the platform's place for
+    ``CNN Designer``'s (tests point this at a file of their own)."""
+    return QSettings(APP_NAME, APP_NAME)
 
 
 def documents_folder() -> str:

@@ -125,7 +125,6 @@ class Minimap(QWidget):
         pixmap.setDevicePixelRatio(dpr)
         pixmap.fill(BACKGROUND)
         painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setTransform(self._to_map)
         edge_pen = QPen(EDGE, 1.0)
         edge_pen.setCosmetic(True)
@@ -133,30 +132,35 @@ class Minimap(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         for item in scene.edges.values():
             if isinstance(item, EdgeItem):
-                painter.drawPath(item.mapToScene(item.path()))
+                if item.pos().isNull():
+                    painter.drawPath(item.path())
+                else:
+                    painter.drawPath(item.mapToScene(item.path()))
+        # cards in batches of one look (group colour, border): one call per batch
         analysis = scene.document.analysis
         design = scene.document.design
-        pens = {}
-        for key, colour, width in (("plain", CARD_BORDER, 0.8), ("error", ERROR, 2.0),
-                                   ("warning", WARNING, 2.0)):
-            pen = QPen(colour, width)
-            pen.setCosmetic(True)
-            pens[key] = pen
+        batches: dict[tuple[str, str], list[QRectF]] = {}
         for node_id, item in scene.nodes.items():
             if not isinstance(item, NodeItem) or node_id not in design:
                 continue
             info = analysis.info(node_id)
             layer = LAYER_TYPES.get(info.type) if info is not None else None
-            colour = QColor(GROUP_COLOURS.get(layer.group if layer else "Other", "#f5f5f5"))
-            pen = pens["plain"]
+            border = "plain"
             if info is not None and info.errors and not all(p.code == CUT_OFF
                                                             for p in info.errors):
-                pen = pens["error"]
+                border = "error"
             elif info is not None and info.warnings:
-                pen = pens["warning"]
+                border = "warning"
+            key = (layer.group if layer else "Other", border)
+            batches.setdefault(key, []).append(CARD_RECT.translated(item.pos()))
+        for (group, border), rects in batches.items():
+            colour, width = {"plain": (CARD_BORDER, 0.8), "error": (ERROR, 2.0),
+                             "warning": (WARNING, 2.0)}[border]
+            pen = QPen(colour, width)
+            pen.setCosmetic(True)
             painter.setPen(pen)
-            painter.setBrush(colour.darker(115))
-            painter.drawRect(item.mapRectToScene(CARD_RECT))
+            painter.setBrush(QColor(GROUP_COLOURS.get(group, "#f5f5f5")).darker(115))
+            painter.drawRects(rects)
         painter.end()
         self._pixmap = pixmap
         self._update_visibility()

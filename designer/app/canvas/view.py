@@ -23,6 +23,8 @@ MIN_SCALE, MAX_SCALE = 0.02, 4.0
 #: the default zoom shows small designs larger than readable, up to this factor
 SMALL_DESIGN_BOOST = 1.25
 TOP_MARGIN_PX = 24  # room above the Input when the top of a design is shown
+#: a card with its ports and selection outline, and room for connections around it
+CARD_AREA = card_items.CARD_RECT.adjusted(-20, -20, 20, 20)
 EMPTY_HINT = ("Drag an Input from Layers onto the canvas to start,\n"
               "or double-click it there (Ctrl+F finds a layer: type, then Enter).\n\n"
               "Ctrl+N starts from a template: LeNet-5, VGG-16, ResNet-18, …\n"
@@ -83,9 +85,10 @@ class CanvasView(QGraphicsView):
         self._content = QRectF()  # what the scene has held since the view was last reset
         self.hint_rect = QRectF()  # where the empty canvas's hint was last drawn (viewport)
         self._was_empty: bool | None = None
-        scene.sceneRectChanged.connect(self._scene_grew)
+        self._design = None  # the design whose cards are followed (see _watch_design)
         self.minimap = Minimap(self)
-        self.reset_content()
+        scene.document.design_replaced.connect(self._watch_design)
+        self._watch_design()
 
     # ------------------------------------------------------------------ the scene rect
 
@@ -98,9 +101,31 @@ class CanvasView(QGraphicsView):
         """The cards' and connections' extent (empty for an empty design)."""
         return self.scene().itemsBoundingRect()
 
-    def _scene_grew(self, _rect: QRectF) -> None:
-        self._content = self._content.united(self.scene().itemsBoundingRect())
-        self._update_scene_rect()
+    def _watch_design(self) -> None:
+        """Follow where the design's cards go (added or moved: their rectangles widen the
+        extent, at no cost per card). The scene's own rect can't be used: Qt works it out only
+        when asked, and a view with a rect of its own never asks."""
+        if self._design is not None:
+            self._design.node_added.disconnect(self._node_added)
+            self._design.node_moved.disconnect(self._node_moved)
+        self._design = self.scene().document.design
+        self._design.node_added.connect(self._node_added)
+        self._design.node_moved.connect(self._node_moved)
+        self.reset_content()
+
+    def _node_added(self, node, index: int) -> None:
+        self._grow(node.position)
+
+    def _node_moved(self, node_id: str, old, new) -> None:
+        self._grow(new)
+
+    def _grow(self, position) -> None:
+        if position is None:
+            return
+        card = CARD_AREA.translated(float(position[0]), float(position[1]))
+        if not self._content.contains(card):
+            self._content = self._content.united(card) if self._content.isValid() else card
+            self._update_scene_rect()
 
     def visible_rect(self) -> QRectF:
         return self.mapToScene(self.viewport().rect()).boundingRect()
