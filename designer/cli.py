@@ -8,6 +8,7 @@ a MemoryError anywhere says there is not enough memory).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from designer import __version__
 from designer.core.analysis import Analysis
 from designer.core.atomic import describe_os_error, describe_read_error, regular_file_problem, write_atomic
 from designer.core.summary import format_table, summarize
@@ -415,6 +417,7 @@ def _parser_for_commands() -> argparse.ArgumentParser:
         prog="cnn-designer",
         description="Design convolutional neural networks and look inside them.",
         epilog="Without a command, opens the desktop app (on FILE if given).")
+    _add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("summary", help="print a design's layer table and totals",
                        description="Print the torchinfo-like summary of a design: output shape, "
@@ -465,9 +468,40 @@ def _parser_for_app() -> argparse.ArgumentParser:
                     "desktop app (on FILE if given).",
         epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE | "
                "run FILE --input IMAGE_OR_NPY --out DIR (cnn-designer COMMAND --help for more)")
+    _add_version(parser)
     parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
     parser.set_defaults(func=cmd_open)
     return parser
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"cnn-designer {__version__}",
+                        help="print the version and exit")
+
+
+def unknown_command(argv: Sequence[str]) -> str | None:
+    """The message for a first word that is meant as a command but isn't one (``sumary x.json``:
+    "unknown command 'sumary'; did you mean summary?"), or None when it is a command, an option
+    or a file to open. A word that names an existing file, or looks like a file name (it has a
+    dot or a path separator), is a file even if it resembles a command."""
+    if not argv:
+        return None
+    word = argv[0]
+    if word in COMMANDS or word.startswith("-") or not word:
+        return None
+    try:
+        exists = os.path.lexists(word)
+    except (ValueError, TypeError):  # a NUL in the name: the file check explains it
+        return None
+    if exists or "." in word or "/" in word or os.sep in word:
+        return None
+    close = difflib.get_close_matches(word.lower(), COMMANDS, n=1, cutoff=0.6)
+    if close:
+        return f"unknown command {word!r}; did you mean {close[0]}?"
+    if len(argv) > 1:  # `cnn-designer foo bar`: not one file to open either
+        return (f"unknown command {word!r}; the commands are {', '.join(COMMANDS)} "
+                f"(cnn-designer --help), or give one FILE to open it in the app")
+    return None
 
 
 # --------------------------------------------------------------------------- last guard
@@ -510,6 +544,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _dispatch(argv: list[str]) -> int:
+    wrong = unknown_command(argv)
+    if wrong is not None:
+        _print_error(wrong)
+        return EXIT_BAD_FILE
     parser = _parser_for_commands() if argv and argv[0] in COMMANDS else _parser_for_app()
     try:
         args = parser.parse_args(argv)
