@@ -84,7 +84,7 @@ def test_a_run_that_wont_fit_is_refused_with_both_numbers_before_weights_are_dra
     load_sample(window)
     monkeypatch.setattr(network_module, "available_memory", lambda: 2**20)  # 1 MiB free
     drawn = []
-    monkeypatch.setattr(run_module, "init_weights",
+    monkeypatch.setattr(run_module, "init_tensor",
                         lambda *a, **k: drawn.append(a) or pytest.fail("weights drawn"))
     said = []
     window.runner.failed.connect(said.append)
@@ -99,10 +99,10 @@ def test_weights_that_cant_be_drawn_are_a_message(qtbot, window, monkeypatch):
     window.runner.auto_run = False
     load_sample(window)
 
-    def fail(shapes, seed):
+    def fail(*args, **kwargs):
         raise MemoryError()
 
-    monkeypatch.setattr(run_module, "init_weights", fail)
+    monkeypatch.setattr(run_module, "init_tensor", fail)
     said = []
     window.runner.failed.connect(said.append)
     assert window.runner.run()
