@@ -66,10 +66,12 @@ def shortcut_rows(window: QMainWindow) -> list[tuple[str, str, str]]:
         if id(action) in seen or action.isSeparator():
             return
         seen.add(id(action))
-        keys = [k for k in action.shortcuts() if not k.isEmpty()]
+        name = plain(action.text())
+        keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()
+                if not k.isEmpty()]
+        keys = [k for k in keys if k != name]  # a key of that name (Redo, Undo, Copy …)
         if keys:
-            rows.append((where, plain(action.text()), ", ".join(
-                k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys)))
+            rows.append((where, name, ", ".join(keys)))
 
     def walk(menu: QMenu, where: str) -> None:
         for action in menu.actions():

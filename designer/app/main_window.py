@@ -534,7 +534,7 @@ class MainWindow(QMainWindow):
         try:
             design = template.load() if template is not None else Design("Untitled")
         except DesignError as exc:
-            QMessageBox.critical(self, "Can't open this template", str(exc))
+            self._error("Can't open this template", str(exc))
             return
         self.document.replace(design, None)
         self.view.show_top()

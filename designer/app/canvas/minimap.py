@@ -14,8 +14,8 @@ from designer.app.canvas.items import (CARD_RECT, CUT_OFF, ERROR, GROUP_COLOURS,
                                        NodeItem)
 from designer.core.catalog import LAYER_TYPES
 
-MAX_SIZE = QSize(190, 230)  # the overview's largest size in pixels
-MAX_SHARE = 0.35  # of the canvas's width, and twice that of its height, at most
+MAX_SIZE = QSize(170, 210)  # the overview's largest size in pixels
+MAX_SHARE = 0.25  # of the canvas's width, and twice that of its height, at most
 MIN_SIDE = 40
 MARGIN = 10  # from the canvas's corner
 REBUILD_MS = 60  # after an edit, the overview is redrawn this much later (edits come in bursts)
