@@ -98,6 +98,10 @@ class Minimap(QWidget):
 
     def rebuild(self) -> None:
         """Redraw the design into the pixmap (after edits, a new design, a new size)."""
+        if not self.wanted:  # turned off: no drawing after every edit
+            self._content = QRectF()
+            self._update_visibility()
+            return
         scene = self.view.scene()
         content = scene.itemsBoundingRect()
         self._content = content.adjusted(-20, -20, 20, 20) if content.isValid() else QRectF()
