@@ -1,5 +1,3 @@
-import sys
+from designer.cli import console_main
 
-from designer.cli import main
-
-sys.exit(main())
+console_main()

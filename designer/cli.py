@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import math
 import os
 import stat
@@ -24,7 +23,7 @@ from typing import Any, Iterable, Sequence
 from designer import __version__
 from designer.core.analysis import Analysis
 from designer.core.atomic import describe_os_error, describe_read_error, regular_file_problem, write_atomic
-from designer.core.summary import format_table, summarize
+from designer.core.summary import format_table, write_json
 from designer.io.design_file import DesignError, load_design, save_design
 from designer.io.templates import find_template, list_templates
 
@@ -101,7 +100,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         return EXIT_BAD_FILE
     analysis = Analysis(design)
     if args.json:
-        print(json.dumps(summarize(design, analysis), indent=2, ensure_ascii=False))
+        write_json(design, sys.stdout, analysis)  # node by node: a 100,000-node design prints fast
     else:
         print(format_table(design, analysis))
     return EXIT_OK if analysis.valid else EXIT_INVALID
@@ -587,3 +586,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                  else f"the details could not be written to {report_folder()}")
         _print_error(f"unexpected error ({_describe(exc)}); {BUG}; {where}")
         return EXIT_BAD_FILE
+
+
+#: commands that leave nothing to tidy once they return (every file written, synced and closed,
+#: no window): the process may end without freeing its objects one by one, which on a
+#: 100,000-node design takes a third of a second
+QUICK_EXIT = frozenset({"summary", "templates", "new", "run"})
+
+
+def console_main() -> None:
+    """The ``cnn-designer`` console script and ``python -m designer``: :func:`main`, then exit."""
+    argv = sys.argv[1:]
+    status = main(argv)
+    if argv and argv[0] in QUICK_EXIT:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said
+                pass
+        os._exit(status)
+    sys.exit(status)
