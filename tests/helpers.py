@@ -1,6 +1,9 @@
 """Helpers for tests: build small designs from a compact description."""
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
+
 from designer.core.analysis import Analysis
 from designer.core.design import Design, Node
 
@@ -36,3 +39,17 @@ SEED = {
     ],
     "edges": [["input", "conv1"]],
 }
+
+
+@contextmanager
+def deadline(seconds):
+    """Fail (instead of hanging) if the block takes longer than ``seconds`` (main thread only)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"took more than {seconds} s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

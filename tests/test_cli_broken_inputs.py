@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +14,12 @@ from PySide6.QtGui import QImage
 
 from designer.cli import main
 from designer.engine import network
+from tests.helpers import deadline
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "resources" / "templates" / "lenet5.json"
 GIB = 2**30
 
-
-@contextmanager
-def deadline(seconds):
-    def expired(signum, frame):
-        raise TimeoutError(f"took more than {seconds} s")
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def design(*layers, input_shape=(3, 16, 16)):

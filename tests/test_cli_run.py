@@ -11,6 +11,7 @@ import designer
 from designer.cli import main
 from designer.engine.network import build
 from designer.io.templates import find_template
+from tests.helpers import deadline
 
 SMALL = {
     "format": "cnn-designer", "version": 1, "name": "small",
@@ -129,30 +130,15 @@ def test_run_exit_statuses_and_messages(tmp_path, design_file, image_file, capsy
 
 import os  # noqa: E402
 import re  # noqa: E402
-import signal  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 import zipfile  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 
 from designer import cli  # noqa: E402
 from designer.engine import network  # noqa: E402
 
 GIB = 2**30
 
-
-@contextmanager
-def deadline(seconds):
-    """Fail (instead of hanging) if the block takes longer than ``seconds``."""
-    def expired(signum, frame):
-        raise TimeoutError(f"took more than {seconds} s")
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def run(capsys, *args):

@@ -8,6 +8,7 @@ from PySide6.QtGui import QImage
 
 from designer.io import images
 from designer.io.images import ImageError
+from tests.helpers import deadline
 
 
 def write(path, pixels, fmt=None):
@@ -150,12 +151,10 @@ def test_png_round_trip(tmp_path):
 
 import math  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 import zlib  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
 
 from PySide6.QtGui import QImageReader  # noqa: E402
 
@@ -178,19 +177,6 @@ def free(monkeypatch):
         monkeypatch.setattr(images, "available_memory", lambda: n)
     return set_free
 
-
-@contextmanager
-def deadline(seconds):
-    """Fail (instead of hanging) if the block takes longer than ``seconds``."""
-    def expired(signum, frame):
-        raise TimeoutError(f"took more than {seconds} s")
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def test_the_header_is_read_before_any_pixel(tmp_path):
