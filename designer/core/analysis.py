@@ -88,13 +88,19 @@ class NodeInfo:
         return self.errors + self.warnings
 
 
-def _split(problems: list[Problem]) -> tuple[tuple[Problem, ...], tuple[Problem, ...]]:
-    """Errors and warnings, each in the order given."""
+def _split(problems: list[Problem] | tuple[Problem, ...]
+           ) -> tuple[tuple[Problem, ...], tuple[Problem, ...]]:
+    """Errors and warnings, each in the order given. A tuple of one kind is returned as it is
+    (a broken 100,000-node design shares each node's graph problems, no copy per node)."""
     if len(problems) == 1:  # the common case (e.g. every node of a cycle): no scan
         p = problems[0]
+        if type(problems) is tuple:
+            return (problems, ()) if p.severity == ERROR else ((), problems)
         return ((p,), ()) if p.severity == ERROR else ((), (p,))
-    return (tuple(p for p in problems if p.severity == ERROR),
-            tuple(p for p in problems if p.severity == WARNING))
+    errors = tuple(p for p in problems if p.severity == ERROR)
+    if len(errors) == len(problems) and type(problems) is tuple:
+        return problems, ()
+    return errors, tuple(p for p in problems if p.severity == WARNING)
 
 
 class Analysis:
@@ -107,7 +113,7 @@ class Analysis:
         # node id -> (type, layer, values, sources, graph problems) for nodes whose rule can run
         self._plans: dict[str, tuple] = {}
         self._info: dict[str, NodeInfo] = {}
-        self._graph_problems: dict[str, list[Problem]] = {}
+        self._graph_problems: dict[str, tuple[Problem, ...]] = {}
         self._fed: dict[str, bool] = {}
         self._cyclic: set[str] = set()
         self._order: list[str] = []
@@ -290,7 +296,7 @@ class Analysis:
                 except KeyError:
                     ups = [None]
                 if None in ups:  # an input is unknown: so is this node's output
-                    errors, warnings = _split(list(graph))
+                    errors, warnings = _split(graph)
                     now = NodeInfo(node_id, node_type, errors=errors, warnings=warnings,
                                    values=values)
                 elif node_type in PASS_THROUGH and not graph:  # ReLU and the like: no rule to run
@@ -342,8 +348,11 @@ class Analysis:
 
     @staticmethod
     def _not_run(node: Node, values: dict[str, Any] | None, param_errors: list[Problem],
-                 input_error: Problem | None, graph: list[Problem] | None) -> NodeInfo:
+                 input_error: Problem | None, graph: tuple[Problem, ...] | None) -> NodeInfo:
         """The info of a node whose rule could not run: its output is unknown."""
+        if graph and not param_errors and input_error is None:  # e.g. on a cycle: shared
+            errors, warnings = _split(graph)
+            return NodeInfo(node.id, node.type, None, 0, 0, None, None, errors, warnings, values)
         problems = [*param_errors]
         if input_error is not None:
             problems.append(input_error)
@@ -399,13 +408,12 @@ class Analysis:
             fed[n] = False
 
         graph_problems: dict[str, list[Problem]] = defaultdict(list)
+        # a message repeated on many nodes is one string, shared (not a copy per node)
         if len(inputs) > 1:
-            names = name_list(inputs)
+            text = (f"the design has {len(inputs):,} Input nodes ({name_list(inputs)}); it needs "
+                    f"exactly one: delete the extra ones")
             for n in inputs:
-                graph_problems[n].append(Problem(
-                    n, ERROR, "input-count-design",
-                    f"the design has {len(inputs):,} Input nodes ({names}); it needs exactly one: "
-                    f"delete the extra ones"))
+                graph_problems[n].append(Problem(n, ERROR, "input-count-design", text))
         # one message per cycle, on its first node in file order; the others point to it (a
         # message spelling the cycle out on each of its nodes would grow with its length squared)
         for component in cycles:
@@ -421,6 +429,7 @@ class Analysis:
         # where each cut-off node's inputs are cut, as the end of its message (shared along a
         # chain: a node whose first cut-off input is known takes that input's answer)
         roots: dict[str, str] = {}
+        traced: dict[str, str] = {}  # the message for each place a chain is cut, made once
         for n in ids:
             if fed[n] or n in cyclic:
                 continue
@@ -439,7 +448,10 @@ class Analysis:
                     root = _root_of(n, sources, fed, cyclic, roots)
                 else:
                     roots[n] = root
-                text = "is not fed from the Input: its inputs trace back to " + root
+                text = traced.get(root)
+                if text is None:
+                    text = traced[root] = ("is not fed from the Input: its inputs trace back to "
+                                           + root)
             graph_problems[n].append(Problem(n, ERROR, "not-fed", text))
         depth: dict[str, int] = {}
         for n in order:  # longest path from a source, in edges
@@ -454,16 +466,15 @@ class Analysis:
                       or sinks)
         output = max(reversed(candidates), key=lambda n: depth[n]) if candidates else None
         if output is not None and len(sinks) > 1:
+            text = (f"is a dead end: nothing uses its output, and the network's output is "
+                    f"{short_id(output)} ({len(sinks):,} nodes have no consumer); connect it "
+                    f"onward or delete it")
             for n in sinks:
                 if n != output and fed[n]:
-                    graph_problems[n].append(Problem(
-                        n, WARNING, "dead-end",
-                        f"is a dead end: nothing uses its output, and the network's output is "
-                        f"{short_id(output)} ({len(sinks):,} nodes have no consumer); connect it "
-                        f"onward or delete it"))
+                    graph_problems[n].append(Problem(n, WARNING, "dead-end", text))
 
         # what changed
-        graph_problems = dict(graph_problems)
+        graph_problems = {n: tuple(found) for n, found in graph_problems.items()}
         old = self._graph_problems
         if not self._info:  # the first analysis: everything is to do
             self._dirty.update(ids)

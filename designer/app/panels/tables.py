@@ -312,7 +312,8 @@ class ProblemsPanel(QWidget):
         self.list.currentRowChanged.connect(self._show_fixes)
         self.list.menu_requested.connect(self._menu)
         self.fix_choice = QComboBox()
-        self.fix_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.fix_choice.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.fix_choice.setMinimumContentsLength(12)
         self.fix_choice.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.apply_button = QPushButton("Apply fix")
