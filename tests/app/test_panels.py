@@ -78,7 +78,7 @@ def test_cards_and_edges_explain_themselves_on_hover(window, tmp_path):
     assert window.scene.nodes["relu"] in items
 
 
-def test_summary_columns_fit_their_text_after_a_new_design_grows(window):
+def test_summary_columns_fit_their_text_after_a_new_design_grows(window, qtbot):
     window.document.replace(Design("Untitled"), None)  # File → New: an empty design
     QApplication.processEvents()
     doc = window.document
@@ -87,8 +87,15 @@ def test_summary_columns_fit_their_text_after_a_new_design_grows(window):
                                                  "stride": 3}, (0, 150)), after="input")
     doc.add_node(Node("gap", "AdaptiveAvgPool2d", {"output_size": 1}, (0, 300)),
                  after="conv_stride3")
-    QApplication.processEvents()
     table = window.summary.table
     header = table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.sectionSize(0) > table.sizeHintForColumn(0) - 1)
     for column in range(8):  # layer (with its ⚠), type, output shape, …, RF: nothing elided
         assert table.sizeHintForColumn(column) <= header.sectionSize(column), column
+    # an edit that changes figures without adding rows: the rows shown are measured again
+    doc.set_param("conv_stride3", "out_channels", 123456)
+    qtbot.waitUntil(lambda: all(table.sizeHintForColumn(c) <= header.sectionSize(c)
+                                for c in range(8)))
+    params = window.summary.model.row(doc.analysis.order.index("conv_stride3"))[3]
+    assert params == "3,456,768"
+    assert header.sectionSize(3) >= table.fontMetrics().horizontalAdvance(params)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import csv
-import heapq
 import io
 import time
+from typing import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import (QColor, QContextMenuEvent, QGuiApplication, QKeySequence, QShortcut,
-                           QUndoCommand)
+from PySide6.QtGui import (QColor, QContextMenuEvent, QFontMetrics, QGuiApplication, QKeySequence,
+                           QShortcut, QUndoCommand)
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMenu, QPushButton, QSizePolicy,
                                QStyle, QTableView, QVBoxLayout, QWidget)
@@ -18,14 +18,29 @@ from designer.app.document import Document
 from designer.core.design import Design, Node
 from designer.core.fixes import file_value, new_node_id
 from designer.core.problems import ERROR, Fix, InsertLayer, Problem, RemoveEdge, SetParam
-from designer.core.problems import num
-from designer.core.summary import TABLE_HEADER, field_text, format_table, shape_cell, table_row
+from designer.core.summary import TABLE_HEADER, format_table, table_row
 
 RIGHT = {3, 4, 6, 7}
 _ERROR_TEXT, _WARNING_TEXT = QColor("#d32f2f"), QColor("#b45309")
 #: fitting columns to their contents looks at this many rows (all of them would cost ~100 ms on a
 #: 1,000-layer design; the widest cells are nearly always among the first rows)
 RESIZE_PRECISION = 200
+
+
+def _text_widths(metrics: QFontMetrics, most: int = 4096) -> Callable[[str], int]:
+    """``metrics.horizontalAdvance`` remembering its answers (cells repeat: "--", "ReLU",
+    "[64, 56, 56]"), forgetting them all past ``most``."""
+    known: dict[str, int] = {}
+    advance = metrics.horizontalAdvance
+
+    def width(text: str) -> int:
+        found = known.get(text)
+        if found is None:
+            if len(known) >= most:
+                known.clear()
+            found = known[text] = advance(text)
+        return found
+    return width
 
 
 class SummaryModel(QAbstractTableModel):
@@ -37,6 +52,11 @@ class SummaryModel(QAbstractTableModel):
         self.document = document
         self.ids: list[str] = []
         self._rows: list[list[str] | None] = []
+        #: measures a cell's text in pixels (set by the view's panel); each row is measured once
+        #: when it is formatted, i.e. when it is first shown after a change
+        self.measure: Callable[[str], int] | None = None
+        self.widest = [0] * len(TABLE_HEADER)  # the widest text measured in each column
+        self.grew: Callable[[], None] | None = None  # called when a column's widest text grows
         self.reload()
 
     def reload(self) -> None:
@@ -51,6 +71,15 @@ class SummaryModel(QAbstractTableModel):
         cells = self._rows[index]
         if cells is None:
             cells = self._rows[index] = table_row(self.document.analysis.info(self.ids[index]))
+            if self.measure is not None:
+                widest, grown = self.widest, False
+                for column, text in enumerate(cells):
+                    width = self.measure(text)
+                    if width > widest[column]:
+                        widest[column] = width
+                        grown = True
+                if grown and self.grew is not None:
+                    self.grew()
         return cells
 
     @property
@@ -126,6 +155,13 @@ class SummaryPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setResizeContentsPrecision(RESIZE_PRECISION)
+        # cells wider than their column widen it, once the rows shown have been formatted
+        self._padding = 2 * (self.table.style().pixelMetric(
+            QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 4  # cell margins and a grid line
+        self._grow = QTimer(self, singleShot=True, interval=0)
+        self._grow.timeout.connect(self._grow_columns)
+        self.model.measure = _text_widths(QFontMetrics(self.table.font()))
+        self.model.grew = self._grow.start
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.clicked.connect(lambda index: self.node_clicked.emit(self.model.ids[index.row()]))
         # its text changes with every edit: a read-only line edit, unlike a label, doesn't ask the
@@ -152,52 +188,27 @@ class SummaryPanel(QWidget):
     def reload(self, changed: set[str] | None = None) -> None:
         """Follow an edit (``changed``: the nodes whose figures changed; None: everything)."""
         if self.model.update(changed):
-            if changed is None:
-                self.table.resizeColumnsToContents()  # a new design; edits keep the user's widths
-            else:
-                self.fit_text_columns()  # layers added or removed: new ids must not be cut off
+            if changed is None:  # a new design; edits keep the user's widths
+                self.model.widest = [0] * len(TABLE_HEADER)
+                self.table.resizeColumnsToContents()
         t = self.document.analysis.totals()
         memory = (t["input_bytes"] + t["activation_bytes"] + t["param_bytes"]) / 1e6
         text = (f"Total params: {t['params']:,}   ·   Mult-adds: {t['macs']:,}   ·   "
                 f"Memory (forward, float32): {memory:,.2f} MB")
-        self.totals.setText(text)
-        self.totals.setToolTip(text)  # the whole line, where the panel is too narrow for it
-        self.totals.setCursorPosition(0)
+        if text != self.totals.text():
+            self.totals.setText(text)
+            self.totals.setToolTip(text)  # the whole line, where the panel is too narrow for it
+            self.totals.setCursorPosition(0)  # its start shows first
 
-    def fit_text_columns(self) -> None:
-        """Widen every column to its widest cell, if it is narrower (a design started empty has
-        columns as wide as their titles). Only the few cells likely widest are formatted and
-        measured (the longest ids and shapes, the largest numbers), not every row, so this stays
-        cheap on a 1,000-layer design; a column the user made wider is left so."""
-        infos = list(self.document.analysis.infos_by_id().values())
-        if not infos:
-            return
-        few = 4
-        fields = [i for i in infos if i.field is not None]
-        texts = {
-            0: [n + " ✗" for n in heapq.nlargest(few, (i.id for i in infos), key=len)],
-            1: {i.type for i in infos},
-            2: heapq.nlargest(few, (shape_cell(i.shape) for i in infos), key=len),
-            3: [num(max(i.params for i in infos))],
-            4: [num(max(i.macs for i in infos))],
-        }
-        if fields:
-            rows = {}
-            for key in (lambda i: i.field.rows.size + i.field.cols.size,
-                        lambda i: i.field.rows.jump + i.field.cols.jump,
-                        lambda i: abs(i.field.rows.start) + abs(i.field.cols.start)):
-                for i in heapq.nlargest(few, fields, key=key):
-                    rows[i.id] = field_text(i)
-            for column in (5, 6, 7):
-                texts[column] = [cells[column - 5] for cells in rows.values()]
-        metrics = self.table.fontMetrics()
-        # the view's cell padding: the focus frame margin and one pixel on each side, a grid line
-        pad = 2 * (self.table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin) + 1) + 4
+    def _grow_columns(self) -> None:
+        """Widen every column whose widest text measured so far no longer fits (a design started
+        empty has columns as wide as their titles; an id, a shape or a count added later must
+        not show as ``inp…``). Only the rows shown are formatted and measured, so this costs
+        nothing on the rows of a 1,000-layer design out of sight; a column the user made wider
+        is left so."""
         header = self.table.horizontalHeader()
-        for column, cells in texts.items():
-            if not cells:
-                continue
-            wanted = max(metrics.horizontalAdvance(t) for t in cells) + pad
+        for column, width in enumerate(self.model.widest):
+            wanted = width + self._padding
             if header.sectionSize(column) < wanted:
                 header.resizeSection(column, wanted)
 
