@@ -26,7 +26,9 @@ applied to the scratch copy, the scratch analysis recomputes only what the fix r
 real one does after an edit), the result is compared with the real analysis on those nodes,
 and the fix is undone. So checking a fix costs about what the same edit costs the app, and
 nothing is done for problems without fixes. ``work`` counts the nodes recomputed, so callers
-with a large design can bound how much they check (see ``summary``).
+with a large design can bound how much they check (see ``summary``). The scratch copy is made
+the first time a fix is checked (a copy of the nodes and of the analysis' tables, linear in the
+design) and kept, costing about the memory of the design and its analysis once more.
 """
 from __future__ import annotations
 
