@@ -50,6 +50,9 @@ class ConnectCommand(QUndoCommand):
 
 
 class DisconnectCommand(QUndoCommand):
+    """Remove one connection; undo puts it back at its index even where a new connection would
+    be refused (into an Input, or closing a cycle: a file may hold such connections)."""
+
     def __init__(self, design: Design, source: str, target: str) -> None:
         super().__init__(f"Disconnect {source} → {target}")
         self.design, self.edge, self.index = design, (source, target), None
@@ -58,7 +61,7 @@ class DisconnectCommand(QUndoCommand):
         self.index = self.design.disconnect(*self.edge)
 
     def undo(self) -> None:
-        self.design.connect(*self.edge, self.index)
+        self.design.connect(*self.edge, self.index, allow_cycle=True)
 
 
 class AddNodeCommand(QUndoCommand):

@@ -318,3 +318,24 @@ def test_the_wheel_scrolls_past_editors_until_one_is_clicked_into(window, qtbot)
     wheel(box)
     assert box.value() == 17  # clicked into: the wheel edits, as in any spin box
     assert window.document.design.node("conv1").params["out_channels"] == 17
+
+
+def test_undoing_the_removal_of_a_connection_a_file_allowed_puts_it_back(qtbot, tmp_path):
+    """A file may feed an Input or close a cycle; deleting such a connection and undoing must
+    restore it (new connections of that kind are refused, restored ones are not)."""
+    from designer.app.document import Document
+    from designer.core.design import Design, Node
+
+    design = Design.from_parts("odd", [
+        Node("input", "Input", {"channels": 1, "height": 4, "width": 4}),
+        Node("a", "ReLU"), Node("b", "ReLU")],
+        [("input", "a"), ("a", "b"), ("b", "a"), ("b", "input")])
+    document = Document(design)
+    for edge in [("b", "input"), ("b", "a")]:
+        before = document.design.edges
+        document.delete([], [edge])
+        assert edge not in document.design.edges
+        document.undo_stack.undo()
+        assert document.design.edges == before
+        document.undo_stack.redo()
+        assert edge not in document.design.edges

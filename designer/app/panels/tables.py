@@ -8,14 +8,15 @@ from typing import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import (QColor, QContextMenuEvent, QFontMetrics, QGuiApplication, QKeySequence,
-                           QShortcut, QUndoCommand)
+                           QShortcut)
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMenu, QPushButton, QSizePolicy,
                                QStyle, QTableView, QVBoxLayout, QWidget)
 
+from designer.app.commands import DisconnectCommand
 from designer.app.panels import roles
 from designer.app.document import Document
-from designer.core.design import Design, Node
+from designer.core.design import Node
 from designer.core.fixes import file_value, new_node_id
 from designer.core.problems import ERROR, Fix, InsertLayer, Problem, RemoveEdge, SetParam
 from designer.core.summary import TABLE_HEADER, format_table, table_row
@@ -245,25 +246,9 @@ def apply_fix(document: Document, node_id: str, fix: Fix) -> None:
                             {name: file_value(value) for name, value in edit.params})
                 document.insert_on_edge(node, (edit.source, edit.target))
             elif isinstance(edit, RemoveEdge):
-                document.push(RemoveConnectionCommand(document.design, edit.source, edit.target))
+                document.push(DisconnectCommand(document.design, edit.source, edit.target))
     finally:
         stack.endMacro()
-
-
-class RemoveConnectionCommand(QUndoCommand):
-    """Remove one connection; undo puts it back at its index even where a new connection would
-    be refused (into an Input, or closing a cycle: the connections a fix removes are of that
-    kind, read from a file)."""
-
-    def __init__(self, design: Design, source: str, target: str) -> None:
-        super().__init__(f"Disconnect {source} → {target}")
-        self.design, self.edge, self.index = design, (source, target), None
-
-    def redo(self) -> None:
-        self.index = self.design.disconnect(*self.edge)
-
-    def undo(self) -> None:
-        self.design.connect(*self.edge, self.index, allow_cycle=True)
 
 
 #: how long one round of checking fixes may take before the panel lets the app breathe (the
