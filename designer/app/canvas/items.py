@@ -157,7 +157,9 @@ class NodeItem(QGraphicsObject):
         info = self.info
         if info is None:
             return self.node_id
-        lines = [str(p) for p in info.errors] + [str(p) for p in info.warnings]
+        # worded with only the fixes that work (checked now, for this card's problems only)
+        describe = self.scene().document.analysis.fix_checker().describe
+        lines = [describe(p) for p in info.errors] + [describe(p) for p in info.warnings]
         if lines:
             return "\n".join(lines)
         shape = f" → {shape_notation(info.shape)}" if info.shape is not None else ""

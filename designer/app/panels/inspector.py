@@ -31,11 +31,12 @@ def real_text(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def problem_html(problem: Problem) -> str:
+def problem_html(problem: Problem, text: str | None = None) -> str:
     """One problem as a sentence naming its layer: ``relu5 is a dead end: …`` or ``conv1:
-    output width …`` (the texts leave the id out; some begin with their verb)."""
+    output width …`` (the texts leave the id out; some begin with their verb). ``text``: the
+    message to show instead of the problem's own (worded with its checked fixes)."""
     name = f"<b>{html.escape(problem.node_id)}</b>"
-    text = html.escape(problem.text)
+    text = html.escape(problem.text if text is None else text)
     return f"{name} {text}" if text.startswith(("is ", "has ", "are ")) else f"{name}: {text}"
 
 
@@ -405,10 +406,11 @@ class InspectorPanel(QWidget):
             for refresh_editor in self.editors.values():
                 refresh_editor(info.values)
         lines = []
+        checked = self.document.analysis.fix_checker().text  # advise only fixes that work
         for p in info.errors:
-            lines.append(f"<p style='color:#d32f2f'>✗ {problem_html(p)}</p>")
+            lines.append(f"<p style='color:#d32f2f'>✗ {problem_html(p, checked(p))}</p>")
         for p in info.warnings:
-            lines.append(f"<p style='color:#b45309'>⚠ {problem_html(p)}</p>")
+            lines.append(f"<p style='color:#b45309'>⚠ {problem_html(p, checked(p))}</p>")
         rows = [(label, text) for label, text in info.derivations]
         if info.shape is not None:
             rows.append(("output shape", "×".join(str(s) for s in info.shape)))
