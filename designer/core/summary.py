@@ -65,16 +65,40 @@ def write_json(design: Design, out: TextIO, analysis: Analysis | None = None) ->
     analysis = analysis or Analysis(design)
     infos = analysis.infos()
     totals = analysis.totals()
-    encode = json.JSONEncoder(ensure_ascii=False).encode
     words = Wording(analysis)
-    out.write(f'{{\n  "valid": {encode(analysis.valid)},\n  "total_params": {totals["params"]},\n'
+    out.write(f'{{\n  "valid": {"true" if analysis.valid else "false"},\n'
+              f'  "total_params": {totals["params"]},\n'
               f'  "total_macs": {totals["macs"]},\n  "nodes": [')
     with collector_paused(len(infos)):
         sep = "\n    "
         for info in infos:
-            out.write(sep + encode(_node_dict(info, words)))
+            out.write(sep + _node_json(info, words))
             sep = ",\n    "
     out.write("\n  ]\n}\n" if infos else "]\n}\n")
+
+
+#: a string as JSON (ensure_ascii off), NumPy-free and in C where the json module has it
+_text = json.encoder.encode_basestring
+
+
+def _numbers(values: Any) -> str:
+    """A list of ints and finite floats as JSON (``repr`` is what the json module writes)."""
+    return "[" + ", ".join([repr(v) for v in values]) + "]"
+
+
+def _node_json(info: NodeInfo, words: "Wording") -> str:
+    """:func:`_node_dict` as JSON text, as ``json.dumps(..., ensure_ascii=False)`` writes it,
+    without building the dict (a 100,000-node summary spent a fifth of its time there)."""
+    field = info.field
+    field_json = "null" if field is None else (
+        f'{{"size": {_numbers(field.size)}, "jump": {_numbers(field.jump)}, '
+        f'"start": {_numbers(field.start)}}}')
+    errors = ", ".join([_text(words(p)) for p in info.errors]) if info.errors else ""
+    warnings = ", ".join([_text(words(p)) for p in info.warnings]) if info.warnings else ""
+    shape = "null" if info.shape is None else _numbers(info.shape)
+    return (f'{{"id": {_text(info.id)}, "type": {_text(info.type)}, "output_shape": {shape}, '
+            f'"params": {info.params}, "macs": {info.macs}, "receptive_field": {field_json}, '
+            f'"errors": [{errors}], "warnings": [{warnings}]}}')
 
 
 def _node_dict(info: NodeInfo, words: Wording) -> dict[str, Any]:

@@ -263,3 +263,20 @@ def test_a_node_with_many_inputs_names_a_few():
     text = Analysis(d).info("r").errors[0].text
     assert text == ("ReLU takes exactly one input, but it has 100 (from a0, a1, a2, a3, a4, … "
                     "(95 more)); merge them first with Add or Concat")
+
+
+def test_write_json_writes_each_node_as_the_json_module_would():
+    """The node lines are formatted by hand (for speed): byte for byte what json.dumps writes,
+    with quotes, non-ASCII ids, fractional fields and problems."""
+    odd = graph([INPUT, ('c "1" é', "Conv2d", {"out_channels": 2, "kernel_size": 3, "stride": 2}),
+                 ("pool", "AdaptiveAvgPool2d", {"output_size": 3}), ("bad", "Linear", {})],
+                [("input", 'c "1" é'), ('c "1" é', "pool"), ("pool", "bad")])
+    designs = [t.load() for t in list_templates()] + [odd, ring(12)]
+    for d in designs:
+        out = io.StringIO()
+        write_json(d, out)
+        lines = out.getvalue().splitlines()[5:-2]
+        expected = summarize(d)["nodes"]
+        assert len(lines) == len(expected)
+        for line, node in zip(lines, expected):
+            assert line.strip().rstrip(",") == json.dumps(node, ensure_ascii=False)
