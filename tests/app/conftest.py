@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from designer.app import autosave
+from designer.app import autosave, main_window
 from designer.app.main_window import MainWindow
 
 
@@ -44,3 +44,12 @@ def drag(view, start: QPointF, end: QPointF, steps: int = 6):
         p = a + (b - a) * i / steps
         send_mouse(viewport, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton)
     send_mouse(viewport, QEvent.Type.MouseButtonRelease, b, buttons=Qt.MouseButton.NoButton)
+
+
+@pytest.fixture
+def settings_home(tmp_path, monkeypatch):
+    """Settings of the test's own: a file no other test writes (Qt keeps the folder it first
+    found settings in for the whole process)."""
+    path = str(tmp_path / "settings.ini")
+    monkeypatch.setattr(main_window, "app_settings",
+                        lambda: QSettings(path, QSettings.Format.IniFormat))

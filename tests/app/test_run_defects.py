@@ -11,21 +11,9 @@ from designer.core.design import Design
 from designer.io.design_file import load_design
 from designer.io.samples import sample_images
 from designer.io.templates import resources_dir
+from tests.app.test_run import WAIT_MS, run_and_wait
 
 TEMPLATES = resources_dir() / "templates"
-WAIT_MS = 30_000
-
-
-def run_and_wait(qtbot, window):
-    failures: list[str] = []
-    window.runner.failed.connect(failures.append)
-    try:
-        assert window.runner.run()
-        qtbot.waitUntil(lambda: bool(failures) or not window.runner.busy, timeout=WAIT_MS)
-    finally:
-        window.runner.failed.disconnect(failures.append)
-    assert not failures, failures
-    return window.runner.result
 
 
 def open_and_run(qtbot, window, design, sample: str = "Scene"):

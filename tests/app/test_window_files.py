@@ -3,17 +3,15 @@ bundled templates), the unsaved mark after undoing back to the saved design, and
 go (and are still found)."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QPointF, QSettings, QStandardPaths, Qt
+from PySide6.QtCore import QPointF, QStandardPaths, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from designer.app import autosave
-from designer.app.autosave import Autosaver, find_recoverable
+from designer.app.autosave import find_recoverable
 from designer.app import main_window
 from designer.app.main_window import MainWindow, configure_application, documents_folder
 from designer.io.design_file import design_to_dict, load_design
@@ -22,13 +20,6 @@ from tests.app.conftest import drag
 
 REAL_AUTOSAVE_DIR = autosave.autosave_dir  # before the fixtures point it at a test folder
 
-@pytest.fixture
-def settings_home(tmp_path, monkeypatch):
-    """Settings of the test's own: a file no other test writes (Qt keeps the folder it first
-    found settings in for the whole process)."""
-    path = str(tmp_path / "settings.ini")
-    monkeypatch.setattr(main_window, "app_settings",
-                        lambda: QSettings(path, QSettings.Format.IniFormat))
 
 
 def make_window(qtbot) -> MainWindow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QRect, QSettings, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -22,13 +22,6 @@ SCREENS = [QRect(0, 0, 1280, 800), QRect(0, 0, 1366, 768), QRect(0, 0, 1920, 108
            QRect(-1440, 100, 1440, 900)]  # a monitor to the left, lower
 
 
-@pytest.fixture
-def settings_home(tmp_path, monkeypatch):
-    """Settings of the test's own: a file no other test writes (Qt keeps the folder it first
-    found settings in for the whole process)."""
-    path = str(tmp_path / "settings.ini")
-    monkeypatch.setattr(main_window, "app_settings",
-                        lambda: QSettings(path, QSettings.Format.IniFormat))
 
 
 def make_window(qtbot, size: QSize | None = None) -> MainWindow:
