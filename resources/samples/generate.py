@@ -3,14 +3,16 @@
 Usage: python resources/samples/generate.py [OUTPUT_DIR]   (default: this script's folder)
 
 Uses NumPy and PySide6's QtGui only (no widgets) and works headless (QT_QPA_PLATFORM=offscreen).
-The output is deterministic: fixed layouts and a fixed noise seed. Text is drawn with the stroke
-glyphs defined below rather than a system font, so the pixels don't depend on a machine's fonts.
+The output is deterministic: fixed layouts and a fixed noise seed. Text is drawn with the project's
+stroke glyphs (designer/data/strokes.py, also used for the built-in digits data) rather than a
+system font, so the pixels don't depend on a machine's fonts.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +21,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (QBrush, QColor, QConicalGradient, QGuiApplication, QImage,
                            QLinearGradient, QPainter, QPainterPath, QPen, QPolygonF,
                            QRadialGradient, QTransform)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # the checkout's designer
+from designer.data.strokes import GLYPHS  # noqa: E402
 
 SIZE = 256
 SEED = 20240611
@@ -159,74 +164,29 @@ def draw_gradients() -> QImage:
 
 # --------------------------------------------------------------------------------- digits
 
-Glyph = Callable[[QPainterPath], None]
-
-
-def _arc(path: QPainterPath, x: float, y: float, w: float, h: float,
-         start: float, sweep: float) -> None:
-    """A new subpath along the ellipse in (x, y, w, h) from start, sweeping sweep degrees
-    (counter-clockwise from 3 o'clock, as Qt measures them)."""
-    path.arcMoveTo(QRectF(x, y, w, h), start)
-    path.arcTo(QRectF(x, y, w, h), start, sweep)
-
-
-def _lines(path: QPainterPath, *points: tuple[float, float]) -> None:
-    path.moveTo(*points[0])
-    for point in points[1:]:
-        path.lineTo(*point)
-
-
-def _two(path: QPainterPath) -> None:
-    _arc(path, 0.02, 0.0, 0.96, 0.56, 165, -165)
-    path.cubicTo(0.98, 0.55, 0.4, 0.72, 0.0, 1.0)
-    path.lineTo(1.0, 1.0)
-
-
-def _three(path: QPainterPath) -> None:
-    _arc(path, 0.08, 0.0, 0.84, 0.48, 150, -240)
-    _arc(path, 0.0, 0.48, 1.0, 0.52, 90, -250)
-
-
-def _five(path: QPainterPath) -> None:
-    _lines(path, (0.95, 0.0), (0.15, 0.0), (0.08, 0.46))
-    path.cubicTo(0.45, 0.3, 1.0, 0.4, 1.0, 0.7)
-    path.cubicTo(1.0, 1.06, 0.28, 1.08, 0.0, 0.86)
-
-
-def _six(path: QPainterPath) -> None:
-    path.moveTo(0.86, 0.04)
-    path.cubicTo(0.35, -0.06, 0.0, 0.3, 0.02, 0.7)
-    path.addEllipse(QRectF(0.02, 0.42, 0.96, 0.58))
-
-
-def _nine(path: QPainterPath) -> None:
-    path.addEllipse(QRectF(0.02, 0.0, 0.96, 0.58))
-    path.moveTo(0.98, 0.3)
-    path.cubicTo(1.0, 0.7, 0.65, 1.06, 0.14, 0.96)
-
-
-GLYPHS: dict[str, Glyph] = {
-    "0": lambda path: path.addEllipse(QRectF(0.0, 0.0, 1.0, 1.0)),
-    "1": lambda path: (_lines(path, (0.2, 0.22), (0.58, 0.0), (0.58, 1.0)),
-                       _lines(path, (0.22, 1.0), (0.92, 1.0))),
-    "2": _two,
-    "3": _three,
-    "4": lambda path: _lines(path, (0.74, 1.0), (0.74, 0.0), (0.0, 0.7), (1.0, 0.7)),
-    "5": _five,
-    "6": _six,
-    "7": lambda path: _lines(path, (0.0, 0.0), (1.0, 0.0), (0.34, 1.0)),
-    "8": lambda path: (path.addEllipse(QRectF(0.1, 0.0, 0.8, 0.46)),
-                       path.addEllipse(QRectF(0.0, 0.46, 1.0, 0.54))),
-    "9": _nine,
-    "C": lambda path: _arc(path, 0.0, 0.0, 1.0, 1.0, 45, 270),
-    "N": lambda path: _lines(path, (0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0)),
-}
+def replay(path: QPainterPath, ops: list[tuple]) -> None:
+    """Add a glyph's stroke operations (designer.data.strokes) to path, one Qt call each."""
+    for kind, *args in ops:
+        if kind == "move":
+            path.moveTo(*args)
+        elif kind == "line":
+            path.lineTo(*args)
+        elif kind == "cubic":
+            path.cubicTo(*args)
+        elif kind == "arc":  # a new subpath along the ellipse, from start sweeping sweep degrees
+            x, y, w, h, start, sweep = args
+            path.arcMoveTo(QRectF(x, y, w, h), start)
+            path.arcTo(QRectF(x, y, w, h), start, sweep)
+        elif kind == "ellipse":
+            path.addEllipse(QRectF(*args))
+        else:
+            raise ValueError(f"unknown stroke operation {kind!r}")
 
 
 def glyph_path(char: str, box: QRectF) -> QPainterPath:
     """The stroke glyph for char mapped from the unit box onto box (pen widths stay in pixels)."""
     unit = QPainterPath()
-    GLYPHS[char](unit)
+    replay(unit, GLYPHS[char])
     transform = QTransform()
     transform.translate(box.x(), box.y())
     transform.scale(box.width(), box.height())
