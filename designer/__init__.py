@@ -8,6 +8,8 @@ The public Python API (contract §5)::
     net = designer.build(design, weights=None, seed=0)  # weights: None, a path, or a mapping
     acts = net.forward(x)                         # x: float32 (N, C, H, W) -> {node id: array}
     net.weights                                   # {"conv1.weight": array, ...}
+    loss, grads = net.gradients(x, y)             # training mode: cross-entropy and its gradients
+    p = net.predict(x)                            # (N, F) class probabilities
     lay = designer.layout(design)                 # cards and edge polylines (contract §7)
 """
 from designer.core.analysis import Analysis
@@ -18,6 +20,7 @@ from designer.core import summary as _summary
 from designer.core.summary import format_table
 from designer.engine import network as _network
 from designer.engine.network import Cancelled, InputError, InvalidDesign, Network, NotEnoughMemory
+from designer.engine.training import TrainingError
 from designer.engine.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
 from designer.engine.weights import WeightsError
 from designer.io.design_file import DesignError, load_design, save_design
@@ -48,7 +51,7 @@ def layout(design):
 
 
 __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "InputError",
-           "InvalidDesign", "Layout", "Network", "Node", "NotEnoughMemory", "WeightsError", "build",
+           "InvalidDesign", "Layout", "Network", "Node", "NotEnoughMemory", "TrainingError", "WeightsError", "build",
            "format_table", "layout", "load_design", "save_design", "summarize"]
 __all__ += ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_norm"]
 __version__ = "0.1.0"

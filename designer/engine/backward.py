@@ -46,43 +46,46 @@ def _pool_padded(x_shape, kernel: Pair, stride: Pair, padding: Pair, dilation: P
 
 
 def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
-               dilation: Pair, ceil_mode: bool) -> np.ndarray:
-    """The gradient goes to the first largest value of each window (PyTorch's choice on ties)."""
+               dilation: Pair, ceil_mode: bool, dtype=np.float64) -> np.ndarray:
+    """The gradient goes to the first largest value of each window (PyTorch's choice on ties).
+    ``dtype``: of the result (float32 in training)."""
     n, c, h, w = x.shape
     oh, ow, hp, wp = _pool_padded(x.shape, kernel, stride, padding, dilation, ceil_mode)
-    xp = np.full((n, c, hp, wp), -np.inf)
+    xp = np.full((n, c, hp, wp), -np.inf, dtype=x.dtype)
     xp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
     eh, ew = dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1
     win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[
         :, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]][:, :, :oh, :ow]
     best = win.reshape(n, c, oh, ow, -1).argmax(axis=4)
-    gx = np.zeros((n, c, hp, wp))
+    gx = np.zeros((n, c, hp, wp), dtype=dtype)
     for i in range(kernel[0]):
         rows = _strided(i * dilation[0], stride[0], oh)
         for j in range(kernel[1]):
             cols = _strided(j * dilation[1], stride[1], ow)
-            gx[:, :, rows, cols] += np.where(best == i * kernel[1] + j, gy, 0.0)
+            gx[:, :, rows, cols] += np.where(best == i * kernel[1] + j, gy, dtype(0))
     return gx[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
 def avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
-               padding: Pair, ceil_mode: bool, count_include_pad: bool) -> np.ndarray:
+               padding: Pair, ceil_mode: bool, count_include_pad: bool,
+               dtype=np.float64) -> np.ndarray:
     n, c, h, w = x_shape
     oh, ow, hp, wp = _pool_padded(x_shape, kernel, stride, padding, (1, 1), ceil_mode)
     divisor = np.outer(_avg_divisor(h, kernel[0], stride[0], padding[0], oh, count_include_pad),
                        _avg_divisor(w, kernel[1], stride[1], padding[1], ow, count_include_pad))
-    share = gy / divisor
-    gx = np.zeros((n, c, hp, wp))
+    share = (gy / divisor).astype(dtype, copy=False)
+    gx = np.zeros((n, c, hp, wp), dtype=dtype)
     for i in range(kernel[0]):
         for j in range(kernel[1]):
             gx[:, :, _strided(i, stride[0], oh), _strided(j, stride[1], ow)] += share
     return gx[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
-def adaptive_avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+def adaptive_avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...],
+                        dtype=np.float64) -> np.ndarray:
     n, c, h, w = x_shape
     oh, ow = gy.shape[2:]
-    gx = np.zeros((n, c, h, w))
+    gx = np.zeros((n, c, h, w), dtype=dtype)
     for a in range(oh):
         h0, h1 = (a * h) // oh, -(-((a + 1) * h) // oh)
         for b in range(ow):
@@ -160,3 +163,118 @@ def softmax(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def concat(gy: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return np.split(gy, np.cumsum(sizes)[:-1], axis=1)
+
+
+# ---------------------------------------------------------------- weight gradients (training)
+
+def _sample_blocks(n: int, oh: int, row_bytes: int, budget: int):
+    """(first sample, last sample + 1, first row, last row + 1) blocks covering n × oh output
+    rows, each at most ``budget`` bytes of patches (``row_bytes`` per output row) and at least
+    one row: whole samples together when one fits, bands of one sample's rows otherwise."""
+    per_sample = oh * row_bytes
+    if per_sample <= budget:
+        step = max(1, budget // per_sample)
+        for i in range(0, n, step):
+            yield i, min(n, i + step), 0, oh
+    else:
+        band = max(1, budget // max(1, row_bytes))
+        for i in range(n):
+            for r in range(0, oh, band):
+                yield i, i + 1, r, min(oh, r + band)
+
+
+def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.ndarray,
+                 stride: Pair, padding, dilation: Pair, groups: int, need_input: bool,
+                 scratch, budget: int = 8 * 2**20
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Conv2d's backward pass for training: (d input or None, d weight, d bias), float32.
+
+    gy: (N, K, H', W'); x: the layer's input (N, C, H, W); weight: (K, C/groups, kh, kw);
+    matrix: ``ops.conv_matrix(weight, groups)``; scratch(values): a flat float32 buffer of at
+    least that many values (the caller's per-thread one). Works on the forward pass's im2col
+    layout (channels-last patches ordered (kh, kw, C/g)), a block of output rows at a time
+    (``budget`` bytes of patches): per block and group, the weight gradient is one matrix
+    product ``dout.T @ cols`` and the patch gradient ``dout @ W``, sent back to the input
+    pixels per kernel tap with strided slices (col2im)."""
+    n, c, h, w = x.shape
+    k, cg, kh, kw = weight.shape
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+    sh, sw = stride
+    dh, dw = dilation
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    oh, ow = gy.shape[2:]
+    kg, kk = k // groups, kh * kw * cg
+    gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, oh, ow, K)
+    xt = x.transpose(0, 2, 3, 1)
+    hp, wp = h + pt + pb, w + pl + pr
+    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
+        xp = xt
+    else:
+        xp = np.zeros((n, hp, wp, c), dtype=np.float32)
+        xp[:, pt:pt + h, pl:pl + w, :] = xt
+    windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
+    windows = windows[:, :oh, :ow].reshape(n, oh, ow, groups, cg, kh, kw).transpose(
+        0, 1, 2, 3, 5, 6, 4)
+    gw = np.zeros((groups, kg, kk), dtype=np.float32)
+    gxp = np.zeros((n, hp, wp, groups, cg), dtype=np.float32) if need_input else None
+    row_bytes = 4 * ow * groups * kk
+    most = 0
+    for i0, i1, r0, r1 in _sample_blocks(n, oh, row_bytes, budget):
+        most = max(most, (i1 - i0) * (r1 - r0) * ow * groups * kk)
+    buffer = scratch(most * (2 if need_input else 1))
+    for i0, i1, r0, r1 in _sample_blocks(n, oh, row_bytes, budget):
+        ni, nr = i1 - i0, r1 - r0
+        rows = ni * nr * ow
+        cols = buffer[:rows * groups * kk].reshape(ni, nr, ow, groups, kh, kw, cg)
+        np.copyto(cols, windows[i0:i1, r0:r1])  # the forward pass's im2col copy
+        cols = cols.reshape(rows, groups, kk)
+        gyb = gyt[i0:i1, r0:r1].reshape(rows, k)
+        for g in range(groups):
+            gw[g] += gyb[:, g * kg:(g + 1) * kg].T @ cols[:, g, :]
+        if gxp is None:
+            continue
+        dcols = buffer[rows * groups * kk:2 * rows * groups * kk].reshape(rows, groups, kk)
+        for g in range(groups):
+            np.matmul(gyb[:, g * kg:(g + 1) * kg], matrix[g], out=dcols[:, g, :])
+        taps = dcols.reshape(ni, nr, ow, groups, kh, kw, cg)
+        for a in range(kh):
+            rs = _strided(r0 * sh + a * dh, sh, nr)
+            for b in range(kw):
+                gxp[i0:i1, rs, _strided(b * dw, sw, ow)] += taps[:, :, :, :, a, b, :]
+    gweight = np.ascontiguousarray(
+        gw.reshape(groups, kg, kh, kw, cg).transpose(0, 1, 4, 2, 3)).reshape(k, cg, kh, kw)
+    gbias = gyt.sum(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
+    gx = None
+    if gxp is not None:
+        gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w, :].transpose(0, 3, 1, 2)
+    return gx, gweight, gbias
+
+
+def linear_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, need_input: bool
+                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Linear's backward pass: gy (N, F'), x (N, F), weight (F', F) -> (d input (N, F) or
+    None, d weight (F', F), d bias (F',)), float32."""
+    gy = gy.astype(np.float32, copy=False)
+    gx = np.matmul(gy, weight, dtype=np.float32) if need_input else None
+    gw = np.matmul(gy.T, x, dtype=np.float32)
+    gb = gy.sum(axis=0, dtype=np.float64).astype(np.float32)
+    return gx, gw, gb
+
+
+def layer_norm_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray | None, eps: float
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """LayerNorm's backward pass (over every feature of each sample): (d input, d weight,
+    d bias); the last two None without elementwise affine. In float64, returned as float32."""
+    axes = tuple(range(1, x.ndim))
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    inv = 1.0 / np.sqrt(x64.var(axis=axes, keepdims=True) + eps)
+    xhat = (x64 - mean) * inv
+    gy64 = gy.astype(np.float64)
+    g = gy64 * weight if weight is not None else gy64
+    gx = inv * (g - g.mean(axis=axes, keepdims=True)
+                - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+    if weight is None:
+        return gx.astype(np.float32), None, None
+    return (gx.astype(np.float32), (gy64 * xhat).sum(axis=0).astype(np.float32),
+            gy64.sum(axis=0).astype(np.float32))

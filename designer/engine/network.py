@@ -11,8 +11,9 @@ import numpy as np
 
 from designer.core.analysis import Analysis
 from designer.core.design import Design
-from designer.engine import backward, ops
+from designer.engine import backward, ops, training
 from designer.engine.memory import NotEnoughMemory, available_memory, mib
+from designer.engine.training import TrainingError
 from designer.engine.weights import (check_weights, expected_tensors, init_weights,
                                      load_weights_file, save_weights_file, weights_bytes)
 
@@ -156,7 +157,12 @@ class Network:
     ``weights`` may be called from several threads at once on one network and give what one
     thread would: each thread builds its im2col bands in a buffer of its own, and the lazily
     drawn weights and the cached convolution matrices are made once, under a lock. (Changing the
-    arrays of ``weights`` while another thread runs is the caller's own race.)"""
+    arrays of ``weights`` while another thread runs is the caller's own race.) ``gradients``
+    (training mode) is thread-safe too, except for the BatchNorm2d running statistics it
+    updates at the end of each pass: concurrent calls on one network update them one after
+    another (under a lock) in no set order, and an eval-mode pass running meanwhile may see
+    them before or after an update. A convolution matrix whose weight has changed since it
+    was cached (an optimizer step) is made again."""
 
     def __init__(self, design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
                  seed: int = 0, scratch_bytes: int = ops.DEFAULT_SCRATCH_BYTES,
@@ -187,6 +193,12 @@ class Network:
         elif weights is not None:
             self._weights = check_weights(weights, self.shapes, copy=copy_weights)
         self._matrices: dict[str, np.ndarray] = {}  # conv weights in the engine's patch order
+        # training (see gradients): Dropout's generator when the caller gives none, and the
+        # batches each BatchNorm2d has counted (PyTorch's num_batches_tracked)
+        self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.batches_tracked: dict[str, int] = {}
         # relative cost of each node, for an honest progress fraction
         self._work = {n: self.infos[n].macs + math.prod(self.infos[n].shape) for n in self.order}
         self._cost = {n: self._costs(n) for n in self.order}
@@ -500,6 +512,192 @@ class Network:
                              f"(index,) with 0 ≤ index < {shape[0]}, not {unit}")
         return unit
 
+    # ------------------------------------------------------------------ training
+
+    def estimate_training_bytes(self, batch: int = 1) -> int:
+        """Memory ``gradients`` needs for ``batch`` samples, in all: the weights, their
+        gradients and convolution matrices, every activation of the training forward pass kept
+        for the backward pass (with BatchNorm's normalized maps and Dropout's outputs and
+        masks), then the gradients alive at once going back (counted as the float64 ones of
+        ``input_gradient``, an upper bound for the float32 of training) and the largest
+        convolution's padded input gradient and patch blocks. Exact integers, from shapes."""
+        out = self.analysis.output
+        nodes = self._upstream(out)
+        peak, kept = self._forward_peak(nodes, batch)
+        extra = 0
+        for n in nodes:
+            t, size = self.infos[n].type, math.prod(self.infos[n].shape)
+            if t == "BatchNorm2d":
+                extra += 4 * size * batch  # x̂
+            elif t == "Dropout":
+                extra += 5 * size * batch  # its output and mask
+        conv = 0
+        for n in nodes:
+            if self.infos[n].type == "Conv2d":
+                cost = self._cost[n]
+                conv = max(conv, cost.grad // 2 * batch + 2 * backward_block_bytes(cost))
+        back = self._backward_peak(nodes, out) * batch
+        scratch = max((c.scratch for c in self._cost.values()), default=0)
+        return (2 * self._weight_bytes + self._matrix_bytes + scratch + FIXED_BYTES
+                + max(peak + extra, kept + extra + back + conv))
+
+    def gradients(self, x: Any, y: Any, rng: np.random.Generator | int | None = None
+                  ) -> tuple[float, dict[str, np.ndarray]]:
+        """One training pass (contract §5, §6): the mean cross-entropy of the batch and the
+        gradient of it with respect to every tensor of ``weights``.
+
+        x: float (N, C, H, W); y: int (N,), class indices 0 … F−1 for an output of shape [F]
+        (F ≥ 2). A final Softmax is fused with the loss (its input is taken as the logits).
+        Returns ``(loss, grads)``: ``grads`` has exactly the keys and shapes of ``weights``,
+        float32; running_mean and running_var are statistics, not parameters, so their
+        entries are zeros (as are those of layers the output doesn't depend on).
+
+        Training mode is PyTorch's ``model.train()``: BatchNorm2d normalizes with the batch's
+        statistics (biased variance) and, once the pass has succeeded, moves running_mean and
+        running_var (unbiased variance) toward them with its momentum; momentum None is the
+        cumulative average over the batches counted in ``batches_tracked`` (PyTorch's
+        num_batches_tracked: kept on the network, not in the weights file, so it starts at 0
+        for every built network). Dropout zeroes each value with probability p, drawn from
+        ``rng`` (a numpy Generator, or a seed for a fresh one), and scales the rest by
+        1/(1 − p); without ``rng``, the network's own generator, seeded by ``build``'s seed,
+        is used and moves on from call to call (so the same network built twice gives the
+        same masks call for call).
+
+        Raises TrainingError (a ValueError) for an output that isn't flat with two classes or
+        more, or labels of the wrong type, shape or range; InputError for a bad x;
+        NotEnoughMemory before allocating what won't fit (both numbers in the message).
+
+        **Threads.** Safe to call from several threads at once, each with its own scratch
+        buffers, except that the running statistics updates of concurrent calls on one network
+        follow one another in no set order (each update is atomic, under a lock), and each
+        thread should pass its own ``rng``."""
+        x = self._input_array(x)
+        batch = x.shape[0]
+        out = self.analysis.output
+        out_info = self.infos[out]
+        labels = training.check_labels(y, batch, out, out_info.shape)
+        nodes = self._upstream(out)
+        logits_id = out
+        if out_info.type == "Softmax":  # fused with the loss: its input is the logits
+            logits_id = self.design.sources(out)[0]
+            nodes = nodes[:-1]
+        self.check_memory(batch, self.estimate_training_bytes(batch))
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        weights = self.weights
+        if rng is None:
+            with self._rng_lock:  # one draw of a seed from the shared generator
+                generator = np.random.default_rng(self._rng.integers(2**63))
+        elif isinstance(rng, np.random.Generator):
+            generator = rng
+        else:
+            generator = np.random.default_rng(rng)
+
+        acts: dict[str, np.ndarray] = {}
+        caches: dict[str, Any] = {}
+        stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for node_id in nodes:
+                inputs = [acts[s] for s in self.design.sources(node_id)]
+                t = self.infos[node_id].type
+                v = self.infos[node_id].values
+                if t == "BatchNorm2d":
+                    acts[node_id], caches[node_id], mean, var = training.batch_norm_forward(
+                        inputs[0], weights.get(f"{node_id}.weight"),
+                        weights.get(f"{node_id}.bias"), v["eps"], node_id)
+                    stats[node_id] = (mean, var)
+                elif t == "Dropout":
+                    acts[node_id], caches[node_id] = training.dropout_forward(
+                        inputs[0], v["p"], generator)
+                else:
+                    acts[node_id] = self._run(node_id, x, inputs, weights, lambda f: None)
+            loss, g = training.cross_entropy(acts[logits_id], labels)
+
+            grads = {key: np.zeros(a.shape, dtype=np.float32) for key, a in weights.items()}
+            pending: dict[str, np.ndarray] = {logits_id: g}
+            for node_id in reversed(nodes):
+                gy = pending.pop(node_id, None)
+                if gy is None or node_id == self.input_id:
+                    continue
+                sources = self.design.sources(node_id)
+                back = self._backward_train(node_id, gy, [acts[s] for s in sources],
+                                            acts[node_id], weights, caches.get(node_id),
+                                            grads, [s != self.input_id for s in sources])
+                for source, gs in zip(sources, back):
+                    if gs is None:
+                        continue
+                    pending[source] = pending[source] + gs if source in pending else gs
+        with self._stats_lock:  # the pass succeeded: BatchNorm's running statistics move
+            for node_id, (mean, var) in stats.items():
+                count = self.batches_tracked[node_id] = self.batches_tracked.get(node_id, 0) + 1
+                training.running_update(weights[f"{node_id}.running_mean"],
+                                        weights[f"{node_id}.running_var"], mean, var,
+                                        self.infos[node_id].values["momentum"], count)
+        return loss, grads
+
+    def _backward_train(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
+                        y: np.ndarray, w: Mapping[str, np.ndarray], cache: Any,
+                        grads: dict[str, np.ndarray], need: list[bool]
+                        ) -> list[np.ndarray | None]:
+        """Training-mode backward of one node: stores its weight gradients in ``grads`` and
+        returns the gradients for its inputs (None where ``need`` says nobody wants one)."""
+        info = self.infos[node_id]
+        v, t = info.values, info.type
+        a = inputs[0] if inputs else None
+        f32 = np.float32
+        if t == "Conv2d":
+            weight = w[f"{node_id}.weight"]
+            gx, gw, gb = backward.conv2d_train(
+                gy, a, weight, self._matrix(node_id, weight, v["groups"]), v["stride"],
+                v["padding"], v["dilation"], v["groups"], need[0], self._scratch,
+                min(self.scratch_bytes, ops.BAND_BYTES))
+            grads[f"{node_id}.weight"] = gw
+            if f"{node_id}.bias" in grads:
+                grads[f"{node_id}.bias"] = gb
+            return [gx]
+        if t == "Linear":
+            gx, gw, gb = backward.linear_train(gy, a, w[f"{node_id}.weight"], need[0])
+            grads[f"{node_id}.weight"] = gw
+            if f"{node_id}.bias" in grads:
+                grads[f"{node_id}.bias"] = gb
+            return [gx]
+        if t == "BatchNorm2d":
+            gx, gw, gb = training.batch_norm_backward(gy, cache, w.get(f"{node_id}.weight"))
+            if f"{node_id}.weight" in grads:
+                grads[f"{node_id}.weight"] = gw.astype(f32)
+                grads[f"{node_id}.bias"] = gb.astype(f32)
+            return [gx]
+        if t == "LayerNorm":
+            gx, gw, gb = backward.layer_norm_train(gy, a, w.get(f"{node_id}.weight"), v["eps"])
+            if gw is not None:
+                grads[f"{node_id}.weight"] = gw
+                grads[f"{node_id}.bias"] = gb
+            return [gx]
+        if t == "Dropout":
+            return [training.dropout_backward(gy, cache, v["p"])]
+        if t == "MaxPool2d":
+            return [backward.max_pool2d(gy, a, v["kernel_size"], v["stride"], v["padding"],
+                                        v["dilation"], v["ceil_mode"], f32)]
+        if t == "AvgPool2d":
+            return [backward.avg_pool2d(gy, a.shape, v["kernel_size"], v["stride"], v["padding"],
+                                        v["ceil_mode"], v["count_include_pad"], f32)]
+        if t == "AdaptiveAvgPool2d":
+            return [backward.adaptive_avg_pool2d(gy, a.shape, f32)]
+        return [g.astype(f32, copy=False)
+                for g in self._backward(node_id, gy, inputs, y, w)]
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Class probabilities (contract §5, §6): float32 (N, F), the softmax of the logits, in
+        eval mode. Where the output node is a Softmax, that is its output; otherwise the
+        softmax of the output. TrainingError if the output is not flat."""
+        out = self.analysis.output
+        shape = self.infos[out].shape
+        if len(shape) != 1:
+            dims = "×".join(str(s) for s in shape)
+            raise TrainingError(f"the network's output ({out}) has shape [{dims}], not one score "
+                                f"per class: end the design with Flatten and Linear")
+        y = self.forward(x)[out]
+        return y if self.infos[out].type == "Softmax" else ops.softmax(y)
+
     def _backward(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
                   y: np.ndarray, w: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The gradients with respect to each input of ``node_id``, given ``gy`` for its output."""
@@ -547,12 +745,15 @@ class Network:
         raise AssertionError(f"no backward op for {t}")  # the catalog and this table must agree
 
     def _matrix(self, node_id: str, weight: np.ndarray, groups: int) -> np.ndarray:
-        """The conv weight in the engine's patch order, made once per network (under the lock)."""
+        """The conv weight in the engine's patch order, made once per network (under the lock)
+        and made again when the weight has changed since (an optimizer step changes the
+        arrays of ``weights`` in place): checking costs one comparison of the weight's values,
+        small beside the convolution itself."""
         matrix = self._matrices.get(node_id)
-        if matrix is None:
+        if matrix is None or not _same_matrix(matrix, weight, groups):
             with self._lock:
                 matrix = self._matrices.get(node_id)
-                if matrix is None:
+                if matrix is None or not _same_matrix(matrix, weight, groups):
                     matrix = self._matrices[node_id] = ops.conv_matrix(weight, groups)
         return matrix
 
@@ -622,6 +823,20 @@ class Network:
         if t == "Concat":
             return np.concatenate(inputs, axis=1)
         raise AssertionError(f"no engine op for {t}")  # the catalog and this table must agree
+
+
+def backward_block_bytes(cost: _Cost) -> int:
+    """Bytes of one block of im2col patches in a convolution's training backward pass."""
+    return max(ops.BAND_BYTES, cost.scratch)  # whole samples up to BAND_BYTES, or one row
+
+
+def _same_matrix(matrix: np.ndarray, weight: np.ndarray, groups: int) -> bool:
+    """Whether ``matrix`` is ``ops.conv_matrix(weight, groups)`` for the weight's values now."""
+    k, cg, kh, kw = weight.shape
+    if matrix.shape != (groups, k // groups, kh * kw * cg):
+        return False
+    view = weight.reshape(groups, k // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2)
+    return bool(np.array_equal(matrix.reshape(view.shape), view, equal_nan=True))
 
 
 def build(design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,
