@@ -10,6 +10,7 @@ The public Python API (contract §5)::
     net.weights                                   # {"conv1.weight": array, ...}
     loss, grads = net.gradients(x, y)             # training mode: cross-entropy and its gradients
     p = net.predict(x)                            # (N, F) class probabilities
+    data = designer.load_dataset("builtin:digits", design)  # data.train, data.val: (x, y); data.classes
     lay = designer.layout(design)                 # cards and edge polylines (contract §7)
 """
 from designer.core.analysis import Analysis
@@ -23,6 +24,7 @@ from designer.engine.network import Cancelled, InputError, InvalidDesign, Networ
 from designer.engine.training import TrainingError
 from designer.engine.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
 from designer.engine.weights import WeightsError
+from designer.data.dataset import load_dataset
 from designer.io.design_file import DesignError, load_design, save_design
 
 
@@ -54,4 +56,5 @@ __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "Inpu
            "InvalidDesign", "Layout", "Network", "Node", "NotEnoughMemory", "TrainingError", "WeightsError", "build",
            "format_table", "layout", "load_design", "save_design", "summarize"]
 __all__ += ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_norm"]
+__all__ += ["load_dataset"]
 __version__ = "0.1.0"
