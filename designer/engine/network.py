@@ -674,6 +674,12 @@ class Network:
             return [gx]
         if t == "Dropout":
             return [training.dropout_backward(gy, cache, v["p"])]
+        if t == "Tanh":  # float32 throughout, as the rest of the training pass
+            return [np.multiply(gy, 1 - y * y, dtype=f32)]
+        if t == "Sigmoid":
+            return [np.multiply(gy, y * (1 - y), dtype=f32)]
+        if t == "ReLU":
+            return [np.where(a > 0, gy, f32(0)).astype(f32, copy=False)]
         if t == "MaxPool2d":
             return [backward.max_pool2d(gy, a, v["kernel_size"], v["stride"], v["padding"],
                                         v["dilation"], v["ceil_mode"], f32)]
