@@ -292,3 +292,11 @@ def test_the_dataset_augments_batches_only_when_asked(small_sets):
     for k in range(16):
         assert any(np.array_equal(out[k], padded[k, :, i:i + 28, j:j + 28])
                    for i in range(5) for j in range(5))
+
+
+def test_the_public_api_exports_load_dataset(small_sets):
+    import designer
+    assert designer.load_dataset is load_dataset
+    assert "load_dataset" in designer.__all__
+    data = designer.load_dataset("builtin:digits", design(1, 32, 32))
+    assert data.train[0].shape == (100, 1, 32, 32)
