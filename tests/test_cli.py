@@ -145,7 +145,7 @@ def test_summary_exits_2_for_a_non_design(tmp_path, capsys):
 
 
 def test_summary_exits_2_for_a_newer_version(tmp_path, capsys):
-    code, out, err = run(capsys, "summary", write(tmp_path, dict(SEED, version=2)))
+    code, out, err = run(capsys, "summary", write(tmp_path, dict(SEED, version=3)))
     assert code == 2
     assert out == ""
     assert "newer" in err

@@ -10,7 +10,7 @@ import gc
 import heapq
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass, field as dc_field, replace
 from math import prod
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
@@ -118,6 +118,7 @@ class Analysis:
         self._cyclic: set[str] = set()
         self._order: list[str] = []
         self._output: str | None = None
+        self._classes_on: str | None = None  # the node that carries the class-count check
         self._totals: dict[str, int] | None = None
         self._problems: list[Problem] | None = None
         self._dirty: set[str] = set(design.node_ids)
@@ -127,7 +128,8 @@ class Analysis:
             (design.node_added, self._on_node_added), (design.node_removed, self._on_node_removed),
             (design.param_changed, self._on_param_changed),
             (design.node_renamed, self._on_node_renamed),
-            (design.edge_added, self._on_edge_changed), (design.edge_removed, self._on_edge_changed)]
+            (design.edge_added, self._on_edge_changed), (design.edge_removed, self._on_edge_changed),
+            (design.classes_changed, self._on_classes_changed)]
         for signal, slot in self._subscriptions:
             signal.connect(slot)
 
@@ -162,11 +164,16 @@ class Analysis:
         other._cyclic = set(self._cyclic)
         other._order = list(self._order)
         other._output = self._output
+        other._classes_on = self._classes_on
         other._dirty = set()
         other._structure_dirty = False
         return other
 
     # ------------------------------------------------------------------ events
+
+    def _on_classes_changed(self, old: Any, new: Any) -> None:
+        if self._output is not None:
+            self._dirty.add(self._output)
 
     def _on_node_added(self, node: Node, index: int) -> None:
         self._structure_dirty = True
@@ -279,6 +286,11 @@ class Analysis:
             self._plans.clear()
             self._structure_dirty = False
         dirty = self._dirty
+        # the output carries the check of the classes' count: a new output (or none) is redone
+        classes_on = self._output if self.design.classes is not None else None
+        if classes_on != self._classes_on:
+            dirty.update(n for n in (self._classes_on, classes_on)
+                         if n is not None and n in self.design._nodes)
         changed: set[str] = set()
         nodes, targets = self.design._nodes, self.design._targets  # read-only, in the hot loop
         info, plans, plan_for = self._info, self._plans, self._plan
@@ -318,9 +330,28 @@ class Analysis:
             if before is None or before.out != now.out:
                 dirty.update(targets[node_id])
         dirty.clear()
+        self._classes_on = classes_on
+        if classes_on is not None and classes_on in changed:
+            self._check_classes(classes_on)
         if changed:
             self.updated.emit(changed)
         return changed
+
+    def _check_classes(self, node_id: str) -> None:
+        """Warn on the output node when the design's class names don't match its size."""
+        now = self._info[node_id]
+        names = self.design.classes
+        if now.shape is None:
+            return
+        if len(now.shape) == 1 and now.shape[0] == len(names):
+            return
+        size = (f"{now.shape[0]} values" if len(now.shape) == 1
+                else f"maps of shape {'×'.join(str(d) for d in now.shape)}, not a flat vector")
+        text = (f"the design names {len(names)} classes, but its output gives {size}; "
+                f"make the last layer's out_features {len(names)}, or name "
+                f"{now.shape[0] if len(now.shape) == 1 else 'as many'} classes")
+        self._info[node_id] = replace(now, warnings=now.warnings + (
+            Problem(node_id, WARNING, "classes", text),))
 
     def _plan(self, node: Node) -> tuple | NodeInfo:
         """What a node's rule runs on, ``(type, layer, values, sources, graph problems)``, kept

@@ -50,6 +50,24 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def classes_problem(classes: object) -> str | None:
+    """Why ``classes`` can't name a network's output classes, or None if it can: a list of
+    non-empty strings that can be saved, none repeated."""
+    if not isinstance(classes, (list, tuple)):
+        return "classes must be a list of names"
+    seen: set[str] = set()
+    for i, name in enumerate(classes):
+        if not isinstance(name, str) or not name:
+            return f"classes[{i}] must be a non-empty string"
+        wrong = text_problem(name)
+        if wrong is not None:
+            return f"classes[{i}] must be plain text: {wrong}"
+        if name in seen:
+            return f'classes[{i}]: the name "{name}" appears twice; each class needs its own name'
+        seen.add(name)
+    return None
+
+
 def check_id(node_id: object) -> None:
     """Raise GraphError unless ``node_id`` can be a node id: a non-empty string that can be
     saved (weights files and exported code name tensors after it)."""
@@ -100,6 +118,7 @@ class Design:
 
     def __init__(self, name: str | None = None) -> None:
         self._name = name
+        self._classes: tuple[str, ...] | None = None  # the output's class names (file version 2)
         self._nodes: dict[str, Node] = {}
         self._edges: list[Edge] = []
         self._sources: dict[str, list[str]] = {}
@@ -113,12 +132,18 @@ class Design:
         self.edge_added = Signal()  # (edge, index)
         self.edge_removed = Signal()  # (edge, index)
         self.name_changed = Signal()  # (old, new)
+        self.classes_changed = Signal()  # (old, new)
 
     # ------------------------------------------------------------------ reading
 
     @property
     def name(self) -> str | None:
         return self._name
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The names of the network's output classes, in output order, or None (contract §2)."""
+        return self._classes
 
     @property
     def nodes(self) -> list[Node]:
@@ -274,6 +299,18 @@ class Design:
         self.edge_removed.emit((source, target), index)
         return index
 
+    def set_classes(self, classes: Iterable[str] | None) -> tuple[str, ...] | None:
+        """Name the output's classes (None: unnamed); returns the old names. Each must be a
+        non-empty string that can be saved, and no name may repeat."""
+        if classes is not None:
+            classes = tuple(classes)
+            problem = classes_problem(classes)
+            if problem is not None:
+                raise GraphError(problem)
+        old, self._classes = self._classes, classes
+        self.classes_changed.emit(old, classes)
+        return old
+
     def set_name(self, name: str | None) -> str | None:
         if name is not None:
             wrong = text_problem(name) if isinstance(name, str) else "it is not a string"
@@ -345,4 +382,7 @@ class Design:
         return design
 
     def copy(self) -> "Design":
-        return Design.from_parts(self._name, (n.copy() for n in self._nodes.values()), self._edges)
+        design = Design.from_parts(self._name, (n.copy() for n in self._nodes.values()),
+                                   self._edges)
+        design._classes = self._classes
+        return design

@@ -15,18 +15,21 @@ from typing import Any, Callable, Mapping
 from designer.core.atomic import (NotRegularFile, describe_os_error, describe_read_error,
                                   open_regular, write_atomic)
 from designer.core.analysis import collector_paused
-from designer.core.design import Design, GraphError, Node, text_problem
+from designer.core.design import Design, GraphError, Node, classes_problem, text_problem
 
 FORMAT = "cnn-designer"
-VERSION = 1
-TOP_KEYS = ("format", "version", "name", "nodes", "edges")
+VERSION = 2  # the newest version read and written; 2 added "classes"
+FIRST_VERSION = 1  # what a design without class names is written as (it reads everywhere)
+TOP_KEYS = ("format", "version", "name", "classes", "nodes", "edges")
 NODE_KEYS = ("id", "type", "params", "position")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_COORDINATE = 1e12
 BYTES_PER_NODE = 60  # about the least a node takes in a file (for sizing work up front)
 
 #: migrations from version v to v + 1, applied in turn to older files
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: lambda data: data,  # version 2 only adds the optional "classes"
+}
 
 
 class DesignError(ValueError):
@@ -165,6 +168,11 @@ def parse_design(data: Any, where: str = "design") -> Design:
     name = data.get("name")
     if "name" in data and not isinstance(name, str):
         raise DesignError(f'{where}: "name" must be a string, got {_kind(name)}')
+    classes = data.get("classes")
+    if "classes" in data:
+        wrong = classes_problem(classes)
+        if wrong is not None:
+            raise DesignError(f"{where}: {wrong}")
     for key in ("nodes", "edges"):
         if key not in data:
             raise DesignError(f'{where}: "{key}" is missing (a list; [] if there are none)')
@@ -229,6 +237,8 @@ def parse_design(data: Any, where: str = "design") -> Design:
         edges.append(edge)
     try:
         design = Design.from_parts(name, nodes, edges)
+        if classes is not None:
+            design.set_classes(classes)
     except GraphError as exc:  # already checked above; kept as a safety net with a clear message
         raise DesignError(f"{where}: {exc}") from None
     return design
@@ -281,9 +291,12 @@ def load_design(source: str | os.PathLike | Mapping[str, Any]) -> Design:
 
 def design_to_dict(design: Design) -> dict[str, Any]:
     """The design as the contract's JSON object (defaults the user omitted stay omitted)."""
-    out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    out: dict[str, Any] = {"format": FORMAT,
+                           "version": VERSION if design.classes is not None else FIRST_VERSION}
     if design.name is not None:
         out["name"] = design.name
+    if design.classes is not None:
+        out["classes"] = list(design.classes)
     nodes = []
     for node in design.nodes:
         item: dict[str, Any] = {"id": node.id, "type": node.type}
@@ -310,7 +323,7 @@ def design_to_json(design: Design) -> str:
             raise DesignError("can't save: a parameter value is nested too deeply") from None
 
     lines = ["{"]
-    for key in ("format", "version", "name"):
+    for key in ("format", "version", "name", "classes"):
         if key in data:
             lines.append(f'  "{key}": {dump(data[key])},')
     for key in ("nodes", "edges"):

@@ -30,3 +30,30 @@ def test_insert_rename_and_name_refuse_lone_surrogates():
     design.rename_node("input", "entrée")
     design.set_name(None)
     assert design.node_ids == ["entrée"] and design.name is None
+
+
+def test_classes_that_do_not_match_the_output_are_a_warning_on_the_output():
+    from designer.core.analysis import Analysis
+    from tests.helpers import chain
+
+    design = chain((1, 4, 4), ("flat", "Flatten", {}), ("fc", "Linear", {"out_features": 3}))
+    analysis = Analysis(design)
+    assert not analysis.info("fc").warnings
+    design.set_classes(["a", "b"])
+    (warning,) = analysis.info("fc").warnings
+    assert warning.code == "classes" and "names 2 classes" in warning.text and "3 values" in warning.text
+    assert analysis.valid  # a warning, not an error
+    design.set_param("fc", "out_features", 2)
+    assert not analysis.info("fc").warnings
+    design.set_param("fc", "out_features", 5)
+    assert [w.code for w in analysis.info("fc").warnings] == ["classes"]
+    # a new output takes the check over; the old one loses it
+    from designer.core.design import Node
+    design.insert_node(Node("relu", "ReLU"))
+    design.connect("fc", "relu")
+    assert not analysis.info("fc").warnings
+    assert [w.code for w in analysis.info("relu").warnings] == ["classes"]
+    design.set_classes(None)
+    assert not analysis.info("relu").warnings
+    with pytest.raises(GraphError, match="appears twice"):
+        design.set_classes(["a", "a"])

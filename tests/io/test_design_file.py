@@ -275,8 +275,37 @@ def test_save_refuses_nan_without_touching_an_existing_file(tmp_path):
 # ----------------------------------------------------------------------------------- versions
 
 def test_newer_version_is_refused_saying_so(tmp_path):
-    message = refused(tmp_path, seed(version=2), "newer")
-    assert "2" in message
+    message = refused(tmp_path, seed(version=3), "newer")
+    assert "3" in message and "up to 2" in message
+
+
+def test_classes_make_a_version_2_file_and_round_trip(tmp_path):
+    data = seed(version=2, classes=[f"c{i}" for i in range(10)])
+    path = tmp_path / "classes.json"
+    design = load_design(data)
+    assert design.classes == tuple(data["classes"])
+    save_design(design, path)
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert written == data and written["version"] == 2
+    assert list(written) == ["format", "version", "name", "classes", "nodes", "edges"]
+
+
+def test_version_1_files_load_unchanged_and_save_as_version_1(tmp_path):
+    design = load_design(seed())
+    assert design.classes is None
+    assert json.loads(design_to_json(design)) == seed()
+    design.set_classes(["a", "b"])
+    assert json.loads(design_to_json(design))["version"] == 2
+    design.set_classes(None)
+    assert json.loads(design_to_json(design)) == seed()
+
+
+@pytest.mark.parametrize("classes, words", [
+    ("cat", "list of names"), (["cat", ""], "classes[1] must be a non-empty string"),
+    (["cat", 3], "classes[1]"), (["cat", "cat"], "appears twice"),
+    (["in\ud800"], "plain text")])
+def test_bad_classes_are_refused_naming_the_place(tmp_path, classes, words):
+    refused(tmp_path, seed(version=2, classes=classes), words)
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", True, 1.0, None, [1]], ids=repr)
