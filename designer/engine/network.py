@@ -750,6 +750,13 @@ class Network:
             return backward.concat(gy, [i.shape[1] for i in inputs])
         raise AssertionError(f"no backward op for {t}")  # the catalog and this table must agree
 
+    def weights_changed(self) -> None:
+        """Forget what was derived from the weights (the convolution matrices), after the
+        arrays of ``weights`` were changed in place (an optimizer step calls this). Passes also
+        notice a changed weight on their own, at the cost of one comparison per layer."""
+        with self._lock:
+            self._matrices.clear()
+
     def _matrix(self, node_id: str, weight: np.ndarray, groups: int) -> np.ndarray:
         """The conv weight in the engine's patch order, made once per network (under the lock)
         and made again when the weight has changed since (an optimizer step changes the

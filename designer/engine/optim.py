@@ -103,20 +103,11 @@ def _flat(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def weights_changed(net: Any) -> None:
     """Tell ``net`` its weights were changed in place, so that nothing derived from them (the
-    convolution matrices a Network caches) outlives the change."""
+    convolution matrices a Network caches) outlives the change (a stand-in network without the
+    hook needs no telling)."""
     notify = getattr(net, "weights_changed", None)
     if callable(notify):
         notify()
-        return
-    # A Network without the public hook: drop its cached convolution matrices under its lock
-    matrices = getattr(net, "_matrices", None)
-    if isinstance(matrices, dict):
-        lock = getattr(net, "_lock", None)
-        if lock is None:
-            matrices.clear()
-        else:
-            with lock:
-                matrices.clear()
 
 
 class Optimizer:

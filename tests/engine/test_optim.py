@@ -381,3 +381,21 @@ def test_minimises_a_least_squares_problem(make, steps):
     got = np.r_[net.weights["fit.weight"], net.weights["fit.bias"]]
     np.testing.assert_allclose(got, solution, atol=2e-2)
     assert net.weights["bn.running_var"][0] == 1.0
+
+
+def test_a_step_tells_the_network_its_weights_changed(monkeypatch):
+    """A Network caches its convolution matrices: an in-place step clears them through the
+    public hook (no reaching into the network's private tables)."""
+    from designer.engine.network import build
+    from tests.helpers import chain
+
+    net = build(chain((1, 5, 5), ("conv", "Conv2d", {"out_channels": 2, "kernel_size": 3})))
+    x = np.random.default_rng(0).standard_normal((1, 1, 5, 5)).astype(np.float32)
+    before = net.forward(x)["conv"].copy()
+    told = []
+    monkeypatch.setattr(net, "weights_changed", lambda: told.append(True))
+    grads = {k: np.ones_like(v) for k, v in net.weights.items()}
+    SGD(lr=0.1).step(net, grads)
+    assert told == [True]
+    after = net.forward(x)["conv"]
+    assert not np.allclose(before, after)  # the pass used the stepped weights
