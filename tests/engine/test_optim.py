@@ -387,7 +387,6 @@ def test_a_step_tells_the_network_its_weights_changed(monkeypatch):
     """A Network caches its convolution matrices: an in-place step clears them through the
     public hook (no reaching into the network's private tables)."""
     from designer.engine.network import build
-    from tests.helpers import chain
 
     net = build(chain((1, 5, 5), ("conv", "Conv2d", {"out_channels": 2, "kernel_size": 3})))
     x = np.random.default_rng(0).standard_normal((1, 1, 5, 5)).astype(np.float32)
@@ -395,7 +394,7 @@ def test_a_step_tells_the_network_its_weights_changed(monkeypatch):
     told = []
     monkeypatch.setattr(net, "weights_changed", lambda: told.append(True))
     grads = {k: np.ones_like(v) for k, v in net.weights.items()}
-    SGD(lr=0.1).step(net, grads)
+    optim.SGD(lr=0.1).step(net, grads)
     assert told == [True]
     after = net.forward(x)["conv"]
     assert not np.allclose(before, after)  # the pass used the stepped weights
