@@ -1,2 +1,7 @@
-"""Training a design (contract §6): the loop over mini-batches, its metrics, and what it writes.
-No widgets: the app's Train panel calls down into it."""
+"""Training (contract §5, §6): ``train`` runs mini-batch training of a network on a data set and
+returns its ``History``; ``charts`` draws the run's curves and confusion matrix (QtGui's QPainter
+on a QImage, no widgets)."""
+
+from designer.train.loop import COLUMNS, Event, History, check_fit, evaluate, train
+
+__all__ = ["COLUMNS", "Event", "History", "check_fit", "evaluate", "train"]
