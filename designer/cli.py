@@ -1,4 +1,5 @@
-"""The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``, ``run``.
+"""The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``, ``run``,
+``train``.
 
 No traceback reaches a user: every failure a command knows of becomes a message and the
 contract's exit status where it happens, and ``main`` keeps one last guard for the unforeseen
@@ -29,7 +30,7 @@ from designer.io.templates import find_template, list_templates
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
 EXIT_CANCELLED = 130
-COMMANDS = ("summary", "templates", "new", "run")
+COMMANDS = ("summary", "templates", "new", "run", "train")
 BUG = "this is a bug in CNN Designer; please report it with the command you ran"
 
 
@@ -322,6 +323,172 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------------- train
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        return _train(args)
+    except CommandError as exc:
+        _print_error(str(exc))
+        return exc.status
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class _Stopper:
+    """Ctrl+C while training: the first asks the run to stop after the current batch (and the
+    results to be saved), a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous = None
+
+    def __enter__(self) -> "_Stopper":
+        import signal
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl+C isn't ours to catch
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from designer.data.dataset import DataError, load_dataset
+    from designer.engine.network import InputError, InvalidDesign, NotEnoughMemory, build
+    from designer.engine.optim import SGD, Adam, AdamW
+    from designer.engine.training import TrainingError
+    from designer.engine.weights import WeightsError
+    from designer.train import train
+    from designer.train.charts import confusion_png, curves_png
+
+    design = _load(args.file)
+    if design is None:
+        return EXIT_BAD_FILE
+    if args.weights is not None:
+        check_input_file(args.weights, "a weights file (.npz)")
+    try:
+        net = build(design, weights=args.weights, seed=args.seed)
+    except InvalidDesign as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from None
+    except (WeightsError, NotEnoughMemory) as exc:
+        raise CommandError(str(exc)) from None
+    c = net.input_shape[0]
+    source = str(args.data)
+    if c not in (1, 3) and not source.lower().endswith(".npz"):
+        raise CommandError(f"the design's Input has {c} channels, but {source} holds images "
+                           f"(grey or RGB): give the Input 1 or 3 channels, or train on an .npz "
+                           f"file with {c}-channel arrays", EXIT_INVALID)
+    if not source.startswith("builtin:") and not _usable_name(source):
+        return EXIT_BAD_FILE
+    name = args.optimizer
+    lr = args.lr if args.lr is not None else (0.01 if name == "sgd" else 1e-3)
+    if args.momentum is not None and name != "sgd":
+        raise CommandError(f"--momentum is for --optimizer sgd, not {name} (Adam's moments are "
+                           f"its betas)")
+    try:
+        if name == "sgd":
+            optimizer = SGD(lr=lr, momentum=0.9 if args.momentum is None else args.momentum,
+                            weight_decay=args.weight_decay or 0.0)
+        elif name == "adam":
+            optimizer = Adam(lr=lr, weight_decay=args.weight_decay or 0.0)
+        else:
+            optimizer = AdamW(lr=lr, weight_decay=(1e-2 if args.weight_decay is None
+                                                   else args.weight_decay))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    out = Path(args.out)
+    try:
+        data = load_dataset(source, design, seed=args.seed)
+    except DataError as exc:
+        raise CommandError(str(exc)) from None
+    except NotEnoughMemory as exc:
+        raise CommandError(str(exc)) from None
+    _prepare_out(out)
+
+    tty = sys.stdout.isatty()
+    width = len(str(args.epochs))
+
+    def line(event) -> str:
+        text = (f"epoch {event.epoch:>{width}}/{event.epochs}  batch {event.batch:>4}/"
+                f"{event.batches}  loss {event.loss:.4f}  accuracy {100 * event.accuracy:5.1f} %")
+        if event.row is not None:
+            text += (f"  val loss {event.row['val_loss']:.4f}  val accuracy "
+                     f"{100 * event.row['val_accuracy']:5.1f} %  {event.row['seconds']:.1f} s")
+        return text + f"  left {_duration(event.remaining)}"
+
+    def progress(event) -> bool:
+        if event.kind == "epoch":
+            print(("\r\033[K" if tty else "") + line(event), flush=True)
+        elif tty:
+            print("\r\033[K" + line(event), end="", flush=True)
+        return not stopper.asked
+
+    started = time.perf_counter()
+    with _Stopper() as stopper:
+        try:
+            history = train(net, data, epochs=args.epochs, batch_size=args.batch_size,
+                            optimizer=optimizer, seed=args.seed, progress=progress)
+        except TrainingError as exc:
+            if tty:
+                print()
+            raise CommandError(str(exc), EXIT_INVALID) from None
+        except (InputError, NotEnoughMemory) as exc:
+            if tty:
+                print()
+            raise CommandError(str(exc)) from None
+    if history.stopped and stopper.asked:
+        if tty:
+            print()
+        print(f"Stopped (Ctrl+C) during epoch {len(history.rows)}; saving what was learnt.")
+    _write_training(net, design, data, history, out, curves_png, confusion_png)
+    last = history.rows[-1]
+    print(f"Trained {len(history.rows)} epoch(s) in {time.perf_counter() - started:.1f} s: "
+          f"validation accuracy {100 * last['val_accuracy']:.1f} %, loss {last['val_loss']:.4f}.")
+    print(f"Wrote weights.npz, metrics.csv, curves.png, confusion.png and design.json to {out}.")
+    return EXIT_OK
+
+
+def _write_training(net, design, data, history, out: Path, curves_png, confusion_png) -> None:
+    """Every result file, each written atomically."""
+    csv = history.csv()
+    trained = design  # loaded for this command alone: it may take the data's class names
+    if hasattr(trained, "set_classes"):
+        trained.set_classes(list(data.classes))
+    files = [
+        ("weights.npz", lambda path: write_npz(path, net.weights.items())),
+        ("metrics.csv", lambda path: write_atomic(path, lambda h: h.write(csv.encode("utf-8")))),
+        ("curves.png", lambda path: write_atomic(
+            path, lambda h, png=curves_png(history.rows): h.write(png))),
+        ("confusion.png", lambda path: write_atomic(
+            path, lambda h, png=confusion_png(history.confusion, data.classes): h.write(png))),
+        ("design.json", lambda path: save_design(trained, path)),
+    ]
+    for name, write in files:
+        try:
+            write(out / name)
+        except OSError as exc:
+            raise CommandError(describe_os_error(exc, out / name)) from None
+        except DesignError as exc:
+            raise CommandError(str(exc)) from None
+
+
 def _max_side() -> int:
     from designer.io.images import MAX_PICTURE_SIDE
     return MAX_PICTURE_SIDE
@@ -411,6 +578,36 @@ def _stds(text: str) -> list[float]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number, 0 or more, got {text!r}")
+    return value
+
+
 def _parser_for_commands() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnn-designer",
@@ -456,17 +653,47 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                    help="per-channel standard deviation to divide an image by, above 0 "
                         "(e.g. 0.229,0.224,0.225)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("train", help="train a design on data and save its weights and metrics",
+                       description="Train the design on DATA (builtin:digits, builtin:shapes, a "
+                                   "folder of class sub-folders of images, or an .npz file with x "
+                                   "and y). Writes DIR/weights.npz, DIR/metrics.csv, "
+                                   "DIR/curves.png, DIR/confusion.png and DIR/design.json (the "
+                                   "design with the data's class names). Ctrl+C stops after the "
+                                   "current batch and saves what was learnt. Exit status: 0 "
+                                   "trained, 1 the design has errors or doesn't fit the data, 2 "
+                                   "a bad file or data, or not enough memory.")
+    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("--data", required=True, metavar="DATA",
+                   help="builtin:digits, builtin:shapes, a folder DIR/<class>/*.png or an .npz")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the results to")
+    p.add_argument("--epochs", type=_positive_int, default=5, metavar="N",
+                   help="passes over the training data (default 5)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="B",
+                   help="images per optimizer step (default 64)")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
+                   help="the optimizer (default adam)")
+    p.add_argument("--lr", type=_positive_float, metavar="LR",
+                   help="learning rate (default: 0.01 for sgd, 0.001 for adam and adamw)")
+    p.add_argument("--momentum", type=_non_negative_float, default=None, metavar="M",
+                   help="SGD momentum (default 0.9; sgd only)")
+    p.add_argument("--weight-decay", type=_non_negative_float, default=None, metavar="WD",
+                   help="weight decay (default 0, or 0.01 for adamw)")
+    p.add_argument("--weights", metavar="W.npz", help="weights to start from (default: seeded random)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed for the initial weights, the shuffling and Dropout (default 0)")
+    p.set_defaults(func=cmd_train)
     return parser
 
 
 def _parser_for_app() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnn-designer",
-        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run} ...",
+        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run,train} ...",
         description="Design convolutional neural networks and look inside them. Opens the "
                     "desktop app (on FILE if given).",
         epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE | "
-               "run FILE --input IMAGE_OR_NPY --out DIR (cnn-designer COMMAND --help for more)")
+               "run FILE --input IMAGE_OR_NPY --out DIR | train FILE --data DATA --out DIR "
+               "(cnn-designer COMMAND --help for more)")
     _add_version(parser)
     parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
     parser.set_defaults(func=cmd_open)
@@ -591,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: commands that leave nothing to tidy once they return (every file written, synced and closed,
 #: no window): the process may end without freeing its objects one by one, which on a
 #: 100,000-node design takes a third of a second
-QUICK_EXIT = frozenset({"summary", "templates", "new", "run"})
+QUICK_EXIT = frozenset({"summary", "templates", "new", "run", "train"})
 
 
 def console_main() -> None:
