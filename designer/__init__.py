@@ -11,6 +11,7 @@ The public Python API (contract §5)::
     loss, grads = net.gradients(x, y)             # training mode: cross-entropy and its gradients
     p = net.predict(x)                            # (N, F) class probabilities
     data = designer.load_dataset("builtin:digits", design)  # data.train, data.val: (x, y); data.classes
+    history = designer.train(net, data, epochs=5, batch_size=64, optimizer=opt, seed=0)  # .rows
     lay = designer.layout(design)                 # cards and edge polylines (contract §7)
 """
 from designer.core.analysis import Analysis
@@ -26,6 +27,7 @@ from designer.engine.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, c
 from designer.engine.weights import WeightsError
 from designer.data.dataset import load_dataset
 from designer.io.design_file import DesignError, load_design, save_design
+from designer.train.loop import train
 
 
 
@@ -57,4 +59,5 @@ __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "Inpu
            "format_table", "layout", "load_design", "save_design", "summarize"]
 __all__ += ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_norm"]
 __all__ += ["load_dataset"]
+__all__ += ["train"]
 __version__ = "0.1.0"

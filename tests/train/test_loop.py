@@ -191,3 +191,9 @@ def test_charts_decode_at_their_size_and_show_something():
     assert (image.width(), image.height()) == (width, height)
     one_row = _decode(curves_png(rows[:1]))  # a single epoch still draws
     assert one_row.width() == CURVES_SIZE[0]
+
+
+def test_the_public_api_exports_train():
+    import sys
+    assert designer.train is train and "train" in designer.__all__
+    assert sys.modules["designer.train"].train is train  # the package stays importable
