@@ -433,10 +433,13 @@ def _train(args: argparse.Namespace) -> int:
                      f"{100 * event.row['val_accuracy']:5.1f} %  {event.row['seconds']:.1f} s")
         return text + f"  left {_duration(event.remaining)}"
 
+    shown = [-1.0]  # when the updating line was last redrawn
+
     def progress(event) -> bool:
         if event.kind == "epoch":
             print(("\r\033[K" if tty else "") + line(event), flush=True)
-        elif tty:
+        elif tty and (event.seconds - shown[0] >= 0.1 or event.batch == event.batches):
+            shown[0] = event.seconds  # at most ten redraws a second
             print("\r\033[K" + line(event), end="", flush=True)
         return not stopper.asked
 

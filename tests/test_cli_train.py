@@ -172,3 +172,18 @@ def test_bad_options_exit_2(tmp_path, design_file, data_file, capsys):
 
 def test_train_is_a_known_command():
     assert "train" in cli.COMMANDS and cli.unknown_command(["trian", "x"]).endswith("train?")
+
+
+def test_a_terminal_gets_an_updating_line_a_pipe_only_a_line_per_epoch(tmp_path, design_file,
+                                                                       data_file, capsys,
+                                                                       monkeypatch):
+    assert run(design_file, "--data", data_file, "--out", tmp_path / "a", "--epochs", 2) == 0
+    piped = capsys.readouterr().out
+    assert "\r" not in piped and "\033" not in piped
+    assert [line.split()[:2] for line in piped.splitlines()[:2]] == [["epoch", "1/2"],
+                                                                       ["epoch", "2/2"]]
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert run(design_file, "--data", data_file, "--out", tmp_path / "b", "--epochs", 2) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("\r\033[K") >= 4  # redrawn during each epoch, cleared for its line
+    assert "batch    5/5" in shown and "left" in shown
