@@ -197,3 +197,17 @@ def test_the_public_api_exports_train():
     import sys
     assert designer.train is train and "train" in designer.__all__
     assert sys.modules["designer.train"].train is train  # the package stays importable
+
+
+@pytest.mark.slow
+def test_lenet5_learns_the_builtin_digits_to_98_percent_within_a_minute():
+    from designer.io.templates import find_template
+    design = designer.load_design(find_template("lenet5").path)
+    data = designer.load_dataset("builtin:digits", design)
+    net = designer.build(design, seed=0)
+    started = time.perf_counter()
+    history = train(net, data, epochs=3, batch_size=32, optimizer=designer.Adam(lr=3e-3),
+                    seed=0, schedule="cosine")
+    seconds = time.perf_counter() - started
+    assert history.rows[-1]["val_accuracy"] >= 0.98, history.rows
+    assert seconds < 60, seconds
