@@ -35,7 +35,7 @@ def _analyse(design, node_id):
         derivations = info.derivations
         summarize(design, a)
         format_table(design, a)
-    assert clock.seconds < 1.0, f"{clock.seconds:.1f} s"
+    assert clock.seconds < 10.0, f"{clock.seconds:.1f} s"
     return info, dict(derivations)
 
 
