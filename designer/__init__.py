@@ -44,8 +44,14 @@ def summarize(design, analysis=None):
 
 def build(design, weights=None, seed=0, scratch_bytes=_network.ops.DEFAULT_SCRATCH_BYTES):
     """A runnable network (contract §5). ``design``: a Design, or a path or dict; ``weights``:
-    None (seeded He initialization), a path to an .npz file, or a mapping of name to array."""
-    return _network.build(_as_design(design), weights, seed, scratch_bytes)
+    None (seeded He initialization), a path to an .npz file, a mapping of name to array, or
+    ``"trained"``: the weights that ship with the project for this design's structure (contract
+    §6; a WeightsError saying so when no shipped weights fit it)."""
+    design = _as_design(design)
+    if isinstance(weights, str) and weights == "trained":
+        from designer.io.trained import trained_for
+        weights = trained_for(design).weights
+    return _network.build(design, weights, seed, scratch_bytes)
 
 
 def layout(design):
