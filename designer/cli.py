@@ -591,24 +591,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str, zero_allowed: bool) -> float:
+    """An option's finite number above 0 (or 0 and above), or argparse's usage error."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    if not (math.isfinite(value) and (value > 0 or (zero_allowed and value == 0))):
+        wanted = "a number, 0 or more" if zero_allowed else "a number above 0"
+        raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _finite_float(text, zero_allowed=False)
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number, 0 or more, got {text!r}")
-    return value
+    return _finite_float(text, zero_allowed=True)
 
 
 def _parser_for_commands() -> argparse.ArgumentParser:
