@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from designer.engine.ops import Pair, _avg_divisor, _pool_geometry, erf, pad_amounts
+from designer.engine.ops import (Pair, _avg_divisor, _pool_geometry, erf, pad_amounts,
+                                 patch_windows)
 
 
 def _strided(start: int, step: int, count: int) -> slice:
@@ -198,23 +199,14 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     pixels per kernel tap with strided slices (col2im)."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
-    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
     sh, sw = stride
     dh, dw = dilation
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    windows, ((pt, pb), (pl, pr)) = patch_windows(x, (kh, kw), stride, padding, dilation,
+                                                   groups)  # the forward pass's patches
     oh, ow = gy.shape[2:]
     kg, kk = k // groups, kh * kw * cg
     gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, oh, ow, K)
-    xt = x.transpose(0, 2, 3, 1)
     hp, wp = h + pt + pb, w + pl + pr
-    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
-        xp = xt
-    else:
-        xp = np.zeros((n, hp, wp, c), dtype=np.float32)
-        xp[:, pt:pt + h, pl:pl + w, :] = xt
-    windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
-    windows = windows[:, :oh, :ow].reshape(n, oh, ow, groups, cg, kh, kw).transpose(
-        0, 1, 2, 3, 5, 6, 4)
     gw = np.zeros((groups, kg, kk), dtype=np.float32)
     gxp = np.zeros((n, hp, wp, groups, cg), dtype=np.float32) if need_input else None
     row_bytes = 4 * ow * groups * kk

@@ -81,6 +81,31 @@ def conv_band(oh: int, ow: int, patch: int, scratch_bytes: int = DEFAULT_SCRATCH
     return max(1, min(oh, int(min(scratch_bytes, BAND_BYTES) // row_bytes)))
 
 
+def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: Pair,
+                  groups: int) -> tuple[np.ndarray, tuple[Pair, Pair]]:
+    """A convolution's im2col windows over x (N, C, H, W): a view (N, H', W', groups, kh, kw,
+    C/groups) of the zero-padded channels-last input, channels innermost (the engine's patch
+    order, see :func:`conv_matrix`), and the padding ``((top, bottom), (left, right))``. The
+    padded copy is skipped when x is a view of NHWC float32 memory and nothing is padded."""
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    (pt, pb), (pl, pr) = pad_amounts(padding, kernel, dilation)
+    sh, sw = stride
+    dh, dw = dilation
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    oh = (h + pt + pb - eh) // sh + 1
+    ow = (w + pl + pr - ew) // sw + 1
+    xt = x.transpose(0, 2, 3, 1)
+    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
+        xp = xt
+    else:
+        xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
+        xp[:, pt:pt + h, pl:pl + w, :] = xt
+    windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
+    windows = windows[:, :oh, :ow].reshape(n, oh, ow, groups, c // groups, kh, kw)
+    return windows.transpose(0, 1, 2, 3, 5, 6, 4), ((pt, pb), (pl, pr))
+
+
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
            padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
            hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
@@ -99,23 +124,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     """
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
-    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
-    sh, sw = stride
-    dh, dw = dilation
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    oh = (h + pt + pb - eh) // sh + 1
-    ow = (w + pl + pr - ew) // sw + 1
-    # channels-last, zero-padded input: one copy (a fast one when x is a view of NHWC memory),
-    # or none when x is such a view already and there is no padding
-    xt = x.transpose(0, 2, 3, 1)
-    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
-        xp = xt
-    else:
-        xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
-        xp[:, pt:pt + h, pl:pl + w, :] = xt
-    # windows (N, oh, ow, C, kh, kw) -> (N, oh, ow, g, kh, kw, C/g): channels innermost
-    windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
-    windows = windows.reshape(n, oh, ow, groups, cg, kh, kw).transpose(0, 1, 2, 3, 5, 6, 4)
+    windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups)
+    oh, ow = windows.shape[1:3]
     kk = kh * kw * cg
     wmat = conv_matrix(weight, groups) if matrix is None else matrix
     out = np.empty((n, oh, ow, k), dtype=np.float32)
