@@ -6,7 +6,8 @@ masks drawn from the same seeded generator), optionally augmented, clipped and s
 measures the validation set in eval mode (``net.forward``). ``progress(event)`` is called after
 every batch and every epoch; returning False stops the run cleanly after the current batch: the
 weights keep what was learnt, and the epoch in progress is measured and recorded as a partial
-one.
+one. ``pause()``, when given, is called after each batch and blocks while the run is paused (the
+app's Pause); the time it blocks is left out of every time the run reports.
 
 Before the first step, a design the data can't train is refused with a TrainingError (output
 not flat, output size not the number of classes, images not shaped for the Input) and a batch
@@ -37,7 +38,10 @@ class Event:
     ``"epoch"`` (after each epoch's validation; ``row`` is its history row). ``epoch`` counts
     from 1, ``batch`` from 1 within the epoch; ``loss`` and ``accuracy`` are the epoch's running
     training means so far; ``seconds`` the time since training started and ``remaining`` an
-    estimate of the time left (None before the first batch is done)."""
+    estimate of the time left (None before the first batch is done). An epoch event also
+    carries the validation's ``confusion`` matrix (int64 (K, K), row = true class) and
+    ``probabilities``: float32 (N_val, K), each validation image's class probabilities (the
+    softmax of the logits, eval mode), in the order of ``data.val``."""
 
     kind: str
     epoch: int
@@ -49,6 +53,8 @@ class Event:
     seconds: float
     remaining: float | None
     row: dict[str, float] | None = None
+    confusion: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
 
 
 @dataclass
@@ -146,19 +152,38 @@ def evaluate(net: Any, x: np.ndarray, y: np.ndarray, classes: int, batch_size: i
              ) -> tuple[float, float, np.ndarray]:
     """(mean cross-entropy, accuracy, confusion matrix (classes, classes)) of ``net`` on
     (x, y) in eval mode, a batch at a time."""
+    loss, accuracy, confusion, _ = _evaluate(net, x, y, classes, batch_size)
+    return loss, accuracy, confusion
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, computed stably; float32."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _evaluate(net: Any, x: np.ndarray, y: np.ndarray, classes: int, batch_size: int
+              ) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """:func:`evaluate` and each image's class probabilities, float32 (N, classes)."""
     logits_id = logits_of(net)
     out = net.analysis.output
     confusion = np.zeros((classes, classes), np.int64)
+    probabilities = np.zeros((len(y), classes), np.float32)
     total = 0.0
     for start in range(0, len(y), batch_size):
         xb, yb = x[start:start + batch_size], np.asarray(y[start:start + batch_size], np.int64)
         acts = net.forward(xb)
-        loss, _ = cross_entropy(acts[logits_id], yb)
+        logits = acts[logits_id]
+        loss, _ = cross_entropy(logits, yb)
         total += loss * len(yb)
         predicted = np.argmax(acts[out], axis=1)
         np.add.at(confusion, (yb, predicted), 1)
+        probabilities[start:start + len(yb)] = softmax(logits)
     n = max(1, len(y))
-    return total / n, float(np.trace(confusion)) / n, confusion
+    return total / n, float(np.trace(confusion)) / n, confusion, probabilities
 
 
 def _schedule(schedule: Any, optimizer: Any, epochs: int) -> Any:
@@ -177,7 +202,7 @@ def _schedule(schedule: Any, optimizer: Any, epochs: int) -> Any:
 def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer: Any = None,
           seed: int = 0, progress: Callable[[Event], Any] | None = None,
           schedule: Any = None, clip_norm: float | None = None,
-          augment: bool | None = None) -> History:
+          augment: bool | None = None, pause: Callable[[], Any] | None = None) -> History:
     """Train ``net`` (from ``designer.build``) on ``data`` (from ``designer.load_dataset``) in
     place and return its :class:`History` (contract §5).
 
@@ -187,7 +212,9 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
     epoch; ``clip_norm``: clip the gradients' global 2-norm to this before each step;
     ``augment``: shift (and flip where the data allows) each training batch — None leaves it to
     ``data.augment``. ``progress(event)`` (an :class:`Event`) is called after each batch and
-    each epoch; returning False stops after the current batch.
+    each epoch; returning False stops after the current batch. ``pause()`` is called after
+    each batch (after ``progress``) and may block while the run is paused: the time it takes is
+    left out of ``seconds``, ``remaining`` and the rows' ``seconds``.
 
     Raises TrainingError (design unfit for the data), NotEnoughMemory, ValueError (bad
     arguments) before any step; a non-finite loss stops the run with a TrainingError saying so
@@ -218,20 +245,25 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
     history = History(classes=list(data.classes))
     n = len(y_train)
     batches = math.ceil(n / batch_size)
-    started = time.perf_counter()
+    paused = [0.0]  # seconds spent in pause(), left out of every time reported
+
+    def clock() -> float:
+        return time.perf_counter() - paused[0]
+
+    started = clock()
     steps_done = 0
     eval_seconds = None  # how long a validation took, for the time-left estimate
 
     def remaining(epoch: int, batch: int) -> float | None:
         if steps_done == 0:
             return None
-        per_step = (time.perf_counter() - started - (eval_seconds or 0) * (epoch - 1)) / steps_done
+        per_step = (clock() - started - (eval_seconds or 0) * (epoch - 1)) / steps_done
         steps_left = (epochs - epoch) * batches + (batches - batch)
         evals_left = epochs - epoch + 1
         return max(0.0, per_step * steps_left + (eval_seconds or 0) * evals_left)
 
     for epoch in range(1, epochs + 1):
-        epoch_started = time.perf_counter()
+        epoch_started = clock()
         order = rng.permutation(n)
         loss_sum = 0.0
         correct = 0
@@ -259,26 +291,35 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
             seen += len(yb)
             if progress is not None:
                 event = Event("batch", epoch, epochs, b + 1, batches, loss_sum / seen,
-                              correct / seen, time.perf_counter() - started,
-                              remaining(epoch, b + 1))
+                              correct / seen, clock() - started, remaining(epoch, b + 1))
                 if progress(event) is False:
                     stop = True
                     history.partial = b + 1 < batches
                     break
-        eval_started = time.perf_counter()
-        val_loss, val_accuracy, confusion = evaluate(net, x_val, y_val, k, batch_size)
-        eval_seconds = time.perf_counter() - eval_started
+            if pause is not None:
+                before = time.perf_counter()
+                go_on = pause()
+                paused[0] += time.perf_counter() - before
+                if go_on is False:
+                    stop = True
+                    history.partial = b + 1 < batches
+                    break
+        eval_started = clock()
+        val_loss, val_accuracy, confusion, probabilities = _evaluate(
+            net, x_val, y_val, k, batch_size)
+        eval_seconds = clock() - eval_started
         row = {"epoch": epoch, "train_loss": loss_sum / max(1, seen),
                "train_accuracy": correct / max(1, seen), "val_loss": val_loss,
-               "val_accuracy": val_accuracy, "seconds": time.perf_counter() - epoch_started}
+               "val_accuracy": val_accuracy, "seconds": clock() - epoch_started}
         history.rows.append(row)
         history.confusion = confusion
         if scheduler is not None and not stop:
             scheduler.step()
         if progress is not None and not stop:
             event = Event("epoch", epoch, epochs, batches, batches, row["train_loss"],
-                          row["train_accuracy"], time.perf_counter() - started,
-                          remaining(epoch, batches) if epoch < epochs else 0.0, row)
+                          row["train_accuracy"], clock() - started,
+                          remaining(epoch, batches) if epoch < epochs else 0.0, row,
+                          confusion, probabilities)
             if progress(event) is False and epoch < epochs:
                 stop = True
         if stop:

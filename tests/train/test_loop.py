@@ -210,3 +210,54 @@ def test_lenet5_learns_the_builtin_digits_to_98_percent_in_three_epochs():
     history = train(net, data, epochs=3, batch_size=32, optimizer=designer.Adam(lr=3e-3),
                     seed=0, schedule="cosine")
     assert history.rows[-1]["val_accuracy"] >= 0.98, history.rows
+
+
+def test_epoch_events_carry_validation_probabilities_and_confusion():
+    """The app's confusion matrix and most confidently wrong images come from the epoch event:
+    the probabilities are net.predict's on the validation set, the confusion matches them."""
+    net = designer.build(tiny_design(), seed=0)
+    data = stripes_data(128, 50)
+    epochs = []
+    train(net, data, epochs=2, batch_size=32, optimizer=designer.Adam(lr=0.01),
+          progress=lambda e: epochs.append(e) if e.kind == "epoch" else None)
+    assert [e.epoch for e in epochs] == [1, 2]
+    last = epochs[-1]
+    assert last.probabilities.shape == (50, 2) and last.probabilities.dtype == np.float32
+    np.testing.assert_allclose(last.probabilities, net.predict(data.val[0]), rtol=1e-4, atol=1e-6)
+    expected = np.zeros((2, 2), np.int64)
+    np.add.at(expected, (data.val[1], last.probabilities.argmax(1)), 1)
+    np.testing.assert_array_equal(last.confusion, expected)
+    assert last.row["val_accuracy"] == pytest.approx(np.trace(expected) / 50)
+
+
+def test_pause_is_called_after_every_batch_and_its_time_is_left_out(monkeypatch):
+    """A clock that moves only while paused: every time reported stays 0 (it would be 100 s if
+    the pause counted)."""
+    from types import SimpleNamespace
+
+    from designer.train import loop
+    now = [1000.0]
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    net = designer.build(tiny_design(), seed=0)
+    data = stripes_data(64, 20)
+    calls = []
+
+    def pause():
+        calls.append(1)
+        if len(calls) == 2:
+            now[0] += 100.0  # paused for 100 s after the second batch
+
+    events = []
+    history = train(net, data, epochs=1, batch_size=16, pause=pause, progress=events.append)
+    assert len(calls) == 4
+    assert history.rows[0]["seconds"] == 0.0
+    assert [e.seconds for e in events] == [0.0] * 5
+    assert events[2].remaining == 0.0
+
+
+def test_pause_returning_false_stops_after_that_batch():
+    net = designer.build(tiny_design(), seed=0)
+    data = stripes_data(64, 20)
+    history = train(net, data, epochs=3, batch_size=16, pause=lambda: False)
+    assert history.stopped and history.partial
+    assert len(history.rows) == 1
