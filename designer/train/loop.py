@@ -41,7 +41,8 @@ class Event:
     estimate of the time left (None before the first batch is done). An epoch event also
     carries the validation's ``confusion`` matrix (int64 (K, K), row = true class) and
     ``probabilities``: float32 (N_val, K), each validation image's class probabilities (the
-    softmax of the logits, eval mode), in the order of ``data.val``."""
+    softmax of the logits, eval mode), in the order of ``data.val``. A batch event carries that
+    batch's own ``step_loss`` and ``step_accuracy`` (for curves per step)."""
 
     kind: str
     epoch: int
@@ -55,6 +56,8 @@ class Event:
     row: dict[str, float] | None = None
     confusion: np.ndarray | None = None
     probabilities: np.ndarray | None = None
+    step_loss: float | None = None
+    step_accuracy: float | None = None
 
 
 @dataclass
@@ -286,12 +289,14 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
                 clip_grad_norm(grads, clip_norm)
             optimizer.step(net, grads)
             steps_done += 1
+            hits = int(np.count_nonzero(predicted == yb))
             loss_sum += loss * len(yb)
-            correct += int(np.count_nonzero(predicted == yb))
+            correct += hits
             seen += len(yb)
             if progress is not None:
                 event = Event("batch", epoch, epochs, b + 1, batches, loss_sum / seen,
-                              correct / seen, clock() - started, remaining(epoch, b + 1))
+                              correct / seen, clock() - started, remaining(epoch, b + 1),
+                              step_loss=loss, step_accuracy=hits / len(yb))
                 if progress(event) is False:
                     stop = True
                     history.partial = b + 1 < batches

@@ -261,3 +261,20 @@ def test_pause_returning_false_stops_after_that_batch():
     history = train(net, data, epochs=3, batch_size=16, pause=lambda: False)
     assert history.stopped and history.partial
     assert len(history.rows) == 1
+
+
+def test_batch_events_carry_each_batch_own_loss_and_accuracy():
+    """The epoch's running means are the size-weighted means of the batches' own figures."""
+    net = designer.build(tiny_design(), seed=0)
+    data = stripes_data(70, 20)  # batches of 32, 32, 6
+    events = []
+    train(net, data, epochs=1, batch_size=32, optimizer=designer.Adam(lr=0.01),
+          progress=lambda e: events.append(e) if e.kind == "batch" else None)
+    sizes = np.array([32, 32, 6])
+    losses = np.array([e.step_loss for e in events])
+    hits = np.array([e.step_accuracy for e in events]) * sizes
+    assert np.allclose(hits, np.round(hits))
+    for b, e in enumerate(events):
+        assert e.loss == pytest.approx((losses[:b + 1] * sizes[:b + 1]).sum() / sizes[:b + 1].sum())
+        assert e.accuracy == pytest.approx(hits[:b + 1].sum() / sizes[:b + 1].sum())
+    assert len(set(losses.round(6))) == 3  # not one figure repeated
