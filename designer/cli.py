@@ -276,8 +276,9 @@ def _run(args: argparse.Namespace) -> int:
     check_input_file(args.input, "an image or a .npy array")
     if args.weights is not None:
         check_input_file(args.weights, "a weights file (.npz)")
+    weights, seed, used = _run_weights(args, design)
     try:
-        net = build(design, weights=args.weights, seed=args.seed)  # allocates no seeded weights
+        net = build(design, weights=weights, seed=seed)  # allocates no seeded weights
     except InvalidDesign as exc:
         raise CommandError(str(exc), EXIT_INVALID) from None
     except (WeightsError, NotEnoughMemory) as exc:
@@ -310,6 +311,7 @@ def _run(args: argparse.Namespace) -> int:
     written, reduced = _write_results(net, acts, out)
     c, h, w = shape
     total = time.perf_counter() - started
+    print(used)
     print(f"Ran {len(acts)} nodes on {Path(args.input).name} ({x.shape[0]} × {c}×{h}×{w}): "
           f"forward pass {seconds:.2f} s, {total:.2f} s in all.")
     print(f"Wrote {out / 'activations.npz'}, {out / 'weights.npz'} and {len(acts)} PNG files "
@@ -321,6 +323,30 @@ def _run(args: argparse.Namespace) -> int:
               f"show less than every value: {node_id}: {note}{more}; activations.npz holds "
               f"every value.")
     return EXIT_OK
+
+
+def _run_weights(args: argparse.Namespace, design) -> tuple[Any, int, str]:
+    """(weights for build, seed, the line saying which weights are used) for ``run``: the file
+    given with --weights; else, without --seed or --random, the trained weights that ship for
+    this design's structure (contract §6); else seeded random weights."""
+    from designer.io.trained import find_trained
+
+    seed = 0 if args.seed is None else args.seed
+    if args.weights is not None:
+        return args.weights, seed, f"weights: from {Path(args.weights).name}"
+    model = find_trained(design)
+    random = f"weights: random (seed {seed}) — untrained"
+    if model is None:
+        return None, seed, random
+    if args.random or args.seed is not None:
+        return None, seed, (f"{random}; leave out --random and --seed to use {model.title}'s "
+                            f"weights trained on {model.data} ({model.accuracy_text()} "
+                            f"validation accuracy)")
+    if not model.weights.is_file():  # an incomplete installation: say so, run anyway
+        _warn(f"the trained weights for {model.title} are missing ({model.weights}); using "
+              f"seeded random weights")
+        return None, seed, random
+    return model.weights, seed, f"weights: {model.describe()}"
 
 
 # -------------------------------------------------------------------------------- train
@@ -638,16 +664,26 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                        description="Run the design on an image (PNG, JPEG, BMP, GIF, ...: converted "
                                    "to the Input's channels, resized, scaled to [0, 1]) or a .npy "
                                    "array (used as it is). Writes DIR/activations.npz, "
-                                   "DIR/weights.npz and one PNG of activation maps per node. "
+                                   "DIR/weights.npz and one PNG of activation maps per node, "
+                                   "and says which weights it used. "
                                    "Everything is checked before it is allocated: a run that "
                                    "won't fit in free memory is refused at once. "
                                    "Exit status: 0 ran, 1 the design has errors, 2 a bad file or "
                                    "input, or not enough memory.")
     p.add_argument("file", metavar="FILE", help="a design file (.json)")
     p.add_argument("--input", required=True, metavar="IMAGE_OR_NPY", help="an image or a .npy array")
-    p.add_argument("--weights", metavar="W.npz", help="weights to use (default: seeded random)")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed for the random weights (default 0)")
+    chosen = p.add_mutually_exclusive_group()
+    chosen.add_argument("--weights", metavar="W.npz",
+                        help="weights to use (default: the trained weights that ship with CNN "
+                             "Designer when FILE has the layers they were trained for, as "
+                             "LeNet-5, the CIFAR-10 ConvNet and Tiny VGG do; else seeded "
+                             "random weights, seed 0)")
+    chosen.add_argument("--random", action="store_true",
+                        help="use seeded random (untrained) weights even where trained weights "
+                             "ship (seed 0, or --seed N)")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="use seeded random weights drawn from seed N (the same seed gives the "
+                        "same weights); giving it asks for random weights, as --random does")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the results to")
     p.add_argument("--mean", type=_means, metavar="M[,M,M]",
                    help="per-channel mean to subtract from an image (e.g. ImageNet's "

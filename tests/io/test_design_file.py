@@ -772,7 +772,12 @@ def test_mutated_templates_load_or_are_refused_and_always_summarize(name, mutati
         assert designer.summarize(design)["valid"] is True
     if design is not None:
         _check_summary(design)
-        assert json.loads(design_to_json(design)) == json.loads(text)
+        written, given = json.loads(design_to_json(design)), json.loads(text)
+        if isinstance(given, dict) and "classes" not in given and given.get("version") == 2:
+            # a design without class names is written as version 1 (contract §2)
+            assert written.pop("version") == 1
+            given.pop("version")
+        assert written == given
 
 
 # ------------------------------------------------------------------------------ a large design

@@ -129,3 +129,64 @@ def test_the_trained_templates_name_their_classes(model):
     design = find_template(model.template).load()
     assert design.classes == model.classes
     assert designer.summarize(design)["valid"]
+
+
+def test_the_same_network_written_differently_finds_the_weights():
+    """Defaults written out, a pair for a square size, nodes and edges in another order: the
+    fingerprint differs, the network doesn't, and neither do its trained weights."""
+    data = json.loads(find_template("lenet5").path.read_text(encoding="utf-8"))
+    nodes = {n["id"]: n for n in data["nodes"]}
+    nodes["conv1"]["params"].update({"stride": [1, 1], "padding": 0, "dilation": 1,
+                                     "groups": 1, "bias": True, "kernel_size": [5, 5]})
+    nodes["pool2"]["params"]["stride"] = 2  # a pool's stride defaults to its kernel size
+    data["nodes"].reverse()
+    data["edges"].reverse()
+    design = designer.load_design(data)
+    assert fingerprint(design) != fingerprint(find_template("lenet5").load())
+    model = find_trained(design)
+    assert model is not None and model.template == "lenet5"
+    assert model.title == "LeNet-5"
+    assert model.describe() == "trained on builtin:digits (validation accuracy 99.1 %)"
+
+
+@pytest.mark.parametrize("change", [
+    ("conv1", "stride", 2), ("conv1", "padding", 1), ("pool2", "stride", 1),
+    ("conv1", "kernel_size", [5, 3]), ("fc1", "bias", False)])
+def test_a_parameter_that_differs_from_its_default_is_another_network(change):
+    design = find_template("lenet5").load()
+    design.set_param(*change)
+    assert find_trained(design) is None
+
+
+def test_the_order_of_a_nodes_inputs_counts():
+    """Concat of (a, b) is not Concat of (b, a): the structure keeps each node's inputs in
+    order, while the order edges are listed in doesn't matter otherwise."""
+    from designer.io.trained import structure
+    base = {"format": "cnn-designer", "version": 1, "nodes": [
+        {"id": "input", "type": "Input", "params": {"channels": 1, "height": 8, "width": 8}},
+        {"id": "a", "type": "Conv2d", "params": {"out_channels": 2, "kernel_size": 1}},
+        {"id": "b", "type": "Conv2d", "params": {"out_channels": 3, "kernel_size": 1}},
+        {"id": "cat", "type": "Concat", "params": {}}],
+        "edges": [["input", "a"], ["input", "b"], ["a", "cat"], ["b", "cat"]]}
+    listed = json.loads(json.dumps(base))
+    listed["edges"] = [["a", "cat"], ["input", "b"], ["input", "a"], ["b", "cat"]]
+    swapped = json.loads(json.dumps(base))
+    swapped["edges"] = [["input", "a"], ["input", "b"], ["b", "cat"], ["a", "cat"]]
+    one = structure(designer.load_design(base))
+    assert structure(designer.load_design(listed)) == one
+    assert structure(designer.load_design(swapped)) != one
+
+
+def test_a_design_of_another_size_is_answered_without_hashing(monkeypatch):
+    """Asked after every edit in the app: a design with another node count than every trained
+    template is not hashed at all."""
+    from designer.io import trained
+    trained.find_trained(find_template("lenet5").load())  # the templates read once, first
+    calls = []
+    real = trained.fingerprint
+    monkeypatch.setattr(trained, "fingerprint", lambda d: calls.append(1) or real(d))
+    design = find_template("vgg16").load()
+    assert trained.find_trained(design) is None
+    assert calls == []
+    assert trained.find_trained(find_template("lenet5").load()) is not None
+    assert calls
