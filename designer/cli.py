@@ -439,7 +439,10 @@ def _train(args: argparse.Namespace) -> int:
                                                    else args.weight_decay))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    schedule = _schedule(args, optimizer)
     out = Path(args.out)
+    if source.lower().endswith(".npz"):
+        _check_npz_channels(Path(source), c)
     try:
         data = load_dataset(source, design, seed=args.seed)
     except DataError as exc:
@@ -473,7 +476,8 @@ def _train(args: argparse.Namespace) -> int:
     with _Stopper() as stopper:
         try:
             history = train(net, data, epochs=args.epochs, batch_size=args.batch_size,
-                            optimizer=optimizer, seed=args.seed, progress=progress)
+                            optimizer=optimizer, seed=args.seed, progress=progress,
+                            schedule=schedule, clip_norm=args.clip_norm, augment=args.augment)
         except TrainingError as exc:
             if tty:
                 print()
@@ -492,6 +496,48 @@ def _train(args: argparse.Namespace) -> int:
           f"validation accuracy {100 * last['val_accuracy']:.1f} %, loss {last['val_loss']:.4f}.")
     print(f"Wrote weights.npz, metrics.csv, curves.png, confusion.png and design.json to {out}.")
     return EXIT_OK
+
+
+def _schedule(args: argparse.Namespace, optimizer) -> Any:
+    """The learning-rate schedule --schedule, --step-size and --gamma ask for (None for none);
+    CommandError for step options without --schedule step."""
+    from designer.engine.optim import CosineAnnealingLR, StepLR
+
+    if args.schedule != "step":
+        given = [name for name, value in (("--step-size", args.step_size),
+                                          ("--gamma", args.gamma)) if value is not None]
+        if given:
+            raise CommandError(f"{' and '.join(given)} set(s) the step schedule; add --schedule "
+                               f"step, or leave {' and '.join(given)} out")
+    if args.schedule == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=args.epochs)
+    if args.schedule == "step":
+        step = args.step_size if args.step_size is not None else max(1, args.epochs // 3)
+        return StepLR(optimizer, step_size=step, gamma=0.1 if args.gamma is None else args.gamma)
+    return None
+
+
+def _check_npz_channels(path: Path, channels: int) -> None:
+    """A design/data mismatch found in an .npz's header before it is loaded: images with a
+    channel count the design's Input can't take (only grey and RGB convert into each other)
+    make the design unfit for the data (exit 1). Anything wrong with the file itself is left
+    to the data loader, which says what (exit 2)."""
+    from designer.engine.arrays import ArrayFileError, NpzReader
+
+    try:
+        with NpzReader(path, what="array", kind="data file") as reader:
+            entry = reader.entries.get("x")
+    except (ArrayFileError, OSError, ValueError, MemoryError):
+        return
+    if entry is None or len(entry[0]) != 4:
+        return
+    given = int(entry[0][1])
+    if given != channels and {given, channels} != {1, 3}:
+        raise CommandError(
+            f"{path.name}: the images have {given} channel{'s' if given != 1 else ''}, but the "
+            f"design's Input takes {channels}, and only grey (1) and RGB (3) convert into each "
+            f"other; set the Input's channels to {given}, or give images with "
+            f"{'1 or 3' if channels in (1, 3) else channels} channels", EXIT_INVALID)
 
 
 def _write_training(net, design, data, history, out: Path, curves_png, confusion_png) -> None:
@@ -717,9 +763,27 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                    help="SGD momentum (default 0.9; sgd only)")
     p.add_argument("--weight-decay", type=_non_negative_float, default=None, metavar="WD",
                    help="weight decay (default 0, or 0.01 for adamw)")
+    p.add_argument("--schedule", choices=("none", "step", "cosine"), default="none",
+                   help="how the learning rate changes, once per epoch: none (it stays --lr; "
+                        "the default), step (multiplied by --gamma every --step-size epochs), "
+                        "cosine (down to 0 along a half cosine over the epochs)")
+    p.add_argument("--step-size", type=_positive_int, metavar="N",
+                   help="with --schedule step: epochs between two steps (default: a third of "
+                        "the epochs, at least 1)")
+    p.add_argument("--gamma", type=_positive_float, metavar="G",
+                   help="with --schedule step: what each step multiplies the learning rate by "
+                        "(default 0.1)")
+    p.add_argument("--clip-norm", type=_positive_float, metavar="X",
+                   help="before each step, scale the gradients down so their combined 2-norm "
+                        "is at most X, as torch.nn.utils.clip_grad_norm_ (default: no clipping)")
+    p.add_argument("--augment", action="store_true",
+                   help="shift each training image by a few pixels at random every time it is "
+                        "used (and mirror it left-right where that keeps its class, as for "
+                        "builtin:shapes; never for digits, folders or .npz files)")
     p.add_argument("--weights", metavar="W.npz", help="weights to start from (default: seeded random)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed for the initial weights, the shuffling and Dropout (default 0)")
+                   help="seed for the initial weights, the shuffling, Dropout and augmentation "
+                        "(default 0)")
     p.set_defaults(func=cmd_train)
     return parser
 
