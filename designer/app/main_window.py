@@ -31,6 +31,11 @@ from designer.app.panels.palette import ID_STEMS, PalettePanel
 from designer.app.panels.tables import ProblemsPanel, SummaryPanel
 from designer.app.run.controller import RunController
 from designer.app.run.panel import RunPanel
+from designer.app.run.controller import InputImage
+from designer.app.train.controller import TrainController
+from designer.app.train.handoff import SetClassesCommand, hand_weights_to_run, weights_label
+from designer.app.train.lock import LOCKED, EditLock
+from designer.app.train.panel import TrainPanel
 from designer.core.catalog import default_params
 from designer.core.design import Design, GraphError, Node
 from designer.core.fragment import extract, placed, top_left
@@ -61,6 +66,9 @@ LAPTOP = QSize(1920, 1200)
 LARGE_SHARE = 0.9
 #: the docks below the canvas take this share of the window's height when maps are first shown
 MAPS_SHARE = 0.45
+#: the Train panel takes this share of the window's height when training first starts (the
+#: design can't be edited while it trains: the canvas needs little room then)
+TRAIN_SHARE = 0.62
 
 
 def configure_application(app: QApplication) -> None:
@@ -164,6 +172,25 @@ class MainWindow(QMainWindow):
                                    Qt.DockWidgetArea.RightDockWidgetArea)
         # the right column runs the full height; the maps below get the canvas's width
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.trainer = TrainController(self.document, self)
+        self.train_panel = TrainPanel(self.trainer)
+        self.train_dock = self._dock("Train", self.train_panel, "train")
+        self.tabifyDockWidget(self.activations_dock, self.train_dock)
+        self.summary_dock.raise_()
+        self.edit_lock = EditLock(self.document, self.trainer, self,
+                                  say=lambda text: self.statusBar().showMessage(text, 8000))
+        self._training_design: Design | None = None  # the design object a run was started on
+        self._train_grown = False
+        self.training_note = QLabel("● Training: the design is locked")
+        self.training_note.setStyleSheet("color: #c06000")
+        self.training_note.setToolTip(LOCKED)
+        self.training_note.hide()
+        self.statusBar().addPermanentWidget(self.training_note)
+        self.trainer.started.connect(self._training_started)
+        self.trainer.state_changed.connect(self._training_state)
+        self.trainer.finished.connect(self._training_finished)
+        self.train_panel.message.connect(self.statusBar().showMessage)
+        self.train_panel.wrong_chosen.connect(self.open_wrong_image)
         self.activations.unit_picked.connect(
             lambda node, channel, unit: self.run_panel.show_unit(node, unit))
         self.run_panel.message.connect(self.statusBar().showMessage)
@@ -339,9 +366,21 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, keys.Quit)
         edit = bar.addMenu("&Edit")
-        undo = self.document.undo_stack.createUndoAction(self, "&Undo")
+        # Undo and Redo go through the edit lock: while the design trains, undoing an edit asks
+        # to stop the training first, as the edit itself would
+        stack = self.document.undo_stack
+        undo = QAction("&Undo", self)
         undo.setShortcut(keys.Undo)
-        redo = self.document.undo_stack.createRedoAction(self, "&Redo")
+        undo.setEnabled(stack.canUndo())
+        stack.canUndoChanged.connect(undo.setEnabled)
+        stack.undoTextChanged.connect(lambda text: undo.setText(f"&Undo {text}".strip()))
+        undo.triggered.connect(self.edit_lock.undo)
+        redo = QAction("&Redo", self)
+        redo.setEnabled(stack.canRedo())
+        stack.canRedoChanged.connect(redo.setEnabled)
+        stack.redoTextChanged.connect(lambda text: redo.setText(f"&Redo {text}".strip()))
+        redo.triggered.connect(self.edit_lock.redo)
+        self.undo_action, self.redo_action = undo, redo
         bindings = QKeySequence.keyBindings(keys.Redo)
         for extra in ("Ctrl+Shift+Z", "Ctrl+Y"):  # both habits work on every platform
             if QKeySequence(extra) not in bindings:
@@ -392,7 +431,7 @@ class MainWindow(QMainWindow):
                                           "canvas's room; again to put the panels back")
         view.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock,
-                     self.run_dock, self.activations_dock):
+                     self.run_dock, self.activations_dock, self.train_dock):
             view.addAction(dock.toggleViewAction())
         run = bar.addMenu("&Run")
         self._action(run, "&Run on the image", self.runner.run, "F5",
@@ -408,6 +447,22 @@ class MainWindow(QMainWindow):
                      "Use weights from a file (.npz)")
         self._action(run, "&Save weights…", self.run_panel.save_weights_dialog, None,
                      "Save the weights of the last run (.npz)")
+        train = bar.addMenu("&Train")
+        self._action(train, "Train &panel", self.show_train_panel, "Ctrl+T",
+                     "Show the Train panel: the data, the optimizer, the live curves")
+        self.start_training_action = self._action(
+            train, "&Start training", self.start_training, "F6",
+            "Train the design on the data chosen in the Train panel (or resume)")
+        self.pause_training_action = self._action(
+            train, "&Pause / resume training", self.train_panel.toggle_pause, "F7",
+            "Pause the training after the current batch, or go on")
+        self.stop_training_action = self._action(
+            train, "S&top training", lambda: self.trainer.stop(), "Shift+F6",
+            "Stop after the current batch, keeping what was learnt")
+        train.addSeparator()
+        self._action(train, "Save &trained weights…", self.train_panel.save_weights_dialog, None,
+                     "Save the weights of the last training (.npz)")
+        self._training_state(self.trainer.state)
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Getting started", self.show_getting_started, keys.HelpContents,
                      "Build the lecture's first example in five steps")
@@ -417,6 +472,69 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "&About CNN Designer", lambda: show_about(self), None,
                      "The version")
         self._update_recent_menu()
+
+    # ------------------------------------------------------------------ training
+
+    def show_train_panel(self) -> None:
+        self.train_dock.show()
+        self.train_dock.raise_()
+
+    def start_training(self) -> bool:
+        self.show_train_panel()
+        return self.train_panel.start()
+
+    def _training_started(self, settings) -> None:
+        self._training_design = self.document.design
+        self.show_train_panel()
+        if not self._train_grown and not self.maps_focused():
+            self._train_grown = True  # once: the user's own resizing is kept after that
+            QTimer.singleShot(0, self._grow_train)
+
+    def _grow_train(self) -> None:
+        want = round(self.height() * TRAIN_SHARE)
+        if self.train_dock.isVisible() and self.train_dock.height() < want:
+            self.resizeDocks([self.train_dock], [want], Qt.Orientation.Vertical)
+
+    def _training_state(self, state: str) -> None:
+        training = self.trainer.training
+        self.training_note.setVisible(training)
+        self.start_training_action.setEnabled(state in ("idle", "paused"))
+        self.pause_training_action.setEnabled(state in ("running", "paused"))
+        self.stop_training_action.setEnabled(training and state != "stopping")
+
+    def _training_finished(self, result) -> None:
+        """A run ended (finished or stopped): its weights become the Run panel's, and the design
+        takes the data's class names (one undo step), if it is still the design trained."""
+        if self.document.design is not self._training_design:
+            self.statusBar().showMessage(
+                "The training of the previous design stopped; its weights are kept in the Train "
+                "panel (Save weights…)", 8000)
+            return
+        label = weights_label(result.source, len(result.history.rows))
+        try:
+            hand_weights_to_run(self.runner, result.weights, label)
+        except Exception as exc:  # a file the Run panel can't take: said, not lost
+            self.statusBar().showMessage(f"Can't hand the trained weights to the Run panel: "
+                                         f"{exc}", 10000)
+        classes = list(result.classes)
+        analysis = self.document.analysis
+        out = analysis.output if analysis.valid else None
+        shape = analysis.info(out).shape if out is not None else None
+        if (shape is not None and tuple(shape) == (len(classes),)
+                and self.document.design.classes != tuple(classes)):
+            self.document.push(SetClassesCommand(self.document.design, classes,
+                                                 "Name the classes after the training data"))
+
+    def open_wrong_image(self, wrong) -> None:
+        """A misclassified validation image clicked in the Train panel: run the design on it."""
+        classes = self.trainer.preview.classes if self.trainer.preview is not None else []
+        true = classes[wrong.true] if wrong.true < len(classes) else str(wrong.true)
+        self.runner.set_image(InputImage(wrong.pixels.copy(),
+                                         f"validation image {wrong.index} ({true})"))
+        self.run_dock.show()
+        self.run_dock.raise_()
+        self.statusBar().showMessage(f"Validation image {wrong.index} (a {true}) is in the Run "
+                                     f"panel", 5000)
 
     # ------------------------------------------------------------------ help
 
@@ -840,6 +958,7 @@ class MainWindow(QMainWindow):
                 self._closed = True
             self.autosaver.discard()  # a clean exit: nothing to recover next time
             self.remember_window()
+            self.trainer.shutdown()
             self.runner.shutdown()
             self.activations.tiler.shutdown()
             event.accept()

@@ -1,0 +1,403 @@
+"""The Train panel's live views: learning curves (pyqtgraph), the first convolution's filters,
+the confusion matrix, the most confidently wrong images and the data's preview.
+
+Each view keeps its pyqtgraph items alive and only hands them new data; the curves buffer the
+points they are given and redraw on a timer at most ``REDRAW_HZ`` times a second, however often
+points arrive.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPixmap
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSizePolicy, QWidget
+
+#: redraws of the curves per second at most
+REDRAW_HZ = 10
+#: exponential smoothing of the per-step training curves (TensorBoard's slider; 0 = none)
+SMOOTHING = 0.9
+TRAIN_PEN = pg.mkPen((31, 119, 180), width=2)
+RAW_PEN = pg.mkPen((31, 119, 180, 60), width=1)
+VAL_PEN = pg.mkPen((230, 110, 20), width=2)
+VAL_BRUSH = pg.mkBrush(230, 110, 20)
+CONFUSION_MAP = pg.colormap.get("CET-L12") if "CET-L12" in pg.colormap.listMaps() else \
+    pg.colormap.get("viridis")
+
+
+def rgb_image(pixels: np.ndarray) -> QImage:
+    """A uint8 RGB (H, W, 3) array as a QImage that owns its pixels."""
+    pixels = np.ascontiguousarray(pixels)
+    h, w, _ = pixels.shape
+    return QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def thumbnail(pixels: np.ndarray, size: int) -> QPixmap:
+    """An image scaled up (or down) to fit ``size`` pixels, its pixels kept sharp."""
+    image = rgb_image(pixels)
+    return QPixmap.fromImage(image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.FastTransformation))
+
+
+class Series:
+    """A growing (x, y) series in an array that doubles when full (appends are amortised
+    O(1); ``x``/``y`` are views, no copies)."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros((2, 256))
+        self.n = 0
+
+    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        k = len(x)
+        if self.n + k > self._data.shape[1]:
+            grown = np.zeros((2, max(2 * self._data.shape[1], self.n + k)))
+            grown[:, :self.n] = self._data[:, :self.n]
+            self._data = grown
+        self._data[0, self.n:self.n + k] = x
+        self._data[1, self.n:self.n + k] = y
+        self.n += k
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._data[0, :self.n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._data[1, :self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+class Smoother:
+    """Exponential moving average with TensorBoard's debiasing (the first points aren't pulled
+    toward 0), carried across calls."""
+
+    def __init__(self, weight: float = SMOOTHING) -> None:
+        self.weight = weight
+        self.last = 0.0
+        self.count = 0
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        out = np.empty(len(values))
+        w = self.weight
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                out[i] = v
+                continue
+            self.last = self.last * w + (1 - w) * v
+            self.count += 1
+            out[i] = self.last / (1 - w ** self.count) if w > 0 else v
+        return out
+
+    def reset(self) -> None:
+        self.last, self.count = 0.0, 0
+
+
+class CurvesView(pg.GraphicsLayoutWidget):
+    """Loss and accuracy: training per step (faint as measured, solid smoothed) and validation
+    per epoch (dots joined), against epochs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.loss_plot = self.addPlot(title="Loss")
+        self.nextRow()
+        self.accuracy_plot = self.addPlot(title="Accuracy (%)")
+        self.curves = {}
+        for name, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLabel("bottom", "epoch")
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
+            plot.setMenuEnabled(False)
+            # loss falls and accuracy rises: each legend in the corner its curves leave free
+            legend = plot.addLegend(offset=(-4, 4) if name == "loss" else (-4, -4),
+                                    labelTextSize="8pt", verSpacing=-6)
+            raw = plot.plot(pen=RAW_PEN)
+            smooth = plot.plot(pen=TRAIN_PEN, name="training")
+            val = plot.plot(pen=VAL_PEN, symbol="o", symbolSize=6, symbolBrush=VAL_BRUSH,
+                            symbolPen=None, name="validation")
+            legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+            self.curves[name] = (raw, smooth, val)
+        self.accuracy_plot.setYRange(0, 100)
+        self.series = {key: Series() for key in ("loss", "loss_smooth", "accuracy",
+                                                 "accuracy_smooth", "val_loss", "val_accuracy")}
+        self.smoothers = {"loss": Smoother(), "accuracy": Smoother()}
+        self._dirty = False
+        self.redraws = 0
+        self._timer = QTimer(self, interval=round(1000 / REDRAW_HZ))
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+
+    def reset(self) -> None:
+        for series in self.series.values():
+            series.clear()
+        for smoother in self.smoothers.values():
+            smoother.reset()
+        self._dirty = True
+        self._redraw()
+
+    def add_steps(self, x: np.ndarray, loss: np.ndarray, accuracy: np.ndarray) -> None:
+        accuracy = 100 * np.asarray(accuracy, float)
+        self.series["loss"].extend(x, loss)
+        self.series["loss_smooth"].extend(x, self.smoothers["loss"](np.asarray(loss, float)))
+        self.series["accuracy"].extend(x, accuracy)
+        self.series["accuracy_smooth"].extend(x, self.smoothers["accuracy"](accuracy))
+        self._dirty = True
+
+    def add_epoch(self, epoch: float, val_loss: float, val_accuracy: float) -> None:
+        self.series["val_loss"].extend(np.array([epoch]), np.array([val_loss]))
+        self.series["val_accuracy"].extend(np.array([epoch]), np.array([100 * val_accuracy]))
+        self._dirty = True
+
+    def _redraw(self) -> None:
+        if not self._dirty or not self.isVisible() and self.series["loss"].n:
+            return  # (hidden: drawn when shown; see showEvent)
+        self._dirty = False
+        self.redraws += 1
+        for name in ("loss", "accuracy"):
+            raw, smooth, val = self.curves[name]
+            s = self.series
+            raw.setData(s[name].x, s[name].y)
+            smooth.setData(s[name + "_smooth"].x, s[name + "_smooth"].y)
+            val.setData(s["val_" + name].x, s["val_" + name].y)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        self._redraw()
+
+    def point_count(self) -> dict[str, int]:
+        """How many points each curve holds as drawn (for tests)."""
+        return {name: len(item.getData()[0]) if item.getData()[0] is not None else 0
+                for key in ("loss", "accuracy")
+                for name, item in zip((key, key + "_smooth", "val_" + key), self.curves[key])}
+
+
+class ImageView(pg.GraphicsLayoutWidget):
+    """One RGB image, as large as fits, pixels kept square; a title above."""
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.label = self.addLabel(title, color="k", size="9pt")
+        self.nextRow()
+        self.box = self.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.box.setMenuEnabled(False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.box.addItem(self.image)
+        self.shape: tuple[int, ...] | None = None
+
+    def set_rgb(self, rgb: np.ndarray, title: str | None = None) -> None:
+        self.image.setLevels(None, update=False)
+        self.image.setImage(rgb, autoLevels=False)
+        if rgb.shape != self.shape:
+            self.shape = rgb.shape
+            self.box.autoRange(padding=0.02)
+        if title is not None:
+            self.label.setText(title, color="k", size="9pt")
+
+    def reset(self, title: str = "") -> None:
+        self.image.clear()
+        self.shape = None
+        self.label.setText(title, color="k", size="9pt")
+
+
+class ConfusionView(pg.GraphicsLayoutWidget):
+    """The validation's confusion matrix: rows the true class, columns the predicted one; each
+    cell coloured by its share of the row (so a class's recall reads the same for any class
+    size) and labelled with its count; class names on both axes."""
+
+    MAX_LABELLED = 20  # counts written in the cells up to this many classes
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.plot = self.addPlot()
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(False, False)
+        self.plot.hideButtons()
+        self.plot.invertY(True)
+        self.plot.setAspectLocked(True)
+        self.plot.setLabel("left", "true class")
+        self.plot.setLabel("bottom", "predicted class")
+        self.plot.setTitle("Confusion matrix (validation)", size="9pt")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(CONFUSION_MAP.getLookupTable(nPts=256, alpha=False))
+        self.plot.addItem(self.image)
+        self.texts: list[pg.TextItem] = []
+        self.confusion: np.ndarray | None = None
+        self.classes: list[str] = []
+
+    def set_matrix(self, confusion: np.ndarray, classes: Sequence[str], title: str = "") -> None:
+        k = confusion.shape[0]
+        rows = confusion.sum(axis=1, keepdims=True)
+        share = confusion / np.where(rows > 0, rows, 1)
+        self.image.setImage(share.astype(np.float32), levels=(0.0, 1.0), autoLevels=False)
+        names = [str(c) for c in classes][:k] + [str(i) for i in range(len(classes), k)]
+        short = [n if len(n) <= 10 else n[:9] + "…" for n in names]
+        ticks = [[(i + 0.5, short[i]) for i in range(k)]]
+        self.plot.getAxis("bottom").setTicks(ticks)
+        self.plot.getAxis("left").setTicks(ticks)
+        if confusion.shape != (self.confusion.shape if self.confusion is not None else None):
+            for text in self.texts:
+                self.plot.removeItem(text)
+            self.texts = []
+            if k <= self.MAX_LABELLED:
+                font = QFont()
+                font.setPointSizeF(8 if k > 10 else 9)
+                for i in range(k * k):
+                    text = pg.TextItem(anchor=(0.5, 0.5))
+                    text.setFont(font)
+                    text.setPos(i % k + 0.5, i // k + 0.5)
+                    self.plot.addItem(text)
+                    self.texts.append(text)
+            self.plot.setRange(xRange=(0, k), yRange=(0, k), padding=0.02)
+        for i, text in enumerate(self.texts):
+            r, c = divmod(i, k)
+            value = int(confusion[r, c])
+            text.setText(str(value) if value or r == c else "")
+            text.setColor(QColor(255, 255, 255) if share[r, c] > 0.55 else QColor(30, 30, 30))
+        self.confusion = confusion
+        self.classes = names
+        if title:
+            self.plot.setTitle(title, size="9pt")
+
+    def reset(self) -> None:
+        for text in self.texts:
+            self.plot.removeItem(text)
+        self.texts = []
+        self.image.clear()
+        self.confusion = None
+        self.plot.setTitle("Confusion matrix (validation)", size="9pt")
+
+
+class WrongImages(QListWidget):
+    """The most confidently wrong validation images, each with its true and predicted class
+    and the probability given; clicking one emits ``chosen`` with it."""
+
+    chosen = Signal(object)  # designer.app.train.controller.Wrong
+
+    ICON = 56
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setIconSize(QSize(self.ICON, self.ICON))
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.setMovement(QListWidget.Movement.Static)
+        self.setWrapping(True)
+        self.setWordWrap(True)
+        self.setGridSize(QSize(self.ICON + 36, self.ICON + 36))
+        self.setFlow(QListWidget.Flow.LeftToRight)
+        self.setUniformItemSizes(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setToolTip("The validation images the network was surest about and got wrong: "
+                        "click one to open it in the Run panel")
+        self.itemClicked.connect(lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.itemActivated.connect(
+            lambda item: self.chosen.emit(item.data(Qt.ItemDataRole.UserRole)))
+
+    def row_height(self) -> int:
+        """The height one row of thumbnails needs."""
+        return self.gridSize().height() + 2 * self.frameWidth() + 4
+
+    def set_images(self, wrong: list, classes: Sequence[str]) -> None:
+        self.clear()
+        for w in wrong:
+            true, predicted = _name(classes, w.true), _name(classes, w.predicted)
+            item = QListWidgetItem(QIcon(thumbnail(w.pixels, self.ICON)),
+                                   f"{true} → {predicted}\n{100 * w.confidence:.0f} %")
+            item.setToolTip(f"Validation image {w.index}: a {true}, taken for a {predicted} with "
+                            f"probability {100 * w.confidence:.1f} %. Click: open it in the Run "
+                            f"panel")
+            item.setData(Qt.ItemDataRole.UserRole, w)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.addItem(item)
+
+
+def _name(classes: Sequence[str], index: int) -> str:
+    return str(classes[index]) if 0 <= index < len(classes) else str(index)
+
+
+class DataPreview(QWidget):
+    """A few training images of each class with the class's name and its number of images."""
+
+    THUMB = 22
+    GAP = 3
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.classes: list[str] = []
+        self.counts: list[int] = []
+        self.rows: list[list[QPixmap]] = []
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def set_preview(self, preview) -> None:
+        self.classes = list(preview.classes)
+        self.counts = list(preview.train_counts)
+        shown = min(len(self.classes), max((label for _, label in preview.samples), default=-1) + 1)
+        self.rows = [[] for _ in range(shown)]
+        for pixels, label in preview.samples:
+            self.rows[label].append(thumbnail(pixels, self.THUMB))
+        self._relayout()
+        self.update()
+
+    def clear(self) -> None:
+        self.classes, self.counts, self.rows = [], [], []
+        self._relayout()
+        self.update()
+
+    def _cell(self) -> QSize:
+        thumbs = max((len(r) for r in self.rows), default=0)
+        return QSize(max(thumbs * (self.THUMB + 1), 60) + 2 * self.GAP,
+                     self.THUMB + self.fontMetrics().height() + 2 * self.GAP)
+
+    def _columns(self, width: int) -> int:
+        return max(1, width // max(1, self._cell().width()))
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt's name)
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        if not self.rows:
+            return 0
+        return math.ceil(len(self.rows) / self._columns(width)) * self._cell().height()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        width = 2 * self._cell().width()
+        return QSize(width, self.heightForWidth(width))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        return QSize(self._cell().width(), self.heightForWidth(self.width() or 200))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        want = self.heightForWidth(self.width())
+        if self.height() != want:
+            self.setFixedHeight(want)
+
+    def _relayout(self) -> None:
+        self.setFixedHeight(self.heightForWidth(self.width() or self.sizeHint().width()))
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if not self.rows:
+            return
+        painter = QPainter(self)
+        cell = self._cell()
+        cols = self._columns(self.width())
+        metrics = self.fontMetrics()
+        for label, thumbs in enumerate(self.rows):
+            r, c = divmod(label, cols)
+            x0, y0 = c * cell.width() + self.GAP, r * cell.height() + self.GAP
+            for i, pixmap in enumerate(thumbs):
+                painter.drawPixmap(x0 + i * (self.THUMB + 1), y0, pixmap)
+            count = self.counts[label] if label < len(self.counts) else 0
+            text = metrics.elidedText(f"{self.classes[label]} ({count:,})",
+                                      Qt.TextElideMode.ElideMiddle, cell.width() - self.GAP)
+            painter.drawText(QRect(x0, y0 + self.THUMB, cell.width() - self.GAP,
+                                   metrics.height()), Qt.AlignmentFlag.AlignLeft, text)
+        painter.end()

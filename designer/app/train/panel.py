@@ -1,0 +1,457 @@
+"""The Train panel: the data with a preview, the optimizer and the run's settings, Start, Pause
+and Stop on the left; the live curves, the first convolution's filters, the confusion matrix and
+the most confidently wrong images on the right."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+
+from designer.app.messages import WRITE_ERRORS, write_failure
+from designer.app.train.charts import (ConfusionView, CurvesView, DataPreview, ImageView,
+                                       WrongImages)
+from designer.app.train.controller import (BUILTIN_SOURCES, DEFAULT_LR, IDLE, LOADING, OPTIMIZERS,
+                                           PAUSED, RUNNING, STOPPING, EpochResult, Finished,
+                                           Preview, Settings, Steps, TrainController)
+from designer.app.train.handoff import save_weights, weights_label
+from designer.engine.weights import WeightsError
+
+FOLDER, NPZ = "folder", "npz"
+ERROR_STYLE = "color: #c82020"
+SCHEDULE_NAMES = {None: "Constant", "cosine": "Cosine to 0", "step": "Step (÷10 every third)"}
+
+
+def duration(seconds: float | None) -> str:
+    """``0:42``, ``12:05``, ``1h03m``; ``…`` when not known yet."""
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrainPanel(QWidget):
+    """See the module docstring. ``message(text, ms)`` goes to the status bar; ``wrong_chosen``
+    carries a misclassified image the user clicked (a controller.Wrong)."""
+
+    message = Signal(str, int)
+    wrong_chosen = Signal(object)
+
+    def __init__(self, controller: TrainController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self._source_paths: dict[str, str] = {}  # combo text -> folder or file path
+        self._epoch_seconds: float | None = None
+
+        # ---------------------------------------------------------------- data
+        self.source = QComboBox()
+        for source, text in BUILTIN_SOURCES.items():
+            self.source.addItem(text, source)
+        self.source.addItem("Image folder…", FOLDER)
+        self.source.addItem(".npz file…", NPZ)
+        self.source.setToolTip("What to train on: built-in data drawn by the app, a folder with "
+                               "one sub-folder of images per class, or an .npz file with x "
+                               "(N, C, H, W) and y (N,)")
+        self.source.activated.connect(self._source_chosen)
+        self.data_note = QLabel("Choose the data to train on")
+        self.data_note.setWordWrap(True)
+        self.preview = DataPreview()
+        data_box = QGroupBox("Data")
+        data_layout = QVBoxLayout(data_box)
+        data_layout.addWidget(self.source)
+        data_layout.addWidget(self.data_note)
+        data_layout.addWidget(self.preview)
+
+        # ---------------------------------------------------------------- optimizer
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(list(OPTIMIZERS))
+        self.optimizer.setToolTip("Adam: a good first choice. AdamW: Adam with decoupled weight "
+                                  "decay. SGD: with momentum, often best when tuned")
+        self.optimizer.currentTextChanged.connect(self._optimizer_chosen)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=0.00001, maximum=10.0, singleStep=0.0005)
+        self.lr.setValue(DEFAULT_LR["Adam"])
+        self.lr.setToolTip("Learning rate: the size of each step. Too high and the loss jumps "
+                           "or diverges, too low and it falls slowly")
+        self.momentum = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.05)
+        self.momentum.setValue(0.9)
+        self.nesterov = QCheckBox("Nesterov")
+        self.weight_decay = QDoubleSpinBox(decimals=5, minimum=0.0, maximum=1.0, singleStep=0.0001)
+        self.weight_decay.setToolTip("L2 penalty (Adam, SGD) or decoupled decay (AdamW, "
+                                     "default 0.01)")
+        opt_box = QGroupBox("Optimizer")
+        opt_form = QFormLayout(opt_box)
+        opt_form.addRow("Optimizer", self.optimizer)
+        opt_form.addRow("Learning rate", self.lr)
+        momentum_row = QWidget()
+        row = QHBoxLayout(momentum_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.momentum)
+        row.addWidget(self.nesterov)
+        self.momentum_row = momentum_row
+        opt_form.addRow("Momentum", momentum_row)
+        opt_form.addRow("Weight decay", self.weight_decay)
+        self.opt_form = opt_form
+
+        # ---------------------------------------------------------------- run
+        self.epochs = QSpinBox(minimum=1, maximum=1000, value=5)
+        self.batch_size = QSpinBox(minimum=1, maximum=4096, value=64)
+        self.batch_size.setToolTip("Images per optimizer step")
+        self.schedule = QComboBox()
+        for value, text in SCHEDULE_NAMES.items():
+            self.schedule.addItem(text, value)
+        self.schedule.setToolTip("How the learning rate changes from epoch to epoch")
+        self.augment = QCheckBox("Augment (shift, flip where it keeps the class)")
+        self.augment.setToolTip("Each training batch randomly shifted by a few pixels (and "
+                                "mirrored for data whose classes allow it): slower to fit, "
+                                "better on new images")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.seed.setToolTip("The same seed gives the same run: initial weights, order of the "
+                             "batches, augmentation")
+        run_box = QGroupBox("Training")
+        run_form = QFormLayout(run_box)
+        run_form.addRow("Epochs", self.epochs)
+        run_form.addRow("Batch size", self.batch_size)
+        run_form.addRow("Schedule", self.schedule)
+        run_form.addRow(self.augment)
+        run_form.addRow("Seed", self.seed)
+
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Train the design as it is now on the data (F6)")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause or resume after the current batch (F7)")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current batch, keeping what was learnt "
+                                    "(Shift+F6)")
+        self.stop_button.clicked.connect(lambda: self.controller.stop())
+        self.save_button = QPushButton("Save weights…")
+        self.save_button.setToolTip("Save the trained weights (.npz, PyTorch's names and "
+                                    "layouts)")
+        self.save_button.clicked.connect(self.save_weights_dialog)
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            buttons.addWidget(button)
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet(ERROR_STYLE)
+        self.problem.hide()
+
+        settings = QWidget()
+        column = QVBoxLayout(settings)
+        column.setContentsMargins(0, 0, 4, 0)
+        column.addWidget(data_box)
+        column.addWidget(opt_box)
+        column.addWidget(run_box)
+        column.addStretch(1)
+        self.settings_scroll = QScrollArea()
+        self.settings_scroll.setWidget(settings)
+        self.settings_scroll.setWidgetResizable(True)
+        self.settings_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Start, Pause and Stop stay in sight above the settings, however short the dock
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.problem)
+        left_layout.addWidget(self.settings_scroll, 1)
+        left_layout.addWidget(self.save_button)
+        left.setMinimumWidth(settings.minimumSizeHint().width() + 20)
+        left.setMaximumWidth(max(left.minimumWidth(), 330))
+        self.left = left
+        self.settings_widgets = [self.source, self.optimizer, self.lr, self.momentum,
+                                 self.nesterov, self.weight_decay, self.epochs, self.batch_size,
+                                 self.schedule, self.augment, self.seed]
+
+        # ---------------------------------------------------------------- views
+        self.status = QLabel("Not trained yet: choose the data, then Start")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.curves = CurvesView()
+        self.filters = ImageView("First convolution's filters")
+        self.confusion = ConfusionView()
+        self.wrong = WrongImages()
+        self.wrong.chosen.connect(self.wrong_chosen.emit)
+        wrong_box = QWidget()
+        wrong_layout = QVBoxLayout(wrong_box)
+        wrong_layout.setContentsMargins(0, 0, 0, 0)
+        wrong_title = QLabel("Most confidently wrong (click: open in the Run panel)")
+        wrong_title.setWordWrap(True)
+        wrong_layout.addWidget(wrong_title)
+        wrong_layout.addWidget(self.wrong)
+        # the curves beside the confusion matrix; below them the filters beside the wrong images
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.curves)
+        top.addWidget(self.confusion)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.filters)
+        bottom.addWidget(wrong_box)
+        views = QSplitter(Qt.Orientation.Vertical)
+        views.addWidget(top)
+        views.addWidget(bottom)
+        for splitter in (top, bottom, views):
+            splitter.setChildrenCollapsible(False)
+        self.views, self.top_row, self.bottom_row = views, top, bottom
+        self._sized = False
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.status)
+        right_layout.addWidget(views, 1)
+
+        outer = QSplitter(Qt.Orientation.Horizontal)
+        outer.addWidget(left)
+        outer.addWidget(right)
+        outer.setStretchFactor(0, 0)
+        outer.setStretchFactor(1, 1)
+        outer.setCollapsible(1, False)
+        self.splitter = outer
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(outer)
+        for widget in (self.curves, self.filters, self.confusion, self.wrong):
+            widget.setMinimumSize(120, 100)
+            widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+        controller.state_changed.connect(self._state_changed)
+        controller.data_loaded.connect(self._data_loaded)
+        controller.data_failed.connect(self._data_failed)
+        controller.started.connect(self._started)
+        controller.steps.connect(self._steps)
+        controller.filters.connect(self._filters)
+        controller.epoch_done.connect(self._epoch_done)
+        controller.finished.connect(self._finished)
+        controller.failed.connect(self._failed)
+        controller.document.refreshed.connect(lambda *_: self.check_design())
+        controller.document.design_replaced.connect(self.check_design)
+        self._optimizer_chosen(self.optimizer.currentText())
+        self._state_changed(controller.state)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if not self._sized and self.width() > 200 and self.height() > 100:
+            self._sized = True  # the first real size shares the room out; the user's after that
+            self.place_views()
+
+    def place_views(self) -> None:
+        """Curves 3/5 and the confusion matrix 2/5 of the width above; the filters 1/4 and the
+        wrong images 3/4 below; the upper row 2/3 of the height (at least what the wrong
+        images' one row of thumbnails needs below)."""
+        width = max(300, self.width() - self.left.width() - 12)
+        height = max(200, self.height() - self.status.height() - 12)
+        lower = max(self.wrong.row_height() + 30, height // 3)
+        self.views.setSizes([height - lower, lower])
+        self.top_row.setSizes([width * 3 // 5, width - width * 3 // 5])
+        self.bottom_row.setSizes([width // 4, width - width // 4])
+
+    # ------------------------------------------------------------------ settings
+
+    def read_settings(self) -> Settings:
+        """The settings as the controls show them."""
+        optimizer = self.optimizer.currentText()
+        return Settings(source=self.controller.settings.source, optimizer=optimizer,
+                        lr=self.lr.value(), momentum=self.momentum.value(),
+                        nesterov=self.nesterov.isChecked(),
+                        weight_decay=self.weight_decay.value(), epochs=self.epochs.value(),
+                        batch_size=self.batch_size.value(),
+                        schedule=self.schedule.currentData(), augment=self.augment.isChecked(),
+                        seed=self.seed.value())
+
+    def _optimizer_chosen(self, name: str) -> None:
+        """Each optimizer's usual settings (the learning rate only if it was another's default)."""
+        if any(abs(self.lr.value() - lr) < 1e-12 for lr in DEFAULT_LR.values()):
+            self.lr.setValue(DEFAULT_LR.get(name, 1e-3))
+        if name == "AdamW" and self.weight_decay.value() == 0.0:
+            self.weight_decay.setValue(0.01)
+        elif name != "AdamW" and abs(self.weight_decay.value() - 0.01) < 1e-12:
+            self.weight_decay.setValue(0.0)
+        sgd = name == "SGD"
+        self.momentum_row.setVisible(sgd)
+        label = self.opt_form.labelForField(self.momentum_row)
+        if label is not None:
+            label.setVisible(sgd)
+
+    def _source_chosen(self, index: int) -> None:
+        kind = self.source.itemData(index)
+        if kind == FOLDER:
+            path = QFileDialog.getExistingDirectory(
+                self, "Training data: a folder with one sub-folder of images per class")
+            if not path:
+                self._show_source()
+                return
+            self.choose_source(path)
+        elif kind == NPZ:
+            path, _ = QFileDialog.getOpenFileName(self, "Training data (.npz)", "",
+                                                  "NumPy archives (*.npz);;All files (*)")
+            if not path:
+                self._show_source()
+                return
+            self.choose_source(path)
+        else:
+            self.choose_source(kind)
+
+    def choose_source(self, source: str) -> None:
+        """Use ``source`` (``builtin:…``, a folder or an .npz file) and load it."""
+        if not source.startswith("builtin:"):
+            text = f"{Path(source).name}  ({source})"
+            if self.source.findData(source) < 0:
+                self.source.insertItem(self.source.count() - 2, text, source)
+        self.controller.settings.source = source
+        self._show_source()
+        self.data_note.setStyleSheet("")
+        self.data_note.setText(f"Loading {source}…")
+        self.preview.clear()
+        self.controller.load_data(source)
+
+    def _show_source(self) -> None:
+        index = self.source.findData(self.controller.settings.source)
+        if index >= 0:
+            self.source.setCurrentIndex(index)
+
+    # ------------------------------------------------------------------ actions
+
+    def start(self) -> bool:
+        if self.controller.state == PAUSED:
+            self.controller.resume()
+            return True
+        settings = self.read_settings()
+        return self.controller.start(settings, None)
+
+    def toggle_pause(self) -> None:
+        if self.controller.state == PAUSED:
+            self.controller.resume()
+        else:
+            self.controller.pause()
+
+    def save_weights_dialog(self) -> None:
+        last = self.controller.last
+        if last is None:
+            self._say("Train first: there are no trained weights yet.", error=True)
+            return
+        suggested = weights_label(last.source, len(last.history.rows)) + ".npz"
+        path, _ = QFileDialog.getSaveFileName(self, "Save trained weights", suggested,
+                                              "Weights (*.npz)")
+        if path:
+            self.save_to(path)
+
+    def save_to(self, path: str | Path) -> bool:
+        last = self.controller.last
+        if last is None:
+            return False
+        try:
+            save_weights(last.weights, path)
+        except WeightsError as exc:
+            self._say(f"Can't save the weights: {exc}", error=True)
+            return False
+        except WRITE_ERRORS as exc:
+            self._say(f"Can't save the weights: {write_failure(exc, path)}", error=True)
+            return False
+        self.message.emit(f"Saved the trained weights to {path}", 5000)
+        return True
+
+    # ------------------------------------------------------------------ state shown
+
+    def check_design(self) -> None:
+        """Say before Start why the design can't be trained on the data (or nothing)."""
+        if self.controller.training:
+            return
+        problem = self.controller.problem()
+        self.problem.setText(f"Can't train: {problem}." if problem else "")
+        self.problem.setVisible(bool(problem))
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet(ERROR_STYLE if error else "")
+        self.status.setText(text)
+        self.message.emit(text, 8000 if error else 4000)
+
+    def _state_changed(self, state: str) -> None:
+        training = self.controller.training
+        for widget in self.settings_widgets:
+            widget.setEnabled(not training and state != LOADING)
+        self.start_button.setEnabled(state in (IDLE, PAUSED))
+        self.start_button.setText("Resume" if state == PAUSED else "Start")
+        self.pause_button.setEnabled(state in (RUNNING, PAUSED))
+        self.pause_button.setText("Resume" if state == PAUSED else "Pause")
+        self.stop_button.setEnabled(training and state != STOPPING)
+        self.save_button.setEnabled(self.controller.last is not None and not training)
+        if state == PAUSED:
+            self.status.setText(self.status.text().split("  —  ")[0] + "  —  paused")
+        elif state == STOPPING:
+            self.status.setText("Stopping after the current batch…")
+        if state == IDLE:
+            self.check_design()
+
+    def _data_loaded(self, preview: Preview) -> None:
+        self.preview.set_preview(preview)
+        train, val = sum(preview.train_counts), sum(preview.val_counts)
+        c, h, w = preview.image_shape
+        self.data_note.setStyleSheet("")
+        self.data_note.setText(f"{len(preview.classes)} classes · {train:,} training + {val:,} "
+                               f"validation images, as {c}×{h}×{w} for the Input")
+        self.check_design()
+
+    def _data_failed(self, text: str) -> None:
+        self.preview.clear()
+        self.data_note.setStyleSheet(ERROR_STYLE)
+        self.data_note.setText(f"Can't use this data: {text}")
+        self.message.emit(f"Can't use this data: {text}", 10000)
+
+    def _started(self, settings: Settings) -> None:
+        self.curves.reset()
+        self.confusion.reset()
+        self.wrong.clear()
+        self.filters.reset("First convolution's filters")
+        self._epoch_seconds = None
+        self.status.setStyleSheet("")
+        self.status.setText(f"Starting: {settings.epochs} epoch(s) of {settings.optimizer} "
+                            f"(learning rate {settings.lr:g}), batches of {settings.batch_size}…")
+
+    def _steps(self, steps: Steps) -> None:
+        self.curves.add_steps(steps.x, steps.loss, steps.accuracy)
+        e = steps.event
+        per_epoch = (f"{self._epoch_seconds:.1f} s per epoch · " if self._epoch_seconds
+                     else "")
+        self.status.setStyleSheet("")
+        self.status.setText(
+            f"Epoch {e.epoch}/{e.epochs} · batch {e.batch}/{e.batches} · training loss "
+            f"{e.loss:.4f}, accuracy {100 * e.accuracy:.1f} % · {per_epoch}about "
+            f"{duration(e.remaining)} left")
+
+    def _filters(self, rgb, node_id: str) -> None:
+        self.filters.set_rgb(rgb, f"{node_id}'s filters, as they learn")
+
+    def _epoch_done(self, result: EpochResult) -> None:
+        row = result.row
+        self._epoch_seconds = row["seconds"]
+        self.curves.add_epoch(result.epoch, row["val_loss"], row["val_accuracy"])
+        classes = self.controller.preview.classes if self.controller.preview else []
+        self.confusion.set_matrix(result.confusion, classes,
+                                  f"Confusion matrix (validation, epoch {result.epoch})")
+        self.wrong.set_images(result.wrong, classes)
+        left = (f" · about {duration(result.remaining)} left"
+                if result.epoch < result.epochs else "")
+        self.status.setText(
+            f"Epoch {result.epoch}/{result.epochs}: validation loss {row['val_loss']:.4f}, "
+            f"accuracy {100 * row['val_accuracy']:.1f} % · {row['seconds']:.1f} s per epoch"
+            f"{left}")
+
+    def _finished(self, result: Finished) -> None:
+        rows = result.history.rows
+        how = "Stopped" if result.stopped else "Trained"
+        last = rows[-1] if rows else None
+        epochs = f"{len(rows)} epoch{'s' if len(rows) != 1 else ''}"
+        text = (f"{how} after {epochs} ({duration(result.seconds)}): validation "
+                f"accuracy {100 * last['val_accuracy']:.1f} %, loss {last['val_loss']:.4f}. "
+                f"The Run panel now uses these weights (choose others there to go back); "
+                f"Save weights… keeps them." if last else f"{how}.")
+        self._say(text)
+        self.save_button.setEnabled(True)
+
+    def _failed(self, text: str) -> None:
+        self._say(text, error=True)
+        self.check_design()

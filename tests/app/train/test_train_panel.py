@@ -1,0 +1,263 @@
+"""The Train panel in the window: a short run to the end (curves, confusion matrix, filters,
+weights handed to the Run panel, class names), Pause/Resume/Stop, edits while it trains, and
+bad data or an unfit design said in plain words."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from designer.app.run.controller import FILE
+from designer.app.train import controller as train_controller
+from designer.app.train.controller import IDLE, PAUSED, RUNNING
+from tests.helpers import chain
+
+
+def tiny_design(classes=2):
+    return chain((1, 8, 8), ("conv", "Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+                 ("relu", "ReLU", {}), ("pool", "MaxPool2d", {"kernel_size": 2}),
+                 ("flat", "Flatten", {}), ("fc", "Linear", {"out_features": classes}),
+                 name="tiny")
+
+
+def stripes(n, seed):
+    """Two classes: a bright vertical (0) or horizontal (1) bar at a random place, on noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 1, 8, 8), dtype=np.float32) * 0.3
+    y = rng.integers(0, 2, n)
+    where = rng.integers(0, 8, n)
+    for i in range(n):
+        if y[i] == 0:
+            x[i, 0, :, where[i]] = 1.0
+        else:
+            x[i, 0, where[i], :] = 1.0
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture
+def stripes_file(tmp_path):
+    x, y = stripes(300, 1)
+    xv, yv = stripes(60, 2)
+    path = tmp_path / "stripes.npz"
+    np.savez(path, x=x, y=y, x_val=xv, y_val=yv, classes=np.array(["vertical", "horizontal"]))
+    return str(path)
+
+
+@pytest.fixture
+def trainable(window, qtbot, stripes_file):
+    """The window on the tiny design, with the stripes loaded in the Train panel."""
+    window.document.replace(tiny_design(), None)
+    panel = window.train_panel
+    with qtbot.waitSignal(window.trainer.data_loaded, timeout=20000):
+        panel.choose_source(stripes_file)
+    return window
+
+
+def settle(qtbot, window):
+    qtbot.waitUntil(lambda: window.trainer.state == IDLE and not window.trainer.busy,
+                    timeout=60000)
+
+
+def test_a_short_run_fills_the_curves_and_matrix_and_hands_on_its_weights(trainable, qtbot):
+    window = trainable
+    panel, trainer = window.train_panel, window.trainer
+    assert "2 classes · 300 training + 60 validation images" in panel.data_note.text()
+    assert panel.preview.classes == ["vertical", "horizontal"]
+    assert panel.preview.counts == np.bincount(stripes(300, 1)[1]).tolist()
+    assert window.document.design.classes is None
+    panel.epochs.setValue(3)
+    panel.batch_size.setValue(16)
+    panel.lr.setValue(0.01)
+    with qtbot.waitSignal(trainer.finished, timeout=60000) as done:
+        assert window.start_training_action.isEnabled()
+        window.start_training_action.trigger()  # F6
+        assert window.training_note.isVisibleTo(window)
+    result = done.args[0]
+    settle(qtbot, window)
+    assert not result.stopped and len(result.history.rows) == 3
+    assert result.history.rows[-1]["val_accuracy"] >= 0.8
+    # curves: every training step (300 / 16 → 19 a epoch) and the three validations
+    qtbot.waitUntil(lambda: panel.curves.point_count()["loss"] == 57, timeout=5000)
+    counts = panel.curves.point_count()
+    assert counts["loss_smooth"] == 57 and counts["val_loss"] == 3 and counts["val_accuracy"] == 3
+    # confusion matrix of the last epoch: counts in the cells, the classes on the axes
+    matrix = panel.confusion.confusion
+    assert matrix.sum() == 60 and np.trace(matrix) / 60 == pytest.approx(
+        result.history.rows[-1]["val_accuracy"])
+    np.testing.assert_array_equal(matrix, result.history.confusion)
+    assert [t.toPlainText() for t in panel.confusion.texts][0] == str(matrix[0, 0])
+    ticks = panel.confusion.plot.getAxis("left")._tickLevels[0]
+    assert [name for _, name in ticks] == ["vertical", "horizontal"]
+    # the first convolution's filters: 4 filters of 3×3 drawn as one image
+    assert panel.filters.shape is not None and "conv" in panel.filters.label.text
+    # the weights went to the Run panel, and the design took the data's class names
+    runner = window.runner
+    label = getattr(runner, "weights_label", None) or runner.weights_file.name
+    assert runner.weights_mode == FILE and label.startswith("trained-stripes-3ep")
+    for key, tensor in result.weights.items():
+        np.testing.assert_array_equal(runner._file_weights[key], tensor)
+    assert window.document.design.classes == ("vertical", "horizontal")
+    assert "Trained after 3 epochs" in panel.status.text()
+    window.undo_action.trigger()  # the classes are one undo step
+    assert window.document.design.classes is None
+    window.redo_action.trigger()
+    assert window.document.design.classes == ("vertical", "horizontal")
+    assert not window.training_note.isVisibleTo(window)
+
+
+def test_trained_weights_save_to_a_weights_file(trainable, qtbot, tmp_path):
+    import designer
+    window = trainable
+    panel = window.train_panel
+    panel.epochs.setValue(1)
+    with qtbot.waitSignal(window.trainer.finished, timeout=60000) as done:
+        panel.start()
+    settle(qtbot, window)
+    assert panel.save_button.isEnabled()
+    target = tmp_path / "out" / "w.npz"
+    target.parent.mkdir()
+    assert panel.save_to(target)
+    net = designer.build(window.document.design, weights=str(target))
+    for key, tensor in done.args[0].weights.items():
+        np.testing.assert_array_equal(net.weights[key], tensor)
+    assert not panel.save_to(tmp_path / "missing-folder" / "w.npz")
+    assert "Can't save the weights" in panel.status.text()
+
+
+@pytest.fixture
+def slow_steps(monkeypatch):
+    """Training slowed to a step every 20 ms, so a test can act while it runs."""
+    real = train_controller.train
+
+    def slowed(*args, progress=None, **kwargs):
+        def slow(event):
+            time.sleep(0.02)
+            return progress(event)
+        return real(*args, progress=slow, **kwargs)
+
+    monkeypatch.setattr(train_controller, "train", slowed)
+
+
+def test_pause_resume_and_stop(trainable, qtbot, slow_steps):
+    window = trainable
+    panel, trainer = window.train_panel, window.trainer
+    panel.epochs.setValue(100)
+    panel.batch_size.setValue(16)
+    with qtbot.waitSignal(trainer.steps, timeout=30000):
+        panel.start()
+    assert trainer.state == RUNNING and panel.pause_button.text() == "Pause"
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert trainer.state == PAUSED and panel.pause_button.text() == "Resume"
+    assert panel.start_button.text() == "Resume"
+    qtbot.wait(300)  # the batch under way ends and reports
+    seen = []
+    trainer.steps.connect(seen.append)
+    qtbot.wait(500)
+    assert seen == []  # paused: no steps
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)  # resume
+    assert trainer.state == RUNNING
+    qtbot.waitUntil(lambda: len(seen) > 0, timeout=10000)
+    with qtbot.waitSignal(trainer.finished, timeout=30000) as done:
+        qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    settle(qtbot, window)
+    assert result.stopped and len(result.history.rows) < 100
+    assert window.runner.weights_mode == FILE  # stopped runs hand on what they learnt too
+    assert "Stopped after" in panel.status.text()
+
+
+def test_stop_while_paused_ends_at_once(trainable, qtbot, slow_steps):
+    window = trainable
+    trainer = window.trainer
+    window.train_panel.epochs.setValue(100)
+    with qtbot.waitSignal(trainer.steps, timeout=30000):
+        window.train_panel.start()
+    trainer.pause()
+    with qtbot.waitSignal(trainer.finished, timeout=10000) as done:
+        window.stop_training_action.trigger()
+    assert done.args[0].stopped
+
+
+def test_editing_while_training_asks_and_keeps_training_when_told(trainable, qtbot,
+                                                                    slow_steps):
+    window = trainable
+    trainer, lock = window.trainer, window.edit_lock
+    window.train_panel.epochs.setValue(100)
+    with qtbot.waitSignal(trainer.steps, timeout=30000):
+        window.train_panel.start()
+    asked = []
+    lock.ask = lambda text: asked.append(text) or False
+    window.document.set_param("conv", "out_channels", 8)
+    assert asked == ["Set conv.out_channels"]
+    assert window.document.design.node("conv").params["out_channels"] == 4
+    assert trainer.training and trainer.state == RUNNING
+    assert "can't be edited while it trains" in window.statusBar().currentMessage()
+    # moving a card changes no layer: it goes on without asking
+    window.document.move_nodes({"conv": (window.document.design.node("conv").position,
+                                         (300.0, 300.0))})
+    assert window.document.design.node("conv").position == (300.0, 300.0)
+    assert len(asked) == 1
+    # undo of a structural edit asks too (the move is undone without asking)
+    window.undo_action.trigger()
+    assert len(asked) == 1
+    window.document.delete(["relu"], [])
+    assert len(asked) == 2 and "relu" in window.document.design
+    # told to stop: the training stops (its weights handed on), then the edit is made
+    lock.ask = lambda text: asked.append(text) or True
+    with qtbot.waitSignal(trainer.finished, timeout=30000) as done:
+        window.document.set_param("fc", "bias", False)
+    assert window.document.design.node("fc").params["bias"] is False
+    assert done.args[0].stopped and not trainer.training
+    settle(qtbot, window)
+    window.document.set_param("conv", "out_channels", 8)  # not training: no question
+    assert len(asked) == 3
+
+
+def test_bad_data_is_said_in_plain_words(window, qtbot, tmp_path):
+    window.document.replace(tiny_design(), None)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=np.zeros((4, 1, 8, 8), np.float32))
+    panel = window.train_panel
+    with qtbot.waitSignal(window.trainer.data_failed, timeout=20000):
+        panel.choose_source(str(bad))
+    text = panel.data_note.text()
+    assert text.startswith("Can't use this data:") and "'images'" in text and "x, y" in text
+    assert panel.preview.classes == []
+
+
+def test_an_unfit_design_is_refused_before_starting_with_the_fix(window, qtbot, stripes_file):
+    window.document.replace(tiny_design(classes=3), None)
+    panel = window.train_panel
+    with qtbot.waitSignal(window.trainer.data_loaded, timeout=20000):
+        panel.choose_source(stripes_file)
+    assert panel.problem.isVisibleTo(panel)
+    assert "fc" in panel.problem.text() and "set fc's out_features to 2" in panel.problem.text()
+    failures = []
+    window.trainer.failed.connect(failures.append)
+    assert not panel.start()
+    assert failures and "out_features to 2" in failures[0]
+    assert not window.trainer.training
+    window.document.set_param("fc", "out_features", 2)  # fixed: the note goes
+    assert not panel.problem.isVisibleTo(panel)
+
+
+def test_clicking_a_wrong_image_opens_it_in_the_run_panel(trainable, qtbot):
+    window = trainable
+    panel = window.train_panel
+    panel.epochs.setValue(1)
+    panel.lr.setValue(0.0001)  # one slow epoch: plenty of mistakes to show
+    with qtbot.waitSignal(window.trainer.epoch_done, timeout=60000):
+        panel.start()
+    settle(qtbot, window)
+    assert panel.wrong.count() > 0
+    item = panel.wrong.item(0)
+    wrong = item.data(Qt.ItemDataRole.UserRole)
+    assert wrong.confidence >= max(panel.wrong.item(i).data(Qt.ItemDataRole.UserRole).confidence
+                                   for i in range(panel.wrong.count()))
+    rect = panel.wrong.visualItemRect(item)
+    qtbot.mouseClick(panel.wrong.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    image = window.runner.image
+    assert image is not None and f"validation image {wrong.index}" in image.name
+    assert image.pixels.shape == (8, 8, 3)
