@@ -97,6 +97,7 @@ def test_a_run_that_wont_fit_is_refused_with_both_numbers_before_weights_are_dra
 def test_weights_that_cant_be_drawn_are_a_message(qtbot, window, monkeypatch):
     window.document.replace(find_template("lenet5").load(), None)
     window.runner.auto_run = False
+    window.runner.set_weights_mode(run_module.RANDOM)  # LeNet-5's trained weights aren't drawn
     load_sample(window)
 
     def fail(*args, **kwargs):

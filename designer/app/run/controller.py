@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -31,12 +31,18 @@ from designer.engine.network import (Cancelled, InputError, InvalidDesign, Netwo
 from designer.engine.weights import (WeightsError, expected_tensors, init_tensor,
                                      load_weights_file)
 from designer.io.images import ImageError, read_image, to_input
+from designer.io.trained import TrainedModel, find_trained
 
 #: weights modes
-RANDOM, CLASSIC, FILE = "random", "classic", "file"
-WEIGHT_MODES = {RANDOM: "Seeded random", CLASSIC: "Classic filters", FILE: "From a weights file"}
+TRAINED, RANDOM, CLASSIC, FILE = "trained", "random", "classic", "file"
+WEIGHT_MODES = {TRAINED: "Trained", RANDOM: "Seeded random", CLASSIC: "Classic filters",
+                FILE: "From a weights file"}
 #: what each mode does, for the tooltips of the Run panel's choice
 WEIGHT_MODE_HELP = {
+    TRAINED: "The weights that ship with CNN Designer for LeNet-5 (trained on the built-in "
+             "digits), the CIFAR-10 ConvNet and Tiny VGG (on the built-in shapes), used when "
+             "the design has their layers; any other design (a layer, parameter, id or "
+             "connection changed) runs on seeded random weights",
     RANDOM: "He-initialised random weights, drawn from a seed: the same every time",
     CLASSIC: "Classic filters for the first convolution (edge, blur, centre–surround and "
              "colour-opponent kernels), so its maps are readable; seeded random weights for "
@@ -98,6 +104,10 @@ class RunResult:
     # with every node after it: their maps say so
     nonfinite: NonFinite | None = None
     after_nonfinite: frozenset[str] = frozenset()
+    # the shipped trained model whose weights ran (None: other weights), and what the weights
+    # were, in the Run panel's words
+    trained: TrainedModel | None = None
+    weights_note: str = ""
 
 
 @dataclass
@@ -135,6 +145,7 @@ class RunController(QObject):
     cancelled = Signal()
     stale_changed = Signal(bool)
     settings_changed = Signal()
+    weights_note_changed = Signal(str)  # which weights a run uses now, in the user's words
     reset = Signal()  # another design was opened: the results shown belong to none
     pick_cleared = Signal()  # the unit picked in the maps is gone from view: forget its field
     _done = Signal(object, object, object)  # job, outcome, error text (worker → GUI thread)
@@ -144,9 +155,16 @@ class RunController(QObject):
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
         self.document = document
         self.image: InputImage | None = None
-        self.weights_mode = RANDOM
+        self.weights_mode = TRAINED  # the shipped trained weights where they fit
         self.weights_file: Path | None = None
+        self.weights_label: str | None = None  # what FILE mode's weights are called
         self._file_weights: dict[str, np.ndarray] | None = None
+        # the shipped model the open design matches (None: none does), and the last one it
+        # matched since it was opened (to say why its weights went away after an edit)
+        self.trained: TrainedModel | None = None
+        self._matched: TrainedModel | None = None
+        self._trained_tensors: dict[Path, dict[str, np.ndarray]] = {}  # read once per file
+        self._note = ""
         self.scaling = next(iter(SCALINGS))
         self.auto_run = True
         self.result: RunResult | None = None
@@ -160,6 +178,7 @@ class RunController(QObject):
         self._check.timeout.connect(self._after_edit)
         document.refreshed.connect(lambda *_: self._check.start())
         document.design_replaced.connect(self._design_replaced)
+        self._update_trained(forget=True)
 
     # ------------------------------------------------------------------ inputs
 
@@ -186,6 +205,17 @@ class RunController(QObject):
         """Read a weights file (contract §3; raises WeightsError) and use it."""
         self._file_weights = load_weights_file(path)
         self.weights_file = Path(path)
+        self.weights_label = Path(path).name
+        self.weights_mode = FILE
+        self._changed_settings()
+
+    def use_weights(self, weights: Mapping[str, np.ndarray], label: str) -> None:
+        """Use these tensors (contract §3 keys, e.g. weights just trained in this window) as a
+        loaded weights file would be used, called ``label`` in the Run panel. The caller's
+        arrays are copied, so changing them later changes nothing here."""
+        self._file_weights = {str(k): np.array(v, dtype=np.float32) for k, v in weights.items()}
+        self.weights_file = None
+        self.weights_label = str(label)
         self.weights_mode = FILE
         self._changed_settings()
 
@@ -209,10 +239,12 @@ class RunController(QObject):
         self.cancel()
         self.result = None
         self._mark_stale(False)
+        self._update_trained(forget=True)
         self.reset.emit()
         self._check.start()
 
     def _changed_settings(self) -> None:
+        self._update_note()
         self.settings_changed.emit()
         self._mark_stale(self.result is not None)
         if self.auto_run and self.is_small() and self.image is not None:
@@ -251,7 +283,59 @@ class RunController(QObject):
             mean, std = (sum(mean) / 3,), (sum(std) / 3,)
         return to_input(self.image.pixels, c, h, w, mean, std, self.image.name)
 
+    # ------------------------------------------------------------------ which weights
+
+    def _update_trained(self, forget: bool = False) -> None:
+        """Find the shipped model the open design matches (cheap: designs of another size are
+        only counted); ``forget`` (another design was opened): it has matched none before."""
+        if forget:
+            self._matched = None
+        self.trained = find_trained(self.document.design)
+        if self.trained is not None:
+            self._matched = self.trained
+        self._update_note()
+
+    def _update_note(self) -> None:
+        note = self.weights_note()
+        if note != self._note:
+            self._note = note
+            self.weights_note_changed.emit(note)
+
+    def weights_note(self) -> str:
+        """Which weights a run of the open design uses now, in one line for the Run panel:
+        "Weights: trained on builtin:shapes — 66.5 % validation accuracy", "Weights: random
+        (seed 0) — untrained", …"""
+        random = f"Weights: random (seed {SEED}) — untrained"
+        model, mode = self.trained, self.weights_mode
+        if mode == TRAINED:
+            if model is not None:
+                return (f"Weights: trained on {model.data} — {model.accuracy_text()} validation "
+                        f"accuracy")
+            if self._matched is not None:
+                return (f"{random}: the layers were changed, so the weights trained for "
+                        f"{self._matched.title} don't fit (undo the change to use them again)")
+            return f"{random}: no trained weights ship for this design"
+        if mode == FILE:
+            return f"Weights: from {self.weights_label or 'a weights file'}"
+        if mode == CLASSIC:
+            text = (f"Weights: classic filters in the first convolution, random (seed {SEED}) "
+                    f"elsewhere — untrained")
+        else:
+            text = random
+        if model is not None:
+            text += f" (weights trained on {model.data} ship for this design: choose Trained)"
+        return text
+
+    def trained_tensors(self, model: TrainedModel) -> dict[str, np.ndarray]:
+        """The tensors of a shipped model, read from its file once (raises WeightsError)."""
+        tensors = self._trained_tensors.get(model.weights)
+        if tensors is None:
+            tensors = load_weights_file(model.weights)
+            self._trained_tensors[model.weights] = tensors
+        return tensors
+
     def _after_edit(self) -> None:
+        self._update_trained()
         if self.result is None:
             if self.image is not None and self.auto_run and self.is_small() and not self.busy:
                 self.run()
@@ -284,16 +368,34 @@ class RunController(QObject):
             return False
         snapshot = design.copy()
         mode, file_weights, cache = self.weights_mode, self._file_weights, self._weights_cache
+        self._update_trained()  # the design as it is now (an edit may not have settled yet)
+        model = self.trained if mode == TRAINED else None
+        note = self.weights_note()
+        held_trained = (self._trained_tensors.get(model.weights) if model is not None
+                        else None)
 
         def work(job: _Job) -> RunResult:
             t0 = time.perf_counter()
             report = self._reporter(job)
             report(0.0, "building the network")
             analysis = Analysis(snapshot)
-            _check_memory(snapshot, mode, file_weights, cache)  # before drawing any weights
-            weights, notes = _weights_for(
-                analysis, mode, file_weights, cache,
+            run_mode, tensors, used, notes = mode, file_weights, model, []
+            if mode == TRAINED:
+                run_mode, tensors = FILE, held_trained
+            _check_memory(snapshot, run_mode, tensors, cache)  # before drawing any weights
+            if used is not None and tensors is None:
+                try:
+                    tensors = self.trained_tensors(used)
+                except (WeightsError, OSError) as exc:  # an incomplete installation
+                    used = None
+                    notes.append(f"the trained weights can't be read ({exc}): seeded random "
+                                 f"instead")
+            if mode == TRAINED and used is None:
+                run_mode, tensors = RANDOM, None
+            weights, fit_notes = _weights_for(
+                analysis, run_mode, tensors, cache,
                 lambda done, key: report(done, "drawing random weights"))
+            notes += fit_notes
             classic = None
             if mode == CLASSIC:
                 weights, node, names = apply_classic_filters(weights, analysis)
@@ -315,7 +417,9 @@ class RunController(QObject):
                        else filter_images(network.weights[f"{conv}.weight"][:MAX_FILTERS]))
             return RunResult(snapshot, analysis, network, x, first, fingerprint(snapshot),
                              time.perf_counter() - t0, notes, classic, stats, display_rgb(x),
-                             conv, filters, bad, after)
+                             conv, filters, bad, after, used,
+                             note if used is not None or model is None else
+                             f"Weights: random (seed {SEED}) — untrained")
 
         self._submit(_Job("run", work))
         return True

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
 from designer.app.run.activations import show_rgb
 from designer.app.messages import WRITE_ERRORS, write_failure
 from designer.app.run.pictures import LUT, display_rgb, filter_gap, filter_images
-from designer.app.run.controller import (FILE, MAX_FILTERS, SCALINGS, WEIGHT_MODE_HELP, WEIGHT_MODES,
-                                         GradientResult, RunController, RunResult)
+from designer.app.run.controller import (FILE, MAX_FILTERS, SCALINGS, TRAINED, WEIGHT_MODE_HELP,
+                                         WEIGHT_MODES, GradientResult, RunController, RunResult)
 from designer.core.problems import num
 from designer.core.unit_field import UnitWindow, field_path
 from designer.engine.weights import WeightsError
@@ -212,6 +212,14 @@ class RunPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(controller.cancel)
         self.cancel_button.setEnabled(False)
+        self.weights_note = QLabel()
+        self.weights_note.setWordWrap(True)
+        self.weights_note.setTextFormat(Qt.TextFormat.RichText)
+        self.weights_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.weights_note.setToolTip("The weights the design runs with. Trained weights ship "
+                                     "for LeNet-5, the CIFAR-10 ConvNet and Tiny VGG; with "
+                                     "random weights, activations below the first layer and "
+                                     "predictions mean nothing")
         self.status = QLabel("Pick a sample image or open one, then Run (F5).")
         self.status.setWordWrap(True)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -277,6 +285,7 @@ class RunPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
+        layout.addWidget(self.weights_note)
         layout.addLayout(run_row)
         layout.addWidget(self.status)
         layout.addWidget(self.show_heat)
@@ -299,7 +308,9 @@ class RunPanel(QWidget):
         controller.settings_changed.connect(self._explain_waiting)
         controller.reset.connect(self._reset)
         controller.pick_cleared.connect(self.clear_unit)
+        controller.weights_note_changed.connect(self._show_weights_note)
         self._sync_controls()
+        self._show_weights_note(controller.weights_note())
         self._weights_tooltip(self.weights.currentIndex())
 
     # ------------------------------------------------------------------ choosing
@@ -333,7 +344,7 @@ class RunPanel(QWidget):
 
     def _weights_chosen(self, index: int) -> None:
         mode = self.weights.itemData(index)
-        if mode == FILE and self.controller.weights_file is None:
+        if mode == FILE and self.controller.weights_label is None:
             self.load_weights_dialog()
             return
         self.controller.set_weights_mode(mode)
@@ -378,9 +389,19 @@ class RunPanel(QWidget):
         c = self.controller
         self.weights.setCurrentIndex(self.weights.findData(c.weights_mode))
         self.scaling.setCurrentText(c.scaling)
-        if c.weights_file is not None:
-            self.weights.setItemText(self.weights.findData(FILE),
-                                     f"From {c.weights_file.name}")
+        if c.weights_label is not None:
+            self.weights.setItemText(self.weights.findData(FILE), f"From {c.weights_label}")
+        self._weights_tooltip(self.weights.currentIndex())
+
+    def _show_weights_note(self, note: str) -> None:
+        """Which weights are in use, under the choice; the trained model's name in the choice."""
+        head, _, rest = note.partition(": ")
+        self.weights_note.setText(f"<b>{html.escape(head)}:</b> {html.escape(rest)}" if rest
+                                  else html.escape(note))
+        model = self.controller.trained
+        self.weights.setItemText(self.weights.findData(TRAINED),
+                                 f"Trained on {model.data.removeprefix('builtin:')}"
+                                 if model is not None else "Trained (none here)")
 
     # ------------------------------------------------------------------ running
 
