@@ -7,10 +7,11 @@ chains to find the effective receptive field of a unit. Gradients are computed i
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from designer.engine.ops import (Pair, _avg_divisor, _pool_geometry, erf, pad_amounts,
-                                 patch_windows)
+from designer.engine.ops import (Alloc, Pair, _avg_divisor, _pool_geometry, channels_last,
+                                 empty_maps, erf, keep_where, new_array, pad_amounts,
+                                 patch_windows, pool_padded, pool_taps, sample_blocks)
+from designer.engine.ops import max_pool2d as ops_max_pool2d
 
 
 def _strided(start: int, step: int, count: int) -> slice:
@@ -38,48 +39,76 @@ def conv2d(gy: np.ndarray, x_shape: tuple[int, ...], weight: np.ndarray, stride:
     return gx[:, :, top:top + h, left:left + w]
 
 
-def _pool_padded(x_shape, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-                 ceil_mode: bool) -> tuple[int, int, int, int]:
-    h, w = x_shape[2:]
-    oh, extra_h = _pool_geometry(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    ow, extra_w = _pool_geometry(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    return oh, ow, h + 2 * padding[0] + extra_h, w + 2 * padding[1] + extra_w
+def _tiles(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> bool:
+    """Whether pooling windows never overlap (the stride is at least the dilated kernel): each
+    input pixel is then read by one window at most, so its gradient is written, not added."""
+    return (stride[0] >= dilation[0] * (kernel[0] - 1) + 1
+            and stride[1] >= dilation[1] * (kernel[1] - 1) + 1)
 
 
 def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
-               dilation: Pair, ceil_mode: bool, dtype=np.float64) -> np.ndarray:
-    """The gradient goes to the first largest value of each window (PyTorch's choice on ties).
-    ``dtype``: of the result (float32 in training)."""
+               dilation: Pair, ceil_mode: bool, dtype=np.float64,
+               y: np.ndarray | None = None, alloc: Alloc = new_array) -> np.ndarray:
+    """The gradient goes to the first largest value of each window (PyTorch's choice on ties;
+    a window holding NaN sends it to its first NaN). ``dtype``: of the result (float32 in
+    training); ``y``: the forward pass's output, if at hand (else it is worked out again).
+
+    Tap by tap over strided views of the padded input (no copy of the windows): a tap takes
+    a window's gradient where it equals the window's maximum and no earlier tap took it. The
+    result keeps x's layout (channels-last or not); ``alloc`` makes the big arrays."""
     n, c, h, w = x.shape
-    oh, ow, hp, wp = _pool_padded(x.shape, kernel, stride, padding, dilation, ceil_mode)
-    xp = np.full((n, c, hp, wp), -np.inf, dtype=x.dtype)
-    xp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
-    eh, ew = dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1
-    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[
-        :, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]][:, :, :oh, :ow]
-    best = win.reshape(n, c, oh, ow, -1).argmax(axis=4)
-    gx = np.zeros((n, c, hp, wp), dtype=dtype)
-    for i in range(kernel[0]):
-        rows = _strided(i * dilation[0], stride[0], oh)
-        for j in range(kernel[1]):
-            cols = _strided(j * dilation[1], stride[1], ow)
-            gx[:, :, rows, cols] += np.where(best == i * kernel[1] + j, gy, dtype(0))
-    return gx[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc)
+    gy = np.asarray(gy, dtype=dtype)
+    if y is None:
+        y = ops_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, alloc)
+    nan = bool(np.isnan(y).any())
+    last_cl = channels_last(y)
+    gxp = empty_maps(xp.shape, channels_last(x), dtype, 0, alloc)
+    hit, free = alloc(y.shape, np.bool_, last_cl), alloc(y.shape, np.bool_, last_cl)
+    masked = None if _tiles(kernel, stride, padding, dilation) else alloc(y.shape, dtype, last_cl)
+    last = kernel[0] * kernel[1] - 1
+    taps = zip(pool_taps(xp, kernel, stride, dilation, oh, ow),
+               pool_taps(gxp, kernel, stride, dilation, oh, ow))
+    for t, ((_, view), (_, target)) in enumerate(taps):
+        np.equal(view, y, out=hit)
+        if nan:
+            hit |= np.isnan(view)
+        if t == 0:
+            np.logical_not(hit, out=free)  # windows whose gradient no tap has taken yet
+        else:
+            hit &= free
+            if t < last:
+                free ^= hit
+        if masked is None:  # every pixel is read by one window at most: written once
+            keep_where(hit, gy, target)
+        else:
+            target += keep_where(hit, gy, masked)
+    return gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
 def avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
                padding: Pair, ceil_mode: bool, count_include_pad: bool,
-               dtype=np.float64) -> np.ndarray:
+               dtype=np.float64, channels_last_out: bool = False,
+               alloc: Alloc = new_array) -> np.ndarray:
+    """Each window's gradient shared out over its pixels, tap by tap over strided views;
+    ``channels_last_out``: lay the result out channels-last (as the forward's input was);
+    ``alloc`` makes the result."""
     n, c, h, w = x_shape
-    oh, ow, hp, wp = _pool_padded(x_shape, kernel, stride, padding, (1, 1), ceil_mode)
-    divisor = np.outer(_avg_divisor(h, kernel[0], stride[0], padding[0], oh, count_include_pad),
-                       _avg_divisor(w, kernel[1], stride[1], padding[1], ow, count_include_pad))
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    oh, xh = _pool_geometry(h, kh, sh, ph, 1, ceil_mode)
+    ow, xw = _pool_geometry(w, kw, sw, pw, 1, ceil_mode)
+    divisor = np.outer(_avg_divisor(h, kh, sh, ph, oh, count_include_pad),
+                       _avg_divisor(w, kw, sw, pw, ow, count_include_pad))
     share = (gy / divisor).astype(dtype, copy=False)
-    gx = np.zeros((n, c, hp, wp), dtype=dtype)
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            gx[:, :, _strided(i, stride[0], oh), _strided(j, stride[1], ow)] += share
-    return gx[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    hp, wp = h + 2 * ph + xh, w + 2 * pw + xw
+    tiles = _tiles(kernel, stride, padding, (1, 1))
+    gxp = empty_maps((n, c, hp, wp), channels_last_out, dtype, 0, alloc)
+    for _, target in pool_taps(gxp, kernel, stride, (1, 1), oh, ow):
+        if tiles:
+            np.copyto(target, share, casting="same_kind")
+        else:
+            target += share
+    return gxp[:, :, ph:ph + h, pw:pw + w]
 
 
 def adaptive_avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...],
@@ -168,25 +197,10 @@ def concat(gy: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 
 # ---------------------------------------------------------------- weight gradients (training)
 
-def _sample_blocks(n: int, oh: int, row_bytes: int, budget: int):
-    """(first sample, last sample + 1, first row, last row + 1) blocks covering n × oh output
-    rows, each at most ``budget`` bytes of patches (``row_bytes`` per output row) and at least
-    one row: whole samples together when one fits, bands of one sample's rows otherwise."""
-    per_sample = oh * row_bytes
-    if per_sample <= budget:
-        step = max(1, budget // per_sample)
-        for i in range(0, n, step):
-            yield i, min(n, i + step), 0, oh
-    else:
-        band = max(1, budget // max(1, row_bytes))
-        for i in range(n):
-            for r in range(0, oh, band):
-                yield i, i + 1, r, min(oh, r + band)
-
-
 def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.ndarray,
                  stride: Pair, padding, dilation: Pair, groups: int, need_input: bool,
-                 scratch, budget: int = 8 * 2**20
+                 scratch, budget: int = 8 * 2**20, alloc: Alloc = new_array,
+                 windows: np.ndarray | None = None
                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Conv2d's backward pass for training: (d input or None, d weight, d bias), float32.
 
@@ -194,27 +208,34 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     matrix: ``ops.conv_matrix(weight, groups)``; scratch(values): a flat float32 buffer of at
     least that many values (the caller's per-thread one). Works on the forward pass's im2col
     layout (channels-last patches ordered (kh, kw, C/g)), a block of output rows at a time
-    (``budget`` bytes of patches): per block and group, the weight gradient is one matrix
-    product ``dout.T @ cols`` and the patch gradient ``dout @ W``, sent back to the input
-    pixels per kernel tap with strided slices (col2im)."""
+    (``budget`` bytes of patches, see ``ops.sample_blocks``): per block and group, the weight
+    gradient is one matrix product ``dout.T @ cols``; the patch gradient is one (batched)
+    matrix product ``dout @ W`` laid out kernel tap by tap, so that col2im sends each tap's
+    gradients back to the input pixels it read with one strided add of contiguous rows.
+    ``alloc`` makes the padded input gradient (and the padded input, unless ``windows``, the
+    forward pass's ``ops.patch_windows(x, ...)[0]``, is given)."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
     sh, sw = stride
     dh, dw = dilation
-    windows, ((pt, pb), (pl, pr)) = patch_windows(x, (kh, kw), stride, padding, dilation,
-                                                   groups)  # the forward pass's patches
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+    if windows is None:  # the forward pass's patches
+        windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups, alloc)
     oh, ow = gy.shape[2:]
-    kg, kk = k // groups, kh * kw * cg
+    kg, kk, taps = k // groups, kh * kw * cg, kh * kw
     gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, oh, ow, K)
     hp, wp = h + pt + pb, w + pl + pr
     gw = np.zeros((groups, kg, kk), dtype=np.float32)
-    gxp = np.zeros((n, hp, wp, groups, cg), dtype=np.float32) if need_input else None
-    row_bytes = 4 * ow * groups * kk
-    most = 0
-    for i0, i1, r0, r1 in _sample_blocks(n, oh, row_bytes, budget):
-        most = max(most, (i1 - i0) * (r1 - r0) * ow * groups * kk)
+    gxp = None
+    if need_input:
+        gxp = alloc((n, hp, wp, groups, cg))
+        gxp.fill(0)
+    # per group, the weight as (taps, K/g, C/g) matrices: views of ``matrix``, no copy
+    wtaps = matrix.reshape(groups, kg, taps, cg).transpose(0, 2, 1, 3)
+    blocks = list(sample_blocks(n, oh, 4 * ow * groups * kk, budget))
+    most = max((i1 - i0) * (r1 - r0) for i0, i1, r0, r1 in blocks) * ow * groups * kk
     buffer = scratch(most * (2 if need_input else 1))
-    for i0, i1, r0, r1 in _sample_blocks(n, oh, row_bytes, budget):
+    for i0, i1, r0, r1 in blocks:
         ni, nr = i1 - i0, r1 - r0
         rows = ni * nr * ow
         cols = buffer[:rows * groups * kk].reshape(ni, nr, ow, groups, kh, kw, cg)
@@ -225,14 +246,16 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
             gw[g] += gyb[:, g * kg:(g + 1) * kg].T @ cols[:, g, :]
         if gxp is None:
             continue
-        dcols = buffer[rows * groups * kk:2 * rows * groups * kk].reshape(rows, groups, kk)
-        for g in range(groups):
-            np.matmul(gyb[:, g * kg:(g + 1) * kg], matrix[g], out=dcols[:, g, :])
-        taps = dcols.reshape(ni, nr, ow, groups, kh, kw, cg)
+        dcols = buffer[most:most + rows * groups * kk].reshape(groups, taps, rows, cg)
+        for g in range(groups):  # (rows, K/g) @ (taps, K/g, C/g) -> (taps, rows, C/g)
+            np.matmul(gyb[:, g * kg:(g + 1) * kg], wtaps[g], out=dcols[g])
+        dtaps = dcols.reshape(groups, taps, ni, nr, ow, cg)
         for a in range(kh):
             rs = _strided(r0 * sh + a * dh, sh, nr)
             for b in range(kw):
-                gxp[i0:i1, rs, _strided(b * dw, sw, ow)] += taps[:, :, :, :, a, b, :]
+                cs = _strided(b * dw, sw, ow)
+                for g in range(groups):
+                    gxp[i0:i1, rs, cs, g, :] += dtaps[g, a * kw + b]
     gweight = np.ascontiguousarray(
         gw.reshape(groups, kg, kh, kw, cg).transpose(0, 1, 4, 2, 3)).reshape(k, cg, kh, kw)
     gbias = gyt.sum(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)

@@ -134,12 +134,13 @@ FIXED_BYTES = 32 * 2**20
 
 class _Cost:
     """What one node costs in memory, in bytes (see ``Network._costs``)."""
-    __slots__ = ("act", "temp", "scratch", "grad", "grad_temp", "grad_view")
+    __slots__ = ("act", "temp", "scratch", "grad", "grad_temp", "grad_view", "conv")
 
     def __init__(self) -> None:
         self.act = 0  # its output, per sample (0 when it is a view of its input)
         self.temp = 0  # temporaries while it runs forward, per sample
-        self.scratch = 0  # the im2col band buffer it needs (per thread, kept between layers)
+        self.scratch = 0  # the im2col block buffer it needs for one sample (per thread, kept)
+        self.conv: tuple[int, int, int] | None = None  # a convolution's (oh, ow, kh·kw·C)
         self.grad = 0  # the gradient it passes back to (each of) its inputs, float64, per sample
         self.grad_temp = 0  # temporaries of its backward op, per sample
         self.grad_view = False  # its backward op passes views of the incoming gradient on
@@ -258,9 +259,9 @@ class Network:
             (pt, pb), (pl, pr) = ops.pad_amounts(v["padding"], (kh, kw), v["dilation"])
             padded = (h + pt + pb) * (w + pl + pr) * c
             oh, ow = info.shape[1:]
-            band = ops.conv_band(oh, ow, kh * kw * c, self.scratch_bytes)
-            cost.scratch = 4 * band * ow * kh * kw * c
-            cost.temp = 4 * padded + (4 * band * ow * (k // groups) if groups > 1 else 0)
+            cost.conv = (oh, ow, kh * kw * c)
+            cost.scratch = 4 * ops.conv_block_values(1, oh, ow, kh * kw * c, self.scratch_bytes)
+            cost.temp = 4 * padded + (4 * oh * ow * (k // groups) if groups > 1 else 0)
             cost.grad = 8 * padded  # the gradient is a view of the padded buffer
             cost.grad_temp = 8 * cg * oh * ow + 8 * k * cg * kh * kw  # one tap; float64 weight
         elif t in ("MaxPool2d", "AvgPool2d"):
@@ -294,13 +295,21 @@ class Network:
             cost.grad, cost.grad_view = 0, True
         return cost
 
+    def _scratch_need(self, nodes: Sequence[str], batch: int) -> int:
+        """Bytes of the im2col block buffer a pass of ``batch`` samples through ``nodes`` needs
+        (one per thread, kept between layers: the largest convolution's)."""
+        return max((4 * ops.conv_block_values(batch, *self._cost[n].conv, self.scratch_bytes)
+                    for n in nodes if self._cost[n].conv is not None), default=0)
+
     def _held_bytes(self) -> int:
         """Bytes this network already holds of what ``estimate_bytes`` counts (weights drawn or
         given, cached matrices, this thread's band buffer)."""
         held = self._weight_bytes if self._weights is not None else 0
         held += sum(m.nbytes for m in list(self._matrices.values()))
         scratch = getattr(self._local, "scratch", None)
-        return held + (scratch.nbytes if scratch is not None else 0)
+        workspace = getattr(self._local, "workspace", None)
+        return (held + (scratch.nbytes if scratch is not None else 0)
+                + (workspace.nbytes if workspace is not None else 0))
 
     def _forward_peak(self, nodes: Sequence[str], batch: int) -> tuple[int, int]:
         """(peak bytes of the activations and one layer's temporaries, bytes of all activations)
@@ -342,7 +351,7 @@ class Network:
         (padded copies for convolution and pooling, row sums for adaptive pooling, ...). Worked
         out from shapes alone, in exact integers."""
         peak, _ = self._forward_peak(self.order, batch)
-        scratch = max((c.scratch for c in self._cost.values()), default=0)
+        scratch = self._scratch_need(self.order, batch)
         return self._weight_bytes + self._matrix_bytes + scratch + peak + FIXED_BYTES
 
     def estimate_gradient_bytes(self, node_id: str) -> int:
@@ -350,7 +359,7 @@ class Network:
         layers ``node_id`` depends on (one sample), then float64 gradients going back."""
         nodes = self._upstream(node_id)
         peak, kept = self._forward_peak(nodes, 1)
-        scratch = max((self._cost[n].scratch for n in nodes), default=0)
+        scratch = self._scratch_need(nodes, 1)
         return (self._weight_bytes + self._matrix_bytes + scratch + FIXED_BYTES
                 + max(peak, kept + self._backward_peak(nodes, node_id)))
 
@@ -537,7 +546,7 @@ class Network:
                 cost = self._cost[n]
                 conv = max(conv, cost.grad // 2 * batch + 2 * backward_block_bytes(cost))
         back = self._backward_peak(nodes, out) * batch
-        scratch = max((c.scratch for c in self._cost.values()), default=0)
+        scratch = self._scratch_need(nodes, batch)
         return (2 * self._weight_bytes + self._matrix_bytes + scratch + FIXED_BYTES
                 + max(peak + extra, kept + extra + back + conv))
 
@@ -595,6 +604,7 @@ class Network:
         acts: dict[str, np.ndarray] = {}
         caches: dict[str, Any] = {}
         stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        workspace = self._workspace()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for node_id in nodes:
                 inputs = [acts[s] for s in self.design.sources(node_id)]
@@ -609,7 +619,8 @@ class Network:
                     acts[node_id], caches[node_id] = training.dropout_forward(
                         inputs[0], v["p"], generator)
                 else:
-                    acts[node_id] = self._run(node_id, x, inputs, weights, lambda f: None)
+                    acts[node_id], caches[node_id] = self._run_train(
+                        node_id, x, inputs, weights, workspace.allocator(node_id + ">"))
             loss, g = training.cross_entropy(acts[logits_id], labels)
 
             grads = {key: np.zeros(a.shape, dtype=np.float32) for key, a in weights.items()}
@@ -621,7 +632,8 @@ class Network:
                 sources = self.design.sources(node_id)
                 back = self._backward_train(node_id, gy, [acts[s] for s in sources],
                                             acts[node_id], weights, caches.get(node_id),
-                                            grads, [s != self.input_id for s in sources])
+                                            grads, [s != self.input_id for s in sources],
+                                            workspace.allocator(node_id + "<"))
                 for source, gs in zip(sources, back):
                     if gs is None:
                         continue
@@ -634,12 +646,48 @@ class Network:
                                         self.infos[node_id].values["momentum"], count)
         return loss, grads
 
+    def _run_train(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
+                   w: Mapping[str, np.ndarray], alloc: ops.Alloc) -> tuple[np.ndarray, Any]:
+        """Training-mode forward of one node (other than BatchNorm2d and Dropout): (output,
+        what its backward pass reuses), the large arrays made by ``alloc`` (this thread's
+        workspace, reused by the next pass)."""
+        info = self.infos[node_id]
+        v, t = info.values, info.type
+        a = inputs[0] if inputs else None
+        if t == "Conv2d":
+            weight = w[f"{node_id}.weight"]
+            matrix = self._matrix(node_id, weight, v["groups"])
+            k, cg, kh, kw = weight.shape
+            windows, _ = ops.patch_windows(a, (kh, kw), v["stride"], v["padding"],
+                                           v["dilation"], v["groups"], alloc)
+            oh, ow = info.shape[1:]
+            scratch = self._scratch(ops.conv_block_values(a.shape[0], oh, ow,
+                                                          kh * kw * a.shape[1],
+                                                          self.scratch_bytes))
+            out = ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
+                             v["dilation"], v["groups"], self.scratch_bytes, None, matrix,
+                             scratch, alloc, windows)
+            return out, windows
+        if t == "MaxPool2d":
+            return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
+                                  v["ceil_mode"], alloc), None
+        if t == "AvgPool2d":
+            return ops.avg_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["ceil_mode"],
+                                  v["count_include_pad"], alloc), None
+        if t == "ReLU":
+            return np.maximum(a, np.float32(0), out=alloc(a.shape, np.float32,
+                                                         ops.channels_last(a))), None
+        if t == "Tanh":
+            return np.tanh(a, out=alloc(a.shape, np.float32, ops.channels_last(a))), None
+        return self._run(node_id, x, inputs, w, lambda f: None), None
+
     def _backward_train(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
                         y: np.ndarray, w: Mapping[str, np.ndarray], cache: Any,
-                        grads: dict[str, np.ndarray], need: list[bool]
-                        ) -> list[np.ndarray | None]:
+                        grads: dict[str, np.ndarray], need: list[bool],
+                        alloc: ops.Alloc = ops.new_array) -> list[np.ndarray | None]:
         """Training-mode backward of one node: stores its weight gradients in ``grads`` and
-        returns the gradients for its inputs (None where ``need`` says nobody wants one)."""
+        returns the gradients for its inputs (None where ``need`` says nobody wants one); the
+        large arrays are made by ``alloc``."""
         info = self.infos[node_id]
         v, t = info.values, info.type
         a = inputs[0] if inputs else None
@@ -649,7 +697,7 @@ class Network:
             gx, gw, gb = backward.conv2d_train(
                 gy, a, weight, self._matrix(node_id, weight, v["groups"]), v["stride"],
                 v["padding"], v["dilation"], v["groups"], need[0], self._scratch,
-                min(self.scratch_bytes, ops.BAND_BYTES))
+                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache)
             grads[f"{node_id}.weight"] = gw
             if f"{node_id}.bias" in grads:
                 grads[f"{node_id}.bias"] = gb
@@ -675,17 +723,24 @@ class Network:
         if t == "Dropout":
             return [training.dropout_backward(gy, cache, v["p"])]
         if t == "Tanh":  # float32 throughout, as the rest of the training pass
-            return [np.multiply(gy, 1 - y * y, dtype=f32)]
+            gx = np.multiply(y, y, out=alloc(y.shape, f32, ops.channels_last(y)))
+            np.subtract(f32(1), gx, out=gx)
+            gx *= gy
+            return [gx]
         if t == "Sigmoid":
             return [np.multiply(gy, y * (1 - y), dtype=f32)]
         if t == "ReLU":
-            return [np.where(a > 0, gy, f32(0)).astype(f32, copy=False)]
+            layout = ops.channels_last(a)
+            mask = np.greater(a, f32(0), out=alloc(a.shape, np.bool_, layout))
+            return [ops.keep_where(mask, gy.astype(f32, copy=False),
+                                   alloc(a.shape, f32, layout))]
         if t == "MaxPool2d":
             return [backward.max_pool2d(gy, a, v["kernel_size"], v["stride"], v["padding"],
-                                        v["dilation"], v["ceil_mode"], f32)]
+                                        v["dilation"], v["ceil_mode"], f32, y, alloc)]
         if t == "AvgPool2d":
             return [backward.avg_pool2d(gy, a.shape, v["kernel_size"], v["stride"], v["padding"],
-                                        v["ceil_mode"], v["count_include_pad"], f32)]
+                                        v["ceil_mode"], v["count_include_pad"], f32,
+                                        ops.channels_last(a), alloc)]
         if t == "AdaptiveAvgPool2d":
             return [backward.adaptive_avg_pool2d(gy, a.shape, f32)]
         return [g.astype(f32, copy=False)
@@ -715,7 +770,7 @@ class Network:
                                     v["padding"], v["dilation"], v["groups"])]
         if t == "MaxPool2d":
             return [backward.max_pool2d(gy, a, v["kernel_size"], v["stride"], v["padding"],
-                                        v["dilation"], v["ceil_mode"])]
+                                        v["dilation"], v["ceil_mode"], y=y)]
         if t == "AvgPool2d":
             return [backward.avg_pool2d(gy, a.shape, v["kernel_size"], v["stride"], v["padding"],
                                         v["ceil_mode"], v["count_include_pad"])]
@@ -770,6 +825,21 @@ class Network:
                     matrix = self._matrices[node_id] = ops.conv_matrix(weight, groups)
         return matrix
 
+    def _workspace(self) -> ops.Workspace:
+        """This thread's training workspace (arrays the next training pass reuses)."""
+        workspace = getattr(self._local, "workspace", None)
+        if workspace is None:
+            workspace = self._local.workspace = ops.Workspace()
+        return workspace
+
+    def release_buffers(self) -> None:
+        """Free the arrays this thread keeps between training passes (``gradients`` keeps
+        its activations and gradients for the next pass, which then touches no fresh
+        memory); the next pass makes them again."""
+        workspace = getattr(self._local, "workspace", None)
+        if workspace is not None:
+            workspace.clear()
+
     def _scratch(self, values: int) -> np.ndarray:
         """This thread's im2col band buffer, at least ``values`` long (kept between layers and
         passes: a fresh allocation per layer costs its page faults every time)."""
@@ -792,8 +862,9 @@ class Network:
             matrix = self._matrix(node_id, weight, v["groups"])
             k, cg, kh, kw = weight.shape
             oh, ow = info.shape[1:]
-            band = ops.conv_band(oh, ow, kh * kw * a.shape[1], self.scratch_bytes)
-            scratch = self._scratch(band * ow * kh * kw * a.shape[1])
+            scratch = self._scratch(ops.conv_block_values(a.shape[0], oh, ow,
+                                                          kh * kw * a.shape[1],
+                                                          self.scratch_bytes))
             return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
                               v["dilation"], v["groups"], self.scratch_bytes, hook, matrix,
                               scratch)

@@ -8,7 +8,7 @@ layout copy is made between layers.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -20,6 +20,57 @@ ChunkHook = Callable[[float], None]
 DEFAULT_SCRATCH_BYTES = 256 * 2**20
 #: elementwise work and scans are done this many values at a time, so their temporaries stay small
 CHUNK_VALUES = 1 << 18
+
+
+#: makes an array for an op: ``alloc(shape, dtype=np.float32, channels_last=False)``; where an op
+#: takes one, the caller may hand out arrays it reuses from pass to pass (see :class:`Workspace`)
+Alloc = Callable[..., np.ndarray]
+
+
+def new_array(shape: tuple[int, ...], dtype=np.float32, channels_last: bool = False
+              ) -> np.ndarray:
+    """``np.empty(shape, dtype)``, laid out channels-last (an NCHW view of NHWC memory) when
+    ``channels_last`` and the shape is 4-D: the default :data:`Alloc`."""
+    if channels_last and len(shape) == 4:
+        n, c, h, w = shape
+        return np.empty((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+    return np.empty(shape, dtype=dtype)
+
+
+class Workspace:
+    """Arrays kept from one pass to the next, so that a repeated pass (training, batch after
+    batch) touches memory it already has instead of fresh pages (whose faults cost a fifth of a
+    training step). ``allocator(name)`` gives an :data:`Alloc` whose i-th call of a pass
+    returns the array of its i-th call in the pass before when shape, type and layout agree
+    (contents undefined), a new one otherwise. An array handed out must not outlive the pass
+    that asked for it: the next pass overwrites it. One workspace per thread."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, int], tuple[np.ndarray, tuple, Any, bool]] = {}
+
+    def allocator(self, name: str) -> Alloc:
+        count = iter(range(1 << 30))
+
+        def alloc(shape: tuple[int, ...], dtype=np.float32, channels_last: bool = False
+                  ) -> np.ndarray:
+            key = (name, next(count))
+            shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+            channels_last = bool(channels_last and len(shape) == 4)
+            kept = self._arrays.get(key)
+            if kept is not None and kept[1:] == (shape, dtype, channels_last):
+                return kept[0]
+            self._arrays.pop(key, None)  # the old one goes before the new one comes
+            a = new_array(shape, dtype, channels_last)
+            self._arrays[key] = (a, shape, dtype, channels_last)
+            return a
+        return alloc
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a, *_ in list(self._arrays.values()))
+
+    def clear(self) -> None:
+        self._arrays.clear()
 
 
 def flat_view(a: np.ndarray) -> np.ndarray | None:
@@ -49,6 +100,22 @@ def chunks(a: np.ndarray, size: int = CHUNK_VALUES):
         yield flat[start:start + size]
 
 
+def keep_where(mask: np.ndarray, values: np.ndarray, out: np.ndarray | None = None
+               ) -> np.ndarray:
+    """``np.where(mask, values, 0)`` for float ``values``, exactly (where the mask is False the
+    result is +0.0, also under NaN and inf), by a bitwise AND with the mask spread to every
+    bit: one branch-free pass, many times faster than np.where on an irregular mask. ``mask``
+    (bool, shaped like ``values`` or broadcasting to it) is overwritten; ``out`` (optional,
+    any strides) receives the result, else a new array laid out like ``values``."""
+    bits = np.dtype(f"i{values.dtype.itemsize}")
+    m8 = mask.view(np.int8)
+    np.negative(m8, out=m8)  # True (1) -> -1: every bit set once widened
+    if out is None:
+        out = np.empty_like(values)
+    np.bitwise_and(values.view(bits), m8, out=out.view(bits))
+    return out
+
+
 def pad_amounts(padding, kernel: Pair, dilation: Pair) -> tuple[Pair, Pair]:
     """``((top, bottom), (left, right))`` for an int pair or "same" / "valid" (PyTorch's split:
     the smaller half first when the total is odd)."""
@@ -70,23 +137,55 @@ def conv_matrix(weight: np.ndarray, groups: int) -> np.ndarray:
     ).reshape(groups, k // groups, kh * kw * cg)
 
 
-BAND_BYTES = 8 * 2**20  # patch-matrix band that stays cache-friendly and is reused
+BAND_BYTES = 8 * 2**20  # patch-matrix block that stays cache-friendly and is reused
 
 
 def conv_band(oh: int, ow: int, patch: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> int:
-    """Output rows per im2col band: as many as fit in BAND_BYTES and ``scratch_bytes``, at least
-    one. ``patch`` is the values in one patch (kh·kw·C); the band takes
-    ``rows · ow · patch`` float32 values."""
+    """Output rows per im2col band of one sample: as many as fit in BAND_BYTES and
+    ``scratch_bytes``, at least one. ``patch`` is the values in one patch (kh·kw·C); the band
+    takes ``rows · ow · patch`` float32 values."""
     row_bytes = max(1, ow * patch * 4)
     return max(1, min(oh, int(min(scratch_bytes, BAND_BYTES) // row_bytes)))
 
 
+def sample_blocks(n: int, oh: int, row_bytes: int, budget: int):
+    """(first sample, last sample + 1, first row, last row + 1) blocks covering n × oh output
+    rows, each at most ``budget`` bytes of patches (``row_bytes`` per output row) and at least
+    one row: whole samples together when one fits, bands of one sample's rows otherwise."""
+    per_sample = oh * row_bytes
+    if per_sample <= budget:
+        step = max(1, budget // max(1, per_sample))
+        for i in range(0, n, step):
+            yield i, min(n, i + step), 0, oh
+    else:
+        band = max(1, budget // max(1, row_bytes))
+        for i in range(n):
+            for r in range(0, oh, band):
+                yield i, i + 1, r, min(oh, r + band)
+
+
+def conv_block_values(n: int | None, oh: int, ow: int, patch: int,
+                      scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> int:
+    """Float32 values of the largest im2col block :func:`conv2d` builds for ``n`` samples (any
+    number of samples when ``n`` is None): whole samples up to BAND_BYTES and
+    ``scratch_bytes``, or a band of one sample's rows (at least one row)."""
+    row = ow * patch
+    budget = min(scratch_bytes, BAND_BYTES)
+    per_sample = oh * row * 4
+    if per_sample <= budget:
+        step = max(1, budget // max(1, per_sample))
+        return (step if n is None else min(n, step)) * oh * row
+    return conv_band(oh, ow, patch, scratch_bytes) * row
+
+
 def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: Pair,
-                  groups: int) -> tuple[np.ndarray, tuple[Pair, Pair]]:
+                  groups: int, alloc: Alloc = new_array
+                  ) -> tuple[np.ndarray, tuple[Pair, Pair]]:
     """A convolution's im2col windows over x (N, C, H, W): a view (N, H', W', groups, kh, kw,
     C/groups) of the zero-padded channels-last input, channels innermost (the engine's patch
     order, see :func:`conv_matrix`), and the padding ``((top, bottom), (left, right))``. The
-    padded copy is skipped when x is a view of NHWC float32 memory and nothing is padded."""
+    padded copy (made by ``alloc``) is skipped when x is a view of NHWC float32 memory and
+    nothing is padded."""
     n, c, h, w = x.shape
     kh, kw = kernel
     (pt, pb), (pl, pr) = pad_amounts(padding, kernel, dilation)
@@ -99,7 +198,8 @@ def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: 
     if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
         xp = xt
     else:
-        xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
+        xp = alloc((n, h + pt + pb, w + pl + pr, c))
+        xp[:, :pt], xp[:, pt + h:], xp[:, pt:pt + h, :pl], xp[:, pt:pt + h, pl + w:] = 0, 0, 0, 0
         xp[:, pt:pt + h, pl:pl + w, :] = xt
     windows = sliding_window_view(xp, (eh, ew), axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
     windows = windows[:, :oh, :ow].reshape(n, oh, ow, groups, c // groups, kh, kw)
@@ -109,52 +209,57 @@ def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: 
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
            padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
            hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
-           scratch: np.ndarray | None = None) -> np.ndarray:
+           scratch: np.ndarray | None = None, alloc: Alloc = new_array,
+           windows: np.ndarray | None = None) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group
-    and band of output rows.
+    and block of output rows.
 
     x: ndarray of shape (N, C, H, W); weight: (K, C/groups, kh, kw); bias: (K,) or None;
     matrix: optionally ``conv_matrix(weight, groups)``, computed once by the caller;
-    scratch: optionally a flat float32 buffer to build the patch bands in (reused across calls
-    saves the page faults of a fresh allocation); used if it is large enough.
+    scratch: optionally a flat float32 buffer to build the patch blocks in (reused across calls
+    saves the page faults of a fresh allocation); used if it is large enough;
+    alloc: makes the output and the padded input; windows: optionally
+    ``patch_windows(x, ...)[0]``, made by the caller (who keeps it for the backward pass).
     Returns (N, K, H', W') float32 (an NCHW view of channels-last memory).
 
-    The patch matrix is built a band of output rows at a time in one reused buffer of about
-    BAND_BYTES and never more than ``scratch_bytes`` (at least one output row is done at once).
+    The patch matrix is built a block at a time (see :func:`sample_blocks`): whole samples
+    together, up to about BAND_BYTES and never more than ``scratch_bytes``, so that a small
+    layer is one large matrix product for many samples, or a band of one sample's output rows
+    (at least one row) when a sample is larger; the block is built in one reused buffer.
     """
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
-    windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups)
+    if windows is None:
+        windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups, alloc)
     oh, ow = windows.shape[1:3]
     kk = kh * kw * cg
     wmat = conv_matrix(weight, groups) if matrix is None else matrix
-    out = np.empty((n, oh, ow, k), dtype=np.float32)
-    band = conv_band(oh, ow, kh * kw * c, scratch_bytes)
-    size = band * ow * groups * kk
+    out = alloc((n, oh, ow, k))
+    size = conv_block_values(n, oh, ow, kh * kw * c, scratch_bytes)
     if scratch is not None and scratch.size >= size:
-        buffer = scratch[:size].reshape(band, ow, groups, kh, kw, cg)
+        buffer = scratch[:size]
     else:
-        buffer = np.empty((band, ow, groups, kh, kw, cg), dtype=np.float32)
+        buffer = np.empty(size, dtype=np.float32)
     kg = k // groups
     total = n * oh
     done = 0
-    for i in range(n):
-        for r0 in range(0, oh, band):
-            r1 = min(oh, r0 + band)
-            cols = buffer[:r1 - r0]
-            np.copyto(cols, windows[i, r0:r1])  # the im2col copy
-            cols = cols.reshape((r1 - r0) * ow, groups, kk)
-            dst = out[i, r0:r1].reshape((r1 - r0) * ow, k)
-            if groups == 1:
-                np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
-            else:
-                for g in range(groups):
-                    dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
-            if bias is not None:
-                dst += bias  # while the band is still in cache
-            done += r1 - r0
-            if hook is not None and done < total:
-                hook(done / total)
+    for i0, i1, r0, r1 in sample_blocks(n, oh, 4 * ow * kh * kw * c,
+                                        min(scratch_bytes, BAND_BYTES)):
+        rows = (i1 - i0) * (r1 - r0) * ow
+        cols = buffer[:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh, kw, cg)
+        np.copyto(cols, windows[i0:i1, r0:r1])  # the im2col copy
+        cols = cols.reshape(rows, groups, kk)
+        dst = out[i0:i1, r0:r1].reshape(rows, k)
+        if groups == 1:
+            np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
+        else:
+            for g in range(groups):
+                dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
+        if bias is not None:
+            dst += bias  # while the block is still in cache
+        done += (i1 - i0) * (r1 - r0)
+        if hook is not None and done < total:
+            hook(done / total)
     return out.transpose(0, 3, 1, 2)
 
 
@@ -172,41 +277,65 @@ def _pool_geometry(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -
     return out, extra
 
 
-def _windows(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-             ceil_mode: bool, fill: float) -> np.ndarray:
-    """Pooling windows (N, C, oh, ow, kh, kw) over x padded with ``fill``."""
+def channels_last(x: np.ndarray) -> bool:
+    """Whether the maps x (N, C, H, W) are an NCHW view of channels-last (NHWC) memory, as
+    convolutions return and elementwise ops on their results keep."""
+    return x.ndim == 4 and x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def empty_maps(shape: tuple[int, ...], like_channels_last: bool, dtype=np.float32,
+               fill: float | None = None, alloc: Alloc = new_array) -> np.ndarray:
+    """A (N, C, H, W) array from ``alloc``, laid out channels-last (an NCHW view of NHWC
+    memory) when ``like_channels_last``, plainly NCHW otherwise; filled with ``fill`` unless
+    None."""
+    a = alloc(tuple(shape), dtype, like_channels_last)
+    if fill is not None:
+        a.fill(fill)
+    return a
+
+
+def pool_padded(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
+                ceil_mode: bool, fill: float, alloc: Alloc = new_array
+                ) -> tuple[np.ndarray, int, int]:
+    """(x padded with ``fill`` so that every (partial) window exists, oh, ow). No copy when
+    nothing is padded; the copy keeps x's layout (channels-last or not)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     oh, xh = _pool_geometry(h, kh, sh, ph, dh, ceil_mode)
     ow, xw = _pool_geometry(w, kw, sw, pw, dw, ceil_mode)
-    if ph or pw or xh or xw:
-        xp = np.full((n, c, h + 2 * ph + xh, w + 2 * pw + xw), fill, dtype=np.float32)
-        xp[:, :, ph:ph + h, pw:pw + w] = x
-    else:
-        xp = x
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    win = sliding_window_view(xp, (eh, ew), axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
-    return win[:, :, :oh, :ow]
+    if not (ph or pw or xh or xw):
+        return x, oh, ow
+    xp = empty_maps((n, c, h + 2 * ph + xh, w + 2 * pw + xw), channels_last(x), x.dtype, fill,
+                    alloc)
+    xp[:, :, ph:ph + h, pw:pw + w] = x
+    return xp, oh, ow
 
 
-def _tiles(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-           ceil_mode: bool) -> np.ndarray | None:
-    """Fast path: windows that tile the input exactly are a reshape, no copy."""
-    n, c, h, w = x.shape
-    (kh, kw) = kernel
-    if (tuple(stride) != (kh, kw) or padding != (0, 0) or dilation != (1, 1)
-            or h % kh or w % kw):
-        return None
-    return x.reshape(n, c, h // kh, kh, w // kw, kw)
+def pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, oh: int, ow: int):
+    """((i, j), view) per kernel tap in row-major order (PyTorch's order within a window):
+    the (N, C, oh, ow) strided view of the padded maps ``xp`` that tap reads, so that a
+    pooling is one elementwise op per tap over whole maps, never a copy of the windows."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    for i in range(kh):
+        for j in range(kw):
+            yield (i, j), xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                             j * dw:j * dw + sw * (ow - 1) + 1:sw]
 
 
 def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-               ceil_mode: bool) -> np.ndarray:
-    """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch."""
-    tiles = _tiles(x, kernel, stride, padding, dilation, ceil_mode)
-    if tiles is not None:
-        return tiles.max(axis=(3, 5))
-    return _windows(x, kernel, stride, padding, dilation, ceil_mode, -np.inf).max(axis=(4, 5))
+               ceil_mode: bool, alloc: Alloc = new_array) -> np.ndarray:
+    """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch. The maximum of
+    shifted strided views, one np.maximum per kernel tap (NaN propagates, as in PyTorch);
+    the result keeps x's layout."""
+    xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc)
+    out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
+                     alloc=alloc)
+    for (i, j), view in pool_taps(xp, kernel, stride, dilation, oh, ow):
+        if i == j == 0:
+            np.copyto(out, view)
+        else:
+            np.maximum(out, view, out=out)
+    return out
 
 
 def _avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
@@ -220,17 +349,26 @@ def _avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool)
 
 
 def avg_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
-               count_include_pad: bool) -> np.ndarray:
-    """x: (N, C, H, W) -> (N, C, H', W')."""
-    tiles = _tiles(x, kernel, stride, padding, (1, 1), ceil_mode)
-    if tiles is not None:
-        return tiles.mean(axis=(3, 5), dtype=np.float32)
-    sums = _windows(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0).sum(axis=(4, 5))
-    oh, ow = sums.shape[2:]
-    dv_h = _avg_divisor(x.shape[2], kernel[0], stride[0], padding[0], oh, count_include_pad)
-    dv_w = _avg_divisor(x.shape[3], kernel[1], stride[1], padding[1], ow, count_include_pad)
-    sums /= np.outer(dv_h, dv_w)
-    return sums
+               count_include_pad: bool, alloc: Alloc = new_array) -> np.ndarray:
+    """x: (N, C, H, W) -> (N, C, H', W'): the float32 sum of shifted strided views, one add per
+    kernel tap in row-major order, divided by PyTorch's divisor; keeps x's layout."""
+    xp, oh, ow = pool_padded(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0, alloc)
+    out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
+                     alloc=alloc)
+    for (i, j), view in pool_taps(xp, kernel, stride, (1, 1), oh, ow):
+        if i == j == 0:
+            np.copyto(out, view)
+        else:
+            out += view
+    h, w = x.shape[2:]
+    if (tuple(stride) == tuple(kernel) and tuple(padding) == (0, 0) and oh * kernel[0] <= h
+            and ow * kernel[1] <= w):  # windows that tile the input: one divisor for all
+        out /= np.float32(kernel[0] * kernel[1])
+        return out
+    dv_h = _avg_divisor(h, kernel[0], stride[0], padding[0], oh, count_include_pad)
+    dv_w = _avg_divisor(w, kernel[1], stride[1], padding[1], ow, count_include_pad)
+    out /= np.outer(dv_h, dv_w)
+    return out
 
 
 def adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
