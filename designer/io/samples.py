@@ -13,9 +13,14 @@ from designer.io.templates import resources_dir
 
 @dataclass(frozen=True)
 class Sample:
+    """One sample image. ``class_name`` and ``data`` are set for the built-in data's validation
+    images: the class the image shows and the data set it comes from (``builtin:digits``)."""
+
     title: str
     description: str
     path: Path
+    class_name: str | None = None
+    data: str | None = None
 
 
 def samples_dir() -> Path:
@@ -29,5 +34,6 @@ def sample_images() -> list[Sample]:
     if not index.is_file():
         return []
     entries = json.loads(index.read_text(encoding="utf-8"))
-    samples = [Sample(e["title"], e["description"], folder / e["file"]) for e in entries]
+    samples = [Sample(e["title"], e["description"], folder / e["file"], e.get("class"),
+                      e.get("data")) for e in entries]
     return [s for s in samples if s.path.is_file()]

@@ -1,11 +1,15 @@
-"""Draw the bundled sample images (256×256 RGB PNGs) and their index.json.
+"""Draw the bundled sample images and their index.json: five 256×256 RGB pictures, and one
+validation image of each class of the built-in data (28×28 grey digits, 64×64 RGB shapes).
 
 Usage: python resources/samples/generate.py [OUTPUT_DIR]   (default: this script's folder)
 
 Uses NumPy and PySide6's QtGui only (no widgets) and works headless (QT_QPA_PLATFORM=offscreen).
 The output is deterministic: fixed layouts and a fixed noise seed. Text is drawn with the project's
 stroke glyphs (designer/data/strokes.py, also used for the built-in digits data) rather than a
-system font, so the pixels don't depend on a machine's fonts.
+system font, so the pixels don't depend on a machine's fonts. The built-in data's images are the
+first of each class in its validation part (seed 0: never trained on by the models that ship),
+so that predictions can be checked by eye; their index entries name the class ("class") and the
+data ("data").
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from PySide6.QtGui import (QBrush, QColor, QConicalGradient, QGuiApplication, QI
                            QRadialGradient, QTransform)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # the checkout's designer
+from designer.data import builtin  # noqa: E402
 from designer.data.strokes import GLYPHS  # noqa: E402
 
 SIZE = 256
@@ -351,19 +356,52 @@ DRAWINGS: dict[str, Callable[[], QImage]] = {
 }
 
 
+#: the built-in data sets whose validation images are samples: name, title of one, file prefix
+BUILTIN = [("digits", "Digit {}", "digit"), ("shapes", "Shape: {}", "shape")]
+BUILTIN_FOLDER = "builtin"
+
+
+def builtin_samples() -> list[tuple[dict, QImage]]:
+    """One index entry and image per class of each built-in set: the first validation image of
+    that class (seed 0), at the data's own size, grey for digits and RGB for shapes."""
+    found = []
+    for name, title, prefix in BUILTIN:
+        drawn = builtin.draw(name, 0, train_size=0)
+        classes = builtin.DIGIT_CLASSES if name == "digits" else builtin.SHAPE_CLASSES
+        for label, class_name in enumerate(classes):
+            index = int(np.flatnonzero(drawn.y_val == label)[0])
+            pixels = np.ascontiguousarray(drawn.x_val[index].transpose(1, 2, 0))
+            h, w, c = pixels.shape
+            if c == 1:
+                image = QImage(pixels.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+            else:
+                image = QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+            entry = {"file": f"{BUILTIN_FOLDER}/{prefix}-{class_name}.png",
+                     "title": title.format(class_name),
+                     "description": f"Validation image {index} of builtin:{name} (a "
+                                    f"{class_name}, {w}×{h}), never trained on: check the "
+                                    f"trained models' prediction by eye.",
+                     "class": class_name, "data": f"builtin:{name}"}
+            found.append((entry, image))
+    return found
+
+
 def generate(folder: Path) -> list[Path]:
     """Write every sample PNG and index.json into folder; the paths written."""
     app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 (alive while painting)
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / BUILTIN_FOLDER).mkdir(parents=True, exist_ok=True)
     written = []
-    for entry in INDEX:
+    images = [(entry, DRAWINGS[entry["file"]]().convertToFormat(QImage.Format.Format_RGB888))
+              for entry in INDEX]
+    images += builtin_samples()
+    for entry, image in images:
         path = folder / entry["file"]
-        image = DRAWINGS[entry["file"]]().convertToFormat(QImage.Format.Format_RGB888)
         if not image.save(str(path), "PNG"):
             raise OSError(f"could not write {path}")
         written.append(path)
     index = folder / "index.json"
-    index.write_text(json.dumps(INDEX, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    entries = [entry for entry, _ in images]
+    index.write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return written + [index]
 
 

@@ -1,5 +1,6 @@
-"""The bundled sample images: listed, decodable at 256×256, not trivial, and reproduced pixel for
-pixel by resources/samples/generate.py."""
+"""The bundled sample images: listed, decodable at 256×256 (the pictures) or at the built-in
+data's size (one validation image per class), not trivial, and reproduced pixel for pixel by
+resources/samples/generate.py."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,8 @@ from designer.io.samples import Sample, sample_images
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "resources" / "samples"
 INDEX = json.loads((SAMPLES / "index.json").read_text(encoding="utf-8"))
+PICTURES = [e for e in INDEX if "data" not in e]
+FROM_DATA = [e for e in INDEX if "data" in e]
 
 
 def pixels(file: str) -> np.ndarray:
@@ -31,12 +34,48 @@ def test_list_matches_the_index():
     assert [s.path for s in listed] == [SAMPLES / e["file"] for e in INDEX]
     assert [s.title for s in listed] == [e["title"] for e in INDEX]
     assert [s.description for s in listed] == [e["description"] for e in INDEX]
+    assert [s.class_name for s in listed] == [e.get("class") for e in INDEX]
+    assert [s.data for s in listed] == [e.get("data") for e in INDEX]
     assert listed[0].title == "Scene"
 
 
 def test_every_png_is_listed():
-    assert {p.name for p in SAMPLES.glob("*.png")} == {e["file"] for e in INDEX}
-    assert len(INDEX) == 5
+    files = {p.relative_to(SAMPLES).as_posix() for p in SAMPLES.rglob("*.png")}
+    assert files == {e["file"] for e in INDEX}
+    assert len(PICTURES) == 5
+
+
+def test_one_validation_image_per_class_of_each_builtin_set():
+    from designer.data import builtin
+    for name, classes in (("digits", builtin.DIGIT_CLASSES), ("shapes", builtin.SHAPE_CLASSES)):
+        entries = [e for e in FROM_DATA if e["data"] == f"builtin:{name}"]
+        assert [e["class"] for e in entries] == classes
+
+
+def test_builtin_samples_are_the_first_validation_image_of_their_class():
+    from designer.data import builtin
+    for name, classes in (("digits", builtin.DIGIT_CLASSES), ("shapes", builtin.SHAPE_CLASSES)):
+        drawn = builtin.draw(name, 0, train_size=0)  # the validation part only
+        for entry in (e for e in FROM_DATA if e["data"] == f"builtin:{name}"):
+            label = classes.index(entry["class"])
+            first = drawn.x_val[np.flatnonzero(drawn.y_val == label)[0]]  # (C, H, W) uint8
+            image = pixels(entry["file"])  # (H, W, 3): grey images come back as R = G = B
+            assert image.shape[:2] == first.shape[1:]
+            assert np.array_equal(image, np.broadcast_to(first.transpose(1, 2, 0), image.shape))
+
+
+def test_the_shipped_lenet5_reads_the_digit_samples():
+    """The samples go through the same conversion as `run --input`, and the trained LeNet-5
+    (99 % on this validation set) names nearly all of them."""
+    import designer
+    from designer.io.images import load_image
+    from designer.io.templates import find_template
+    design = find_template("lenet5").load()
+    net = designer.build(design, weights="trained")
+    entries = [e for e in FROM_DATA if e["data"] == "builtin:digits"]
+    x = np.stack([load_image(SAMPLES / e["file"], 1, 32, 32) for e in entries])
+    predicted = [design.classes[i] for i in net.predict(x).argmax(axis=1)]
+    assert sum(p == e["class"] for p, e in zip(predicted, entries)) >= 9
 
 
 def test_titles_are_unique_and_descriptions_are_one_line():
@@ -73,7 +112,7 @@ def test_listing_loads_no_qt():
 
 # ---------------------------------------------------------------------------------- the images
 
-@pytest.mark.parametrize("entry", INDEX, ids=lambda e: e["file"])
+@pytest.mark.parametrize("entry", PICTURES, ids=lambda e: e["file"])
 def test_sample_loads_at_256_and_is_not_trivial(entry):
     image = pixels(entry["file"])
     assert image.shape == (256, 256, 3) and image.dtype == np.uint8
