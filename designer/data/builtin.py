@@ -53,11 +53,12 @@ class Spec(NamedTuple):
     classes: list[str]
     shape: tuple[int, int, int]  # native (C, H, W)
     flip: bool  # a horizontal mirror image is still of its class
+    turn: bool  # so is a quarter turn (the set is drawn at every angle)
 
 
 SETS: dict[str, Spec] = {
-    "digits": Spec(DIGIT_CLASSES, (1, 28, 28), False),
-    "shapes": Spec(SHAPE_CLASSES, (3, 64, 64), True),
+    "digits": Spec(DIGIT_CLASSES, (1, 28, 28), False, False),
+    "shapes": Spec(SHAPE_CLASSES, (3, 64, 64), True, True),
 }
 
 #: images drawn at a time (bounds the temporaries to some tens of MB)

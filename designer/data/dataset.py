@@ -70,10 +70,11 @@ def check_memory(n: int, shape: tuple[int, int, int], what: str) -> None:
 # --------------------------------------------------------------------------- the dataset
 
 def augment(x: np.ndarray, rng: np.random.Generator, shift: int = 2,
-            flip: bool = False) -> np.ndarray:
+            flip: bool = False, turn: bool = False) -> np.ndarray:
     """A randomly shifted copy of a batch (N, C, H, W): each image moved by up to ``shift``
     pixels each way (the edge pixels repeated into the space it leaves: a random crop of the
-    edge-padded image) and, if ``flip``, mirrored left-right with probability 1/2."""
+    edge-padded image); if ``flip``, mirrored left-right with probability 1/2; if ``turn`` (and
+    the images are square), turned by 0, 90, 180 or 270 degrees, each with probability 1/4."""
     n, c, h, w = x.shape
     if shift > 0:
         padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
@@ -87,6 +88,11 @@ def augment(x: np.ndarray, rng: np.random.Generator, shift: int = 2,
     if flip:
         mirrored = rng.random(n) < 0.5
         x[mirrored] = x[mirrored, :, :, ::-1]
+    if turn and h == w:
+        quarters = np.floor(rng.random(n) * 4).astype(np.intp)
+        for k in (1, 2, 3):
+            chosen = quarters == k
+            x[chosen] = np.rot90(x[chosen], k, axes=(2, 3))
     return x
 
 
@@ -95,7 +101,8 @@ class Dataset:
     """``train`` and ``val``: (x float32 (N, C, H, W) in [0, 1], y int64 (N,)); ``classes``: the
     class names (label i is ``classes[i]``). ``augment``: whether the trainer should augment the
     training batches (:meth:`augment_batch`); ``flip``: whether a left-right mirror image keeps
-    its class (shapes; not digits, nor folders and .npz files, whose content isn't known)."""
+    its class (shapes; not digits, nor folders and .npz files, whose content isn't known);
+    ``turn``: whether a quarter turn does (shapes, drawn at every angle)."""
 
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
@@ -103,14 +110,15 @@ class Dataset:
     source: str = ""
     augment: bool = False
     flip: bool = False
+    turn: bool = False
     shift: int = field(default=0)
 
     def augment_batch(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A training batch as the trainer should use it: randomly shifted (and flipped where
-        the data allows) if ``augment`` was asked for, else ``x`` itself."""
+        """A training batch as the trainer should use it: randomly shifted (and flipped and
+        turned where the data allows) if ``augment`` was asked for, else ``x`` itself."""
         if not self.augment:
             return x
-        return augment(x, rng, self.shift, self.flip)
+        return augment(x, rng, self.shift, self.flip, self.turn)
 
 
 # ------------------------------------------------------------------------- conversion
@@ -244,7 +252,7 @@ def _load_builtin(name: str, shape: tuple[int, int, int], seed: int, source: str
     drawn = builtin.load(name, seed)
     data = Dataset((convert(drawn.x_train, shape, source), drawn.y_train),
                    (convert(drawn.x_val, shape, source), drawn.y_val), list(spec.classes), source)
-    data.flip = spec.flip
+    data.flip, data.turn = spec.flip, spec.turn
     return data
 
 

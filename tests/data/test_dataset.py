@@ -28,7 +28,7 @@ def test_builtin_sets_shaped_for_the_input(small_sets, name, shape):
     assert x.dtype == xv.dtype == np.float32 and y.dtype == yv.dtype == np.int64
     assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
     assert data.classes == builtin.SETS[name].classes and len(data.classes) == 10
-    assert data.flip == (name == "shapes")
+    assert data.flip == data.turn == (name == "shapes")
     drawn = builtin.load(name, 0)
     assert np.array_equal(y, drawn.y_train) and np.array_equal(yv, drawn.y_val)
     if shape == builtin.SETS[name].shape:  # native: only scaled to [0, 1]
@@ -277,6 +277,32 @@ def test_augmentation_shifts_with_edges_repeated_and_flips_only_when_allowed():
     kept = [np.array_equal(flipped[k], x[k]) for k in range(64)]
     assert all(m or s for m, s in zip(mirrored, kept)) and 16 < sum(mirrored) < 48
     assert np.array_equal(augment(x, np.random.default_rng(1), shift=0), x)
+
+
+def _turned(image: np.ndarray, quarters: int) -> np.ndarray:
+    """(C, n, n) turned counter-clockwise by ``quarters`` quarter turns, pixel by pixel."""
+    c, n, _ = image.shape
+    source = {0: lambda i, j: (i, j), 1: lambda i, j: (j, n - 1 - i),
+              2: lambda i, j: (n - 1 - i, n - 1 - j), 3: lambda i, j: (n - 1 - j, i)}[quarters]
+    out = np.empty_like(image)
+    for i in range(n):
+        for j in range(n):
+            out[:, i, j] = image[(slice(None),) + source(i, j)]
+    return out
+
+
+def test_augmentation_turns_square_images_by_quarter_turns_only_when_allowed():
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3, 6, 6)).astype(np.float32)
+    out = augment(x, np.random.default_rng(5), shift=0, turn=True)
+    counts = [0, 0, 0, 0]
+    for k in range(200):  # each output is its image turned by one number of quarter turns
+        turns = [q for q in range(4) if np.array_equal(out[k], _turned(x[k], q))]
+        assert len(turns) == 1, k
+        counts[turns[0]] += 1
+    assert all(25 < c < 75 for c in counts), counts  # each about 1/4 of 200
+    wide = rng.random((8, 1, 4, 6)).astype(np.float32)  # not square: never turned
+    assert np.array_equal(augment(wide, np.random.default_rng(5), shift=0, turn=True), wide)
 
 
 def test_the_dataset_augments_batches_only_when_asked(small_sets):
