@@ -13,9 +13,9 @@ in float64 and float32, and prints how far this engine and PyTorch's float32 are
 (with random weights a ReLU input or a max-pool window a rounding error away from a tie flips
 between float32 and float64: differences of 1e-2 at a few pixels are that, not an error).
 
-"with a GEMM conv backward" times saliency with ``backward.conv2d`` replaced by
-:func:`gemm_conv2d_backward` below (a proposal for designer/engine/backward.py: one matrix
-product per group instead of an einsum per kernel tap).
+"the same by input_gradient" is saliency's computation with the network's own float64 backward
+(``backward.conv2d``: a non-BLAS einsum per kernel tap), for comparison with explain's float32
+matrix-product convolution backward (``explain.conv2d_input_gradient``).
 """
 from __future__ import annotations
 
@@ -35,37 +35,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import designer  # noqa: E402
-from designer.engine import backward, explain  # noqa: E402
-from designer.engine.ops import pad_amounts  # noqa: E402
+from designer.engine import explain  # noqa: E402
 
 TEMPLATES = ROOT / "resources" / "templates"
-
-
-def gemm_conv2d_backward(gy, x_shape, weight, stride, padding, dilation, groups):
-    """``backward.conv2d`` with one float64 matrix product per group, (kh·kw·C/g, K/g) ·
-    (K/g, H'·W') for each sample, sent back to the input pixels per kernel tap (col2im), instead
-    of a non-BLAS einsum per tap. Temporary: kh·kw·C/g·H'·W' float64 per sample (14 MiB at
-    ResNet-18's largest); a real version would do a band of output rows at a time."""
-    n, c, h, w = x_shape
-    k, cg, kh, kw = weight.shape
-    (top, bottom), (left, right) = pad_amounts(padding, (kh, kw), dilation)
-    oh, ow = gy.shape[2:]
-    gx = np.zeros((n, c, h + top + bottom, w + left + right))
-    kg = k // groups
-    w64 = weight.astype(np.float64)
-    gy = np.ascontiguousarray(gy, dtype=np.float64)
-    for g in range(groups):
-        taps = w64[g * kg:(g + 1) * kg].transpose(2, 3, 1, 0).reshape(kh * kw * cg, kg)
-        cols = np.matmul(taps, gy[:, g * kg:(g + 1) * kg].reshape(n, kg, oh * ow))
-        cols = cols.reshape(n, kh, kw, cg, oh, ow)
-        for i in range(kh):
-            r = i * dilation[0]
-            rows = slice(r, r + stride[0] * (oh - 1) + 1, stride[0])
-            for j in range(kw):
-                q = j * dilation[1]
-                gx[:, g * cg:(g + 1) * cg, rows,
-                   q:q + stride[1] * (ow - 1) + 1:stride[1]] += cols[:, i, j]
-    return gx[:, :, top:top + h, left:left + w]
 
 
 def resnet18():
@@ -96,17 +68,6 @@ def timed(runs: dict, repeat: int) -> dict:
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: (min(t), statistics.median(t)) for name, t in times.items()}
-
-
-def with_conv_backward(replacement, fn):
-    def run():
-        original = backward.conv2d
-        backward.conv2d = replacement
-        try:
-            return fn()
-        finally:
-            backward.conv2d = original
-    return run
 
 
 def torch_child(path: str) -> None:
@@ -211,14 +172,12 @@ def main() -> None:
     runs = {
         "forward (for scale)": lambda: net.forward(x),
         "saliency": lambda: explain.saliency(net, x, c),
+        "the same by input_gradient": lambda: net.input_gradient(x, "fc", (c,)),
         f"Grad-CAM at {last} (default)": lambda: explain.grad_cam(net, x, None, c),
         "Grad-CAM at layer2.0.relu_out": lambda: explain.grad_cam(net, x, "layer2.0.relu_out", c),
-        "saliency with a GEMM conv backward": with_conv_backward(
-            gemm_conv2d_backward, lambda: explain.saliency(net, x, c)),
     }
-    expected = explain.saliency(net, x, c)
-    proposed = with_conv_backward(gemm_conv2d_backward, lambda: explain.saliency(net, x, c))()
-    assert np.abs(proposed - expected).max() <= 1e-5 * np.abs(expected).max()
+    sal, same = explain.saliency(net, x, c), net.input_gradient(x, "fc", (c,))
+    assert np.abs(sal - same).max() <= 1e-5 * np.abs(same).max()
     print(f"ResNet-18, 3×224×224, class {c}, best / median of {args.repeat}:", flush=True)
     for name, (best, median) in timed(runs, args.repeat).items():
         target = " (target < 2 s)" if name.startswith(("saliency", "Grad-CAM at " + last)) else ""
