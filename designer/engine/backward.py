@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from designer.engine.ops import (Alloc, Pair, _avg_divisor, _pool_geometry, channels_last,
-                                 empty_maps, erf, keep_where, new_array, pad_amounts,
-                                 patch_windows, pool_padded, pool_taps, sample_blocks)
+                                 conv2d as ops_conv2d, conv_block_values, empty_maps, erf,
+                                 keep_where, new_array, pad_amounts, patch_windows, pool_padded,
+                                 pool_taps, sample_blocks)
 from designer.engine.ops import max_pool2d as ops_max_pool2d
 
 
@@ -209,11 +210,14 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     least that many values (the caller's per-thread one). Works on the forward pass's im2col
     layout (channels-last patches ordered (kh, kw, C/g)), a block of output rows at a time
     (``budget`` bytes of patches, see ``ops.sample_blocks``): per block and group, the weight
-    gradient is one matrix product ``dout.T @ cols``; the patch gradient is one (batched)
-    matrix product ``dout @ W`` laid out kernel tap by tap, so that col2im sends each tap's
-    gradients back to the input pixels it read with one strided add of contiguous rows.
-    ``alloc`` makes the padded input gradient (and the padded input, unless ``windows``, the
-    forward pass's ``ops.patch_windows(x, ...)[0]``, is given)."""
+    gradient is one matrix product ``dout.T @ cols``. The input gradient of a stride-1
+    convolution whose output is about as large as its input is the convolution of the
+    output gradient (padded) with the flipped kernel (:func:`_input_gradient_by_convolution`);
+    otherwise the patch gradient is one (batched) matrix product ``dout @ W`` laid out kernel
+    tap by tap, so that col2im sends each tap's gradients back to the input pixels it read
+    with one strided add of contiguous rows. The bias gradient is one matrix–vector product.
+    ``alloc`` makes the large arrays (and the padded input, unless ``windows``, the forward
+    pass's ``ops.patch_windows(x, ...)[0]``, is given)."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
     sh, sw = stride
@@ -223,18 +227,21 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
         windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups, alloc)
     oh, ow = gy.shape[2:]
     kg, kk, taps = k // groups, kh * kw * cg, kh * kw
-    gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, oh, ow, K)
+    gyt = gy.transpose(0, 2, 3, 1)  # (N, oh, ow, K)
+    if not (gyt.flags.c_contiguous and gyt.dtype == np.float32):
+        gyt = _copy(gyt, alloc)
     hp, wp = h + pt + pb, w + pl + pr
     gw = np.zeros((groups, kg, kk), dtype=np.float32)
+    by_convolution = need_input and _by_convolution(stride, (h, w), (oh, ow))
     gxp = None
-    if need_input:
+    if need_input and not by_convolution:
         gxp = alloc((n, hp, wp, groups, cg))
         gxp.fill(0)
     # per group, the weight as (taps, K/g, C/g) matrices: views of ``matrix``, no copy
     wtaps = matrix.reshape(groups, kg, taps, cg).transpose(0, 2, 1, 3)
     blocks = list(sample_blocks(n, oh, 4 * ow * groups * kk, budget))
     most = max((i1 - i0) * (r1 - r0) for i0, i1, r0, r1 in blocks) * ow * groups * kk
-    buffer = scratch(most * (2 if need_input else 1))
+    buffer = scratch(most * (2 if gxp is not None else 1))
     for i0, i1, r0, r1 in blocks:
         ni, nr = i1 - i0, r1 - r0
         rows = ni * nr * ow
@@ -258,11 +265,66 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
                     gxp[i0:i1, rs, cs, g, :] += dtaps[g, a * kw + b]
     gweight = np.ascontiguousarray(
         gw.reshape(groups, kg, kh, kw, cg).transpose(0, 1, 4, 2, 3)).reshape(k, cg, kh, kw)
-    gbias = gyt.sum(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
+    flat = gyt.reshape(-1, k)
+    gbias = np.matmul(np.ones(flat.shape[0], np.float32), flat)  # Σ over samples and pixels
     gx = None
     if gxp is not None:
         gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w, :].transpose(0, 3, 1, 2)
+    elif by_convolution:
+        gx = _input_gradient_by_convolution(gyt, (n, c, h, w), weight, (pt, pl), dilation,
+                                            groups, scratch, 2 * budget, alloc)
     return gx, gweight, gbias
+
+
+def _by_convolution(stride: Pair, size: Pair, out: Pair) -> bool:
+    """Whether a convolution's input gradient is worked out as a convolution (stride 1, and
+    an output about as large as the input, so that the transposed convolution does no more
+    work than col2im; a 'valid' 5×5 on 5×5 maps would do 25 times more) rather than by
+    col2im."""
+    return tuple(stride) == (1, 1) and 2 * size[0] * size[1] <= 3 * out[0] * out[1]
+
+
+def _copy(a: np.ndarray, alloc: Alloc) -> np.ndarray:
+    """A C-contiguous float32 copy of ``a`` made by ``alloc``."""
+    out = alloc(a.shape)
+    np.copyto(out, a, casting="same_kind")
+    return out
+
+
+def _input_gradient_by_convolution(gyt: np.ndarray, x_shape: tuple[int, ...],
+                                   weight: np.ndarray, pad: Pair, dilation: Pair, groups: int,
+                                   scratch, scratch_bytes: int, alloc: Alloc) -> np.ndarray:
+    """The input gradient of a stride-1 convolution as a convolution: with the output gradient
+    gyt (N, H', W', K) placed in zeros at offset ((kh−1)·dh − top, (kw−1)·dw − left) (cropped
+    where that is negative), d x = that, convolved (dilation d, no padding) with the kernel
+    flipped in both directions and its in/out channels swapped per group. One im2col and
+    matrix product, as the forward pass; no scatter. Returns (N, C, H, W) float32 (an NCHW
+    view of channels-last memory)."""
+    n, c, h, w = x_shape
+    k, cg, kh, kw = weight.shape
+    oh, ow = gyt.shape[1:3]
+    eh, ew = (kh - 1) * dilation[0], (kw - 1) * dilation[1]
+    top, left = eh - pad[0], ew - pad[1]
+    gyp = alloc((n, h + eh, w + ew, k))
+    r0, c0 = max(0, -top), max(0, -left)  # rows and columns of gy that land inside
+    r1, c1 = min(oh, h + eh - top), min(ow, w + ew - left)
+    if r1 > r0 and c1 > c0:
+        _zero_outside(gyp, r0 + top, r1 + top, c0 + left, c1 + left)
+        gyp[:, r0 + top:r1 + top, c0 + left:c1 + left] = gyt[:, r0:r1, c0:c1]
+    else:  # no output pixel reads the input (all padding): the gradient is zero
+        gyp.fill(0)
+    kg = k // groups
+    flipped = np.ascontiguousarray(  # (C, K/groups, kh, kw)
+        weight[:, :, ::-1, ::-1].reshape(groups, kg, cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    ).reshape(c, kg, kh, kw)
+    values = conv_block_values(n, h, w, kh * kw * k, scratch_bytes)
+    return ops_conv2d(gyp.transpose(0, 3, 1, 2), flipped, None, (1, 1), (0, 0), dilation, groups,
+                  scratch_bytes, None, None, scratch(values), alloc)
+
+
+def _zero_outside(a: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:
+    """Zero every pixel of the maps a (N, H, W, C) outside rows r0:r1 and columns c0:c1."""
+    a[:, :r0], a[:, r1:], a[:, r0:r1, :c0], a[:, r0:r1, c1:] = 0, 0, 0, 0
 
 
 def linear_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, need_input: bool

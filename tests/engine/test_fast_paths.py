@@ -262,6 +262,35 @@ def test_conv_backward_in_blocks_matches_loops(data):
         assert gx.dtype == gw.dtype == gb.dtype == np.float32
 
 
+@pytest.mark.parametrize("padding, dilation, groups", [
+    ((2, 2), (1, 1), 1), ((1, 2), (2, 1), 1), ((3, 0), (1, 1), 2), ((0, 0), (1, 1), 1)])
+def test_conv_input_gradient_by_convolution_equals_col2im(monkeypatch, padding, dilation,
+                                                          groups):
+    """Stride 1: the transposed convolution and col2im give the same input gradient (and the
+    same weight and bias gradients), padding larger than the kernel's reach included."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
+    weight = rng.standard_normal((6, 4 // groups, 3, 2)).astype(np.float32)
+    y = ops.conv2d(x, weight, None, (1, 1), padding, dilation, groups)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+
+    def run():
+        return backward.conv2d_train(gy, x, weight, ops.conv_matrix(weight, groups), (1, 1),
+                                     padding, dilation, groups, True,
+                                     lambda v: np.empty(v, np.float32), 1000)
+    assert backward._by_convolution((1, 1), (9, 8), y.shape[2:]) or padding == (0, 0)
+    monkeypatch.setattr(backward, "_by_convolution", lambda *a: True)
+    by_convolution = run()
+    monkeypatch.setattr(backward, "_by_convolution", lambda *a: False)
+    by_col2im = run()
+    for a, b in zip(by_convolution, by_col2im):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    ex, _, _ = conv_backward_ref(gy.astype(np.float64), x.astype(np.float64),
+                                 weight.astype(np.float64), (1, 1),
+                                 ops.pad_amounts(padding, (3, 2), dilation), dilation, groups)
+    np.testing.assert_allclose(by_convolution[0], ex, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_forward_in_blocks_of_whole_samples_equals_one_sample_at_a_time():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((7, 3, 9, 9)).astype(np.float32)
