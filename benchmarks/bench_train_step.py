@@ -1,19 +1,26 @@
-"""Time of one training pass, ``net.gradients(x, y)``, at batch 64 on LeNet-5 and the CIFAR-10
-ConvNet (resources/templates), with PyTorch's forward + backward for comparison when torch is
-importable (it is never a dependency: install it in a scratch environment to compare).
+"""Time of one training step, ``net.gradients(x, y)`` then ``designer.Adam``'s step, at batch 64
+on LeNet-5 and the CIFAR-10 ConvNet (resources/templates), beside PyTorch's step on the same
+weights and batch (forward, cross-entropy, backward and ``torch.optim.Adam``'s step) when an
+interpreter with torch is given (torch is never a dependency: install it in a scratch
+environment to compare).
 
-    .venv/bin/python benchmarks/bench_train_step.py [--batch 64] [--repeat 20] [--torch PYTHON]
+    .venv/bin/python benchmarks/bench_train_step.py [--batch 64] [--repeat 20] [--rounds 3]
+        [--threads N] [--torch PYTHON]
 
-``--torch PYTHON``: an interpreter with torch installed (a scratch environment); PyTorch is timed
-in a child process of its own, on the same weights and batch, so that its threads and NumPy's
-don't compete in one process.
+Each side runs in a child process of its own (so that neither's threads compete with the
+other's), in interleaved rounds (engine, PyTorch, engine, PyTorch, ...), ``--repeat`` steps a
+round after two warm-up steps; the figures are the best and the median over all rounds, of the
+wall-clock time and of the CPU time of the process (all threads) per step. ``--threads N`` sets
+the BLAS / OpenMP threads of both sides (default: each library's own choice, the number of
+cores). On a machine shared with other work, the CPU time and ``--threads 1`` are the steadier
+comparison; the wall-clock best with the default threads is what a user sees on an idle machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,28 +31,50 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import designer  # noqa: E402
-
 TEMPLATES = {"LeNet-5": "lenet5.json", "CIFAR-10 ConvNet": "cifar10-convnet.json"}
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def best_of(fn, repeat: int) -> tuple[float, float]:
-    fn()  # warm up (weights drawn, buffers made)
-    times = []
+def timed(step, repeat: int) -> dict:
+    """Two warm-up steps, then ``repeat`` timed ones: wall and process CPU seconds each."""
+    step()
+    step()
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times), float(np.median(times))
+        w, c = time.perf_counter(), time.process_time()
+        step()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return {"wall": wall, "cpu": cpu}
 
 
-def torch_step(design, net, x, y):
-    """PyTorch's forward + backward of the same network and weights, or None without torch."""
-    try:
-        import torch
-    except ImportError:
-        return None
+def engine_child(path: str, repeat: int) -> dict:
+    import designer
+    data = np.load(path)
+    design = designer.load_design(ROOT / "resources" / "templates" / str(data["template"]))
+    net = designer.build(design, weights={k[2:]: data[k] for k in data.files if k[:2] == "w:"})
+    opt = designer.Adam(lr=1e-3)
+    x, y = data["x"], data["y"]
+    losses = []
+
+    def step():
+        loss, grads = net.gradients(x, y, rng=0)
+        opt.step(net, grads)
+        losses.append(loss)
+
+    result = timed(step, repeat)
+    result["first_loss"] = float(losses[0])
+    return result
+
+
+def torch_child(path: str, repeat: int) -> dict:
+    import torch
     from torch import nn
+
+    import designer
+    data = np.load(path)
+    design = designer.load_design(ROOT / "resources" / "templates" / str(data["template"]))
+    net = designer.build(design, weights={k[2:]: data[k] for k in data.files if k[:2] == "w:"})
     layers = []
     for node_id in net.order[1:]:
         info = net.infos[node_id]
@@ -70,66 +99,87 @@ def torch_step(design, net, x, y):
                 p.copy_(torch.from_numpy(net.weights[f"{node_id}.{name}"]))
         layers.append(layer)
     model = nn.Sequential(*layers).train()
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    tx, ty = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
+    losses = []
 
     def step():
-        model.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(model(tx), ty)
         loss.backward()
-        return float(loss.detach())
+        opt.step()
+        losses.append(float(loss.detach()))
 
-    return step, torch.get_num_threads()
+    result = timed(step, repeat)
+    result.update(first_loss=losses[0], threads=torch.get_num_threads(),
+                  version=torch.__version__)
+    return result
 
 
-def torch_child(path: str, repeat: int) -> None:
-    """In the child: time PyTorch on the batch and weights saved at ``path``; print JSON."""
-    import torch
-    data = np.load(path)
-    design = designer.load_design(ROOT / "resources" / "templates" / str(data["template"]))
-    net = designer.build(design, weights={k[2:]: data[k] for k in data.files if k[:2] == "w:"})
-    step, threads = torch_step(design, net, data["x"], data["y"])
-    best, median = best_of(step, repeat)
-    print(json.dumps({"best": best, "median": median, "threads": threads, "loss": step(),
-                      "version": torch.__version__}))
+def run_child(python: str, side: str, path: str, repeat: int, threads: int | None) -> dict:
+    env = dict(os.environ)
+    if threads:
+        env.update({name: str(threads) for name in THREAD_VARIABLES})
+    out = subprocess.run([python, __file__, "--child", side, path, "--repeat", str(repeat)],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"the {side} child failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summary(runs: list[dict]) -> dict:
+    wall = sorted(t for r in runs for t in r["wall"])
+    cpu = sorted(t for r in runs for t in r["cpu"])
+    return {"best": wall[0], "median": float(np.median(wall)), "cpu": float(np.median(cpu))}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="BLAS / OpenMP threads of both sides")
     parser.add_argument("--torch", metavar="PYTHON", help="an interpreter with torch installed")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        torch_child(args.child, args.repeat)
+        side, path = args.child
+        result = (engine_child if side == "engine" else torch_child)(path, args.repeat)
+        print(json.dumps(result))
         return
+    import designer
+    print(f"batch {args.batch}, {args.rounds} rounds of {args.repeat} steps, threads: "
+          f"{args.threads or 'default'}; ms per step (wall best / wall median / CPU median)")
     for name, file in TEMPLATES.items():
         design = designer.load_design(ROOT / "resources" / "templates" / file)
         net = designer.build(design, seed=0)
         rng = np.random.default_rng(0)
         x = rng.random((args.batch,) + net.input_shape, dtype=np.float32)
         y = rng.integers(0, net.infos[net.analysis.output].shape[0], args.batch)
-        loss = net.gradients(x, y, rng=0)[0]
-        best, median = best_of(lambda: net.gradients(x, y, rng=0), args.repeat)
-        line = (f"{name:17s} batch {args.batch}: gradients() best {best * 1e3:6.1f} ms, "
-                f"median {median * 1e3:6.1f} ms; estimate "
+        ours, theirs = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(pathlib.Path(tmp) / "batch.npz")
+            np.savez(path, x=x, y=y, template=file,
+                     **{f"w:{k}": v for k, v in net.weights.items()})
+            for _ in range(args.rounds):
+                ours.append(run_child(sys.executable, "engine", path, args.repeat,
+                                      args.threads))
+                if args.torch:
+                    theirs.append(run_child(args.torch, "torch", path, args.repeat,
+                                            args.threads))
+        a = summary(ours)
+        line = (f"{name:17s} engine  {a['best'] * 1e3:6.1f} / {a['median'] * 1e3:6.1f} / "
+                f"{a['cpu'] * 1e3:6.1f}; estimate "
                 f"{net.estimate_training_bytes(args.batch) / 2**20:,.0f} MiB")
-        if args.torch:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = str(pathlib.Path(tmp) / "batch.npz")
-                np.savez(path, x=x, y=y, template=file,
-                         **{f"w:{k}": v for k, v in net.weights.items()})
-                out = subprocess.run([args.torch, __file__, "--child", path, "--repeat",
-                                      str(args.repeat)], capture_output=True, text=True,
-                                     check=True).stdout
-            t = json.loads(out.strip().splitlines()[-1])
-            line += (f"; PyTorch {t['version']} ({t['threads']} threads) forward+backward best "
-                     f"{t['best'] * 1e3:6.1f} ms, median {t['median'] * 1e3:6.1f} ms "
-                     f"(ratio of medians {median / t['median']:.2f}; losses {loss:.6f} / "
-                     f"{t['loss']:.6f})")
+        if theirs:
+            b = summary(theirs)
+            t = theirs[0]
+            line += (f"\n{'':17s} PyTorch {b['best'] * 1e3:6.1f} / {b['median'] * 1e3:6.1f} / "
+                     f"{b['cpu'] * 1e3:6.1f} ({t['version']}, {t['threads']} threads)"
+                     f"\n{'':17s} ratio   {a['best'] / b['best']:6.2f} / "
+                     f"{a['median'] / b['median']:6.2f} / {a['cpu'] / b['cpu']:6.2f}"
+                     f"   (first losses {ours[0]['first_loss']:.6f} / {t['first_loss']:.6f})")
         print(line, flush=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory of this process: {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":
