@@ -101,16 +101,18 @@ class CurvesView(pg.GraphicsLayoutWidget):
     """Loss and accuracy: training per step (faint as measured, solid smoothed) and validation
     per epoch (dots joined), against epochs."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, timer: bool = True) -> None:
         super().__init__(parent)
         self.setBackground("w")
         self.loss_plot = self.addPlot(title="Loss")
-        self.nextRow()
         self.accuracy_plot = self.addPlot(title="Accuracy (%)")
         self.curves = {}
         for name, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
-            plot.showGrid(x=True, y=True, alpha=0.25)
+            # (no grid: its lines are drawn with the axes on every repaint, which more than
+            # doubled the cost of a redraw; the curves' shape is what matters)
             plot.setLabel("bottom", "epoch")
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+            plot.getAxis("left").enableAutoSIPrefix(False)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.setMenuEnabled(False)
@@ -123,23 +125,35 @@ class CurvesView(pg.GraphicsLayoutWidget):
                             symbolPen=None, name="validation")
             legend.setBrush(pg.mkBrush(255, 255, 255, 200))
             self.curves[name] = (raw, smooth, val)
-        self.accuracy_plot.setYRange(0, 100)
+        self.accuracy_plot.setYRange(0, 100, padding=0.02)
+        self.accuracy_plot.enableAutoRange(y=False)
         self.series = {key: Series() for key in ("loss", "loss_smooth", "accuracy",
                                                  "accuracy_smooth", "val_loss", "val_accuracy")}
         self.smoothers = {"loss": Smoother(), "accuracy": Smoother()}
         self._dirty = False
         self.redraws = 0
         self._timer = QTimer(self, interval=round(1000 / REDRAW_HZ))
-        self._timer.timeout.connect(self._redraw)
-        self._timer.start()
+        self._timer.timeout.connect(self.redraw)
+        if timer:  # (else the owner calls redraw, e.g. in step with its other views)
+            self._timer.start()
 
-    def reset(self) -> None:
+    def reset(self, epochs: int | None = None) -> None:
+        """Empty the curves for a new run of ``epochs`` (the x axis then spans the whole run,
+        so the curves grow across it)."""
         for series in self.series.values():
             series.clear()
         for smoother in self.smoothers.values():
             smoother.reset()
+        for plot in (self.loss_plot, self.accuracy_plot):
+            if epochs is not None:
+                plot.setXRange(0, epochs, padding=0.02)
+                plot.enableAutoRange(x=False, y=True)
+            else:
+                plot.enableAutoRange(x=True, y=True)
+        self.accuracy_plot.enableAutoRange(y=False)
+        self.accuracy_plot.setYRange(0, 100, padding=0.02)
         self._dirty = True
-        self._redraw()
+        self.redraw()
 
     def add_steps(self, x: np.ndarray, loss: np.ndarray, accuracy: np.ndarray) -> None:
         accuracy = 100 * np.asarray(accuracy, float)
@@ -154,7 +168,8 @@ class CurvesView(pg.GraphicsLayoutWidget):
         self.series["val_accuracy"].extend(np.array([epoch]), np.array([100 * val_accuracy]))
         self._dirty = True
 
-    def _redraw(self) -> None:
+    def redraw(self) -> None:
+        """Hand the curves their points if any came since the last time (cheap otherwise)."""
         if not self._dirty or not self.isVisible() and self.series["loss"].n:
             return  # (hidden: drawn when shown; see showEvent)
         self._dirty = False
@@ -168,7 +183,7 @@ class CurvesView(pg.GraphicsLayoutWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
-        self._redraw()
+        self.redraw()
 
     def point_count(self) -> dict[str, int]:
         """How many points each curve holds as drawn (for tests)."""
@@ -206,73 +221,136 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.label.setText(title, color="k", size="9pt")
 
 
-class ConfusionView(pg.GraphicsLayoutWidget):
+class ConfusionView(QWidget):
     """The validation's confusion matrix: rows the true class, columns the predicted one; each
     cell coloured by its share of the row (so a class's recall reads the same for any class
-    size) and labelled with its count; class names on both axes."""
+    size) and labelled with its count; class names on both axes (the columns' written upward).
+    Painted in one go with QPainter: a new matrix costs one repaint, whatever the classes."""
 
-    MAX_LABELLED = 20  # counts written in the cells up to this many classes
+    EMPTY = "Confusion matrix: after the first epoch"
+    MIN_TEXT_CELL = 14  # counts are written in cells at least this many pixels a side
+    MARGIN = 4
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setBackground("w")
-        self.plot = self.addPlot()
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(False, False)
-        self.plot.hideButtons()
-        self.plot.invertY(True)
-        self.plot.setAspectLocked(True)
-        self.plot.setLabel("left", "true class")
-        self.plot.setLabel("bottom", "predicted class")
-        self.plot.setTitle("Confusion matrix (validation)", size="9pt")
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(CONFUSION_MAP.getLookupTable(nPts=256, alpha=False))
-        self.plot.addItem(self.image)
-        self.texts: list[pg.TextItem] = []
         self.confusion: np.ndarray | None = None
         self.classes: list[str] = []
+        self.title = self.EMPTY
+        self._share: np.ndarray | None = None
+        self._lut = CONFUSION_MAP.getLookupTable(nPts=256, alpha=False)
+        self.setMouseTracking(True)
+        self.setMinimumSize(120, 120)
+        self.setAutoFillBackground(False)
 
     def set_matrix(self, confusion: np.ndarray, classes: Sequence[str], title: str = "") -> None:
         k = confusion.shape[0]
         rows = confusion.sum(axis=1, keepdims=True)
-        share = confusion / np.where(rows > 0, rows, 1)
-        self.image.setImage(share.astype(np.float32), levels=(0.0, 1.0), autoLevels=False)
-        names = [str(c) for c in classes][:k] + [str(i) for i in range(len(classes), k)]
-        short = [n if len(n) <= 10 else n[:9] + "…" for n in names]
-        ticks = [[(i + 0.5, short[i]) for i in range(k)]]
-        self.plot.getAxis("bottom").setTicks(ticks)
-        self.plot.getAxis("left").setTicks(ticks)
-        if confusion.shape != (self.confusion.shape if self.confusion is not None else None):
-            for text in self.texts:
-                self.plot.removeItem(text)
-            self.texts = []
-            if k <= self.MAX_LABELLED:
-                font = QFont()
-                font.setPointSizeF(8 if k > 10 else 9)
-                for i in range(k * k):
-                    text = pg.TextItem(anchor=(0.5, 0.5))
-                    text.setFont(font)
-                    text.setPos(i % k + 0.5, i // k + 0.5)
-                    self.plot.addItem(text)
-                    self.texts.append(text)
-            self.plot.setRange(xRange=(0, k), yRange=(0, k), padding=0.02)
-        for i, text in enumerate(self.texts):
-            r, c = divmod(i, k)
-            value = int(confusion[r, c])
-            text.setText(str(value) if value or r == c else "")
-            text.setColor(QColor(255, 255, 255) if share[r, c] > 0.55 else QColor(30, 30, 30))
-        self.confusion = confusion
-        self.classes = names
-        if title:
-            self.plot.setTitle(title, size="9pt")
+        self._share = confusion / np.where(rows > 0, rows, 1)
+        self.confusion = np.asarray(confusion)
+        self.classes = [str(c) for c in classes][:k] + [str(i) for i in range(len(classes), k)]
+        self.title = title or "Confusion matrix"
+        self.update()
 
     def reset(self) -> None:
-        for text in self.texts:
-            self.plot.removeItem(text)
-        self.texts = []
-        self.image.clear()
-        self.confusion = None
-        self.plot.setTitle("Confusion matrix (validation)", size="9pt")
+        self.confusion, self._share, self.classes = None, None, []
+        self.title = self.EMPTY
+        self.update()
+
+    def geometry_of(self) -> tuple[QRect, float, int]:
+        """(the matrix's rectangle, the side of a cell, the label width) for the widget's size."""
+        metrics = self.fontMetrics()
+        k = self.confusion.shape[0] if self.confusion is not None else 1
+        label = min(90, max((metrics.horizontalAdvance(n) for n in self.classes), default=10) + 6)
+        top = metrics.height() + 2 * self.MARGIN
+        side = min(self.width() - label - metrics.height() - 3 * self.MARGIN,
+                   self.height() - top - label - metrics.height() - 2 * self.MARGIN)
+        cell = max(1.0, side / k)
+        left = label + metrics.height() + 2 * self.MARGIN
+        return QRect(left, top, round(cell * k), round(cell * k)), cell, label
+
+    def cell_pixels(self) -> float:
+        return self.geometry_of()[1] if self.confusion is not None else 0.0
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
+        if self.confusion is None:
+            return None
+        rect, cell, _ = self.geometry_of()
+        if not rect.contains(int(x), int(y)):
+            return None
+        k = self.confusion.shape[0]
+        return (min(k - 1, int((y - rect.top()) / cell)), min(k - 1, int((x - rect.left()) / cell)))
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        where = self.cell_at(event.position().x(), event.position().y())
+        if where is None:
+            self.setToolTip("Rows: the true class; columns: the class predicted. Each cell: "
+                            "how many validation images, coloured by the share of its row")
+            return
+        r, c = where
+        n, total = int(self.confusion[r, c]), int(self.confusion[r].sum())
+        self.setToolTip(f"{n} of the {total} validation images of {self.classes[r]} were taken "
+                        f"for {self.classes[c]} ({100 * n / max(1, total):.1f} %)")
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(255, 255, 255))
+        metrics = self.fontMetrics()
+        painter.setPen(QColor(90, 90, 90))
+        painter.drawText(QRect(0, self.MARGIN, self.width(), metrics.height()),
+                         Qt.AlignmentFlag.AlignHCenter,
+                         metrics.elidedText(self.title, Qt.TextElideMode.ElideRight, self.width()))
+        if self.confusion is None:
+            painter.end()
+            return
+        k = self.confusion.shape[0]
+        rect, cell, label = self.geometry_of()
+        colours = self._lut[np.clip((self._share * 255).round().astype(int), 0, 255)]
+        text_font = QFont(self.font())
+        text_font.setPointSizeF(max(6.0, min(10.0, cell * 0.3)))
+        write = cell >= self.MIN_TEXT_CELL
+        for r in range(k):
+            for c in range(k):
+                x0 = rect.left() + round(c * cell)
+                y0 = rect.top() + round(r * cell)
+                box = QRect(x0, y0, rect.left() + round((c + 1) * cell) - x0,
+                            rect.top() + round((r + 1) * cell) - y0)
+                red, green, blue = (int(v) for v in colours[r, c])
+                painter.fillRect(box, QColor(red, green, blue))
+                n = int(self.confusion[r, c])
+                if write and (n or r == c):
+                    painter.setFont(text_font)
+                    light = 0.299 * red + 0.587 * green + 0.114 * blue < 140
+                    painter.setPen(QColor(255, 255, 255) if light else QColor(30, 30, 30))
+                    painter.drawText(box, Qt.AlignmentFlag.AlignCenter, str(n))
+        painter.setFont(self.font())
+        painter.setPen(QColor(150, 150, 150))
+        painter.drawRect(rect.adjusted(0, 0, -1, -1))
+        painter.setPen(QColor(40, 40, 40))
+        step = max(1, math.ceil(metrics.height() / cell))  # names that would overlap: every n-th
+        for i, name in enumerate(self.classes):
+            if i % step:
+                continue
+            middle = round((i + 0.5) * cell)
+            text = metrics.elidedText(name, Qt.TextElideMode.ElideRight, label - 4)
+            painter.drawText(QRect(rect.left() - label, rect.top() + middle - metrics.height(),
+                                   label - 4, 2 * metrics.height()),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+            painter.save()  # the columns' names upward, under the matrix
+            painter.translate(rect.left() + middle, rect.bottom() + 4)
+            painter.rotate(-90)
+            painter.drawText(QRect(-label, -metrics.height(), label, 2 * metrics.height()),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+            painter.restore()
+        painter.setPen(QColor(90, 90, 90))
+        painter.drawText(QRect(rect.left(), self.height() - metrics.height() - 2, rect.width(),
+                               metrics.height()), Qt.AlignmentFlag.AlignHCenter, "predicted")
+        painter.save()
+        painter.translate(self.MARGIN, rect.top() + rect.height() / 2)
+        painter.rotate(-90)
+        painter.drawText(QRect(-rect.height() // 2, 0, rect.height(), metrics.height()),
+                         Qt.AlignmentFlag.AlignHCenter, "true class")
+        painter.restore()
+        painter.end()
 
 
 class WrongImages(QListWidget):

@@ -19,6 +19,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from threadpoolctl import threadpool_limits
 
+from designer.app.run.controller import RUN_BLAS_THREADS
 from designer.app.run.pictures import filter_images
 from designer.core.design import Design
 from designer.data.dataset import DataError, Dataset, input_shape, load_dataset
@@ -46,9 +47,10 @@ WRONG_SHOWN = 8
 PREVIEW_PER_CLASS = 3
 PREVIEW_CLASSES = 10
 MAX_FILTERS = 64
-#: BLAS threads while training: as many as the command line uses (every core): the window's
-#: share of the machine is small (a few redraws a second), and the speed of the run is the point
-TRAIN_BLAS_THREADS = None
+#: BLAS threads while training: all cores but one, as for a run (the Run controller's
+#: RUN_BLAS_THREADS): with every core multiplying matrices the window waits its turn for tens of
+#: milliseconds. benchmarks/bench_train_gui.py compares the speed with the command line's
+TRAIN_BLAS_THREADS = RUN_BLAS_THREADS
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 

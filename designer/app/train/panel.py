@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from designer.app.messages import WRITE_ERRORS, write_failure
-from designer.app.train.charts import (ConfusionView, CurvesView, DataPreview, ImageView,
-                                       WrongImages)
+from designer.app.train.charts import (REDRAW_HZ, ConfusionView, CurvesView, DataPreview,
+                                       ImageView, WrongImages)
 from designer.app.train.controller import (BUILTIN_SOURCES, DEFAULT_LR, IDLE, LOADING, OPTIMIZERS,
                                            PAUSED, RUNNING, STOPPING, EpochResult, Finished,
                                            Preview, Settings, Steps, TrainController)
@@ -171,9 +171,14 @@ class TrainPanel(QWidget):
         # ---------------------------------------------------------------- views
         self.status = QLabel("Not trained yet: choose the data, then Start")
         self.status.setWordWrap(True)
+        # two lines, always: a text of another length must not re-lay out the views below
+        self.status.setFixedHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.curves = CurvesView()
+        self.curves = CurvesView(timer=False)
         self.filters = ImageView("First convolution's filters")
+        self.filters.setToolTip("The first convolution's filters, redrawn as they learn (each "
+                                "on its own scale: grey is 0)")
         self.confusion = ConfusionView()
         self.wrong = WrongImages()
         self.wrong.chosen.connect(self.wrong_chosen.emit)
@@ -196,8 +201,9 @@ class TrainPanel(QWidget):
         views.addWidget(bottom)
         for splitter in (top, bottom, views):
             splitter.setChildrenCollapsible(False)
+            splitter.splitterMoved.connect(self._user_sized)
         self.views, self.top_row, self.bottom_row = views, top, bottom
-        self._sized = False
+        self._sized = False  # the user has moved a splitter: their sizes are kept
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -218,6 +224,12 @@ class TrainPanel(QWidget):
             widget.setMinimumSize(120, 100)
             widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
+        # what the worker sends is kept, and shown on one timer: one repaint a tick at most,
+        # however many updates arrived in between
+        self._pending_status: str | None = None
+        self._pending_filters: tuple | None = None
+        self._tick = QTimer(self, interval=round(1000 / REDRAW_HZ))
+        self._tick.timeout.connect(self.show_pending)
         controller.state_changed.connect(self._state_changed)
         controller.data_loaded.connect(self._data_loaded)
         controller.data_failed.connect(self._data_failed)
@@ -235,8 +247,10 @@ class TrainPanel(QWidget):
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
         if not self._sized and self.width() > 200 and self.height() > 100:
-            self._sized = True  # the first real size shares the room out; the user's after that
             self.place_views()
+
+    def _user_sized(self, *args) -> None:
+        self._sized = True
 
     def place_views(self) -> None:
         """Curves 3/5 and the confusion matrix 2/5 of the width above; the filters 1/4 and the
@@ -247,7 +261,7 @@ class TrainPanel(QWidget):
         lower = max(self.wrong.row_height() + 30, height // 3)
         self.views.setSizes([height - lower, lower])
         self.top_row.setSizes([width * 3 // 5, width - width * 3 // 5])
-        self.bottom_row.setSizes([width // 4, width - width // 4])
+        self.bottom_row.setSizes([width // 3, width - width // 3])
 
     # ------------------------------------------------------------------ settings
 
@@ -380,6 +394,7 @@ class TrainPanel(QWidget):
         self.stop_button.setEnabled(training and state != STOPPING)
         self.save_button.setEnabled(self.controller.last is not None and not training)
         if state == PAUSED:
+            self.show_pending()
             self.status.setText(self.status.text().split("  —  ")[0] + "  —  paused")
         elif state == STOPPING:
             self.status.setText("Stopping after the current batch…")
@@ -402,11 +417,13 @@ class TrainPanel(QWidget):
         self.message.emit(f"Can't use this data: {text}", 10000)
 
     def _started(self, settings: Settings) -> None:
-        self.curves.reset()
+        self.curves.reset(settings.epochs)
         self.confusion.reset()
         self.wrong.clear()
         self.filters.reset("First convolution's filters")
         self._epoch_seconds = None
+        self._pending_status = self._pending_filters = None
+        self._tick.start()
         self.status.setStyleSheet("")
         self.status.setText(f"Starting: {settings.epochs} epoch(s) of {settings.optimizer} "
                             f"(learning rate {settings.lr:g}), batches of {settings.batch_size}…")
@@ -416,14 +433,25 @@ class TrainPanel(QWidget):
         e = steps.event
         per_epoch = (f"{self._epoch_seconds:.1f} s per epoch · " if self._epoch_seconds
                      else "")
-        self.status.setStyleSheet("")
-        self.status.setText(
+        self._pending_status = (
             f"Epoch {e.epoch}/{e.epochs} · batch {e.batch}/{e.batches} · training loss "
             f"{e.loss:.4f}, accuracy {100 * e.accuracy:.1f} % · {per_epoch}about "
             f"{duration(e.remaining)} left")
 
     def _filters(self, rgb, node_id: str) -> None:
-        self.filters.set_rgb(rgb, f"{node_id}'s filters, as they learn")
+        self._pending_filters = (rgb, node_id)
+
+    def show_pending(self) -> None:
+        """The timer's tick: the curves, the filters and the progress line as they now are."""
+        self.curves.redraw()
+        if self._pending_filters is not None:
+            rgb, node_id = self._pending_filters
+            self._pending_filters = None
+            self.filters.set_rgb(rgb, f"{node_id}'s filters")
+        if self._pending_status is not None:
+            text, self._pending_status = self._pending_status, None
+            self.status.setStyleSheet("")
+            self.status.setText(text)
 
     def _epoch_done(self, result: EpochResult) -> None:
         row = result.row
@@ -431,16 +459,19 @@ class TrainPanel(QWidget):
         self.curves.add_epoch(result.epoch, row["val_loss"], row["val_accuracy"])
         classes = self.controller.preview.classes if self.controller.preview else []
         self.confusion.set_matrix(result.confusion, classes,
-                                  f"Confusion matrix (validation, epoch {result.epoch})")
+                                  f"Confusion matrix, epoch {result.epoch}")
         self.wrong.set_images(result.wrong, classes)
         left = (f" · about {duration(result.remaining)} left"
                 if result.epoch < result.epochs else "")
-        self.status.setText(
+        self._pending_status = (
             f"Epoch {result.epoch}/{result.epochs}: validation loss {row['val_loss']:.4f}, "
             f"accuracy {100 * row['val_accuracy']:.1f} % · {row['seconds']:.1f} s per epoch"
             f"{left}")
 
     def _finished(self, result: Finished) -> None:
+        self._tick.stop()
+        self.show_pending()
+        self._pending_status = None
         rows = result.history.rows
         how = "Stopped" if result.stopped else "Trained"
         last = rows[-1] if rows else None
@@ -453,5 +484,8 @@ class TrainPanel(QWidget):
         self.save_button.setEnabled(True)
 
     def _failed(self, text: str) -> None:
+        self._tick.stop()
+        self.show_pending()
+        self._pending_status = None
         self._say(text, error=True)
         self.check_design()

@@ -7,11 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QPoint, Qt
 
 from designer.app.run.controller import FILE
 from designer.app.train import controller as train_controller
 from designer.app.train.controller import IDLE, PAUSED, RUNNING
+from tests.app.conftest import send_mouse
 from tests.helpers import chain
 
 
@@ -87,9 +88,23 @@ def test_a_short_run_fills_the_curves_and_matrix_and_hands_on_its_weights(traina
     assert matrix.sum() == 60 and np.trace(matrix) / 60 == pytest.approx(
         result.history.rows[-1]["val_accuracy"])
     np.testing.assert_array_equal(matrix, result.history.confusion)
-    assert [t.toPlainText() for t in panel.confusion.texts][0] == str(matrix[0, 0])
-    ticks = panel.confusion.plot.getAxis("left")._tickLevels[0]
-    assert [name for _, name in ticks] == ["vertical", "horizontal"]
+    conf = panel.confusion
+    assert conf.classes == ["vertical", "horizontal"] and "epoch 3" in conf.title
+    image = conf.grab().toImage()
+    rect, cell, _ = conf.geometry_of()
+    assert cell >= conf.MIN_TEXT_CELL  # big enough for the counts to be written
+
+    def colour(r, c):  # a corner of the cell, away from its count
+        return image.pixelColor(int(rect.left() + (c + 0.1) * cell),
+                                int(rect.top() + (r + 0.1) * cell))
+    # coloured by the share of the row: the diagonal (mostly right) darker than the rest
+    assert colour(0, 0).lightness() < colour(0, 1).lightness() - 40
+    assert colour(1, 1).lightness() < colour(1, 0).lightness() - 40
+    middle = QPoint(int(rect.left() + 1.5 * cell), int(rect.top() + 0.5 * cell))
+    send_mouse(conf, QEvent.Type.MouseMove, middle, Qt.MouseButton.NoButton,
+               Qt.MouseButton.NoButton)
+    assert conf.toolTip().startswith(f"{matrix[0, 1]} of the {matrix[0].sum()} validation "
+                                     f"images of vertical were taken for horizontal")
     # the first convolution's filters: 4 filters of 3×3 drawn as one image
     assert panel.filters.shape is not None and "conv" in panel.filters.label.text
     # the weights went to the Run panel, and the design took the data's class names
