@@ -62,11 +62,6 @@ def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, paddin
     gy = np.asarray(gy, dtype=dtype)
     if y is None:
         y = ops_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, alloc)
-    if (tuple(kernel) == tuple(stride) and tuple(padding) == (0, 0)
-            and tuple(dilation) == (1, 1) and oh * kernel[0] <= h and ow * kernel[1] <= w):
-        gx = _max_pool_tiles(gy, x, y, kernel, alloc)
-        if gx is not None:
-            return gx
     nan = bool(np.isnan(y).any())
     last_cl = channels_last(y)
     gxp = empty_maps(xp.shape, channels_last(x), dtype, 0, alloc)
@@ -90,45 +85,6 @@ def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, paddin
         else:
             target += keep_where(hit, gy, masked)
     return gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
-
-
-def _max_pool_tiles(gy: np.ndarray, x: np.ndarray, y: np.ndarray, kernel: Pair,
-                    alloc: Alloc) -> np.ndarray | None:
-    """Max-pool backward for windows that tile the input (kernel = stride, no padding or
-    dilation): x and the gradient seen as (windows, kh, kw) tiles, a reshape, so one
-    comparison with the broadcast maximum marks every window's maxima and one masked copy of
-    the broadcast gradient writes the result. None when a window has a tie or a NaN (not
-    exactly one value equal to its maximum): the tap-by-tap path then picks the first. The
-    result has x's layout."""
-    kh, kw = kernel
-    if kh * kw > 255:  # the count of maxima per window is kept in a byte
-        return None
-    n, c, h, w = x.shape
-    oh, ow = y.shape[2:]
-    layout = channels_last(x)
-    gx = alloc(x.shape, gy.dtype, layout)
-    # everything seen as (N, H, W, C) and tiles (N, oh, kh, ow, kw, C), whatever the memory
-    xs, gs = x.transpose(0, 2, 3, 1), gx.transpose(0, 2, 3, 1)
-    shape = (n, oh, kh, ow, kw, c)
-    tiles = xs[:, :oh * kh, :ow * kw].reshape(shape)
-    if layout:
-        hit = alloc(shape, np.bool_)
-    else:  # laid out as x is: (N, C, oh, kh, ow, kw) memory
-        hit = alloc((n, c, oh, kh, ow, kw), np.bool_).transpose(0, 2, 3, 4, 5, 1)
-    np.equal(tiles, y.transpose(0, 2, 3, 1)[:, :, None, :, None, :], out=hit)
-    counts = hit.view(np.uint8)
-    count = counts[:, :, 0, :, 0].copy()
-    for i in range(kh):
-        for j in range(kw):
-            if i or j:
-                count += counts[:, :, i, :, j]
-    if not (count == 1).all():
-        return None
-    keep_where(hit, gy.transpose(0, 2, 3, 1)[:, :, None, :, None, :],
-               gs[:, :oh * kh, :ow * kw].reshape(shape))
-    gs[:, oh * kh:] = 0  # rows and columns no window reads
-    gs[:, :oh * kh, ow * kw:] = 0
-    return gx
 
 
 def avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,

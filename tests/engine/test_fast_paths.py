@@ -179,38 +179,10 @@ def test_the_tiling_fast_paths_equal_the_general_path(monkeypatch):
                                          for cl in (False, True)]
     fast = [both(*case) for case in cases]
     monkeypatch.setattr(backward, "_tiles", lambda *args: False)
-    monkeypatch.setattr(backward, "_max_pool_tiles", lambda *args: None)
     general = [both(*case) for case in cases]
     for f, g in zip(fast, general):
         for a, b in zip(f, g):
             np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("kernel", [(2, 2), (3, 2), (1, 3)])
-def test_max_pool_tiles_reshape_path_matches_loops_and_leaves_ties_to_the_taps(kernel):
-    rng = np.random.default_rng(sum(kernel))
-    for ties in (False, True):
-        for shape in [(2, 3, 6, 6), (3, 5, 7, 8), (1, 16, 9, 10)]:
-            x = rng.standard_normal(shape).astype(np.float32)
-            if ties:
-                x = np.round(x).astype(np.float32)
-            for xl in layouts(x):
-                y = ops.max_pool2d(xl, kernel, kernel, (0, 0), (1, 1), False)
-                gy = rng.standard_normal(y.shape).astype(np.float32)
-                direct = backward._max_pool_tiles(gy, xl, y, kernel, ops.new_array)
-                got = backward.max_pool2d(gy, xl, kernel, kernel, (0, 0), (1, 1), False,
-                                          np.float32, y)
-                expected = max_pool_backward_ref(gy, x, kernel, kernel, (0, 0), (1, 1), False)
-                np.testing.assert_array_equal(got, expected)
-                if ties:  # some window has two maxima: the taps decide
-                    assert direct is None
-                else:
-                    np.testing.assert_array_equal(direct, expected)
-                    assert ops.channels_last(direct) == ops.channels_last(xl)
-    x = np.zeros((1, 1, 2, 2), np.float32)
-    x[0, 0, 1, 0] = np.nan
-    y = ops.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
-    assert backward._max_pool_tiles(np.ones_like(y), x, y, (2, 2), ops.new_array) is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
