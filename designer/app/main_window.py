@@ -818,7 +818,8 @@ class MainWindow(QMainWindow):
         # show something right away: the first layer's maps, its card selected so it says whose
         # maps these are; a moment later, once the window has painted the panels' own update, so
         # that the two are short stalls apart rather than one long one
-        QTimer.singleShot(FOLLOW_UP_MS, lambda: self._select_first_map(result))
+        # (with the window as context: a window closed in between gets no call)
+        QTimer.singleShot(FOLLOW_UP_MS, self, lambda: self._select_first_map(result))
 
     def _select_first_map(self, result) -> None:
         if result is self.runner.result and not self.scene.selected_node_ids():

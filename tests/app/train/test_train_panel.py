@@ -276,3 +276,54 @@ def test_clicking_a_wrong_image_opens_it_in_the_run_panel(trainable, qtbot):
     image = window.runner.image
     assert image is not None and f"validation image {wrong.index}" in image.name
     assert image.pixels.shape == (8, 8, 3)
+
+
+def test_an_inspector_edit_refused_while_training_shows_the_design_again(trainable, qtbot,
+                                                                         slow_steps):
+    from PySide6.QtWidgets import QCheckBox
+    window = trainable
+    window.train_panel.epochs.setValue(100)
+    with qtbot.waitSignal(window.trainer.steps, timeout=30000):
+        window.train_panel.start()
+    window.edit_lock.ask = lambda text: False
+    window.scene.select_node("fc")
+    box = window.inspector.form_host.findChildren(QCheckBox)[0]  # Linear's bias
+    assert box.isChecked()
+    box.click()  # as a click on it does (toggled, then the inspector's edit)
+    assert window.document.design.node("fc").params.get("bias", True) is True
+    assert box.isChecked()  # the editor shows the design as it is, not the refused edit
+    assert window.edit_lock.refused == 1
+    with qtbot.waitSignal(window.trainer.finished, timeout=30000):
+        window.trainer.stop()
+    settle(qtbot, window)
+
+
+def test_a_changed_input_loads_the_data_again_for_it(trainable, qtbot):
+    window = trainable
+    trainer = window.trainer
+    assert trainer.data.train[0].shape[1:] == (1, 8, 8)
+    window.document.set_param("input", "height", 16)
+    window.document.set_param("input", "width", 16)
+    window.train_panel.epochs.setValue(1)
+    with qtbot.waitSignal(trainer.finished, timeout=60000) as done:
+        window.train_panel.start()
+        assert trainer.state == "loading"
+    assert trainer.data.train[0].shape[1:] == (1, 16, 16)  # converted to the new Input
+    assert "as 1×16×16 for the Input" in window.train_panel.data_note.text()
+    assert done.args[0].weights["fc.weight"].shape == (2, 4 * 8 * 8)
+
+
+def test_opening_another_design_stops_the_training_and_keeps_its_weights_apart(
+        trainable, qtbot, slow_steps):
+    window = trainable
+    trainer, runner = window.trainer, window.runner
+    window.train_panel.epochs.setValue(100)
+    with qtbot.waitSignal(trainer.steps, timeout=30000):
+        window.train_panel.start()
+    mode = runner.weights_mode
+    with qtbot.waitSignal(trainer.finished, timeout=30000):
+        window.document.replace(tiny_design(classes=3), None)
+    settle(qtbot, window)
+    assert runner.weights_mode == mode  # not handed to a design it wasn't trained for
+    assert window.document.design.classes is None
+    assert "previous design" in window.statusBar().currentMessage()
