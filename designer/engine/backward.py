@@ -241,7 +241,9 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     wtaps = matrix.reshape(groups, kg, taps, cg).transpose(0, 2, 1, 3)
     blocks = list(sample_blocks(n, oh, 4 * ow * groups * kk, budget))
     most = max((i1 - i0) * (r1 - r0) for i0, i1, r0, r1 in blocks) * ow * groups * kk
-    buffer = scratch(most * (2 if gxp is not None else 1))
+    transposed = (conv_block_values(n, h, w, kh * kw * k, 2 * budget) if by_convolution
+                  else 0)  # the block of the input gradient's convolution
+    buffer = scratch(max(most * (2 if gxp is not None else 1), transposed))  # one for both
     for i0, i1, r0, r1 in blocks:
         ni, nr = i1 - i0, r1 - r0
         rows = ni * nr * ow

@@ -130,6 +130,10 @@ def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
 #: memory for small things a pass needs besides its arrays: chunk-sized temporaries of
 #: elementwise ops (GELU's float64 work is the largest), statistics, bookkeeping
 FIXED_BYTES = 32 * 2**20
+#: what a training step needs besides the arrays its estimate counts (which get an eighth more
+#: for the allocator's slack and small temporaries): the matrix library's working buffers
+#: (OpenBLAS: about 7 MiB for each thread beyond the first), Python's objects
+TRAIN_FIXED_BYTES = 12 * 2**20
 
 
 class _Cost:
@@ -524,31 +528,118 @@ class Network:
     # ------------------------------------------------------------------ training
 
     def estimate_training_bytes(self, batch: int = 1) -> int:
-        """Memory ``gradients`` needs for ``batch`` samples, in all: the weights, their
-        gradients and convolution matrices, every activation of the training forward pass kept
-        for the backward pass (with BatchNorm's normalized maps and Dropout's outputs and
-        masks), then the gradients alive at once going back (counted as the float64 ones of
-        ``input_gradient``, an upper bound for the float32 of training) and the largest
-        convolution's padded input gradient and patch blocks. Exact integers, from shapes."""
-        out = self.analysis.output
-        nodes = self._upstream(out)
-        peak, kept = self._forward_peak(nodes, batch)
-        extra = 0
+        """Memory a training step of ``batch`` samples needs, in all: the weights, their
+        gradients, an optimizer's state (Adam's two moments: twice the parameters) and the
+        convolution matrices; every array of the ``gradients`` pass, counted as kept to its end
+        (the activations and the gradients of each layer, which this thread's workspace also
+        keeps for the next pass, and the padded copies, masks and statistics beside them); the
+        largest of the short-lived temporaries; the im2col block buffer; an eighth more of all
+        those for the allocator's slack, and a fixed allowance for the matrix library's
+        buffers and small things. An upper bound of the resident memory a step adds (within
+        about 1.3× of it on the templates, benchmarks/bench_train_memory.py), worked out from
+        shapes in exact integers, mirroring what each op allocates."""
+        nodes = self._upstream(self.analysis.output)
+        kept = transient = 0
         for n in nodes:
-            t, size = self.infos[n].type, math.prod(self.infos[n].shape)
-            if t == "BatchNorm2d":
-                extra += 4 * size * batch  # x̂
-            elif t == "Dropout":
-                extra += 5 * size * batch  # its output and mask
-        conv = 0
+            node_kept, node_transient = self._train_cost(n)
+            kept += node_kept
+            transient = max(transient, node_transient)
+        out = self.infos[self.analysis.output].shape[0] if self.infos[
+            self.analysis.output].shape else 1
+        transient = max(transient, 3 * 8 * out)  # the loss's float64 work per sample
+        params = sum(4 * math.prod(shape) for key, shape in self.shapes.items()
+                     if not key.endswith((".running_mean", ".running_var")))
+        largest = max((4 * math.prod(shape) for shape in self.shapes.values()), default=0)
+        arrays = self._train_scratch(nodes, batch) + batch * (kept + transient)
+        return (2 * self._weight_bytes + largest + 2 * params + self._matrix_bytes
+                + arrays + arrays // 8 + TRAIN_FIXED_BYTES)
+
+    def _train_scratch(self, nodes: Sequence[str], batch: int) -> int:
+        """Bytes of this thread's im2col block buffer in a training pass: the largest block of
+        a convolution's forward pass, of its backward pass (patches and their gradients), or
+        of the convolution that gives its input gradient."""
+        most = 0
+        half = min(self.scratch_bytes, ops.BAND_BYTES // 2)
         for n in nodes:
-            if self.infos[n].type == "Conv2d":
-                cost = self._cost[n]
-                conv = max(conv, cost.grad // 2 * batch + 2 * backward_block_bytes(cost))
-        back = self._backward_peak(nodes, out) * batch
-        scratch = self._scratch_need(nodes, batch)
-        return (2 * self._weight_bytes + self._matrix_bytes + scratch + FIXED_BYTES
-                + max(peak + extra, kept + extra + back + conv))
+            cost = self._cost[n]
+            if cost.conv is None:
+                continue
+            oh, ow, patch = cost.conv
+            source = self.design.sources(n)[0]
+            c, h, w = self.infos[source].shape
+            k = self.infos[n].shape[0]
+            by_convolution = backward._by_convolution(self.infos[n].values["stride"], (h, w),
+                                                      (oh, ow))
+            col2im = source != self.input_id and not by_convolution
+            most = max(most, 4 * ops.conv_block_values(batch, oh, ow, patch, self.scratch_bytes),
+                       (8 if col2im else 4) * ops.conv_block_values(batch, oh, ow, patch, half))
+            if source != self.input_id and by_convolution:
+                most = max(most, 4 * ops.conv_block_values(batch, h, w, patch // c * k,
+                                                           2 * half))
+        return most
+
+    def _consumers(self, node_id: str) -> list[str]:
+        return [e[1] for e in self.design.edges if e[0] == node_id]
+
+    def _train_cost(self, node_id: str) -> tuple[int, int]:
+        """(bytes kept to the end of a training pass, bytes of short-lived temporaries), per
+        sample, of ``node_id``'s training forward and backward ops."""
+        info = self.infos[node_id]
+        t, v = info.type, info.values
+        cost = self._cost[node_id]
+        out = math.prod(info.shape)
+        sources = self.design.sources(node_id)
+        if not sources:  # the Input: the batch itself
+            return 4 * out, 0
+        src = self.infos[sources[0]].shape
+        inp = math.prod(src)
+        need_input = sources[0] != self.input_id
+        grad_in = 4 * inp if need_input else 0  # the input gradient it hands back
+        fan_in = 4 * inp * max(0, len(self._consumers(sources[0])) - 1)  # summed gradients
+        if t == "Conv2d":
+            c, h, w = src
+            k, cg, kh, kw = self.shapes[f"{node_id}.weight"]
+            oh, ow = info.shape[1:]
+            (pt, pb), (pl, pr) = ops.pad_amounts(v["padding"], (kh, kw), v["dilation"])
+            padded = 4 * (h + pt + pb) * (w + pl + pr) * c
+            kept = padded + 4 * out  # padded input (kept for the backward pass), output
+            consumers = self._consumers(node_id)
+            if not (len(consumers) == 1 and self.infos[consumers[0]].type in
+                    ("ReLU", "Tanh", "MaxPool2d", "AvgPool2d", "Conv2d")):
+                kept += 4 * out  # the output gradient copied to channels-last
+            if need_input:
+                if backward._by_convolution(v["stride"], (h, w), (oh, ow)):
+                    eh, ew = (kh - 1) * v["dilation"][0], (kw - 1) * v["dilation"][1]
+                    kept += 4 * (h + eh) * (w + ew) * k + 4 * inp
+                else:
+                    kept += padded
+            temp = 4 * oh * ow * (k // v["groups"]) if v["groups"] > 1 else 0
+            return kept + fan_in, temp
+        if t in ("MaxPool2d", "AvgPool2d"):
+            padded = cost.temp  # the −∞ or 0 padded copy, made forward and backward
+            kept = 2 * padded + 4 * out + max(padded, 4 * inp)
+            if t == "MaxPool2d":
+                kept += 2 * out  # the bool masks of the taps
+                if not backward._tiles(v["kernel_size"], v["stride"], v["padding"],
+                                       v["dilation"]):
+                    kept += 4 * out  # one tap's share before it is added
+            return kept + fan_in, 0
+        if t == "ReLU":
+            return 4 * out + (inp + 4 * inp if need_input else 0) + fan_in, 0
+        if t == "Tanh":
+            return 4 * out + grad_in + fan_in, 0
+        if t == "BatchNorm2d":  # output and x̂ kept; the input gradient and its temporary
+            return 2 * 4 * out + grad_in + fan_in, 4 * inp + 8 * inp
+        if t == "Dropout":  # output and mask kept; the float32 draw behind the mask
+            return 4 * out + inp + grad_in + fan_in, 4 * inp
+        if t == "Linear":
+            return 4 * out + grad_in + fan_in, 0
+        if t in ("Flatten",):
+            return fan_in, 0
+        # every other op: its eval-mode output and temporaries, and the float64 backward op of
+        # input_gradient, converted to float32
+        return (cost.act + cost.temp + 4 * inp * len(sources) + fan_in,
+                cost.grad * len(sources) + cost.grad_temp)
 
     def gradients(self, x: Any, y: Any, rng: np.random.Generator | int | None = None
                   ) -> tuple[float, dict[str, np.ndarray]]:
@@ -579,7 +670,21 @@ class Network:
         **Threads.** Safe to call from several threads at once, each with its own scratch
         buffers, except that the running statistics updates of concurrent calls on one network
         follow one another in no set order (each update is atomic, under a lock), and each
-        thread should pass its own ``rng``."""
+        thread should pass its own ``rng``.
+
+        **Memory.** The pass's arrays (activations, gradients) are kept by this thread's
+        workspace for the next pass, which then reuses them instead of touching fresh memory;
+        ``release_buffers()`` frees them. ``estimate_training_bytes`` counts them."""
+        loss, grads, _ = self.gradients_and_logits(x, y, rng)
+        return loss, grads
+
+    def gradients_and_logits(self, x: Any, y: Any,
+                             rng: np.random.Generator | int | None = None
+                             ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+        """``gradients(x, y, rng)`` and the logits of the same training-mode forward pass:
+        ``(loss, grads, logits)``, logits float32 (N, F) (a final Softmax's input, as the loss
+        takes them), so that a trainer needs no second pass for the batch's predictions. In
+        training mode: with Dropout or BatchNorm2d they differ from ``forward``'s."""
         x = self._input_array(x)
         batch = x.shape[0]
         out = self.analysis.output
@@ -644,7 +749,7 @@ class Network:
                 training.running_update(weights[f"{node_id}.running_mean"],
                                         weights[f"{node_id}.running_var"], mean, var,
                                         self.infos[node_id].values["momentum"], count)
-        return loss, grads
+        return loss, grads, np.array(acts[logits_id], dtype=np.float32)  # not the workspace's
 
     def _run_train(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
                    w: Mapping[str, np.ndarray], alloc: ops.Alloc) -> tuple[np.ndarray, Any]:
@@ -907,11 +1012,6 @@ class Network:
         if t == "Concat":
             return np.concatenate(inputs, axis=1)
         raise AssertionError(f"no engine op for {t}")  # the catalog and this table must agree
-
-
-def backward_block_bytes(cost: _Cost) -> int:
-    """Bytes of one block of im2col patches in a convolution's training backward pass."""
-    return max(ops.BAND_BYTES, cost.scratch)  # whole samples up to BAND_BYTES, or one row
 
 
 def _same_matrix(matrix: np.ndarray, weight: np.ndarray, groups: int) -> bool:

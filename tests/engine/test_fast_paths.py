@@ -371,3 +371,22 @@ def test_a_smaller_last_batch_then_a_full_one_again():
         loss_f, grads_f = fresh.gradients(x[:n], y[:n])
         assert loss == loss_f
         assert all(np.array_equal(grads[k], grads_f[k]) for k in grads)
+
+
+def test_gradients_and_logits_gives_the_training_pass_logits():
+    design = chain((2, 6, 6), ("c", "Conv2d", {"out_channels": 3, "kernel_size": 3}),
+                   ("r", "ReLU", {}), ("f", "Flatten", {}), ("fc", "Linear", {"out_features": 4}),
+                   ("sm", "Softmax", {}))
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 2, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 4, 5)
+    net = designer.build(design, seed=3)
+    loss, grads, logits = net.gradients_and_logits(x, y)
+    plain = designer.build(design, seed=3).gradients(x, y)
+    assert loss == plain[0] and all(np.array_equal(grads[k], plain[1][k]) for k in grads)
+    # no Dropout or BatchNorm: the eval-mode logits (the final Softmax's input), the same values
+    np.testing.assert_array_equal(logits, net.forward(x)["fc"])
+    assert logits.dtype == np.float32 and logits.shape == (5, 4)
+    kept = logits.copy()
+    net.gradients(x[::-1].copy(), y[::-1].copy())  # the next pass doesn't overwrite them
+    np.testing.assert_array_equal(logits, kept)
