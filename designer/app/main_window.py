@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
         self.activations = ActivationPanel(self.runner)
         self.run_panel = RunPanel(self.runner)
         inspect = QSplitter()  # the image with the fields beside the maps that are clicked
-        inspect.addWidget(self.run_panel.plots)
+        inspect.addWidget(self.run_panel.pictures)
         inspect.addWidget(self.activations)
         inspect.setStretchFactor(0, 2)
         inspect.setStretchFactor(1, 5)
@@ -191,6 +191,8 @@ class MainWindow(QMainWindow):
         self.trainer.finished.connect(self._training_finished)
         self.train_panel.message.connect(self.statusBar().showMessage)
         self.train_panel.wrong_chosen.connect(self.open_wrong_image)
+        self.train_dock.visibilityChanged.connect(
+            lambda visible: visible and QTimer.singleShot(0, self, self._train_panel_seen))
         self.activations.unit_picked.connect(
             lambda node, channel, unit: self.run_panel.show_unit(node, unit))
         self.run_panel.message.connect(self.statusBar().showMessage)
@@ -478,6 +480,11 @@ class MainWindow(QMainWindow):
     def show_train_panel(self) -> None:
         self.train_dock.show()
         self.train_dock.raise_()
+
+    def _train_panel_seen(self) -> None:
+        """The Train tab in view (a tab behind another is "visible" too: its region is empty)."""
+        if not self.train_panel.visibleRegion().isEmpty():
+            self.train_panel.offer_data()
 
     def start_training(self) -> bool:
         self.show_train_panel()

@@ -239,7 +239,7 @@ class ConfusionView(QWidget):
         self._share: np.ndarray | None = None
         self._lut = CONFUSION_MAP.getLookupTable(nPts=256, alpha=False)
         self.setMouseTracking(True)
-        self.setMinimumSize(120, 120)
+        self.setMinimumSize(100, 60)
         self.setAutoFillBackground(False)
 
     def set_matrix(self, confusion: np.ndarray, classes: Sequence[str], title: str = "") -> None:

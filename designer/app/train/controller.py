@@ -230,6 +230,7 @@ class TrainController(QObject):
     epoch_done = Signal(object)  # EpochResult
     finished = Signal(object)  # Finished
     failed = Signal(str)  # a message for the user: the run did not start, or broke off
+    cancelled = Signal()  # stopped while its data loaded: nothing was learnt
     _data_done = Signal(object, object, object, object)  # run, Dataset, Preview, error
     _loaded = Signal(object, object)  # Dataset, Preview loaded on the way to training
     _state = Signal(str)  # the worker moved on (from loading the data to training)
@@ -267,6 +268,15 @@ class TrainController(QObject):
         if state != self.state:
             self.state = state
             self.state_changed.emit(state)
+
+    def suggested_source(self) -> str:
+        """The built-in data that suit the design's Input: shapes (colour) for 3 channels,
+        digits (grey) otherwise."""
+        try:
+            channels = input_shape(self.document.design)[0]
+        except DataError:
+            return "builtin:digits"
+        return "builtin:shapes" if channels == 3 else "builtin:digits"
 
     def problem(self) -> str | None:
         """Why Start would be refused now (the design, or the design with the loaded data)."""
@@ -326,7 +336,9 @@ class TrainController(QObject):
         the worker if they aren't loaded for this source and Input. Returns False (with
         ``failed`` saying why) if it can't start."""
         if self.busy:
-            self.failed.emit("training is already running: stop it first")
+            self.failed.emit("training is already running: stop it first"
+                             if self._run is not None and self._run.training else
+                             "the data are still loading: start again in a moment")
             return False
         if settings is not None:
             self.settings = settings
@@ -486,6 +498,8 @@ class TrainController(QObject):
         elif outcome is not None:
             self.last = outcome
             self.finished.emit(outcome)
+        else:
+            self.cancelled.emit()
 
     def _design_replaced(self) -> None:
         """Another design was opened: a run of the old one ends, its data and results go."""

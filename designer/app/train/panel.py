@@ -44,7 +44,7 @@ class TrainPanel(QWidget):
     def __init__(self, controller: TrainController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self._source_paths: dict[str, str] = {}  # combo text -> folder or file path
+        self._offered = False  # the suggested data were loaded when first shown
         self._epoch_seconds: float | None = None
 
         # ---------------------------------------------------------------- data
@@ -220,8 +220,10 @@ class TrainPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(outer)
+        # small minimums: the dock shares its area with the tables, and a laptop's canvas
+        # must keep its room (the views are given theirs when training starts)
         for widget in (self.curves, self.filters, self.confusion, self.wrong):
-            widget.setMinimumSize(120, 100)
+            widget.setMinimumSize(100, 60)
             widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
         # what the worker sends is kept, and shown on one timer: one repaint a tick at most,
@@ -239,10 +241,19 @@ class TrainPanel(QWidget):
         controller.epoch_done.connect(self._epoch_done)
         controller.finished.connect(self._finished)
         controller.failed.connect(self._failed)
+        controller.cancelled.connect(self._cancelled)
         controller.document.refreshed.connect(lambda *_: self.check_design())
         controller.document.design_replaced.connect(self.check_design)
         self._optimizer_chosen(self.optimizer.currentText())
         self._state_changed(controller.state)
+
+    def offer_data(self) -> None:
+        """The panel comes into view with no data chosen (once): the built-in data that suit
+        the design's Input load by themselves, so the preview is there to look at."""
+        c = self.controller
+        if c.preview is None and not c.busy and not self._offered:
+            self._offered = True
+            self.choose_source(c.suggested_source())
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
@@ -482,6 +493,11 @@ class TrainPanel(QWidget):
                 f"Save weights… keeps them." if last else f"{how}.")
         self._say(text)
         self.save_button.setEnabled(True)
+
+    def _cancelled(self) -> None:
+        self._tick.stop()
+        self._pending_status = None
+        self._say("Stopped before the first step: nothing was learnt.")
 
     def _failed(self, text: str) -> None:
         self._tick.stop()

@@ -327,3 +327,39 @@ def test_opening_another_design_stops_the_training_and_keeps_its_weights_apart(
     assert runner.weights_mode == mode  # not handed to a design it wasn't trained for
     assert window.document.design.classes is None
     assert "previous design" in window.statusBar().currentMessage()
+
+
+def test_stop_while_the_data_loads_says_nothing_was_learnt(window, qtbot, stripes_file,
+                                                           monkeypatch):
+    import threading
+    window.document.replace(tiny_design(), None)
+    release = threading.Event()
+    real = train_controller.load_dataset
+
+    def slow_load(*args, **kwargs):
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_controller, "load_dataset", slow_load)
+    window.trainer.settings.source = stripes_file
+    finished = []
+    window.trainer.finished.connect(finished.append)
+    assert window.train_panel.start()
+    assert window.trainer.state == "loading" and window.trainer.training
+    window.trainer.stop()
+    assert window.trainer.state == "stopping"
+    with qtbot.waitSignal(window.trainer.cancelled, timeout=20000):
+        release.set()
+    assert finished == [] and window.trainer.state == IDLE
+    assert "nothing was learnt" in window.train_panel.status.text()
+
+
+def test_the_panel_first_shown_loads_the_built_in_data_that_suit_the_input(window, qtbot):
+    window.document.replace(chain((3, 16, 16), ("flat", "Flatten", {}),
+                                  ("fc", "Linear", {"out_features": 10})), None)
+    with qtbot.waitSignal(window.trainer.data_loaded, timeout=60000) as loaded:
+        window.show_train_panel()  # Ctrl+T
+    assert loaded.args[0].source == "builtin:shapes"
+    assert window.train_panel.source.currentData() == "builtin:shapes"
+    assert len(window.train_panel.preview.rows) == 10
+    assert not window.train_panel.problem.isVisibleTo(window.train_panel)
