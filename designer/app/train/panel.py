@@ -118,6 +118,12 @@ class TrainPanel(QWidget):
         run_form.addRow("Schedule", self.schedule)
         run_form.addRow(self.augment)
         run_form.addRow("Seed", self.seed)
+        self.resume_weights = QCheckBox("Go on from the last training's weights")
+        self.resume_weights.setToolTip("Start from the weights the last training ended with "
+                                       "(the design must still have the same tensors), instead "
+                                       "of new seeded random ones")
+        self.resume_weights.setEnabled(False)
+        run_form.addRow(self.resume_weights)
 
         self.start_button = QPushButton("Start")
         self.start_button.setToolTip("Train the design as it is now on the data (F6)")
@@ -345,7 +351,11 @@ class TrainPanel(QWidget):
             self.controller.resume()
             return True
         settings = self.read_settings()
-        return self.controller.start(settings, None)
+        weights = None
+        last = self.controller.last
+        if self.resume_weights.isChecked() and last is not None:
+            weights = last.weights
+        return self.controller.start(settings, weights)
 
     def toggle_pause(self) -> None:
         if self.controller.state == PAUSED:
@@ -404,6 +414,8 @@ class TrainPanel(QWidget):
         self.pause_button.setText("Resume" if state == PAUSED else "Pause")
         self.stop_button.setEnabled(training and state != STOPPING)
         self.save_button.setEnabled(self.controller.last is not None and not training)
+        self.resume_weights.setEnabled(self.controller.last is not None and not training
+                                       and state != LOADING)
         if state == PAUSED:
             self.show_pending()
             self.status.setText(self.status.text().split("  —  ")[0] + "  —  paused")
@@ -492,7 +504,7 @@ class TrainPanel(QWidget):
                 f"The Run panel now uses these weights (choose others there to go back); "
                 f"Save weights… keeps them." if last else f"{how}.")
         self._say(text)
-        self.save_button.setEnabled(True)
+        self._state_changed(self.controller.state)  # (Save and Go on need the result)
 
     def _cancelled(self) -> None:
         self._tick.stop()

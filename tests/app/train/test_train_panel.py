@@ -363,3 +363,24 @@ def test_the_panel_first_shown_loads_the_built_in_data_that_suit_the_input(windo
     assert window.train_panel.source.currentData() == "builtin:shapes"
     assert len(window.train_panel.preview.rows) == 10
     assert not window.train_panel.problem.isVisibleTo(window.train_panel)
+
+
+def test_a_second_run_can_go_on_from_the_first_runs_weights(trainable, qtbot):
+    window = trainable
+    panel, trainer = window.train_panel, window.trainer
+    panel.epochs.setValue(1)
+    panel.lr.setValue(0.01)
+    assert not panel.resume_weights.isEnabled()
+    with qtbot.waitSignal(trainer.finished, timeout=60000) as first:
+        panel.start()
+    settle(qtbot, window)
+    assert panel.resume_weights.isEnabled()
+    panel.resume_weights.setChecked(True)
+    panel.lr.setValue(1e-5)  # steps so small that the weights stay near where they were
+    with qtbot.waitSignal(trainer.finished, timeout=60000) as second:
+        panel.start()
+    settle(qtbot, window)
+    a, b = first.args[0].weights["fc.weight"], second.args[0].weights["fc.weight"]
+    assert np.abs(b - a).max() < 0.01  # went on from there, not from new random weights
+    assert second.args[0].history.rows[0]["val_accuracy"] >= first.args[0].history.rows[0][
+        "val_accuracy"] - 0.05
