@@ -213,7 +213,8 @@ def test_flat_outputs_are_bars_and_softmax_lists_top_classes(qtbot, window):
     assert panel.stack.currentWidget() is panel.chart
     np.testing.assert_array_equal(panel.bars.opts["height"], probs)
     best = int(np.argmax(probs))
-    assert f"#{best} ({probs[best]:.3f})" in panel.title.text()
+    # the design names its classes (contract §2): the top classes are listed by name
+    assert f"{result.design.classes[best]} ({probs[best]:.3f})" in panel.title.text()
 
 
 def test_stale_after_edit_then_auto_rerun(qtbot, window):

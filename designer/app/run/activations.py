@@ -1,5 +1,5 @@
 """The activation panel: every channel map of the selected node for the current image (pyqtgraph),
-or a bar chart for flat outputs.
+or a bar chart for flat outputs (the output's bars named after the design's classes).
 
 All maps are tiled into one image, coloured with viridis on a shared or per-map scale, so hundreds
 of maps draw as fast as one. Hovering shows ``(channel, row, column) = value``; clicking a map
@@ -25,9 +25,10 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QHBoxLayout, QHeaderView
                                QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableView,
                                QToolButton, QVBoxLayout, QWidget)
 
-from designer.app.run.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, best_columns, colour_map,
-                                       finite_range, gap_for, grid_columns, map_statistics,
-                                       nonfinite_maps, shared_levels, tile)
+from designer.app.run.pictures import (COLORMAP, LUT, NONFINITE_LEGEND, best_columns,
+                                       class_names, colour_map, finite_range, gap_for,
+                                       grid_columns, map_statistics, nonfinite_maps,
+                                       shared_levels, tile)
 from designer.app.panels import roles
 from designer.core.problems import num
 
@@ -239,9 +240,14 @@ class ActivationPanel(QWidget):
         self._hint = " "  # what the readout says while the mouse reads out nothing
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        # what the image shows, where that is known (a sample of the built-in data)
+        self.image_class = QLabel()
+        self.image_class.setTextFormat(Qt.TextFormat.RichText)
+        self.image_class.hide()
         head = QHBoxLayout()
         head.addWidget(self.back)
         head.addWidget(self.title, 1)
+        head.addWidget(self.image_class)
         head.addWidget(self.table_button)
         head.addWidget(self.scale)
 
@@ -330,8 +336,49 @@ class ActivationPanel(QWidget):
         self.chart.scene().sigMouseClicked.connect(self._clicked_chart)
         controller.finished.connect(lambda _: self.show_node(self.node_id))
         controller.stale_changed.connect(self._show_stale)
+        image_changed = getattr(controller, "image_changed", None)
+        if image_changed is not None:
+            image_changed.connect(self._show_image_class)
+        self.names: list[str] | None = None  # the flat output's bars' class names
 
     # ------------------------------------------------------------------ what is shown
+
+    def _show_image_class(self) -> None:
+        """The class the image shows, beside the title, where it is known."""
+        image = getattr(self.controller, "image", None)
+        name = getattr(image, "class_name", None)
+        if not name:
+            self.image_class.hide()
+            return
+        data = getattr(image, "data", None)
+        self.image_class.setText(f"Image: <b>{html.escape(name)}</b>")
+        self.image_class.setToolTip(f"The image shows a {name}" + (
+            f" (a validation image of {data}, never trained on)" if data else ""))
+        self.image_class.show()
+
+    def class_names_for(self, node_id: str | None, count: int) -> list[str] | None:
+        """The class names of a flat node's values when it is the network's output, or the
+        logits an output Softmax takes, and the design names its classes; else None."""
+        result = self.controller.result
+        design = getattr(result, "design", None)
+        analysis = getattr(result, "analysis", None)
+        out = getattr(analysis, "output", None)
+        if design is None or out is None or node_id is None:
+            return None
+        try:
+            logits = (design.sources(out)[0] if design.node(out).type == "Softmax"
+                      else out)
+        except (KeyError, IndexError, AttributeError):
+            logits = out
+        if node_id not in (out, logits):
+            return None
+        document = getattr(self.controller, "document", None)
+        live = getattr(getattr(document, "design", None), "classes", None)
+        classes = live if live is not None and len(live) == count else getattr(
+            design, "classes", None)
+        if classes is None or len(classes) != count:
+            return None
+        return class_names(classes, count)
 
     def show_node(self, node_id: str | None) -> None:
         """Show ``node_id``'s output from the last run (or say why there is none)."""
@@ -599,6 +646,10 @@ class ActivationPanel(QWidget):
         self.chart.enableAutoRange()
         result = self.controller.result
         node_type = result.design.node(self.node_id).type if result is not None else ""
+        self.names = self.class_names_for(self.node_id, len(v))
+        # the class names under the bars (pyqtgraph leaves out the ones that would overlap)
+        self.chart.getAxis("bottom").setTicks(
+            None if self.names is None else [list(enumerate(self.names))])
         span = finite_range(v)
         text = f"<b>{html.escape(self.node_id)}</b>: {num(len(v))} values" + (
             f", min {span[0]:.3g}, max {span[1]:.3g}" if span is not None else "")
@@ -607,7 +658,11 @@ class ActivationPanel(QWidget):
                      f"(drawn at 0)</span>")
         if node_type == "Softmax":
             top = np.argsort(-v, kind="stable")[:TOP_K]
-            text += " — top classes: " + ", ".join(f"#{i} ({v[i]:.3f})" for i in top)
+            text += " — top classes: " + ", ".join(
+                (f"{html.escape(self.names[i])} ({v[i]:.3f})" if self.names is not None
+                 else f"#{i} ({v[i]:.3f})") for i in top)
+        elif self.names is not None:
+            text += " — one per class (the logits)"
         self._set_title(text)
         self._set_hint(HINT_FLAT)
         self._place_marker()
@@ -745,7 +800,8 @@ class ActivationPanel(QWidget):
         if v is None or v.ndim != 1:
             return
         i = round(self.chart.getPlotItem().vb.mapSceneToView(scene_pos).x())
-        self.readout.setText(f"({i}) = {v[i]:.4g}" if 0 <= i < len(v) else self._hint)
+        name = f" {self.names[i]}" if self.names is not None and 0 <= i < len(self.names) else ""
+        self.readout.setText(f"({i}){name} = {v[i]:.4g}" if 0 <= i < len(v) else self._hint)
 
     def _clicked_chart(self, event) -> None:
         v = self.values

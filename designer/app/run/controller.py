@@ -20,10 +20,13 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from threadpoolctl import threadpool_limits
 
-from designer.app.run.pictures import display_rgb, filter_images, map_statistics
+from designer.app.run.pictures import (cam_heat, display_rgb, drop_heat, filter_images,
+                                       heat_picture, map_statistics, saliency_heat)
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.core.problems import num
+from designer.engine import explain as explaining
+from designer.engine import ops
 from designer.engine.classic import apply_classic_filters, first_convolution
 from designer.engine.memory import available_memory, mib
 from designer.engine.network import (Cancelled, InputError, InvalidDesign, Network, NonFinite,
@@ -31,6 +34,7 @@ from designer.engine.network import (Cancelled, InputError, InvalidDesign, Netwo
 from designer.engine.weights import (WeightsError, expected_tensors, init_tensor,
                                      load_weights_file)
 from designer.io.images import ImageError, read_image, to_input
+from designer.io.samples import sample_images
 from designer.io.trained import TrainedModel, find_trained
 
 #: weights modes
@@ -70,6 +74,11 @@ GIL_SWITCH_S = 0.001
 #: core multiplying matrices, the GUI thread and the display server wait their turn for tens
 #: of milliseconds); the command line keeps them all
 RUN_BLAS_THREADS = max(1, (os.cpu_count() or 1) - 1)
+#: why this prediction: the three views
+SALIENCY, GRAD_CAM, OCCLUSION = "saliency", "grad-cam", "occlusion"
+EXPLAIN_KINDS = {SALIENCY: "Saliency", GRAD_CAM: "Grad-CAM", OCCLUSION: "Occlusion"}
+#: explanations kept per run result (each is a few pictures the input's size)
+EXPLAIN_CACHE = 48
 
 
 @dataclass
@@ -79,6 +88,10 @@ class InputImage:
     pixels: np.ndarray  # (H, W, 3) uint8
     name: str
     path: Path | None = None
+    # what the image shows, where that is known (a sample of the built-in data, a validation
+    # image): its class name and the data it comes from
+    class_name: str | None = None
+    data: str | None = None
 
 
 @dataclass
@@ -108,6 +121,22 @@ class RunResult:
     # were, in the Run panel's words
     trained: TrainedModel | None = None
     weights_note: str = ""
+    # class probabilities (net.predict) for a flat output of two or more values, else None;
+    # whether the weights were random (predictions then mean nothing)
+    probabilities: np.ndarray | None = None
+    untrained: bool = False
+    # the network input of a mid-grey pixel (per channel): occlusion's patch
+    grey: np.ndarray | None = None
+    # explanations made for this result (same weights, image and design), by
+    # (kind, class, layer): a new run starts afresh
+    explanations: dict[tuple, "Explanation"] = field(default_factory=dict)
+
+    @property
+    def top_class(self) -> int | None:
+        p = self.probabilities
+        if p is None or not np.isfinite(p).all():
+            return None
+        return int(np.argmax(p))
 
 
 @dataclass
@@ -116,6 +145,28 @@ class GradientResult:
     unit: tuple[int, ...]
     gradient: np.ndarray  # shaped like x: (C, H, W)
     result: RunResult
+
+
+@dataclass
+class Explanation:
+    """Why the network predicts a class (contract §5), for one run result: the engine's
+    answer (``values``: saliency (C, H, W), Grad-CAM (H', W') at ``layer``, occlusion's
+    probability drop (H, W)), the heat drawn from it (0 … 1, or −1 … 1 for occlusion) with
+    its unscaled ``peak``, and ``picture``, the network input with the heat drawn over it."""
+
+    kind: str
+    class_index: int
+    layer: str | None
+    values: np.ndarray
+    heat: np.ndarray
+    peak: float
+    picture: np.ndarray  # (H·s, W·s, 3) uint8
+    seconds: float
+    result: RunResult
+
+    @property
+    def key(self) -> tuple:
+        return (self.kind, self.class_index, self.layer)
 
 
 def fingerprint(design: Design) -> tuple:
@@ -127,8 +178,8 @@ def fingerprint(design: Design) -> tuple:
 class _Job:
     """One piece of work for the worker thread, cancellable between layers."""
 
-    def __init__(self, kind: str, work: Callable[["_Job"], Any]) -> None:
-        self.kind, self.work = kind, work
+    def __init__(self, kind: str, work: Callable[["_Job"], Any], key: Any = None) -> None:
+        self.kind, self.work, self.key = kind, work, key
         self.cancel = threading.Event()
         self.last_report = 0.0
 
@@ -141,6 +192,9 @@ class RunController(QObject):
     progress = Signal(float, str)  # fraction, what is being done
     finished = Signal(object)  # RunResult
     gradient_ready = Signal(object)  # GradientResult
+    explained = Signal(object)  # Explanation
+    explain_progress = Signal(float, str)  # fraction, what is being done (explanations only)
+    explain_stopped = Signal(object, str)  # key, why ("" when cancelled or superseded)
     failed = Signal(str)  # a message for the user
     cancelled = Signal()
     stale_changed = Signal(bool)
@@ -186,7 +240,10 @@ class RunController(QObject):
         """Decode an image file (raises ImageError with a message for the user)."""
         path = Path(path)
         pixels = read_image(path)
-        self.set_image(InputImage(pixels, path.name, path))
+        sample = sample_for(path)
+        self.set_image(InputImage(pixels, path.name, path,
+                                  sample.class_name if sample is not None else None,
+                                  sample.data if sample is not None else None))
 
     def set_image(self, image: InputImage) -> None:
         self.image = image
@@ -278,9 +335,7 @@ class RunController(QObject):
         if not inputs:
             raise InputError("the design has no Input node with a known shape")
         c, h, w = inputs[0].shape
-        mean, std = SCALINGS[self.scaling]
-        if mean is not None and c != 3:
-            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+        mean, std = scaling_for(self.scaling, c)
         return to_input(self.image.pixels, c, h, w, mean, std, self.image.name)
 
     # ------------------------------------------------------------------ which weights
@@ -373,6 +428,7 @@ class RunController(QObject):
         note = self.weights_note()
         held_trained = (self._trained_tensors.get(model.weights) if model is not None
                         else None)
+        scaling = self.scaling
 
         def work(job: _Job) -> RunResult:
             t0 = time.perf_counter()
@@ -415,11 +471,14 @@ class RunController(QObject):
             conv = first_convolution(analysis)
             filters = (None if conv is None
                        else filter_images(network.weights[f"{conv}.weight"][:MAX_FILTERS]))
+            untrained = mode in (RANDOM, CLASSIC) or (mode == TRAINED and used is None)
             return RunResult(snapshot, analysis, network, x, first, fingerprint(snapshot),
                              time.perf_counter() - t0, notes, classic, stats, display_rgb(x),
                              conv, filters, bad, after, used,
                              note if used is not None or model is None else
-                             f"Weights: random (seed {SEED}) — untrained")
+                             f"Weights: random (seed {SEED}) — untrained",
+                             probabilities(analysis, first), untrained,
+                             grey_input(scaling, x.shape[0]))
 
         self._submit(_Job("run", work))
         return True
@@ -439,8 +498,116 @@ class RunController(QObject):
         self._submit(_Job("gradient", work))
         return True
 
+    # ------------------------------------------------------------------ why this prediction
+
+    def explanation(self, kind: str, class_index: int, layer: str | None = None
+                    ) -> Explanation | None:
+        """The explanation of the last result already made for these settings, or None."""
+        result = self.result
+        if result is None:
+            return None
+        return result.explanations.get(self._explain_key(result, kind, class_index, layer))
+
+    def cam_layers(self, result: RunResult | None = None) -> tuple[list[str], str | None]:
+        """(the layers with maps Grad-CAM can look at in the last result, the default one)."""
+        result = result or self.result
+        if result is None or result.probabilities is None:
+            return [], None
+        net = result.network
+        try:
+            logits = explaining.logits_node(net)
+            default = explaining.default_cam_layer(net)
+        except explaining.ExplainError:
+            return [], None
+        upstream = set(result.design.upstream(logits))
+        layers = [n for n in result.design.node_ids
+                  if n in upstream and n != net.input_id and len(net.infos[n].shape) == 3]
+        # maps of one position (after global pooling) have nothing to point at, unless there
+        # is nothing else (as default_cam_layer decides)
+        spread = [n for n in layers if math.prod(net.infos[n].shape[1:]) > 1]
+        layers = spread or layers
+        return layers, default if default in layers else (layers[-1] if layers else None)
+
+    def _explain_key(self, result: RunResult, kind: str, class_index: int,
+                     layer: str | None) -> tuple:
+        if kind not in EXPLAIN_KINDS:
+            raise ValueError(f"unknown explanation {kind!r}")
+        if kind == GRAD_CAM:
+            layer = layer or self.cam_layers(result)[1]
+        else:
+            layer = None
+        return (kind, int(class_index), layer)
+
+    def explain(self, kind: str, class_index: int, layer: str | None = None
+                ) -> Explanation | None:
+        """Explain class ``class_index`` of the last result (``kind``: SALIENCY, GRAD_CAM at
+        ``layer`` (None: the default layer), OCCLUSION). A cached explanation is returned
+        there and then; otherwise it is made on the worker (``explained`` brings it, or
+        ``explain_stopped``) and None is returned. Nothing starts while a run is under way or
+        waiting (the explanation would belong to the old result): ask again when it ends."""
+        result = self.result
+        if result is None or result.probabilities is None:
+            return None
+        key = self._explain_key(result, kind, class_index, layer)
+        cached = result.explanations.get(key)
+        if cached is not None:
+            return cached
+        if self._run_pending():
+            return None
+        job = self._job
+        if job is not None and job.kind == "explain" and job.key == key \
+                and not job.cancel.is_set():
+            return None  # already being made
+        kind, c, layer = key
+
+        def work(job: _Job) -> Explanation:
+            t0 = time.perf_counter()
+            report = self._reporter(job)
+            name = EXPLAIN_KINDS[kind]
+            net, x = result.network, result.x[None]
+            progress = lambda f, n: report(f, f"{name}: {n}")  # noqa: E731
+            if kind == SALIENCY:
+                values = explaining.saliency(net, x, c, progress)
+                heat, peak = saliency_heat(values)
+                picture = heat_picture(result.input_rgb, heat)
+            elif kind == GRAD_CAM:
+                values = explaining.grad_cam(net, x, layer, c, progress)
+                heat, peak = cam_heat(values)
+                picture = heat_picture(result.input_rgb, heat, smooth=True)
+            else:
+                fill = result.grey if result.grey is not None else 0.5
+                values = explaining.occlusion(
+                    net, x, c, fill=fill,
+                    progress=lambda f, n: report(f, f"{name}: occluded copies, {n}"))
+                heat, peak = drop_heat(values)
+                picture = heat_picture(result.input_rgb, heat, signed=True)
+            report(1.0, f"{name}: done")
+            return Explanation(kind, c, layer, values, heat, peak, picture,
+                               time.perf_counter() - t0, result)
+
+        self._submit(_Job("explain", work, key))
+        return None
+
+    def cancel_explanation(self) -> None:
+        """Stop the explanation being made (a run or a gradient goes on)."""
+        if self._queued is not None and self._queued.kind == "explain":
+            queued, self._queued = self._queued, None
+            self.explain_stopped.emit(queued.key, "")
+        if self._job is not None and self._job.kind == "explain":
+            self._job.cancel.set()
+
+    @property
+    def explaining(self) -> bool:
+        return self._job is not None and self._job.kind == "explain"
+
+    def _run_pending(self) -> bool:
+        return any(j is not None and j.kind == "run" and not j.cancel.is_set()
+                   for j in (self._job, self._queued))
+
     def cancel(self) -> None:
-        self._queued = None
+        queued, self._queued = self._queued, None
+        if queued is not None and queued.kind == "explain":
+            self.explain_stopped.emit(queued.key, "")
         if self._job is not None:
             self._job.cancel.set()
 
@@ -458,21 +625,24 @@ class RunController(QObject):
             now = time.perf_counter()
             if now - job.last_report > PROGRESS_INTERVAL_S or fraction >= 1.0:
                 job.last_report = now
-                self.progress.emit(fraction, text)
+                (self.explain_progress if job.kind == "explain" else self.progress).emit(
+                    fraction, text)
             return True
         return report
 
     def _submit(self, job: _Job) -> None:
         if self._job is not None:  # one at a time: the newest request waits, older ones go
             self._job.cancel.set()
-            self._queued = job
+            dropped, self._queued = self._queued, job
+            if dropped is not None and dropped.kind == "explain":
+                self.explain_stopped.emit(dropped.key, "")
             return
         self._start(job)
 
     def _start(self, job: _Job) -> None:
         self._job = job
         self.busy_changed.emit(True)
-        self.progress.emit(0.0, "starting")
+        (self.explain_progress if job.kind == "explain" else self.progress).emit(0.0, "starting")
         self._thread = threading.Thread(target=self._work, args=(job,), daemon=True,
                                         name=f"cnn-designer {job.kind}")
         self._thread.start()
@@ -498,7 +668,16 @@ class RunController(QObject):
             self._thread.join()
             self._thread = None
         queued, self._queued = self._queued, None
-        if error is not None:
+        if job.kind == "explain":
+            if isinstance(outcome, Explanation):
+                cache = outcome.result.explanations
+                while len(cache) >= EXPLAIN_CACHE:
+                    cache.pop(next(iter(cache)))
+                cache[outcome.key] = outcome
+                self.explained.emit(outcome)
+            else:
+                self.explain_stopped.emit(job.key, error or "")
+        elif error is not None:
             self.failed.emit(error)
         elif outcome is None:
             if queued is None:
@@ -513,6 +692,47 @@ class RunController(QObject):
             self._start(queued)
         else:
             self.busy_changed.emit(False)
+
+
+def sample_for(path: Path):
+    """The bundled sample at ``path`` (its class, where it has one), or None."""
+    try:
+        resolved = Path(path).resolve()
+        return next((s for s in sample_images() if s.path.resolve() == resolved), None)
+    except (OSError, ValueError):  # an unreadable index: the image is used all the same
+        return None
+
+
+def scaling_for(name: str, channels: int) -> tuple:
+    """(mean, std) of a scaling for an Input of ``channels`` (grey: the channels' averages)."""
+    mean, std = SCALINGS[name]
+    if mean is not None and channels != 3:
+        mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+    return mean, std
+
+
+def grey_input(scaling: str, channels: int) -> np.ndarray:
+    """The network input of a mid-grey pixel (128 of 255) under a scaling, one per channel."""
+    mean, std = scaling_for(scaling, channels)
+    value = np.full(channels, 128 / 255, np.float64)
+    if mean is not None:
+        value = (value - np.resize(np.asarray(mean, np.float64), channels)) / \
+            np.resize(np.asarray(std, np.float64), channels)
+    return value.astype(np.float32)
+
+
+def probabilities(analysis: Analysis, first: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The class probabilities of a run (``net.predict`` from the activations: the output
+    Softmax's, or the softmax of the output), for a flat output of two or more values; None
+    for any other output."""
+    out = analysis.output
+    y = first.get(out) if out is not None else None
+    if y is None or y.ndim != 1 or len(y) < 2:
+        return None
+    if analysis.info(out).type == "Softmax":
+        return np.asarray(y, np.float32).copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ops.softmax(np.asarray(y, np.float32)[None])[0]
 
 
 def _check_memory(design: Design, mode: str, file_weights: dict[str, np.ndarray] | None,

@@ -1,7 +1,10 @@
 """The Run panel: choose an image and weights, run (with progress and Cancel), see the image as
 the network sees it, the receptive field of the picked unit layer by layer, its effective field
-(the input gradient) as a heat map, and the first convolution's filters as small images in rows
-that fill the panel's width."""
+(the input gradient) as a heat map, the first convolution's filters as small images in rows
+that fill the panel's width, and the network's prediction (top classes with their
+probabilities). ``pictures`` holds the image (as loaded and as the network sees it) in one tab
+and why this prediction (saliency, Grad-CAM, occlusion) in another; the window places it
+beside the activation maps."""
 from __future__ import annotations
 
 import html
@@ -12,13 +15,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSizePolicy, QToolTip, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QGridLayout,
+                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+                               QTabWidget, QToolTip, QVBoxLayout, QWidget)
 
 from designer.app.run.activations import show_rgb
 from designer.app.messages import WRITE_ERRORS, write_failure
 from designer.app.run.pictures import LUT, display_rgb, filter_gap, filter_images
+from designer.app.run.prediction import PREDICTED, ExplainView, PredictionChart
 from designer.app.run.controller import (FILE, MAX_FILTERS, SCALINGS, TRAINED, WEIGHT_MODE_HELP,
                                          WEIGHT_MODES, GradientResult, RunController, RunResult)
 from designer.core.problems import num
@@ -277,6 +281,23 @@ class RunPanel(QWidget):
         self.field_text.setTextFormat(Qt.TextFormat.RichText)
         self.field_text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
+        self.prediction = PredictionChart()
+        self.prediction.class_clicked.connect(self.explain_class)
+        self.why_button = QPushButton("Why this prediction?")
+        self.why_button.setToolTip("Saliency, Grad-CAM and occlusion for the predicted class "
+                                   "(or click a class above), beside the activation maps")
+        self.why_button.clicked.connect(lambda: self.explain_class(PREDICTED))
+        self.why_button.hide()
+        self.why = ExplainView(controller)
+        self.pictures = QTabWidget()
+        self.pictures.setDocumentMode(True)
+        self.pictures.addTab(self.plots, "Image")
+        self.pictures.addTab(self.why, "Why this prediction")
+        self.pictures.setTabToolTip(0, "The image as loaded and as the network sees it, with the "
+                                       "picked unit's receptive field")
+        self.pictures.setTabToolTip(1, "Which pixels and regions the prediction rests on: "
+                                       "saliency, Grad-CAM and occlusion")
+
         self.filters_label = QLabel("First convolution's filters: run to see them.")
         self.filters_label.setWordWrap(True)
         self.filters_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -288,13 +309,19 @@ class RunPanel(QWidget):
         layout.addWidget(self.weights_note)
         layout.addLayout(run_row)
         layout.addWidget(self.status)
+        layout.addWidget(self.prediction)
+        why_row = QHBoxLayout()
+        why_row.addWidget(self.why_button)
+        why_row.addStretch(1)
+        layout.addLayout(why_row)
         layout.addWidget(self.show_heat)
         layout.addWidget(self.field_text)
         layout.addWidget(self.filters_label)
         layout.addWidget(self.filters)
         layout.addStretch(1)
-        # ``plots`` (the image as given and as the network sees it, with the fields drawn on it)
-        # is placed by the window beside the activation maps, where the clicks happen
+        # ``pictures`` (the image as given and as the network sees it, with the fields drawn on
+        # it; why this prediction) is placed by the window beside the activation maps, where
+        # the clicks happen
 
         controller.image_changed.connect(self._show_image)
         controller.busy_changed.connect(self._busy)
@@ -309,6 +336,7 @@ class RunPanel(QWidget):
         controller.reset.connect(self._reset)
         controller.pick_cleared.connect(self.clear_unit)
         controller.weights_note_changed.connect(self._show_weights_note)
+        controller.document.refreshed.connect(self._show_prediction)
         self._sync_controls()
         self._show_weights_note(controller.weights_note())
         self._weights_tooltip(self.weights.currentIndex())
@@ -431,6 +459,7 @@ class RunPanel(QWidget):
         self._say(f"Can't run: {text}", error=True)
 
     def _stale(self, stale: bool) -> None:
+        self.prediction.set_stale(stale)
         if stale:
             self.run_button.setStyleSheet("font-weight: bold")
             self._explain_waiting()
@@ -462,6 +491,8 @@ class RunPanel(QWidget):
         self.frame.setRect(QRectF())
         self.filters.clear()
         self.filters_label.setText("First convolution's filters: run to see them.")
+        self.prediction.clear()
+        self.why_button.hide()
         self._say("")
         if self.controller.image is not None:
             self._show_image()
@@ -486,6 +517,7 @@ class RunPanel(QWidget):
         self.frame.setRect(QRectF(0, 0, w, h))
         self.input_view.enableAutoRange()
         self._show_filters(result)
+        self._show_prediction()
         self.gradient = None
         self.heat.clear()
         if self.pick is not None and self.pick[0] in result.activations:
@@ -498,6 +530,7 @@ class RunPanel(QWidget):
         if image is None:
             return
         self.clear_unit()
+        self.prediction.set_stale(True)  # it is of the image before, until the run ends
         index = self.samples.findData(str(image.path)) if image.path is not None else -1
         self.samples.setCurrentIndex(max(index, 0))
         h, w = image.pixels.shape[:2]
@@ -543,6 +576,35 @@ class RunPanel(QWidget):
             f"{f', first {MAX_FILTERS} shown' if k > MAX_FILTERS else ''}).{names}")
         self.filters.set_weight(result.network.weights[f"{node}.weight"][:MAX_FILTERS])
 
+    # ------------------------------------------------------------------ predictions
+
+    def _show_prediction(self) -> None:
+        """The last result's top classes, named after the design's classes, the image's true
+        class marked where it is known."""
+        result = self.controller.result
+        if result is None or result.probabilities is None:
+            self.prediction.clear()
+            self.why_button.hide()
+            return
+        names = self.why.names(result)
+        image = self.controller.image
+        self.prediction.set_prediction(result.probabilities, names,
+                                       getattr(image, "class_name", None), result.untrained)
+        self.prediction.set_stale(self.controller.stale)
+        self.why_button.show()
+
+    def explain_class(self, index: int) -> None:
+        """Show why the network predicts class ``index`` (PREDICTED: the predicted one): the
+        Why this prediction tab, brought into view."""
+        self.why.set_class(index)
+        self.pictures.setCurrentWidget(self.why)
+        dock = self.pictures.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        if dock is not None:
+            dock.show()
+            dock.raise_()
+
     # ------------------------------------------------------------------ fields
 
     def clear_unit(self) -> None:
@@ -563,6 +625,7 @@ class RunPanel(QWidget):
             self.input_view.removeItem(item)
         self.rect_items = []
         self.pick = (node_id, tuple(unit))
+        self.pictures.setCurrentWidget(self.plots)  # where the field is drawn
         infos = result.analysis.infos_by_id()
         sources = {n: result.design.sources(n) for n in result.design.node_ids}
         _, rows, cols = result.x.shape

@@ -221,3 +221,113 @@ def display_rgb(x: np.ndarray) -> np.ndarray:
         scaled = (x - lo) / (hi - lo if np.isfinite(hi - lo) and hi > lo else 1)
     rgb = scaled.transpose(1, 2, 0) if x.shape[0] == 3 else np.repeat(scaled.mean(0)[..., None], 3, -1)
     return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- why this prediction
+
+#: heat for saliency and Grad-CAM: inferno (black → purple → orange → yellow), drawn with an
+#: opacity that grows with the heat, so cold parts of the image stay visible
+HEAT_LUT = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False)
+#: occlusion: where hiding a patch lowers the class's probability red, where it raises it blue
+DROP_RGB, RISE_RGB = (255, 48, 0), (0, 110, 255)
+HEAT_OPACITY = 0.75  # the most a heat map covers the image
+#: explanation pictures are drawn at least this many pixels on their longer side (small inputs
+#: such as LeNet-5's 32×32 are enlarged by whole pixels, so a Grad-CAM map comes out smooth)
+EXPLAIN_SIDE = 224
+
+
+def class_names(classes, count: int) -> list[str]:
+    """Names of ``count`` output classes: the design's (contract §2) where there are as many,
+    else "class 0", "class 1", …"""
+    if classes is not None and len(classes) == count:
+        return [str(c) for c in classes]
+    return [f"class {i}" for i in range(count)]
+
+
+def resize_bilinear(a: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An (h, w) map resized to (height, width) by bilinear interpolation with the pixel
+    centres aligned (as ``torch.nn.functional.interpolate(..., align_corners=False)``),
+    float64."""
+    a = np.asarray(a, np.float64)
+    h, w = a.shape
+
+    def axis(size: int, out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.clip((np.arange(out) + 0.5) * size / out - 0.5, 0, size - 1)
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, size - 1)
+        return lo, hi, pos - lo
+
+    r0, r1, fr = axis(h, height)
+    c0, c1, fc = axis(w, width)
+    top = a[r0][:, c0] * (1 - fc) + a[r0][:, c1] * fc
+    bottom = a[r1][:, c0] * (1 - fc) + a[r1][:, c1] * fc
+    return top * (1 - fr)[:, None] + bottom * fr[:, None]
+
+
+def explain_scale(height: int, width: int) -> int:
+    """Whole screen pixels per input pixel in an explanation picture."""
+    return max(1, math.ceil(EXPLAIN_SIDE / max(height, width, 1)))
+
+
+def grey_base(rgb: np.ndarray) -> np.ndarray:
+    """The image under a heat map: grey and a little faded, so the heat's colours stand out,
+    (H, W) float64 in 0 … 255."""
+    grey = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return 40 + grey * 0.7
+
+
+def heat_picture(rgb: np.ndarray, heat: np.ndarray, signed: bool = False,
+                 smooth: bool = False) -> np.ndarray:
+    """The network's input (``rgb``, (H, W, 3) uint8, as ``display_rgb`` draws it) with a heat
+    map drawn over it: (H·s, W·s, 3) uint8, s = ``explain_scale``. ``heat`` is (h, w), any
+    size: 0 … 1 (inferno, more opaque where hotter), or −1 … 1 when ``signed`` (red where
+    positive, blue where negative). The image is enlarged by whole pixels; the heat too,
+    unless ``smooth`` (bilinear: a coarse Grad-CAM map) or it isn't the image's size."""
+    h, w = rgb.shape[:2]
+    s = explain_scale(h, w)
+    base = np.repeat(np.repeat(grey_base(rgb), s, axis=0), s, axis=1)
+    heat = np.nan_to_num(np.asarray(heat, np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
+    if heat.shape == (h, w) and not smooth:
+        big = np.repeat(np.repeat(heat, s, axis=0), s, axis=1)
+    else:
+        big = resize_bilinear(heat, h * s, w * s)
+    big = np.clip(big, -1.0 if signed else 0.0, 1.0)
+    if signed:
+        colour = np.where(big[..., None] >= 0, np.array(DROP_RGB, np.float64),
+                          np.array(RISE_RGB, np.float64))
+        strength = np.abs(big)
+    else:
+        colour = HEAT_LUT[np.clip(np.rint(big * 255), 0, 255).astype(np.uint8)].astype(np.float64)
+        strength = big
+    alpha = (np.minimum(strength * 1.5, 1.0) * HEAT_OPACITY)[..., None]
+    out = base[..., None] * (1 - alpha) + colour * alpha
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def saliency_heat(gradient: np.ndarray) -> tuple[np.ndarray, float]:
+    """(|d logit / d input| max over channels, scaled to 0 … 1 by its 99.5th percentile so a
+    few extreme pixels don't wash the rest out; the largest value) for a (C, H, W) gradient.
+    inf and NaN count as 0."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        magnitude = np.abs(np.asarray(gradient, np.float64)).max(axis=0)
+    magnitude = np.where(np.isfinite(magnitude), magnitude, 0.0)
+    peak = float(magnitude.max()) if magnitude.size else 0.0
+    top = float(np.percentile(magnitude, 99.5)) if magnitude.size else 0.0
+    top = top if top > 0 else peak
+    return (np.clip(magnitude / top, 0, 1) if top > 0 else np.zeros_like(magnitude)), peak
+
+
+def cam_heat(cam: np.ndarray) -> tuple[np.ndarray, float]:
+    """(Grad-CAM scaled to 0 … 1 by its largest value, that value)."""
+    cam = np.where(np.isfinite(cam), np.asarray(cam, np.float64), 0.0)
+    peak = float(cam.max()) if cam.size else 0.0
+    return (cam / peak if peak > 0 else np.zeros_like(cam)), peak
+
+
+def drop_heat(drop: np.ndarray) -> tuple[np.ndarray, float]:
+    """(Occlusion's probability drop scaled to −1 … 1 by its largest magnitude, that
+    magnitude); a drop is a probability difference, so it is drawn on its own scale but the
+    magnitude is reported as it is."""
+    drop = np.where(np.isfinite(drop), np.asarray(drop, np.float64), 0.0)
+    peak = float(np.abs(drop).max()) if drop.size else 0.0
+    return (drop / peak if peak > 0 else np.zeros_like(drop)), peak
