@@ -45,6 +45,7 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._offered = False  # the suggested data were loaded when first shown
+        self._user_chose = False  # the user picked the data (else they follow the design)
         self._epoch_seconds: float | None = None
 
         # ---------------------------------------------------------------- data
@@ -249,6 +250,7 @@ class TrainPanel(QWidget):
         controller.failed.connect(self._failed)
         controller.cancelled.connect(self._cancelled)
         controller.document.refreshed.connect(lambda *_: self.check_design())
+        controller.document.design_replaced.connect(self.follow_design)
         controller.document.design_replaced.connect(self.check_design)
         self._optimizer_chosen(self.optimizer.currentText())
         self._state_changed(controller.state)
@@ -259,7 +261,7 @@ class TrainPanel(QWidget):
         c = self.controller
         if c.preview is None and not c.busy and not self._offered:
             self._offered = True
-            self.choose_source(c.suggested_source())
+            self.choose_source(c.suggested_source(), by_user=False)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)
@@ -326,8 +328,10 @@ class TrainPanel(QWidget):
         else:
             self.choose_source(kind)
 
-    def choose_source(self, source: str) -> None:
-        """Use ``source`` (``builtin:…``, a folder or an .npz file) and load it."""
+    def choose_source(self, source: str, by_user: bool = True) -> None:
+        """Use ``source`` (``builtin:…``, a folder or an .npz file) and load it. Chosen
+        ``by_user``, the data no longer follow the design's Input."""
+        self._user_chose = self._user_chose or by_user
         if not source.startswith("builtin:"):
             text = f"{Path(source).name}  ({source})"
             if self.source.findData(source) < 0:
@@ -346,10 +350,26 @@ class TrainPanel(QWidget):
 
     # ------------------------------------------------------------------ actions
 
+    def follow_design(self) -> None:
+        """Until the user picks the data, they follow the design: the built-in set that suits
+        its Input (a colour design trains on shapes, a grey one on digits)."""
+        c = self.controller
+        if self._user_chose or c.training or c.busy:
+            return
+        suggested = c.suggested_source()
+        if suggested != c.settings.source:
+            c.settings.source = suggested
+            self._show_source()
+            self.preview.clear()
+            self.data_note.setStyleSheet("")
+            self.data_note.setText("Loaded when training starts (or choose other data)")
+            self._offered = False
+
     def start(self) -> bool:
         if self.controller.state == PAUSED:
             self.controller.resume()
             return True
+        self.follow_design()
         settings = self.read_settings()
         weights = None
         last = self.controller.last

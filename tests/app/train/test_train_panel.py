@@ -384,3 +384,22 @@ def test_a_second_run_can_go_on_from_the_first_runs_weights(trainable, qtbot):
     assert np.abs(b - a).max() < 0.01  # went on from there, not from new random weights
     assert second.args[0].history.rows[0]["val_accuracy"] >= first.args[0].history.rows[0][
         "val_accuracy"] - 0.05
+
+
+def test_start_on_a_colour_design_trains_on_shapes_until_the_user_picks(window, qtbot,
+                                                                         monkeypatch):
+    """F6 on a colour template before the panel was ever seen: the data follow the design."""
+    loaded = []
+    monkeypatch.setattr(train_controller, "load_dataset",
+                        lambda source, *a, **k: loaded.append(source) or (_ for _ in ()).throw(
+                            train_controller.DataError("stop here")))
+    window.document.replace(chain((3, 8, 8), ("flat", "Flatten", {}),
+                                  ("fc", "Linear", {"out_features": 10})), None)
+    with qtbot.waitSignal(window.trainer.failed, timeout=20000):
+        window.start_training_action.trigger()
+    assert loaded[-1] == "builtin:shapes"
+    assert window.train_panel.source.currentData() == "builtin:shapes"
+    settle(qtbot, window)
+    window.document.replace(chain((1, 8, 8), ("flat", "Flatten", {}),
+                                  ("fc", "Linear", {"out_features": 10})), None)
+    assert window.trainer.settings.source == "builtin:digits"  # a grey design: digits
