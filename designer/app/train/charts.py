@@ -116,8 +116,9 @@ class CurvesView(pg.GraphicsLayoutWidget):
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.setMenuEnabled(False)
-            # loss falls and accuracy rises: each legend in the corner its curves leave free
-            legend = plot.addLegend(offset=(-4, 4) if name == "loss" else (-4, -4),
+            # loss falls from the top left, accuracy rises from the bottom left: each legend in
+            # a top corner its curves leave free
+            legend = plot.addLegend(offset=(-4, 4) if name == "loss" else (4, 4),
                                     labelTextSize="8pt", verSpacing=-6)
             raw = plot.plot(pen=RAW_PEN)
             smooth = plot.plot(pen=TRAIN_PEN, name="training")
@@ -402,7 +403,8 @@ def _name(classes: Sequence[str], index: int) -> str:
 
 
 class DataPreview(QWidget):
-    """A few training images of each class with the class's name and its number of images."""
+    """A few training images of each class, with the class's name and its number of training
+    images below them."""
 
     THUMB = 22
     GAP = 3
@@ -413,6 +415,8 @@ class DataPreview(QWidget):
         self.counts: list[int] = []
         self.rows: list[list[QPixmap]] = []
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.setToolTip("Training images of each class: the class's name, and below it how "
+                        "many training images it has")
 
     def set_preview(self, preview) -> None:
         self.classes = list(preview.classes)
@@ -432,7 +436,7 @@ class DataPreview(QWidget):
     def _cell(self) -> QSize:
         thumbs = max((len(r) for r in self.rows), default=0)
         return QSize(max(thumbs * (self.THUMB + 1), 60) + 2 * self.GAP,
-                     self.THUMB + self.fontMetrics().height() + 2 * self.GAP)
+                     self.THUMB + 2 * self.fontMetrics().height() + 2 * self.GAP)
 
     def _columns(self, width: int) -> int:
         return max(1, width // max(1, self._cell().width()))
@@ -474,8 +478,14 @@ class DataPreview(QWidget):
             for i, pixmap in enumerate(thumbs):
                 painter.drawPixmap(x0 + i * (self.THUMB + 1), y0, pixmap)
             count = self.counts[label] if label < len(self.counts) else 0
-            text = metrics.elidedText(f"{self.classes[label]} ({count:,})",
-                                      Qt.TextElideMode.ElideMiddle, cell.width() - self.GAP)
-            painter.drawText(QRect(x0, y0 + self.THUMB, cell.width() - self.GAP,
-                                   metrics.height()), Qt.AlignmentFlag.AlignLeft, text)
+            width = cell.width() - self.GAP
+            line = metrics.height()
+            painter.setPen(self.palette().color(self.foregroundRole()))
+            painter.drawText(QRect(x0, y0 + self.THUMB, width, line), Qt.AlignmentFlag.AlignLeft,
+                             metrics.elidedText(self.classes[label], Qt.TextElideMode.ElideRight,
+                                                width))
+            painter.setPen(QColor(110, 110, 110))
+            painter.drawText(QRect(x0, y0 + self.THUMB + line, width, line),
+                             Qt.AlignmentFlag.AlignLeft,
+                             metrics.elidedText(f"{count:,}", Qt.TextElideMode.ElideRight, width))
         painter.end()
