@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from designer.engine.ops import (Alloc, Pair, _avg_divisor, _pool_geometry, channels_last,
-                                 conv2d as ops_conv2d, conv_block_values, empty_maps, erf,
-                                 keep_where, new_array, pad_amounts, patch_windows, pool_padded,
-                                 pool_taps, sample_blocks)
+from designer.engine.ops import (BLAS, Alloc, Pair, _avg_divisor, _pool_geometry,
+                                 channels_last, conv2d as ops_conv2d, conv_block_values,
+                                 empty_maps, erf, keep_where, new_array, pad_amounts,
+                                 patch_windows, pool_padded, pool_taps, run_parallel,
+                                 sample_blocks, sample_parts)
 from designer.engine.ops import max_pool2d as ops_max_pool2d
 
 
@@ -201,13 +202,14 @@ def concat(gy: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.ndarray,
                  stride: Pair, padding, dilation: Pair, groups: int, need_input: bool,
                  scratch, budget: int = 8 * 2**20, alloc: Alloc = new_array,
-                 windows: np.ndarray | None = None
+                 windows: np.ndarray | None = None, parts: int = 1
                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Conv2d's backward pass for training: (d input or None, d weight, d bias), float32.
 
     gy: (N, K, H', W'); x: the layer's input (N, C, H, W); weight: (K, C/groups, kh, kw);
     matrix: ``ops.conv_matrix(weight, groups)``; scratch(values): a flat float32 buffer of at
-    least that many values (the caller's per-thread one). Works on the forward pass's im2col
+    least that many values (the caller's per-thread one; ``scratch(values, part)`` for the
+    parts after the first, which run at once, each in its own). Works on the forward pass's im2col
     layout (channels-last patches ordered (kh, kw, C/g)), a block of output rows at a time
     (``budget`` bytes of patches, see ``ops.sample_blocks``): per block and group, the weight
     gradient is one matrix product ``dout.T @ cols``. The input gradient of a stride-1
@@ -217,7 +219,9 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     tap by tap, so that col2im sends each tap's gradients back to the input pixels it read
     with one strided add of contiguous rows. The bias gradient is one matrix–vector product.
     ``alloc`` makes the large arrays (and the padded input, unless ``windows``, the forward
-    pass's ``ops.patch_windows(x, ...)[0]``, is given)."""
+    pass's ``ops.patch_windows(x, ...)[0]``, is given). ``parts``: split the samples into
+    that many parts done at once on as many threads (each with its own block buffer and
+    weight-gradient sum, added at the end; a single-threaded BLAS)."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
     sh, sw = stride
@@ -231,7 +235,6 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     if not (gyt.flags.c_contiguous and gyt.dtype == np.float32):
         gyt = _copy(gyt, alloc)
     hp, wp = h + pt + pb, w + pl + pr
-    gw = np.zeros((groups, kg, kk), dtype=np.float32)
     by_convolution = need_input and _by_convolution(stride, (h, w), (oh, ow))
     gxp = None
     if need_input and not by_convolution:
@@ -239,32 +242,52 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
         gxp.fill(0)
     # per group, the weight as (taps, K/g, C/g) matrices: views of ``matrix``, no copy
     wtaps = matrix.reshape(groups, kg, taps, cg).transpose(0, 2, 1, 3)
-    blocks = list(sample_blocks(n, oh, 4 * ow * groups * kk, budget))
-    most = max((i1 - i0) * (r1 - r0) for i0, i1, r0, r1 in blocks) * ow * groups * kk
-    transposed = (conv_block_values(n, h, w, kh * kw * k, 2 * budget) if by_convolution
-                  else 0)  # the block of the input gradient's convolution
-    buffer = scratch(max(most * (2 if gxp is not None else 1), transposed))  # one for both
-    for i0, i1, r0, r1 in blocks:
-        ni, nr = i1 - i0, r1 - r0
-        rows = ni * nr * ow
-        cols = buffer[:rows * groups * kk].reshape(ni, nr, ow, groups, kh, kw, cg)
-        np.copyto(cols, windows[i0:i1, r0:r1])  # the forward pass's im2col copy
-        cols = cols.reshape(rows, groups, kk)
-        gyb = gyt[i0:i1, r0:r1].reshape(rows, k)
-        for g in range(groups):
-            gw[g] += gyb[:, g * kg:(g + 1) * kg].T @ cols[:, g, :]
-        if gxp is None:
-            continue
-        dcols = buffer[most:most + rows * groups * kk].reshape(groups, taps, rows, cg)
-        for g in range(groups):  # (rows, K/g) @ (taps, K/g, C/g) -> (taps, rows, C/g)
-            np.matmul(gyb[:, g * kg:(g + 1) * kg], wtaps[g], out=dcols[g])
-        dtaps = dcols.reshape(groups, taps, ni, nr, ow, cg)
-        for a in range(kh):
-            rs = _strided(r0 * sh + a * dh, sh, nr)
-            for b in range(kw):
-                cs = _strided(b * dw, sw, ow)
-                for g in range(groups):
-                    gxp[i0:i1, rs, cs, g, :] += dtaps[g, a * kw + b]
+    ranges = sample_parts(n, parts)
+    plans, buffers = [], []  # per part: its blocks and its buffer, made here, in order
+    for index, (s0, s1) in enumerate(ranges):
+        blocks = list(sample_blocks(s1 - s0, oh, 4 * ow * groups * kk, budget))
+        most = max((i1 - i0) * (r1 - r0) for i0, i1, r0, r1 in blocks) * ow * groups * kk
+        transposed = (conv_block_values(s1 - s0, h, w, kh * kw * k, 2 * budget)
+                      if by_convolution else 0)  # the block of the input gradient's conv
+        size = max(most * (2 if gxp is not None else 1), transposed)  # one for both
+        plans.append((s0, blocks, most))
+        buffers.append(scratch(size, index))
+    gws = [np.zeros((groups, kg, kk), dtype=np.float32) for _ in ranges]
+
+    def part(index: int) -> None:
+        s0, blocks, most = plans[index]
+        buffer, gw = buffers[index], gws[index]
+        for i0, i1, r0, r1 in blocks:
+            i0, i1 = i0 + s0, i1 + s0
+            ni, nr = i1 - i0, r1 - r0
+            rows = ni * nr * ow
+            cols = buffer[:rows * groups * kk].reshape(ni, nr, ow, groups, kh, kw, cg)
+            np.copyto(cols, windows[i0:i1, r0:r1])  # the forward pass's im2col copy
+            cols = cols.reshape(rows, groups, kk)
+            gyb = gyt[i0:i1, r0:r1].reshape(rows, k)
+            for g in range(groups):
+                gw[g] += gyb[:, g * kg:(g + 1) * kg].T @ cols[:, g, :]
+            if gxp is None:
+                continue
+            dcols = buffer[most:most + rows * groups * kk].reshape(groups, taps, rows, cg)
+            for g in range(groups):  # (rows, K/g) @ (taps, K/g, C/g) -> (taps, rows, C/g)
+                np.matmul(gyb[:, g * kg:(g + 1) * kg], wtaps[g], out=dcols[g])
+            dtaps = dcols.reshape(groups, taps, ni, nr, ow, cg)
+            for a in range(kh):
+                rs = _strided(r0 * sh + a * dh, sh, nr)
+                for b in range(kw):
+                    cs = _strided(b * dw, sw, ow)
+                    for g in range(groups):  # parts hold different samples: no overlap
+                        gxp[i0:i1, rs, cs, g, :] += dtaps[g, a * kw + b]
+
+    if len(ranges) == 1:
+        part(0)
+    else:
+        with BLAS.single():
+            run_parallel([lambda i=i: part(i) for i in range(len(ranges))])
+    gw = gws[0]
+    for other in gws[1:]:
+        gw += other
     gweight = np.ascontiguousarray(
         gw.reshape(groups, kg, kh, kw, cg).transpose(0, 1, 4, 2, 3)).reshape(k, cg, kh, kw)
     flat = gyt.reshape(-1, k)
@@ -274,7 +297,7 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
         gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w, :].transpose(0, 3, 1, 2)
     elif by_convolution:
         gx = _input_gradient_by_convolution(gyt, (n, c, h, w), weight, (pt, pl), dilation,
-                                            groups, scratch, 2 * budget, alloc)
+                                            groups, scratch, 2 * budget, alloc, len(ranges))
     return gx, gweight, gbias
 
 
@@ -295,7 +318,8 @@ def _copy(a: np.ndarray, alloc: Alloc) -> np.ndarray:
 
 def _input_gradient_by_convolution(gyt: np.ndarray, x_shape: tuple[int, ...],
                                    weight: np.ndarray, pad: Pair, dilation: Pair, groups: int,
-                                   scratch, scratch_bytes: int, alloc: Alloc) -> np.ndarray:
+                                   scratch, scratch_bytes: int, alloc: Alloc, parts: int = 1
+                                   ) -> np.ndarray:
     """The input gradient of a stride-1 convolution as a convolution: with the output gradient
     gyt (N, H', W', K) placed in zeros at offset ((kh−1)·dh − top, (kw−1)·dw − left) (cropped
     where that is negative), d x = that, convolved (dilation d, no padding) with the kernel
@@ -319,9 +343,11 @@ def _input_gradient_by_convolution(gyt: np.ndarray, x_shape: tuple[int, ...],
     flipped = np.ascontiguousarray(  # (C, K/groups, kh, kw)
         weight[:, :, ::-1, ::-1].reshape(groups, kg, cg, kh, kw).transpose(0, 2, 1, 3, 4)
     ).reshape(c, kg, kh, kw)
-    values = conv_block_values(n, h, w, kh * kw * k, scratch_bytes)
-    return ops_conv2d(gyp.transpose(0, 3, 1, 2), flipped, None, (1, 1), (0, 0), dilation, groups,
-                  scratch_bytes, None, None, scratch(values), alloc)
+    first = sample_parts(n, parts)[0]  # the part that builds its blocks in ``scratch``
+    values = conv_block_values(first[1] - first[0], h, w, kh * kw * k, scratch_bytes)
+    return ops_conv2d(gyp.transpose(0, 3, 1, 2), flipped, None, (1, 1), (0, 0), dilation,
+                      groups, scratch_bytes, None, None, scratch(values), alloc, None, parts,
+                      scratch)
 
 
 def _zero_outside(a: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> None:

@@ -1,6 +1,7 @@
 """The executor: a valid design plus weights, run forward on a batch, every activation kept."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -131,9 +132,12 @@ def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
 #: elementwise ops (GELU's float64 work is the largest), statistics, bookkeeping
 FIXED_BYTES = 32 * 2**20
 #: what a training step needs besides the arrays its estimate counts (which get an eighth more
-#: for the allocator's slack and small temporaries): the matrix library's working buffers
-#: (OpenBLAS: about 7 MiB for each thread beyond the first), Python's objects
-TRAIN_FIXED_BYTES = 12 * 2**20
+#: for the allocator's slack and small temporaries): the matrix library's working buffers,
+#: Python's objects
+TRAIN_FIXED_BYTES = 6 * 2**20
+#: the matrix library's buffers for each of its threads beyond the first (OpenBLAS: about
+#: 7 MiB), counted when a training pass leaves it several threads (a batch of one)
+BLAS_THREAD_BYTES = 8 * 2**20
 
 
 class _Cost:
@@ -312,8 +316,10 @@ class Network:
         held += sum(m.nbytes for m in list(self._matrices.values()))
         scratch = getattr(self._local, "scratch", None)
         workspace = getattr(self._local, "workspace", None)
+        parts = getattr(self._local, "part_scratch", {})
         return (held + (scratch.nbytes if scratch is not None else 0)
-                + (workspace.nbytes if workspace is not None else 0))
+                + (workspace.nbytes if workspace is not None else 0)
+                + sum(a.nbytes for a in parts.values() if a is not None))
 
     def _forward_peak(self, nodes: Sequence[str], batch: int) -> tuple[int, int]:
         """(peak bytes of the activations and one layer's temporaries, bytes of all activations)
@@ -550,9 +556,12 @@ class Network:
         params = sum(4 * math.prod(shape) for key, shape in self.shapes.items()
                      if not key.endswith((".running_mean", ".running_var")))
         largest = max((4 * math.prod(shape) for shape in self.shapes.values()), default=0)
-        arrays = self._train_scratch(nodes, batch) + batch * (kept + transient)
+        parts = ops.parallel_parts(batch)  # a block buffer per part, each for its samples
+        scratch = parts * self._train_scratch(nodes, -(-batch // parts))
+        arrays = scratch + batch * (kept + transient)
+        blas = BLAS_THREAD_BYTES * (ops.BLAS.threads() - 1) if parts == 1 else 0
         return (2 * self._weight_bytes + largest + 2 * params + self._matrix_bytes
-                + arrays + arrays // 8 + TRAIN_FIXED_BYTES)
+                + arrays + arrays // 8 + TRAIN_FIXED_BYTES + blas)
 
     def _train_scratch(self, nodes: Sequence[str], batch: int) -> int:
         """Bytes of this thread's im2col block buffer in a training pass: the largest block of
@@ -710,7 +719,11 @@ class Network:
         caches: dict[str, Any] = {}
         stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         workspace = self._workspace()
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # convolutions split the batch over threads, each with a single-threaded BLAS: kept so
+        # for the whole pass, so that no BLAS thread spins on a core a part needs
+        parts = ops.parallel_parts(batch)
+        single = ops.BLAS.single() if parts > 1 else contextlib.nullcontext()
+        with single, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for node_id in nodes:
                 inputs = [acts[s] for s in self.design.sources(node_id)]
                 t = self.infos[node_id].type
@@ -725,7 +738,7 @@ class Network:
                         inputs[0], v["p"], generator)
                 else:
                     acts[node_id], caches[node_id] = self._run_train(
-                        node_id, x, inputs, weights, workspace.allocator(node_id + ">"))
+                        node_id, x, inputs, weights, workspace.allocator(node_id + ">"), parts)
             loss, g = training.cross_entropy(acts[logits_id], labels)
 
             grads = {key: np.zeros(a.shape, dtype=np.float32) for key, a in weights.items()}
@@ -738,7 +751,7 @@ class Network:
                 back = self._backward_train(node_id, gy, [acts[s] for s in sources],
                                             acts[node_id], weights, caches.get(node_id),
                                             grads, [s != self.input_id for s in sources],
-                                            workspace.allocator(node_id + "<"))
+                                            workspace.allocator(node_id + "<"), parts)
                 for source, gs in zip(sources, back):
                     if gs is None:
                         continue
@@ -752,10 +765,11 @@ class Network:
         return loss, grads, np.array(acts[logits_id], dtype=np.float32)  # not the workspace's
 
     def _run_train(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
-                   w: Mapping[str, np.ndarray], alloc: ops.Alloc) -> tuple[np.ndarray, Any]:
+                   w: Mapping[str, np.ndarray], alloc: ops.Alloc, parts: int = 1
+                   ) -> tuple[np.ndarray, Any]:
         """Training-mode forward of one node (other than BatchNorm2d and Dropout): (output,
         what its backward pass reuses), the large arrays made by ``alloc`` (this thread's
-        workspace, reused by the next pass)."""
+        workspace, reused by the next pass); a convolution split in ``parts`` over threads."""
         info = self.infos[node_id]
         v, t = info.values, info.type
         a = inputs[0] if inputs else None
@@ -766,12 +780,13 @@ class Network:
             windows, _ = ops.patch_windows(a, (kh, kw), v["stride"], v["padding"],
                                            v["dilation"], v["groups"], alloc)
             oh, ow = info.shape[1:]
-            scratch = self._scratch(ops.conv_block_values(a.shape[0], oh, ow,
+            first = ops.sample_parts(a.shape[0], parts)[0]
+            scratch = self._scratch(ops.conv_block_values(first[1] - first[0], oh, ow,
                                                           kh * kw * a.shape[1],
                                                           self.scratch_bytes))
             out = ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
                              v["dilation"], v["groups"], self.scratch_bytes, None, matrix,
-                             scratch, alloc, windows)
+                             scratch, alloc, windows, parts, self._scratch)
             return out, windows
         if t == "MaxPool2d":
             return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
@@ -789,10 +804,11 @@ class Network:
     def _backward_train(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
                         y: np.ndarray, w: Mapping[str, np.ndarray], cache: Any,
                         grads: dict[str, np.ndarray], need: list[bool],
-                        alloc: ops.Alloc = ops.new_array) -> list[np.ndarray | None]:
+                        alloc: ops.Alloc = ops.new_array, parts: int = 1
+                        ) -> list[np.ndarray | None]:
         """Training-mode backward of one node: stores its weight gradients in ``grads`` and
         returns the gradients for its inputs (None where ``need`` says nobody wants one); the
-        large arrays are made by ``alloc``."""
+        large arrays are made by ``alloc``; a convolution is split in ``parts`` over threads."""
         info = self.infos[node_id]
         v, t = info.values, info.type
         a = inputs[0] if inputs else None
@@ -802,7 +818,7 @@ class Network:
             gx, gw, gb = backward.conv2d_train(
                 gy, a, weight, self._matrix(node_id, weight, v["groups"]), v["stride"],
                 v["padding"], v["dilation"], v["groups"], need[0], self._scratch,
-                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache)
+                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache, parts)
             grads[f"{node_id}.weight"] = gw
             if f"{node_id}.bias" in grads:
                 grads[f"{node_id}.bias"] = gb
@@ -944,10 +960,20 @@ class Network:
         workspace = getattr(self._local, "workspace", None)
         if workspace is not None:
             workspace.clear()
+        self._local.__dict__.pop("part_scratch", None)
 
-    def _scratch(self, values: int) -> np.ndarray:
-        """This thread's im2col band buffer, at least ``values`` long (kept between layers and
-        passes: a fresh allocation per layer costs its page faults every time)."""
+    def _scratch(self, values: int, part: int = 0) -> np.ndarray:
+        """This thread's im2col block buffer, at least ``values`` long (kept between layers and
+        passes: a fresh allocation per layer costs its page faults every time); ``part`` > 0:
+        the buffer of that part of a convolution split over threads (see
+        ``ops.parallel_parts``), also this thread's."""
+        if part:
+            extra = self._local.__dict__.setdefault("part_scratch", {})
+            scratch = extra.get(part)
+            if scratch is None or scratch.size < values:
+                extra[part] = None
+                scratch = extra[part] = np.empty(values, dtype=np.float32)
+            return scratch
         scratch = getattr(self._local, "scratch", None)
         if scratch is None or scratch.size < values:
             self._local.scratch = None  # the old one goes before the new one comes

@@ -8,6 +8,10 @@ layout copy is made between layers.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import numpy as np
@@ -71,6 +75,97 @@ class Workspace:
 
     def clear(self) -> None:
         self._arrays.clear()
+
+
+class _Blas:
+    """The matrix library's thread count, read and set through threadpoolctl: a parallel
+    section of the engine runs its own threads over parts of a batch, each with a
+    single-threaded BLAS (its matrix products are too small to share well). Sections from
+    several threads nest: the first sets one thread, the last out restores the setting."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._controllers: list | None = None
+        self._depth = 0
+        self._saved: list[int] = []
+
+    def _libs(self) -> list:
+        if self._controllers is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+                found = ThreadpoolController().select(user_api="blas").lib_controllers
+            except Exception:  # noqa: BLE001 - no control: every section runs on one thread
+                found = []
+            self._controllers = list(found)
+        return self._controllers
+
+    def threads(self) -> int:
+        """Threads the BLAS would use now (the limit a caller set, e.g. the app's), or 1."""
+        libs = self._libs()
+        with self._lock:
+            if self._depth:
+                return max(self._saved or [1])
+            try:
+                return max([int(lib.get_num_threads() or 1) for lib in libs] or [1])
+            except Exception:  # noqa: BLE001
+                return 1
+
+    @contextmanager
+    def single(self):
+        libs = self._libs()
+        with self._lock:
+            if self._depth == 0:
+                self._saved = [int(lib.get_num_threads() or 1) for lib in libs]
+                for lib in libs:
+                    lib.set_num_threads(1)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    for lib, n in zip(libs, self._saved):
+                        lib.set_num_threads(n)
+
+
+BLAS = _Blas()
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def parallel_parts(batch: int) -> int:
+    """Into how many parts a training pass splits a batch's convolutions: as many as the
+    BLAS may use threads (so a caller that limits it, as the app does to keep a core for the
+    window, limits this too), at most the batch and the cores."""
+    return max(1, min(batch, os.cpu_count() or 1, BLAS.threads()))
+
+
+def run_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
+    """Run the tasks at once, the first on this thread and the others on the engine's
+    worker threads, and return their results in order once all have finished (an exception
+    is raised after every task has stopped). The tasks must not call run_parallel."""
+    global _executor
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    with _executor_lock:
+        if _executor is None or _executor._max_workers < len(tasks) - 1:
+            _executor = ThreadPoolExecutor(max_workers=len(tasks) - 1,
+                                           thread_name_prefix="engine")
+        executor = _executor
+    futures = [executor.submit(task) for task in tasks[1:]]
+    try:
+        first = tasks[0]()
+    finally:
+        wait(futures)
+    return [first] + [f.result() for f in futures]
+
+
+def sample_parts(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges of samples covering 0 … n − 1 (as even as can be)."""
+    parts = max(1, min(parts, n))
+    edges = [n * i // parts for i in range(parts + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(parts)]
 
 
 def flat_view(a: np.ndarray) -> np.ndarray | None:
@@ -210,7 +305,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
            padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
            hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
            scratch: np.ndarray | None = None, alloc: Alloc = new_array,
-           windows: np.ndarray | None = None) -> np.ndarray:
+           windows: np.ndarray | None = None, parts: int = 1,
+           part_scratch: Callable[[int, int], np.ndarray] | None = None) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group
     and block of output rows.
 
@@ -219,7 +315,10 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     scratch: optionally a flat float32 buffer to build the patch blocks in (reused across calls
     saves the page faults of a fresh allocation); used if it is large enough;
     alloc: makes the output and the padded input; windows: optionally
-    ``patch_windows(x, ...)[0]``, made by the caller (who keeps it for the backward pass).
+    ``patch_windows(x, ...)[0]``, made by the caller (who keeps it for the backward pass);
+    parts: split the samples into that many parts done at once on as many threads (each with
+    a block buffer of its own, ``part_scratch(values, part)`` for parts after the first, else
+    made by ``alloc``, and a single-threaded BLAS; no ``hook`` then).
     Returns (N, K, H', W') float32 (an NCHW view of channels-last memory).
 
     The patch matrix is built a block at a time (see :func:`sample_blocks`): whole samples
@@ -235,31 +334,48 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     kk = kh * kw * cg
     wmat = conv_matrix(weight, groups) if matrix is None else matrix
     out = alloc((n, oh, ow, k))
-    size = conv_block_values(n, oh, ow, kh * kw * c, scratch_bytes)
-    if scratch is not None and scratch.size >= size:
-        buffer = scratch[:size]
-    else:
-        buffer = np.empty(size, dtype=np.float32)
+    ranges = sample_parts(n, parts if hook is None else 1)
     kg = k // groups
     total = n * oh
-    done = 0
-    for i0, i1, r0, r1 in sample_blocks(n, oh, 4 * ow * kh * kw * c,
-                                        min(scratch_bytes, BAND_BYTES)):
-        rows = (i1 - i0) * (r1 - r0) * ow
-        cols = buffer[:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh, kw, cg)
-        np.copyto(cols, windows[i0:i1, r0:r1])  # the im2col copy
-        cols = cols.reshape(rows, groups, kk)
-        dst = out[i0:i1, r0:r1].reshape(rows, k)
-        if groups == 1:
-            np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
+
+    buffers = []  # one block buffer per part, made here (in order) before any thread starts
+    for index, (s0, s1) in enumerate(ranges):
+        size = conv_block_values(s1 - s0, oh, ow, kh * kw * c, scratch_bytes)
+        if index == 0 and scratch is not None and scratch.size >= size:
+            buffers.append(scratch[:size])
         else:
-            for g in range(groups):
-                dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
-        if bias is not None:
-            dst += bias  # while the block is still in cache
-        done += (i1 - i0) * (r1 - r0)
-        if hook is not None and done < total:
-            hook(done / total)
+            buffers.append(np.empty(size, dtype=np.float32) if index == 0 else
+                           part_scratch(size, index) if part_scratch is not None else
+                           alloc((size,)))
+
+    def part(index: int, s0: int, s1: int) -> None:
+        buffer = buffers[index]
+        done = 0
+        for i0, i1, r0, r1 in sample_blocks(s1 - s0, oh, 4 * ow * kh * kw * c,
+                                            min(scratch_bytes, BAND_BYTES)):
+            i0, i1 = i0 + s0, i1 + s0
+            rows = (i1 - i0) * (r1 - r0) * ow
+            cols = buffer[:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh, kw,
+                                                       cg)
+            np.copyto(cols, windows[i0:i1, r0:r1])  # the im2col copy
+            cols = cols.reshape(rows, groups, kk)
+            dst = out[i0:i1, r0:r1].reshape(rows, k)
+            if groups == 1:
+                np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
+            else:
+                for g in range(groups):
+                    dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
+            if bias is not None:
+                dst += bias  # while the block is still in cache
+            done += (i1 - i0) * (r1 - r0)
+            if hook is not None and done < total:
+                hook(done / total)
+
+    if len(ranges) == 1:
+        part(0, 0, n)
+    else:
+        with BLAS.single():
+            run_parallel([lambda i=i, r=r: part(i, *r) for i, r in enumerate(ranges)])
     return out.transpose(0, 3, 1, 2)
 
 

@@ -251,7 +251,8 @@ def test_conv_backward_in_blocks_matches_loops(data):
         scratch = np.empty(1 << 16, np.float32)
         gx, gw, gb = backward.conv2d_train(gyl, xl, weight, ops.conv_matrix(weight, groups),
                                            stride, padding, dilation, groups, True,
-                                           lambda v: scratch[:v] if v <= scratch.size
+                                           lambda v, part=0: scratch[:v]
+                                           if v <= scratch.size and not part
                                            else np.empty(v, np.float32), budget)
         pads = ops.pad_amounts(padding, (kh, kw), dilation)
         ex, ew, eb = conv_backward_ref(gy.astype(np.float64), x.astype(np.float64),
@@ -277,7 +278,7 @@ def test_conv_input_gradient_by_convolution_equals_col2im(monkeypatch, padding, 
     def run():
         return backward.conv2d_train(gy, x, weight, ops.conv_matrix(weight, groups), (1, 1),
                                      padding, dilation, groups, True,
-                                     lambda v: np.empty(v, np.float32), 1000)
+                                     lambda v, part=0: np.empty(v, np.float32), 1000)
     assert backward._by_convolution((1, 1), (9, 8), y.shape[2:]) or padding == (0, 0)
     monkeypatch.setattr(backward, "_by_convolution", lambda *a: True)
     by_convolution = run()
@@ -390,3 +391,69 @@ def test_gradients_and_logits_gives_the_training_pass_logits():
     kept = logits.copy()
     net.gradients(x[::-1].copy(), y[::-1].copy())  # the next pass doesn't overwrite them
     np.testing.assert_array_equal(logits, kept)
+
+
+# ------------------------------------------------------------ convolutions split over threads
+
+@pytest.mark.parametrize("groups, stride, padding", [(1, (1, 1), (1, 1)), (2, (2, 1), (0, 2)),
+                                                     (1, (1, 1), (0, 0))])
+def test_convolutions_split_over_threads_give_the_one_thread_result(groups, stride, padding):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((7, 4, 9, 10)).astype(np.float32)
+    weight = rng.standard_normal((6, 4 // groups, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    args = (stride, padding, (1, 1), groups)
+    whole = ops.conv2d(x, weight, bias, *args)
+    gy = rng.standard_normal(whole.shape).astype(np.float32)
+    matrix = ops.conv_matrix(weight, groups)
+    single = backward.conv2d_train(gy, x, weight, matrix, *args, True,
+                                   lambda v, part=0: np.empty(v, np.float32), 3000)
+    for parts in (2, 3, 9):  # 9: more parts than samples, one sample each
+        split = ops.conv2d(x, weight, bias, *args, parts=parts, scratch_bytes=3000)
+        np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-5)  # float32 rounding
+        got = backward.conv2d_train(gy, x, weight, matrix, *args, True,
+                                    lambda v, part=0: np.empty(v, np.float32), 3000,
+                                    parts=parts)
+        for a, b in zip(got, single):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert ops.sample_parts(7, 3) == [(0, 2), (2, 4), (4, 7)]
+    assert ops.sample_parts(2, 5) == [(0, 1), (1, 2)]
+
+
+def test_single_threaded_blas_sections_nest_across_threads_and_restore_the_setting():
+    import threading
+    before = ops.BLAS.threads()
+    inside = []
+    barrier = threading.Barrier(3)
+
+    def section():
+        with ops.BLAS.single():
+            barrier.wait()
+            inside.append(ops.BLAS.threads())  # the setting outside, for parallel_parts
+            barrier.wait()
+    threads = [threading.Thread(target=section) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert inside == [before] * 3
+    assert ops.BLAS.threads() == before
+    libs = ops.BLAS._libs()
+    assert all(lib.get_num_threads() == before for lib in libs) or not libs
+
+
+def test_run_parallel_waits_for_every_task_before_raising():
+    import time
+    done = []
+
+    def slow():
+        time.sleep(0.05)
+        done.append("slow")
+        return 2
+
+    def fails():
+        raise ValueError("part 0 failed")
+    assert ops.run_parallel([lambda: 1, slow]) == [1, 2]
+    with pytest.raises(ValueError, match="part 0 failed"):
+        ops.run_parallel([fails, slow])
+    assert done == ["slow", "slow"]
