@@ -104,6 +104,11 @@ class CurvesView(pg.GraphicsLayoutWidget):
     def __init__(self, parent: QWidget | None = None, timer: bool = True) -> None:
         super().__init__(parent)
         self.setBackground("w")
+        # one legend above both plots, so neither has a box over its curves
+        self.addLabel("<span style='color:#1f77b4'>━━</span> training &nbsp; "
+                      "<span style='color:#e66e14'>━●━</span> validation", colspan=2, size="8pt",
+                      color="#444")
+        self.nextRow()
         self.loss_plot = self.addPlot(title="Loss")
         self.accuracy_plot = self.addPlot(title="Accuracy (%)")
         self.curves = {}
@@ -116,15 +121,10 @@ class CurvesView(pg.GraphicsLayoutWidget):
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.setMenuEnabled(False)
-            # loss falls from the top left, accuracy rises from the bottom left: each legend in
-            # a top corner its curves leave free
-            legend = plot.addLegend(offset=(-4, 4) if name == "loss" else (4, 4),
-                                    labelTextSize="8pt", verSpacing=-6)
             raw = plot.plot(pen=RAW_PEN)
             smooth = plot.plot(pen=TRAIN_PEN, name="training")
             val = plot.plot(pen=VAL_PEN, symbol="o", symbolSize=6, symbolBrush=VAL_BRUSH,
                             symbolPen=None, name="validation")
-            legend.setBrush(pg.mkBrush(255, 255, 255, 200))
             self.curves[name] = (raw, smooth, val)
         self.accuracy_plot.setYRange(0, 100, padding=0.02)
         self.accuracy_plot.enableAutoRange(y=False)
@@ -137,6 +137,9 @@ class CurvesView(pg.GraphicsLayoutWidget):
         self._timer.timeout.connect(self.redraw)
         if timer:  # (else the owner calls redraw, e.g. in step with its other views)
             self._timer.start()
+
+    def sizeHint(self):  # noqa: N802 (Qt's name)
+        return QSize(360, 240)
 
     def reset(self, epochs: int | None = None) -> None:
         """Empty the curves for a new run of ``epochs`` (the x axis then spans the whole run,

@@ -183,6 +183,9 @@ class TrainPanel(QWidget):
         self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.curves = CurvesView(timer=False)
+        self.curves.setToolTip("Training: each step's loss and accuracy on its batch, faint as "
+                               "measured and solid smoothed; validation: after each epoch, on "
+                               "the validation images")
         self.filters = ImageView("First convolution's filters")
         self.filters.setToolTip("The first convolution's filters, redrawn as they learn (each "
                                 "on its own scale: grey is 0)")
