@@ -50,14 +50,16 @@ def _tiles(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> bool:
 
 def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair,
                dilation: Pair, ceil_mode: bool, dtype=np.float64,
-               y: np.ndarray | None = None, alloc: Alloc = new_array) -> np.ndarray:
+               y: np.ndarray | None = None, alloc: Alloc = new_array,
+               out: np.ndarray | None = None) -> np.ndarray:
     """The gradient goes to the first largest value of each window (PyTorch's choice on ties;
     a window holding NaN sends it to its first NaN). ``dtype``: of the result (float32 in
     training); ``y``: the forward pass's output, if at hand (else it is worked out again).
 
     Tap by tap over strided views of the padded input (no copy of the windows): a tap takes
     a window's gradient where it equals the window's maximum and no earlier tap took it. The
-    result keeps x's layout (channels-last or not); ``alloc`` makes the big arrays."""
+    result keeps x's layout (channels-last or not), or goes to ``out`` (x's shape);
+    ``alloc`` makes the big arrays."""
     n, c, h, w = x.shape
     xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc)
     gy = np.asarray(gy, dtype=dtype)
@@ -65,7 +67,11 @@ def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, paddin
         y = ops_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, alloc)
     nan = bool(np.isnan(y).any())
     last_cl = channels_last(y)
-    gxp = empty_maps(xp.shape, channels_last(x), dtype, 0, alloc)
+    if out is not None and xp.shape == x.shape:  # nothing padded: straight into out
+        gxp = out
+        gxp.fill(0)
+    else:
+        gxp = empty_maps(xp.shape, channels_last(x), dtype, 0, alloc)
     hit, free = alloc(y.shape, np.bool_, last_cl), alloc(y.shape, np.bool_, last_cl)
     masked = None if _tiles(kernel, stride, padding, dilation) else alloc(y.shape, dtype, last_cl)
     last = kernel[0] * kernel[1] - 1
@@ -85,16 +91,20 @@ def max_pool2d(gy: np.ndarray, x: np.ndarray, kernel: Pair, stride: Pair, paddin
             keep_where(hit, gy, target)
         else:
             target += keep_where(hit, gy, masked)
-    return gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    gx = gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    if out is None or gxp is out:
+        return gxp if gxp is out else gx
+    np.copyto(out, gx)
+    return out
 
 
 def avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
                padding: Pair, ceil_mode: bool, count_include_pad: bool,
                dtype=np.float64, channels_last_out: bool = False,
-               alloc: Alloc = new_array) -> np.ndarray:
+               alloc: Alloc = new_array, out: np.ndarray | None = None) -> np.ndarray:
     """Each window's gradient shared out over its pixels, tap by tap over strided views;
     ``channels_last_out``: lay the result out channels-last (as the forward's input was);
-    ``alloc`` makes the result."""
+    ``alloc`` makes the result (or it goes to ``out``, shaped ``x_shape``)."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     oh, xh = _pool_geometry(h, kh, sh, ph, 1, ceil_mode)
@@ -104,13 +114,21 @@ def avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: P
     share = (gy / divisor).astype(dtype, copy=False)
     hp, wp = h + 2 * ph + xh, w + 2 * pw + xw
     tiles = _tiles(kernel, stride, padding, (1, 1))
-    gxp = empty_maps((n, c, hp, wp), channels_last_out, dtype, 0, alloc)
+    if out is not None and (hp, wp) == (h, w):
+        gxp = out
+        gxp.fill(0)
+    else:
+        gxp = empty_maps((n, c, hp, wp), channels_last_out, dtype, 0, alloc)
     for _, target in pool_taps(gxp, kernel, stride, (1, 1), oh, ow):
         if tiles:
             np.copyto(target, share, casting="same_kind")
         else:
             target += share
-    return gxp[:, :, ph:ph + h, pw:pw + w]
+    gx = gxp[:, :, ph:ph + h, pw:pw + w]
+    if out is None or gxp is out:
+        return gxp if gxp is out else gx
+    np.copyto(out, gx)
+    return out
 
 
 def adaptive_avg_pool2d(gy: np.ndarray, x_shape: tuple[int, ...],

@@ -131,6 +131,9 @@ def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
 #: memory for small things a pass needs besides its arrays: chunk-sized temporaries of
 #: elementwise ops (GELU's float64 work is the largest), statistics, bookkeeping
 FIXED_BYTES = 32 * 2**20
+#: elementwise ops and pooling of a training pass split the batch over threads from this many
+#: values of input on (below, the threads' start costs more than they save)
+PARALLEL_VALUES = 1 << 16
 #: what a training step needs besides the arrays its estimate counts (which get an eighth more
 #: for the allocator's slack and small temporaries): the matrix library's working buffers,
 #: Python's objects
@@ -626,7 +629,7 @@ class Network:
             return kept + fan_in, temp
         if t in ("MaxPool2d", "AvgPool2d"):
             padded = cost.temp  # the −∞ or 0 padded copy, made forward and backward
-            kept = 2 * padded + 4 * out + max(padded, 4 * inp)
+            kept = 3 * padded + 4 * out + 4 * inp  # and the padded gradient, cropped
             if t == "MaxPool2d":
                 kept += 2 * out  # the bool masks of the taps
                 if not backward._tiles(v["kernel_size"], v["stride"], v["padding"],
@@ -738,7 +741,8 @@ class Network:
                         inputs[0], v["p"], generator)
                 else:
                     acts[node_id], caches[node_id] = self._run_train(
-                        node_id, x, inputs, weights, workspace.allocator(node_id + ">"), parts)
+                        node_id, x, inputs, weights, workspace.allocator(node_id + ">"), parts,
+                        lambda i, n=node_id: workspace.allocator(f"{n}>{i}"))
             loss, g = training.cross_entropy(acts[logits_id], labels)
 
             grads = {key: np.zeros(a.shape, dtype=np.float32) for key, a in weights.items()}
@@ -751,7 +755,8 @@ class Network:
                 back = self._backward_train(node_id, gy, [acts[s] for s in sources],
                                             acts[node_id], weights, caches.get(node_id),
                                             grads, [s != self.input_id for s in sources],
-                                            workspace.allocator(node_id + "<"), parts)
+                                            workspace.allocator(node_id + "<"), parts,
+                                            lambda i, n=node_id: workspace.allocator(f"{n}<{i}"))
                 for source, gs in zip(sources, back):
                     if gs is None:
                         continue
@@ -764,12 +769,30 @@ class Network:
                                         self.infos[node_id].values["momentum"], count)
         return loss, grads, np.array(acts[logits_id], dtype=np.float32)  # not the workspace's
 
+    @staticmethod
+    def _in_parts(parts: int, a: np.ndarray, part_alloc: Callable[[int], ops.Alloc] | None,
+                  work: Callable[[int, int, ops.Alloc], None], alloc: ops.Alloc) -> None:
+        """``work(first sample, last sample + 1, alloc)`` over ``parts`` ranges of a's samples
+        at once on the engine's threads (each part with an allocator of its own, made here in
+        order, so that the workspace hands the same arrays to the same part every pass); in
+        one go when the maps are too small for threads to pay."""
+        n = a.shape[0]
+        if parts <= 1 or part_alloc is None or a.size < PARALLEL_VALUES:
+            work(0, n, alloc)
+            return
+        ranges = ops.sample_parts(n, parts)
+        allocs = [part_alloc(i) for i in range(len(ranges))]
+        ops.run_parallel([lambda r=r, al=al: work(r[0], r[1], al)
+                          for r, al in zip(ranges, allocs)])
+
     def _run_train(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
-                   w: Mapping[str, np.ndarray], alloc: ops.Alloc, parts: int = 1
+                   w: Mapping[str, np.ndarray], alloc: ops.Alloc, parts: int = 1,
+                   part_alloc: Callable[[int], ops.Alloc] | None = None
                    ) -> tuple[np.ndarray, Any]:
         """Training-mode forward of one node (other than BatchNorm2d and Dropout): (output,
         what its backward pass reuses), the large arrays made by ``alloc`` (this thread's
-        workspace, reused by the next pass); a convolution split in ``parts`` over threads."""
+        workspace, reused by the next pass); convolutions, pooling and activations split the
+        batch in ``parts`` over threads (``part_alloc(i)``: part i's allocator)."""
         info = self.infos[node_id]
         v, t = info.values, info.type
         a = inputs[0] if inputs else None
@@ -788,23 +811,36 @@ class Network:
                              v["dilation"], v["groups"], self.scratch_bytes, None, matrix,
                              scratch, alloc, windows, parts, self._scratch)
             return out, windows
-        if t == "MaxPool2d":
-            return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
-                                  v["ceil_mode"], alloc), None
-        if t == "AvgPool2d":
-            return ops.avg_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["ceil_mode"],
-                                  v["count_include_pad"], alloc), None
-        if t == "ReLU":
-            return np.maximum(a, np.float32(0), out=alloc(a.shape, np.float32,
-                                                         ops.channels_last(a))), None
-        if t == "Tanh":
-            return np.tanh(a, out=alloc(a.shape, np.float32, ops.channels_last(a))), None
+        layout = ops.channels_last(a) if a is not None and a.ndim == 4 else False
+        if t in ("MaxPool2d", "AvgPool2d"):
+            out = alloc((a.shape[0],) + info.shape, np.float32, layout)
+            if t == "MaxPool2d":
+                def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                    ops.max_pool2d(a[s0:s1], v["kernel_size"], v["stride"], v["padding"],
+                                   v["dilation"], v["ceil_mode"], al, out[s0:s1])
+            else:
+                def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                    ops.avg_pool2d(a[s0:s1], v["kernel_size"], v["stride"], v["padding"],
+                                   v["ceil_mode"], v["count_include_pad"], al, out[s0:s1])
+            self._in_parts(parts, a, part_alloc, work, alloc)
+            return out, None
+        if t in ("ReLU", "Tanh"):
+            out = alloc(a.shape, np.float32, layout)
+            if t == "ReLU":
+                def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                    np.maximum(a[s0:s1], np.float32(0), out=out[s0:s1])
+            else:
+                def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                    np.tanh(a[s0:s1], out=out[s0:s1])
+            self._in_parts(parts, a, part_alloc, work, alloc)
+            return out, None
         return self._run(node_id, x, inputs, w, lambda f: None), None
 
     def _backward_train(self, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
                         y: np.ndarray, w: Mapping[str, np.ndarray], cache: Any,
                         grads: dict[str, np.ndarray], need: list[bool],
-                        alloc: ops.Alloc = ops.new_array, parts: int = 1
+                        alloc: ops.Alloc = ops.new_array, parts: int = 1,
+                        part_alloc: Callable[[int], ops.Alloc] | None = None
                         ) -> list[np.ndarray | None]:
         """Training-mode backward of one node: stores its weight gradients in ``grads`` and
         returns the gradients for its inputs (None where ``need`` says nobody wants one); the
@@ -843,25 +879,42 @@ class Network:
             return [gx]
         if t == "Dropout":
             return [training.dropout_backward(gy, cache, v["p"])]
+        layout = ops.channels_last(a) if a is not None and a.ndim == 4 else False
         if t == "Tanh":  # float32 throughout, as the rest of the training pass
-            gx = np.multiply(y, y, out=alloc(y.shape, f32, ops.channels_last(y)))
-            np.subtract(f32(1), gx, out=gx)
-            gx *= gy
+            gx = alloc(y.shape, f32, layout)
+
+            def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                part = np.multiply(y[s0:s1], y[s0:s1], out=gx[s0:s1])
+                np.subtract(f32(1), part, out=part)
+                part *= gy[s0:s1]
+            self._in_parts(parts, a, part_alloc, work, alloc)
             return [gx]
         if t == "Sigmoid":
             return [np.multiply(gy, y * (1 - y), dtype=f32)]
         if t == "ReLU":
-            layout = ops.channels_last(a)
-            mask = np.greater(a, f32(0), out=alloc(a.shape, np.bool_, layout))
-            return [ops.keep_where(mask, gy.astype(f32, copy=False),
-                                   alloc(a.shape, f32, layout))]
-        if t == "MaxPool2d":
-            return [backward.max_pool2d(gy, a, v["kernel_size"], v["stride"], v["padding"],
-                                        v["dilation"], v["ceil_mode"], f32, y, alloc)]
-        if t == "AvgPool2d":
-            return [backward.avg_pool2d(gy, a.shape, v["kernel_size"], v["stride"], v["padding"],
-                                        v["ceil_mode"], v["count_include_pad"], f32,
-                                        ops.channels_last(a), alloc)]
+            mask = alloc(a.shape, np.bool_, layout)
+            gx = alloc(a.shape, f32, layout)
+            gy = gy.astype(f32, copy=False)
+
+            def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                np.greater(a[s0:s1], f32(0), out=mask[s0:s1])
+                ops.keep_where(mask[s0:s1], gy[s0:s1], gx[s0:s1])
+            self._in_parts(parts, a, part_alloc, work, alloc)
+            return [gx]
+        if t in ("MaxPool2d", "AvgPool2d"):
+            gx = alloc(a.shape, f32, layout)
+            if t == "MaxPool2d":
+                def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                    backward.max_pool2d(gy[s0:s1], a[s0:s1], v["kernel_size"], v["stride"],
+                                        v["padding"], v["dilation"], v["ceil_mode"], f32,
+                                        y[s0:s1], al, gx[s0:s1])
+            else:
+                def work(s0: int, s1: int, al: ops.Alloc) -> None:
+                    backward.avg_pool2d(gy[s0:s1], (s1 - s0,) + a.shape[1:], v["kernel_size"],
+                                        v["stride"], v["padding"], v["ceil_mode"],
+                                        v["count_include_pad"], f32, layout, al, gx[s0:s1])
+            self._in_parts(parts, a, part_alloc, work, alloc)
+            return [gx]
         if t == "AdaptiveAvgPool2d":
             return [backward.adaptive_avg_pool2d(gy, a.shape, f32)]
         return [g.astype(f32, copy=False)

@@ -439,13 +439,15 @@ def pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, oh: in
 
 
 def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-               ceil_mode: bool, alloc: Alloc = new_array) -> np.ndarray:
+               ceil_mode: bool, alloc: Alloc = new_array, out: np.ndarray | None = None
+               ) -> np.ndarray:
     """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch. The maximum of
     shifted strided views, one np.maximum per kernel tap (NaN propagates, as in PyTorch);
-    the result keeps x's layout."""
+    the result keeps x's layout (or goes to ``out``)."""
     xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc)
-    out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
-                     alloc=alloc)
+    if out is None:
+        out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
+                         alloc=alloc)
     for (i, j), view in pool_taps(xp, kernel, stride, dilation, oh, ow):
         if i == j == 0:
             np.copyto(out, view)
@@ -465,12 +467,15 @@ def _avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool)
 
 
 def avg_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
-               count_include_pad: bool, alloc: Alloc = new_array) -> np.ndarray:
+               count_include_pad: bool, alloc: Alloc = new_array,
+               out: np.ndarray | None = None) -> np.ndarray:
     """x: (N, C, H, W) -> (N, C, H', W'): the float32 sum of shifted strided views, one add per
-    kernel tap in row-major order, divided by PyTorch's divisor; keeps x's layout."""
+    kernel tap in row-major order, divided by PyTorch's divisor; keeps x's layout (or goes
+    to ``out``)."""
     xp, oh, ow = pool_padded(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0, alloc)
-    out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
-                     alloc=alloc)
+    if out is None:
+        out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
+                         alloc=alloc)
     for (i, j), view in pool_taps(xp, kernel, stride, (1, 1), oh, ow):
         if i == j == 0:
             np.copyto(out, view)

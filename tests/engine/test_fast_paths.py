@@ -457,3 +457,31 @@ def test_run_parallel_waits_for_every_task_before_raising():
     with pytest.raises(ValueError, match="part 0 failed"):
         ops.run_parallel([fails, slow])
     assert done == ["slow", "slow"]
+
+
+def test_a_training_pass_split_over_threads_gives_the_one_thread_result(monkeypatch):
+    """Every op the pass splits by samples (convolutions, pooling with and without padding,
+    ReLU, Tanh), forward and backward, against the same pass in one piece."""
+    import designer.engine.network as network
+    design = chain((3, 10, 10),
+                   ("c1", "Conv2d", {"out_channels": 4, "kernel_size": 3, "padding": 1}),
+                   ("r", "ReLU", {}),
+                   ("p1", "MaxPool2d", {"kernel_size": 3, "stride": 2, "padding": 1}),
+                   ("c2", "Conv2d", {"out_channels": 5, "kernel_size": 2}), ("t", "Tanh", {}),
+                   ("p2", "AvgPool2d", {"kernel_size": 2, "padding": 1}),
+                   ("p3", "MaxPool2d", {"kernel_size": 2}),
+                   ("f", "Flatten", {}), ("fc", "Linear", {"out_features": 3}))
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((7, 3, 10, 10)).astype(np.float32)
+    y = rng.integers(0, 3, 7)
+    monkeypatch.setattr(network, "PARALLEL_VALUES", 0)  # split even these small maps
+    results = {}
+    for parts in (1, 3):
+        monkeypatch.setattr(ops, "parallel_parts", lambda batch, p=parts: min(p, batch))
+        net = designer.build(design, seed=4)
+        results[parts] = [net.gradients_and_logits(x, y) for _ in range(2)]  # reusing arrays
+    for (l1, g1, z1), (l3, g3, z3) in zip(results[1], results[3]):
+        assert l1 == pytest.approx(l3, rel=1e-6)
+        np.testing.assert_allclose(z1, z3, rtol=1e-5, atol=1e-6)
+        for key in g1:
+            np.testing.assert_allclose(g1[key], g3[key], rtol=1e-4, atol=1e-6, err_msg=key)
