@@ -537,7 +537,8 @@ class MainWindow(QMainWindow):
         classes = self.trainer.preview.classes if self.trainer.preview is not None else []
         true = classes[wrong.true] if wrong.true < len(classes) else str(wrong.true)
         self.runner.set_image(InputImage(wrong.pixels.copy(),
-                                         f"validation image {wrong.index} ({true})"))
+                                         f"validation image {wrong.index} ({true})",
+                                         class_name=true))
         self.run_dock.show()
         self.run_dock.raise_()
         self.statusBar().showMessage(f"Validation image {wrong.index} (a {true}) is in the Run "

@@ -200,7 +200,7 @@ def test_another_class_is_explained_and_the_cache_answers_again(qtbot, lenet):
     # back to the predicted class: from the cache, at once, with no work on the worker
     why.set_class(PREDICTED)
     assert why.shown is seven and not window.runner.busy
-    assert set(result.explanations) == {(SALIENCY, 7, None), (SALIENCY, 3, None)}
+    assert set(window.runner.explanations) == {(SALIENCY, 7, None), (SALIENCY, 3, None)}
     # clicking a class in the chart explains that class
     rect = window.run_panel.prediction.row_rect(1)
     index = window.run_panel.prediction.rows[1]
@@ -237,13 +237,13 @@ def test_occlusion_shows_progress_and_cancel_stops_it(qtbot, lenet, monkeypatch)
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
     assert why.shown is None and not why.working
     assert why.compute_button.isVisible() and "Stopped" in why.caption.text()
-    assert (OCCLUSION, 7, None) not in result.explanations
+    assert (OCCLUSION, 7, None) not in window.runner.explanations
     assert window.runner.result is result  # the run's results stay
     qtbot.mouseClick(why.compute_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: why.shown is not None and why.shown.kind == OCCLUSION,
                     timeout=WAIT_MS)
     assert not why.compute_button.isVisible()
-    assert (OCCLUSION, 7, None) in result.explanations
+    assert (OCCLUSION, 7, None) in window.runner.explanations
 
 
 def test_an_explanation_waits_for_a_run_and_never_cancels_it(qtbot, lenet):
@@ -266,10 +266,11 @@ def test_an_edit_makes_the_explanation_again_for_the_new_run(qtbot, lenet):
     qtbot.waitUntil(lambda: window.runner.result is not result and not window.runner.busy,
                     timeout=WAIT_MS)
     new = window.runner.result
-    assert new.explanations is not result.explanations
+    assert all(e.result is new for e in window.runner.explanations.values())
     qtbot.waitUntil(lambda: why.shown is not None and why.shown.result is new, timeout=WAIT_MS)
     e = why.shown
     assert e.class_index == new.top_class
+    assert window.runner.explanations == {e.key: e}
     np.testing.assert_array_equal(
         e.values, engine_explain.saliency(new.network, new.x[None], e.class_index))
     assert new.untrained and UNTRAINED in why.caption.text()
@@ -298,3 +299,52 @@ def test_an_output_with_maps_has_nothing_to_explain(qtbot, window):
     window.run_panel.pictures.setCurrentWidget(window.run_panel.why)
     assert "Nothing to explain" in window.run_panel.why.caption.text()
     assert window.runner.explain(SALIENCY, 0) is None and not window.runner.busy
+
+
+def test_a_validation_image_from_the_train_panel_brings_its_class(qtbot, window):
+    from types import SimpleNamespace
+
+    open_design(window, find_template("lenet5").load())
+    window.runner.auto_run = False
+    data = designer.load_dataset("builtin:digits", window.document.design)
+    x, y = data.val
+    index = int(np.flatnonzero(y == 4)[0])
+    pixels = np.repeat(np.rint(x[index, 0] * 255).astype(np.uint8)[..., None], 3, axis=2)
+    window.trainer.preview = SimpleNamespace(classes=list(data.classes))
+    window.open_wrong_image(SimpleNamespace(pixels=pixels, index=index, true=4))
+    assert window.runner.image.class_name == "4"
+    run_and_wait(qtbot, window)
+    chart = window.run_panel.prediction
+    assert chart.true_name == "4" and chart.true_index == 4
+    assert chart.lines()[1].startswith("true class: 4")
+    assert "4" in window.activations.image_class.text()
+
+
+def test_an_old_result_goes_once_nothing_shows_it(qtbot, window):
+    """Explanations are kept by the controller, not on the result: the result they explain
+    makes no reference cycle with them and is freed by reference counting alone (the window
+    freezes the garbage collector after a run)."""
+    import gc
+    import weakref
+    open_design(window, find_template("lenet5").load())
+    window.runner.auto_run = False
+    load_sample(window, "Digit 7")
+    gone = weakref.ref(run_and_wait(qtbot, window))
+    show_why(qtbot, window, SALIENCY)
+    window.run_panel.why.set_kind(OCCLUSION)  # (the view then shows another explanation)
+    qtbot.waitUntil(lambda: window.run_panel.why.shown is not None
+                    and window.run_panel.why.shown.kind == OCCLUSION, timeout=WAIT_MS)
+    run_and_wait(qtbot, window)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=WAIT_MS)
+    window.run_panel.why.set_kind(SALIENCY)
+    qtbot.waitUntil(lambda: window.run_panel.why.shown is not None
+                    and window.run_panel.why.shown.result is window.runner.result,
+                    timeout=WAIT_MS)
+    gc.disable()
+    try:
+        qtbot.waitUntil(lambda: gone() is None, timeout=5000)
+    except Exception:
+        holders = [type(r).__name__ for r in gc.get_referrers(gone())]
+        raise AssertionError(f"the old result is still held by {holders}")
+    finally:
+        gc.enable()

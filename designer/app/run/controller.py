@@ -127,9 +127,6 @@ class RunResult:
     untrained: bool = False
     # the network input of a mid-grey pixel (per channel): occlusion's patch
     grey: np.ndarray | None = None
-    # explanations made for this result (same weights, image and design), by
-    # (kind, class, layer): a new run starts afresh
-    explanations: dict[tuple, "Explanation"] = field(default_factory=dict)
 
     @property
     def top_class(self) -> int | None:
@@ -222,6 +219,11 @@ class RunController(QObject):
         self.scaling = next(iter(SCALINGS))
         self.auto_run = True
         self.result: RunResult | None = None
+        # explanations made for ``result`` (its weights, image and design) by (kind, class,
+        # layer); a new result starts afresh. Kept here, not on the result, so that a result
+        # and its explanations make no reference cycle: an old result goes as soon as nothing
+        # shows it
+        self.explanations: dict[tuple, Explanation] = {}
         self.stale = False
         self._weights_cache: dict[str, np.ndarray] = {}  # seeded tensors by key, reused by shape
         self._job: _Job | None = None
@@ -295,6 +297,7 @@ class RunController(QObject):
     def _design_replaced(self) -> None:
         self.cancel()
         self.result = None
+        self.explanations = {}
         self._mark_stale(False)
         self._update_trained(forget=True)
         self.reset.emit()
@@ -506,7 +509,7 @@ class RunController(QObject):
         result = self.result
         if result is None:
             return None
-        return result.explanations.get(self._explain_key(result, kind, class_index, layer))
+        return self.explanations.get(self._explain_key(result, kind, class_index, layer))
 
     def cam_layers(self, result: RunResult | None = None) -> tuple[list[str], str | None]:
         """(the layers with maps Grad-CAM can look at in the last result, the default one)."""
@@ -549,7 +552,7 @@ class RunController(QObject):
         if result is None or result.probabilities is None:
             return None
         key = self._explain_key(result, kind, class_index, layer)
-        cached = result.explanations.get(key)
+        cached = self.explanations.get(key)
         if cached is not None:
             return cached
         if self._run_pending():
@@ -670,10 +673,11 @@ class RunController(QObject):
         queued, self._queued = self._queued, None
         if job.kind == "explain":
             if isinstance(outcome, Explanation):
-                cache = outcome.result.explanations
-                while len(cache) >= EXPLAIN_CACHE:
-                    cache.pop(next(iter(cache)))
-                cache[outcome.key] = outcome
+                if outcome.result is self.result:
+                    cache = self.explanations
+                    while len(cache) >= EXPLAIN_CACHE:
+                        cache.pop(next(iter(cache)))
+                    cache[outcome.key] = outcome
                 self.explained.emit(outcome)
             else:
                 self.explain_stopped.emit(job.key, error or "")
@@ -684,6 +688,7 @@ class RunController(QObject):
                 self.cancelled.emit()
         elif isinstance(outcome, RunResult):
             self.result = outcome
+            self.explanations = {}
             self._mark_stale(outcome.fingerprint != fingerprint(self.document.design))
             self.finished.emit(outcome)
         else:

@@ -299,7 +299,7 @@ def heat_picture(rgb: np.ndarray, heat: np.ndarray, signed: bool = False,
     else:
         colour = HEAT_LUT[np.clip(np.rint(big * 255), 0, 255).astype(np.uint8)].astype(np.float64)
         strength = big
-    alpha = (np.minimum(strength * 1.5, 1.0) * HEAT_OPACITY)[..., None]
+    alpha = (strength * HEAT_OPACITY)[..., None]
     out = base[..., None] * (1 - alpha) + colour * alpha
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

@@ -452,8 +452,11 @@ class ExplainView(QWidget):
         self.layers.clear()
         for layer in layers:
             shape = result.network.infos[layer].shape
-            self.layers.addItem(f"{layer} ({'×'.join(str(s) for s in shape[1:])})"
-                                + (" — default" if layer == default else ""), layer)
+            self.layers.addItem(f"{layer} ({'×'.join(str(s) for s in shape[1:])})", layer)
+            if layer == default:
+                self.layers.setItemData(self.layers.count() - 1,
+                                        "The default: the last layer with maps of more than "
+                                        "one position", Qt.ItemDataRole.ToolTipRole)
         if self.layer not in layers:
             self.layer = None
         self._select_layer_item(default)
