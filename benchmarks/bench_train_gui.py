@@ -136,6 +136,8 @@ def main() -> int:
         window.show()
         window.show_train_panel()
         app.processEvents()
+        while window.trainer.busy:  # the panel, first seen, loads the data that suit the Input
+            app.processEvents()
         direct, limited, in_app, worst, over, responses = [], [], [], 0.0, 0, []
         redraws = 0
         for _ in range(args.repeats):
