@@ -348,3 +348,48 @@ def test_an_old_result_goes_once_nothing_shows_it(qtbot, window):
         raise AssertionError(f"the old result is still held by {holders}")
     finally:
         gc.enable()
+
+
+def test_an_explanation_asked_for_as_a_run_ends_waits_for_the_job_queued_before(
+        qtbot, window, monkeypatch):
+    """A run that ends with a gradient queued behind it: the explanation the view asks for
+    when the run's results arrive starts after the gradient, never beside it."""
+    open_design(window, find_template("lenet5").load())
+    runner = window.runner
+    runner.auto_run = False
+    load_sample(window, "Digit 7")
+    run_and_wait(qtbot, window)
+    window.run_panel.explain_class(PREDICTED)  # the Why tab in view: it asks after each run
+    qtbot.waitUntil(lambda: window.run_panel.why.shown is not None, timeout=WAIT_MS)
+    started, overlaps = [], []
+    real_start = runner._start
+
+    def start(job):
+        if runner._job is not None or (runner._thread is not None
+                                       and runner._thread.is_alive()):
+            overlaps.append(job.kind)
+        started.append(job.kind)
+        real_start(job)
+
+    monkeypatch.setattr(runner, "_start", start)
+    hold = threading.Event()
+    real_submit = runner._submit
+
+    def submit(job):
+        if job.kind == "run":  # the run's work is done before the gradient is asked for
+            work = job.work
+            job.work = lambda j: (work(j), hold.wait(10))[0]
+        real_submit(job)
+
+    monkeypatch.setattr(runner, "_submit", submit)
+    assert runner.run()
+    qtbot.waitUntil(lambda: runner._thread is not None and not hold.is_set(), timeout=WAIT_MS)
+    qtbot.wait(50)
+    gradients = []
+    runner.gradient_ready.connect(gradients.append)
+    assert runner.compute_gradient("conv1", (3, 3))  # queued behind the run
+    hold.set()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=WAIT_MS)
+    assert overlaps == []
+    assert started == ["run", "gradient", "explain"]
+    assert gradients and window.run_panel.why.shown.result is runner.result

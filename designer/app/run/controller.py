@@ -634,8 +634,10 @@ class RunController(QObject):
         return report
 
     def _submit(self, job: _Job) -> None:
-        if self._job is not None:  # one at a time: the newest request waits, older ones go
-            self._job.cancel.set()
+        if self._job is not None or self._finishing:
+            # one at a time: the newest request waits, older ones go
+            if self._job is not None:
+                self._job.cancel.set()
             dropped, self._queued = self._queued, job
             if dropped is not None and dropped.kind == "explain":
                 self.explain_stopped.emit(dropped.key, "")
@@ -671,6 +673,25 @@ class RunController(QObject):
             self._thread.join()
             self._thread = None
         queued, self._queued = self._queued, None
+        # what the signals below start (the explanation view asks for one when a run ends)
+        # waits its turn: the job queued before goes first, one worker at a time
+        self._finishing = True
+        try:
+            self._announce(job, outcome, error, queued)
+        finally:
+            self._finishing = False
+        if queued is None and self._queued is not None:
+            queued, self._queued = self._queued, None
+        if queued is not None:
+            self._start(queued)
+        else:
+            self.busy_changed.emit(False)
+
+    _finishing = False
+
+    def _announce(self, job: _Job, outcome: Any, error: str | None,
+                  queued: _Job | None) -> None:
+        """Hand a job's outcome to the views (``_on_done``)."""
         if job.kind == "explain":
             if isinstance(outcome, Explanation):
                 if outcome.result is self.result:
@@ -693,10 +714,6 @@ class RunController(QObject):
             self.finished.emit(outcome)
         else:
             self.gradient_ready.emit(outcome)
-        if queued is not None:
-            self._start(queued)
-        else:
-            self.busy_changed.emit(False)
 
 
 def sample_for(path: Path):
