@@ -538,7 +538,9 @@ class MainWindow(QMainWindow):
         true = classes[wrong.true] if wrong.true < len(classes) else str(wrong.true)
         self.runner.set_image(InputImage(wrong.pixels.copy(),
                                          f"validation image {wrong.index} ({true})",
-                                         class_name=true))
+                                         class_name=true,
+                                         data=(self.trainer.preview.source
+                                               if self.trainer.preview is not None else None)))
         self.run_dock.show()
         self.run_dock.raise_()
         self.statusBar().showMessage(f"Validation image {wrong.index} (a {true}) is in the Run "

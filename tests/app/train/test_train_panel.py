@@ -276,6 +276,10 @@ def test_clicking_a_wrong_image_opens_it_in_the_run_panel(trainable, qtbot):
     image = window.runner.image
     assert image is not None and f"validation image {wrong.index}" in image.name
     assert image.pixels.shape == (8, 8, 3)
+    assert image.class_name == ["vertical", "horizontal"][wrong.true]
+    assert image.data.endswith("stripes.npz")
+    np.testing.assert_array_equal(image.pixels[..., 0],
+                                  np.rint(window.trainer.data.val[0][wrong.index, 0] * 255))
 
 
 def test_an_inspector_edit_refused_while_training_shows_the_design_again(trainable, qtbot,
