@@ -539,8 +539,7 @@ class MainWindow(QMainWindow):
         self.runner.set_image(InputImage(wrong.pixels.copy(),
                                          f"validation image {wrong.index} ({true})",
                                          class_name=true,
-                                         data=(self.trainer.preview.source
-                                               if self.trainer.preview is not None else None)))
+                                         data=getattr(self.trainer.preview, "source", None)))
         self.run_dock.show()
         self.run_dock.raise_()
         self.statusBar().showMessage(f"Validation image {wrong.index} (a {true}) is in the Run "
