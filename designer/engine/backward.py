@@ -220,7 +220,8 @@ def concat(gy: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.ndarray,
                  stride: Pair, padding, dilation: Pair, groups: int, need_input: bool,
                  scratch, budget: int = 8 * 2**20, alloc: Alloc = new_array,
-                 windows: np.ndarray | None = None, parts: int = 1
+                 windows: np.ndarray | None = None, parts: int = 1,
+                 patches: np.ndarray | None = None
                  ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Conv2d's backward pass for training: (d input or None, d weight, d bias), float32.
 
@@ -239,7 +240,9 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
     ``alloc`` makes the large arrays (and the padded input, unless ``windows``, the forward
     pass's ``ops.patch_windows(x, ...)[0]``, is given). ``parts``: split the samples into
     that many parts done at once on as many threads (each with its own block buffer and
-    weight-gradient sum, added at the end; a single-threaded BLAS)."""
+    weight-gradient sum, added at the end; a single-threaded BLAS). ``patches``: the forward
+    pass's whole patch matrix, if it kept it (``ops.conv2d``'s), used instead of copying the
+    patches again."""
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
     sh, sw = stride
@@ -267,8 +270,9 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
         most = max((i1 - i0) * (r1 - r0) for i0, i1, r0, r1 in blocks) * ow * groups * kk
         transposed = (conv_block_values(s1 - s0, h, w, kh * kw * k, 2 * budget)
                       if by_convolution else 0)  # the block of the input gradient's conv
-        size = max(most * (2 if gxp is not None else 1), transposed)  # one for both
-        plans.append((s0, blocks, most))
+        copies = (0 if patches is not None else 1) + (1 if gxp is not None else 0)
+        size = max(most * copies, transposed)  # one buffer for the patches and their gradient
+        plans.append((s0, blocks, 0 if patches is not None else most))
         buffers.append(scratch(size, index))
     gws = [np.zeros((groups, kg, kk), dtype=np.float32) for _ in ranges]
 
@@ -279,9 +283,12 @@ def conv2d_train(gy: np.ndarray, x: np.ndarray, weight: np.ndarray, matrix: np.n
             i0, i1 = i0 + s0, i1 + s0
             ni, nr = i1 - i0, r1 - r0
             rows = ni * nr * ow
-            cols = buffer[:rows * groups * kk].reshape(ni, nr, ow, groups, kh, kw, cg)
-            np.copyto(cols, windows[i0:i1, r0:r1])  # the forward pass's im2col copy
-            cols = cols.reshape(rows, groups, kk)
+            if patches is not None:  # kept by the forward pass
+                cols = patches[i0:i1, r0:r1].reshape(rows, groups, kk)
+            else:
+                cols = buffer[:rows * groups * kk].reshape(ni, nr, ow, groups, kh, kw, cg)
+                np.copyto(cols, windows[i0:i1, r0:r1])  # the forward pass's im2col copy
+                cols = cols.reshape(rows, groups, kk)
             gyb = gyt[i0:i1, r0:r1].reshape(rows, k)
             for g in range(groups):
                 gw[g] += gyb[:, g * kg:(g + 1) * kg].T @ cols[:, g, :]

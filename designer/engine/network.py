@@ -131,6 +131,9 @@ def find_nonfinite(acts: Mapping[str, np.ndarray], order: Sequence[str],
 #: memory for small things a pass needs besides its arrays: chunk-sized temporaries of
 #: elementwise ops (GELU's float64 work is the largest), statistics, bookkeeping
 FIXED_BYTES = 32 * 2**20
+#: a convolution's patch matrix (im2col) up to this size is kept by the training forward pass
+#: for the backward pass, which then doesn't copy the patches again
+KEEP_PATCHES_BYTES = 8 * 2**20
 #: elementwise ops and pooling of a training pass split the batch over threads from this many
 #: values of input on (below, the threads' start costs more than they save)
 PARALLEL_VALUES = 1 << 16
@@ -548,11 +551,15 @@ class Network:
         about 1.3× of it on the templates, benchmarks/bench_train_memory.py), worked out from
         shapes in exact integers, mirroring what each op allocates."""
         nodes = self._upstream(self.analysis.output)
-        kept = transient = 0
+        kept = transient = patches = 0
         for n in nodes:
             node_kept, node_transient = self._train_cost(n)
             kept += node_kept
             transient = max(transient, node_transient)
+            if self._cost[n].conv is not None:
+                oh, ow, patch = self._cost[n].conv
+                size = 4 * batch * oh * ow * patch
+                patches += size if size <= KEEP_PATCHES_BYTES else 0
         out = self.infos[self.analysis.output].shape[0] if self.infos[
             self.analysis.output].shape else 1
         transient = max(transient, 3 * 8 * out)  # the loss's float64 work per sample
@@ -560,16 +567,17 @@ class Network:
                      if not key.endswith((".running_mean", ".running_var")))
         largest = max((4 * math.prod(shape) for shape in self.shapes.values()), default=0)
         parts = ops.parallel_parts(batch)  # a block buffer per part, each for its samples
-        scratch = parts * self._train_scratch(nodes, -(-batch // parts))
-        arrays = scratch + batch * (kept + transient)
+        scratch = parts * self._train_scratch(nodes, -(-batch // parts), batch)
+        arrays = scratch + patches + batch * (kept + transient)
         blas = BLAS_THREAD_BYTES * (ops.BLAS.threads() - 1) if parts == 1 else 0
         return (2 * self._weight_bytes + largest + 2 * params + self._matrix_bytes
                 + arrays + arrays // 8 + TRAIN_FIXED_BYTES + blas)
 
-    def _train_scratch(self, nodes: Sequence[str], batch: int) -> int:
-        """Bytes of this thread's im2col block buffer in a training pass: the largest block of
-        a convolution's forward pass, of its backward pass (patches and their gradients), or
-        of the convolution that gives its input gradient."""
+    def _train_scratch(self, nodes: Sequence[str], batch: int, whole: int) -> int:
+        """Bytes of one im2col block buffer in a training pass of ``whole`` samples done in
+        parts of ``batch``: the largest block of a convolution's forward pass, of its backward
+        pass (patches, unless the forward kept them, and their gradients), or of the
+        convolution that gives its input gradient."""
         most = 0
         half = min(self.scratch_bytes, ops.BAND_BYTES // 2)
         for n in nodes:
@@ -583,8 +591,13 @@ class Network:
             by_convolution = backward._by_convolution(self.infos[n].values["stride"], (h, w),
                                                       (oh, ow))
             col2im = source != self.input_id and not by_convolution
-            most = max(most, 4 * ops.conv_block_values(batch, oh, ow, patch, self.scratch_bytes),
-                       (8 if col2im else 4) * ops.conv_block_values(batch, oh, ow, patch, half))
+            if 4 * whole * oh * ow * patch <= KEEP_PATCHES_BYTES:
+                copies = 1 if col2im else 0  # patches kept: the block of their gradient only
+            else:
+                copies = 2 if col2im else 1
+                most = max(most, 4 * ops.conv_block_values(batch, oh, ow, patch,
+                                                           self.scratch_bytes))
+            most = max(most, 4 * copies * ops.conv_block_values(batch, oh, ow, patch, half))
             if source != self.input_id and by_convolution:
                 most = max(most, 4 * ops.conv_block_values(batch, h, w, patch // c * k,
                                                            2 * half))
@@ -807,10 +820,14 @@ class Network:
             scratch = self._scratch(ops.conv_block_values(first[1] - first[0], oh, ow,
                                                           kh * kw * a.shape[1],
                                                           self.scratch_bytes))
+            patches = None
+            shape = windows.shape
+            if 4 * math.prod(shape) <= KEEP_PATCHES_BYTES:  # small: kept for the backward pass
+                patches = alloc(shape)
             out = ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
                              v["dilation"], v["groups"], self.scratch_bytes, None, matrix,
-                             scratch, alloc, windows, parts, self._scratch)
-            return out, windows
+                             scratch, alloc, windows, parts, self._scratch, patches)
+            return out, (windows, patches)
         layout = ops.channels_last(a) if a is not None and a.ndim == 4 else False
         if t in ("MaxPool2d", "AvgPool2d"):
             out = alloc((a.shape[0],) + info.shape, np.float32, layout)
@@ -854,7 +871,8 @@ class Network:
             gx, gw, gb = backward.conv2d_train(
                 gy, a, weight, self._matrix(node_id, weight, v["groups"]), v["stride"],
                 v["padding"], v["dilation"], v["groups"], need[0], self._scratch,
-                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache, parts)
+                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache[0], parts,
+                cache[1])
             grads[f"{node_id}.weight"] = gw
             if f"{node_id}.bias" in grads:
                 grads[f"{node_id}.bias"] = gb

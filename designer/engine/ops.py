@@ -306,7 +306,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
            hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
            scratch: np.ndarray | None = None, alloc: Alloc = new_array,
            windows: np.ndarray | None = None, parts: int = 1,
-           part_scratch: Callable[[int, int], np.ndarray] | None = None) -> np.ndarray:
+           part_scratch: Callable[[int, int], np.ndarray] | None = None,
+           patches: np.ndarray | None = None) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group
     and block of output rows.
 
@@ -318,7 +319,10 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     ``patch_windows(x, ...)[0]``, made by the caller (who keeps it for the backward pass);
     parts: split the samples into that many parts done at once on as many threads (each with
     a block buffer of its own, ``part_scratch(values, part)`` for parts after the first, else
-    made by ``alloc``, and a single-threaded BLAS; no ``hook`` then).
+    made by ``alloc``, and a single-threaded BLAS; no ``hook`` then); patches: optionally an
+    (N, H', W', groups, kh, kw, C/groups) float32 array to build the whole patch matrix in,
+    block by block, instead of the block buffers (the training pass keeps a small one for
+    the backward pass).
     Returns (N, K, H', W') float32 (an NCHW view of channels-last memory).
 
     The patch matrix is built a block at a time (see :func:`sample_blocks`): whole samples
@@ -340,7 +344,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
 
     buffers = []  # one block buffer per part, made here (in order) before any thread starts
     for index, (s0, s1) in enumerate(ranges):
-        size = conv_block_values(s1 - s0, oh, ow, kh * kw * c, scratch_bytes)
+        size = 0 if patches is not None else conv_block_values(s1 - s0, oh, ow, kh * kw * c,
+                                                               scratch_bytes)
         if index == 0 and scratch is not None and scratch.size >= size:
             buffers.append(scratch[:size])
         else:
@@ -355,8 +360,9 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
                                             min(scratch_bytes, BAND_BYTES)):
             i0, i1 = i0 + s0, i1 + s0
             rows = (i1 - i0) * (r1 - r0) * ow
-            cols = buffer[:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh, kw,
-                                                       cg)
+            cols = (patches[i0:i1, r0:r1] if patches is not None else
+                    buffer[:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh, kw,
+                                                        cg))
             np.copyto(cols, windows[i0:i1, r0:r1])  # the im2col copy
             cols = cols.reshape(rows, groups, kk)
             dst = out[i0:i1, r0:r1].reshape(rows, k)

@@ -485,3 +485,33 @@ def test_a_training_pass_split_over_threads_gives_the_one_thread_result(monkeypa
         np.testing.assert_allclose(z1, z3, rtol=1e-5, atol=1e-6)
         for key in g1:
             np.testing.assert_allclose(g1[key], g3[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("stride, padding, need_input", [((1, 1), (1, 1), True),
+                                                         ((2, 1), (0, 1), True),
+                                                         ((1, 1), (0, 0), False)])
+def test_patches_kept_by_the_forward_pass_give_what_copying_them_again_gives(stride, padding,
+                                                                             need_input):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((5, 3, 8, 9)).astype(np.float32)
+    weight = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    args = (stride, padding, (1, 1), 1)
+    windows, _ = ops.patch_windows(x, (3, 2), *args)
+    patches = np.full(windows.shape, np.nan, np.float32)  # every value must be written
+    kept = ops.conv2d(x, weight, None, *args, scratch_bytes=2000, windows=windows, parts=2,
+                      patches=patches)
+    np.testing.assert_array_equal(patches, windows)
+    np.testing.assert_allclose(kept, ops.conv2d(x, weight, None, *args), rtol=1e-5, atol=1e-5)
+    gy = rng.standard_normal(kept.shape).astype(np.float32)
+    matrix = ops.conv_matrix(weight, 1)
+
+    def scratch(v, part=0):
+        return np.empty(v, np.float32)
+    copied = backward.conv2d_train(gy, x, weight, matrix, *args, need_input, scratch, 1000)
+    reused = backward.conv2d_train(gy, x, weight, matrix, *args, need_input, scratch, 1000,
+                                   windows=windows, parts=2, patches=patches)
+    for a, b in zip(copied, reused):
+        if a is None:
+            assert b is None
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
