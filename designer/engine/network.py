@@ -135,8 +135,13 @@ FIXED_BYTES = 32 * 2**20
 #: for the backward pass, which then doesn't copy the patches again
 KEEP_PATCHES_BYTES = 8 * 2**20
 #: elementwise ops and pooling of a training pass split the batch over threads from this many
-#: values of input on (below, the threads' start costs more than they save)
-PARALLEL_VALUES = 1 << 16
+#: values of input on, convolutions from this many multiply-adds (below, starting the threads
+#: costs about what they save: some 50 µs)
+PARALLEL_VALUES = 1 << 19
+PARALLEL_MACS = 1 << 22
+#: a training pass splits its batch over threads only if its largest convolution has this many
+#: multiply-adds (LeNet-5's 15 M at batch 64 run faster on the BLAS's own threads)
+PARALLEL_PASS_MACS = 1 << 25
 #: what a training step needs besides the arrays its estimate counts (which get an eighth more
 #: for the allocator's slack and small temporaries): the matrix library's working buffers,
 #: Python's objects
@@ -566,12 +571,18 @@ class Network:
         params = sum(4 * math.prod(shape) for key, shape in self.shapes.items()
                      if not key.endswith((".running_mean", ".running_var")))
         largest = max((4 * math.prod(shape) for shape in self.shapes.values()), default=0)
-        parts = ops.parallel_parts(batch)  # a block buffer per part, each for its samples
+        parts = self._pass_parts(nodes, batch)  # a block buffer per part, for its samples
         scratch = parts * self._train_scratch(nodes, -(-batch // parts), batch)
         arrays = scratch + patches + batch * (kept + transient)
-        blas = BLAS_THREAD_BYTES * (ops.BLAS.threads() - 1) if parts == 1 else 0
         return (2 * self._weight_bytes + largest + 2 * params + self._matrix_bytes
-                + arrays + arrays // 8 + TRAIN_FIXED_BYTES + blas)
+                + arrays + arrays // 8 + self._training_allowance(batch))
+
+    def _training_allowance(self, batch: int) -> int:
+        """The fixed part of ``estimate_training_bytes``: the matrix library's buffers (one
+        set per thread it keeps in the pass), Python's objects."""
+        nodes = self._upstream(self.analysis.output)
+        blas = ops.BLAS.threads() if self._pass_parts(nodes, batch) == 1 else 1
+        return TRAIN_FIXED_BYTES + BLAS_THREAD_BYTES * (blas - 1)
 
     def _train_scratch(self, nodes: Sequence[str], batch: int, whole: int) -> int:
         """Bytes of one im2col block buffer in a training pass of ``whole`` samples done in
@@ -737,7 +748,7 @@ class Network:
         workspace = self._workspace()
         # convolutions split the batch over threads, each with a single-threaded BLAS: kept so
         # for the whole pass, so that no BLAS thread spins on a core a part needs
-        parts = ops.parallel_parts(batch)
+        parts = self._pass_parts(nodes, batch)
         single = ops.BLAS.single() if parts > 1 else contextlib.nullcontext()
         with single, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for node_id in nodes:
@@ -782,6 +793,21 @@ class Network:
                                         self.infos[node_id].values["momentum"], count)
         return loss, grads, np.array(acts[logits_id], dtype=np.float32)  # not the workspace's
 
+    def _pass_parts(self, nodes: Sequence[str], batch: int) -> int:
+        """Parts a training pass splits its batch into (see ``ops.parallel_parts``): 1 (the
+        BLAS then keeps its own threads) unless its largest convolution has large matrix
+        products: small ones run one after another even on threads of their own (the BLAS
+        serializes them), where its own threads still share them."""
+        largest = max((self.infos[n].macs for n in nodes if self.infos[n].type == "Conv2d"),
+                      default=0)
+        return ops.parallel_parts(batch) if batch * largest >= PARALLEL_PASS_MACS else 1
+
+    def _conv_parts(self, node_id: str, batch: int, parts: int) -> int:
+        """Parts a convolution of ``batch`` samples is split into: ``parts``, or 1 when its
+        matrix products are too small for threads to pay (their start costs 50 µs or so)."""
+        info = self.infos[node_id]
+        return parts if batch * info.macs >= PARALLEL_MACS else 1
+
     @staticmethod
     def _in_parts(parts: int, a: np.ndarray, part_alloc: Callable[[int], ops.Alloc] | None,
                   work: Callable[[int, int, ops.Alloc], None], alloc: ops.Alloc) -> None:
@@ -816,6 +842,7 @@ class Network:
             windows, _ = ops.patch_windows(a, (kh, kw), v["stride"], v["padding"],
                                            v["dilation"], v["groups"], alloc)
             oh, ow = info.shape[1:]
+            parts = self._conv_parts(node_id, a.shape[0], parts)
             first = ops.sample_parts(a.shape[0], parts)[0]
             scratch = self._scratch(ops.conv_block_values(first[1] - first[0], oh, ow,
                                                           kh * kw * a.shape[1],
@@ -871,8 +898,8 @@ class Network:
             gx, gw, gb = backward.conv2d_train(
                 gy, a, weight, self._matrix(node_id, weight, v["groups"]), v["stride"],
                 v["padding"], v["dilation"], v["groups"], need[0], self._scratch,
-                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache[0], parts,
-                cache[1])
+                min(self.scratch_bytes, ops.BAND_BYTES // 2), alloc, cache[0],
+                self._conv_parts(node_id, a.shape[0], parts), cache[1])
             grads[f"{node_id}.weight"] = gw
             if f"{node_id}.bias" in grads:
                 grads[f"{node_id}.bias"] = gb

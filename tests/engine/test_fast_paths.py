@@ -475,6 +475,8 @@ def test_a_training_pass_split_over_threads_gives_the_one_thread_result(monkeypa
     x = rng.standard_normal((7, 3, 10, 10)).astype(np.float32)
     y = rng.integers(0, 3, 7)
     monkeypatch.setattr(network, "PARALLEL_VALUES", 0)  # split even these small maps
+    monkeypatch.setattr(network, "PARALLEL_MACS", 0)
+    monkeypatch.setattr(network, "PARALLEL_PASS_MACS", 0)
     results = {}
     for parts in (1, 3):
         monkeypatch.setattr(ops, "parallel_parts", lambda batch, p=parts: min(p, batch))
