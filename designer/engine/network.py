@@ -553,7 +553,7 @@ class Network:
         largest of the short-lived temporaries; the im2col block buffer; an eighth more of all
         those for the allocator's slack, and a fixed allowance for the matrix library's
         buffers and small things. An upper bound of the resident memory a step adds (within
-        about 1.3× of it on the templates, benchmarks/bench_train_memory.py), worked out from
+        about 1.2-1.4× of it on the templates, benchmarks/bench_train_memory.py), worked out from
         shapes in exact integers, mirroring what each op allocates."""
         nodes = self._upstream(self.analysis.output)
         kept = transient = patches = 0
@@ -710,7 +710,12 @@ class Network:
 
         **Memory.** The pass's arrays (activations, gradients) are kept by this thread's
         workspace for the next pass, which then reuses them instead of touching fresh memory;
-        ``release_buffers()`` frees them. ``estimate_training_bytes`` counts them."""
+        ``release_buffers()`` frees them. ``estimate_training_bytes`` counts them.
+
+        **Cores.** A pass whose convolutions are large splits its batch into parts done at
+        once on the engine's worker threads, as many as the BLAS may use threads (a caller's
+        ``threadpoolctl`` limit applies: with one, the pass stays on its thread), and keeps
+        the BLAS single-threaded meanwhile; smaller passes leave the cores to the BLAS."""
         loss, grads, _ = self.gradients_and_logits(x, y, rng)
         return loss, grads
 
