@@ -154,3 +154,21 @@ class LayoutCommand(MoveNodesCommand):
 
     def id(self) -> int:
         return -1
+
+
+class SetClassesCommand(QUndoCommand):
+    """Name the output's classes (``Design.set_classes``) as one undo step; undo puts the old
+    names (or none) back."""
+
+    def __init__(self, design: Design, classes: list[str] | None,
+                 text: str = "Name the classes") -> None:
+        super().__init__(text)
+        self.design = design
+        self.classes = tuple(classes) if classes is not None else None
+        self.old: tuple[str, ...] | None = None
+
+    def redo(self) -> None:
+        self.old = self.design.set_classes(self.classes)
+
+    def undo(self) -> None:
+        self.design.set_classes(self.old)

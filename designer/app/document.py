@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
@@ -49,6 +50,9 @@ class Document(QObject):
         #: the latest automatic layout (opening a design, Ctrl+L): the canvas draws connections
         #: along its routes while the cards are where it put them
         self.last_layout: Layout | None = None
+        #: asked before every edit goes on the undo stack: returns False to refuse it (the
+        #: Train panel's lock while a design trains); None lets every edit through
+        self.guard: Callable[[QUndoCommand], bool] | None = None
         self._place_unpositioned()
 
     # ------------------------------------------------------------------ state
@@ -114,6 +118,8 @@ class Document(QObject):
     # ------------------------------------------------------------------ edits (undoable)
 
     def push(self, command: QUndoCommand) -> None:
+        if self.guard is not None and not self.guard(command):
+            return
         self.undo_stack.push(command)
 
     def move_nodes(self, moves) -> None:

@@ -47,6 +47,12 @@ input channels plus a bias. The Inspector shows the arithmetic; try padding 2 to
 on the image. Save your design with Ctrl+S.</li>
 </ol>
 <p>Larger networks: Ctrl+N opens the template gallery (LeNet-5, AlexNet, VGG-16, ResNet-18, …).
+LeNet-5, the CIFAR-10 ConvNet and Tiny VGG open with weights trained on the built-in digits or
+shapes: run a <i>Digit</i> or <i>Shape</i> sample to see what the network predicts, and
+<i>Why this prediction?</i> for the pixels and regions behind it.</p>
+<p><b>Train your own.</b> Train ▸ Train panel (Ctrl+T): pick the data (built-in digits or shapes,
+a folder with one sub-folder of images per class, or an .npz), then Start (F6). Watch the loss
+fall and the first layer's filters change; when it ends, the Run panel uses the new weights.
 Help ▸ Keyboard shortcuts lists every key.</p>
 """
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from designer.app.run.activations import ActivationPanel
 from designer.app.autosave import APP_NAME, Autosaver, find_recoverable, recover
+from designer.app.commands import SetClassesCommand
 from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
 from designer.app.document import Document, is_builtin
 from designer.app.help import GettingStartedDialog, ShortcutsDialog, show_about
@@ -33,7 +34,7 @@ from designer.app.run.controller import RunController
 from designer.app.run.panel import RunPanel
 from designer.app.run.controller import InputImage
 from designer.app.train.controller import TrainController
-from designer.app.train.handoff import SetClassesCommand, hand_weights_to_run, weights_label
+from designer.app.train.handoff import hand_weights_to_run, weights_label
 from designer.app.train.lock import LOCKED, EditLock
 from designer.app.train.panel import TrainPanel
 from designer.core.catalog import default_params

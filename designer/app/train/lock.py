@@ -21,7 +21,8 @@ def positions_only(command: QUndoCommand | None) -> bool:
 
 
 class EditLock(QObject):
-    """Installed on a document: ``document.push`` asks before an edit while ``training()``.
+    """Installed as a document's ``guard``: ``document.push`` asks before an edit while
+    ``controller.training``.
     ``ask(text)`` (replaceable, e.g. in tests) returns True to stop the training and make the
     edit; ``say(text)`` tells the user an edit was not made."""
 
@@ -33,8 +34,7 @@ class EditLock(QObject):
         self.window = parent
         self.say = say
         self.refused = 0
-        self._push = document.push
-        document.push = self.push  # every edit of Document and the panels goes through here
+        document.guard = self.allowed  # every edit of Document and the panels goes through it
 
     def ask(self, text: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, "Training in progress",
@@ -59,10 +59,6 @@ class EditLock(QObject):
         self.document.refresh()  # views showing the edit they tried (the inspector) go back
         self.say(LOCKED)
         return False
-
-    def push(self, command: QUndoCommand) -> None:
-        if self.allowed(command):
-            self._push(command)
 
     def undo(self) -> None:
         stack = self.document.undo_stack

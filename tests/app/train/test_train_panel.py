@@ -407,3 +407,22 @@ def test_start_on_a_colour_design_trains_on_shapes_until_the_user_picks(window, 
     window.document.replace(chain((1, 8, 8), ("flat", "Flatten", {}),
                                   ("fc", "Linear", {"out_features": 10})), None)
     assert window.trainer.settings.source == "builtin:digits"  # a grey design: digits
+
+
+def test_the_documents_guard_refuses_an_edit_and_lets_moves_through(qtbot):
+    """Document.guard is asked before every push: False leaves the undo stack as it was."""
+    from designer.app.commands import MoveNodesCommand, SetClassesCommand
+    from designer.app.document import Document
+    from designer.core.design import Design
+    document = Document(Design("guarded"))
+    asked = []
+    document.guard = lambda command: asked.append(command.text()) or isinstance(
+        command, MoveNodesCommand)
+    document.push(SetClassesCommand(document.design, ["a", "b"]))
+    assert document.undo_stack.count() == 0 and document.design.classes is None
+    assert asked == ["Name the classes"]
+    document.guard = None
+    document.push(SetClassesCommand(document.design, ["a", "b"]))
+    assert list(document.design.classes) == ["a", "b"] and document.undo_stack.count() == 1
+    document.undo_stack.undo()
+    assert document.design.classes is None
