@@ -140,8 +140,9 @@ KEEP_PATCHES_BYTES = 8 * 2**20
 PARALLEL_VALUES = 1 << 19
 PARALLEL_MACS = 1 << 22
 #: a training pass splits its batch over threads only if its largest convolution has this many
-#: multiply-adds (LeNet-5's 15 M at batch 64 run faster on the BLAS's own threads)
-PARALLEL_PASS_MACS = 1 << 25
+#: multiply-adds (8 M: on an idle 2-core machine LeNet-5's 15 M at batch 64 take 6.7 ms a step
+#: split, 8.2 ms on the BLAS's own threads; below, the BLAS's threads do better)
+PARALLEL_PASS_MACS = 1 << 23
 #: what a training step needs besides the arrays its estimate counts (which get an eighth more
 #: for the allocator's slack and small temporaries): the matrix library's working buffers,
 #: Python's objects
