@@ -10,6 +10,8 @@ The public Python API (contract §5)::
     net.weights                                   # {"conv1.weight": array, ...}
     loss, grads = net.gradients(x, y)             # training mode: cross-entropy and its gradients
     p = net.predict(x)                            # (N, F) class probabilities
+    sal = net.saliency(x, c)                      # d logit[c] / d input, first sample
+    cam = net.grad_cam(x, "conv2", c)             # Grad-CAM at a node with maps (None: the last)
     data = designer.load_dataset("builtin:digits", design)  # data.train, data.val: (x, y); data.classes
     history = designer.train(net, data, epochs=5, batch_size=64, optimizer=opt, seed=0)  # .rows
     lay = designer.layout(design)                 # cards and edge polylines (contract §7)
@@ -23,6 +25,7 @@ from designer.core.summary import format_table
 from designer.engine import network as _network
 from designer.engine.network import Cancelled, InputError, InvalidDesign, Network, NotEnoughMemory
 from designer.engine.training import TrainingError
+from designer.engine.explain import ExplainError
 from designer.engine.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
 from designer.engine.weights import WeightsError
 from designer.data.dataset import load_dataset
@@ -65,5 +68,5 @@ __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "Inpu
            "format_table", "layout", "load_design", "save_design", "summarize"]
 __all__ += ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_norm"]
 __all__ += ["load_dataset"]
-__all__ += ["train"]
+__all__ += ["train", "ExplainError"]
 __version__ = "0.1.0"

@@ -971,6 +971,29 @@ class Network:
         return [g.astype(f32, copy=False)
                 for g in self._backward(node_id, gy, inputs, y, w)]
 
+    # ------------------------------------------------------------------ explanations
+
+    def saliency(self, x: Any, c: int, progress: Progress | None = None) -> np.ndarray:
+        """d logit[c] / d input for the first sample of x, float32 shaped like x[0] (contract
+        §5): see :func:`designer.engine.explain.saliency`."""
+        from designer.engine import explain  # it imports this module
+        return explain.saliency(self, x, c, progress)
+
+    def grad_cam(self, x: Any, node_id: str | None, c: int,
+                 progress: Progress | None = None) -> np.ndarray:
+        """Grad-CAM of class c at node_id (None: the last layer with maps) for the first
+        sample of x, float32 (H', W') (contract §5): see
+        :func:`designer.engine.explain.grad_cam`."""
+        from designer.engine import explain
+        return explain.grad_cam(self, x, node_id, c, progress)
+
+    def occlusion(self, x: Any, c: int, patch: Any = None, stride: Any = None,
+                  fill: Any = 0.5, progress: Progress | None = None) -> np.ndarray:
+        """Occlusion sensitivity of class c for the first sample of x, float32 (H, W): see
+        :func:`designer.engine.explain.occlusion`."""
+        from designer.engine import explain
+        return explain.occlusion(self, x, c, patch, stride, fill, progress)
+
     def predict(self, x: Any) -> np.ndarray:
         """Class probabilities (contract §5, §6): float32 (N, F), the softmax of the logits, in
         eval mode. Where the output node is a Softmax, that is its output; otherwise the

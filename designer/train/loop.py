@@ -278,9 +278,10 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
             yb = y_train[index]
             if len(yb) < 2 and b > 0 and has_batch_norm:  # BatchNorm can't train on one image
                 continue
-            # accuracy of the batch as the network stood before this step (eval mode)
-            predicted = np.argmax(net.forward(xb)[net.analysis.output], axis=1)
-            loss, grads = net.gradients(xb, yb, rng=rng)
+            # the batch's accuracy from the training pass's own logits (training mode, as the
+            # loss: PyTorch's usual running accuracy), as the network stood before this step
+            loss, grads, logits = net.gradients_and_logits(xb, yb, rng=rng)
+            predicted = np.argmax(logits, axis=1)
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"the loss became {loss} at epoch {epoch}, batch {b + 1}: training diverged; "

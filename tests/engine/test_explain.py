@@ -558,3 +558,13 @@ def test_weights_changed_in_place_between_calls_are_seen():
     assert np.array_equal(after, explain.saliency(fresh, x, 1))
     assert np.array_equal(explain.grad_cam(net, x, "relu_a", 1),
                           explain.grad_cam(fresh, x, "relu_a", 1))
+
+
+def test_network_methods_are_the_module_functions():
+    net, _ = random_weights(cnn(), 1)
+    x = sample(net, 1)
+    assert np.array_equal(net.saliency(x, 2), explain.saliency(net, x, 2))
+    assert np.array_equal(net.grad_cam(x, "conv2", 0), explain.grad_cam(net, x, "conv2", 0))
+    assert np.array_equal(net.grad_cam(x, None, 0), explain.grad_cam(net, x, None, 0))
+    assert np.array_equal(net.occlusion(x, 1, 3, 2), explain.occlusion(net, x, 1, 3, 2))
+    assert issubclass(designer.ExplainError, ValueError)

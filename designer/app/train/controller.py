@@ -442,9 +442,12 @@ class TrainController(QObject):
             return not run.stop.is_set()
 
         send_filters(force=True)
-        history = train(net, data, epochs=settings.epochs, batch_size=settings.batch_size,
-                        optimizer=optimizer, seed=settings.seed, progress=progress,
-                        schedule=settings.schedule, augment=settings.augment, pause=pause)
+        try:
+            history = train(net, data, epochs=settings.epochs, batch_size=settings.batch_size,
+                            optimizer=optimizer, seed=settings.seed, progress=progress,
+                            schedule=settings.schedule, augment=settings.augment, pause=pause)
+        finally:
+            net.release_buffers()  # the training pass's arrays, kept for the next step
         if history.stopped:
             send_filters(force=True)
         return Finished(net.weights, history, design, list(data.classes), data.source,
