@@ -46,14 +46,15 @@ def seeded(design, seed: int) -> dict[str, np.ndarray]:
     return designer.build(design, seed=seed).weights
 
 
-@pytest.mark.parametrize("template, data, accuracy", [
-    ("lenet5", "builtin:digits", "99.1 %"),
-    ("cifar10-convnet", "builtin:shapes", "66.5 %"),
+@pytest.mark.parametrize("template, data", [
+    ("lenet5", "builtin:digits"),
+    ("cifar10-convnet", "builtin:shapes"),
 ])
 def test_a_trained_template_runs_on_its_trained_weights_and_says_so(tmp_path, capsys, template,
-                                                                    data, accuracy):
+                                                                    data):
     model = next(m for m in list_trained() if m.template == template)
-    assert f"{100 * model.val_accuracy:.1f} %" == accuracy  # the index's figure, as printed
+    assert model.data == data
+    accuracy = f"{100 * model.val_accuracy:.1f} %"  # the index's figure, as printed
     code, out, err = run(capsys, find_template(template).path, "--input", DIGITS,
                          "--out", tmp_path / "r")
     assert code == 0, err

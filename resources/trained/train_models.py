@@ -41,10 +41,10 @@ from designer.train.loop import evaluate  # noqa: E402
 MODELS = [
     {"template": "lenet5", "data": "builtin:digits", "epochs": 3, "batch_size": 32,
      "lr": 3e-3, "augment": False},
-    {"template": "cifar10-convnet", "data": "builtin:shapes", "epochs": 8, "batch_size": 32,
-     "lr": 3e-3, "augment": False},
-    {"template": "tiny-vgg", "data": "builtin:shapes", "epochs": 10, "batch_size": 32,
-     "lr": 3e-3, "augment": False},
+    {"template": "cifar10-convnet", "data": "builtin:shapes", "epochs": 40, "batch_size": 32,
+     "lr": 2e-3, "augment": True},
+    {"template": "tiny-vgg", "data": "builtin:shapes", "epochs": 30, "batch_size": 32,
+     "lr": 2e-3, "augment": True},
 ]
 SEED = 0          # initial weights and shuffling
 DATA_SEED = 0     # the built-in data's drawing

@@ -14,8 +14,14 @@ from designer.io.templates import find_template
 from designer.io.trained import list_trained
 from tests.app.test_run import WAIT_MS, load_sample, run_and_wait
 
-TRAINED_SHAPES = "Weights: trained on builtin:shapes — 66.5 % validation accuracy"
-TRAINED_DIGITS = "Weights: trained on builtin:digits — 99.1 % validation accuracy"
+def _note(template: str) -> str:
+    """The Run panel's line for a template's shipped weights, from the index's figure."""
+    model = next(m for m in list_trained() if m.template == template)
+    return f"Weights: trained on {model.data} — {100 * model.val_accuracy:.1f} % validation accuracy"
+
+
+TRAINED_SHAPES = _note("cifar10-convnet")
+TRAINED_DIGITS = _note("lenet5")
 RANDOM_NOTE = "Weights: random (seed 0) — untrained"
 
 
