@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,7 +20,6 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from threadpoolctl import threadpool_limits
 
-from designer.app.run.controller import RUN_BLAS_THREADS
 from designer.app.run.pictures import filter_images
 from designer.core.design import Design
 from designer.data.dataset import DataError, Dataset, input_shape, load_dataset
@@ -47,10 +47,11 @@ WRONG_SHOWN = 8
 PREVIEW_PER_CLASS = 3
 PREVIEW_CLASSES = 10
 MAX_FILTERS = 64
-#: BLAS threads while training: all cores but one, as for a run (the Run controller's
-#: RUN_BLAS_THREADS): with every core multiplying matrices the window waits its turn for tens of
-#: milliseconds. benchmarks/bench_train_gui.py compares the speed with the command line's
-TRAIN_BLAS_THREADS = RUN_BLAS_THREADS
+#: BLAS threads while training: every core, as the command line (a training pass splits its
+#: batch over the cores and leaves the GIL to the window between ops): on an idle 2-core machine
+#: an epoch in the app takes 92-95 % of the CLI's speed with the window's longest stall under
+#: 30 ms, where all cores but one gave 62-78 % (benchmarks/bench_train_gui.py --images 10000)
+TRAIN_BLAS_THREADS = os.cpu_count() or 1
 
 IDLE, LOADING, RUNNING, PAUSED, STOPPING = "idle", "loading", "running", "paused", "stopping"
 
