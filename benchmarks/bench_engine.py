@@ -1,7 +1,8 @@
 """Engine speed and memory (issue targets: VGG-16's convolutional stack at 224×224, batch 1, within
 1.5× of PyTorch's CPU time in the same run; peak memory for a 2048×2048 image).
 
-    .venv/bin/pip install torch==2.13.0          # for the comparison only; never a dependency
+    python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy
+    /tmp/torchenv/bin/python benchmarks/bench_engine.py   # a scratch environment: never a dependency
     .venv/bin/python benchmarks/bench_engine.py [--skip-2048]
 
 Prints: the engine's and PyTorch's times (median of several runs, same threads), the engine's
