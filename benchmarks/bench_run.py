@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal  # noqa: E402
+from PySide6.QtCore import QObject, Signal  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from designer.app.run.activations import ActivationPanel  # noqa: E402
@@ -27,36 +27,10 @@ from designer.app.main_window import MainWindow  # noqa: E402
 from designer.io.design_file import load_design  # noqa: E402
 from designer.io.samples import sample_images  # noqa: E402
 from designer.io.templates import resources_dir  # noqa: E402
+from heartbeat import Heartbeat, wait_for  # noqa: E402  (benchmarks/heartbeat.py)
 
 STALL_MS = 50.0
 GRID_MS = 200.0
-
-
-class Heartbeat(QObject):
-    """A 5 ms timer on the GUI thread; the gaps between its ticks are the GUI's stalls."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ticks: list[float] = []
-        self.timer = QTimer(self, interval=5)
-        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
-
-    def start(self) -> None:
-        self.ticks = [time.perf_counter()]
-        self.timer.start()
-
-    def stop(self) -> list[float]:
-        self.timer.stop()
-        self.ticks.append(time.perf_counter())
-        return [(b - a) * 1000 for a, b in zip(self.ticks, self.ticks[1:])]
-
-
-def wait_for(signal, timeout_ms: int = 600_000) -> list:
-    loop, got = QEventLoop(), []
-    signal.connect(lambda *args: (got.append(args), loop.quit()))
-    QTimer.singleShot(timeout_ms, loop.quit)
-    loop.exec()
-    return got
 
 
 def responsiveness(app: QApplication) -> float:

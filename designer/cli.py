@@ -400,15 +400,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return exc.status
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "…"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
 class _Stopper:
     """Ctrl+C while training: the first asks the run to stop after the current batch (and the
     results to be saved), a second one interrupts at once."""
@@ -444,6 +435,7 @@ def _train(args: argparse.Namespace) -> int:
     from designer.engine.weights import WeightsError
     from designer.train import train
     from designer.train.charts import confusion_png, curves_png
+    from designer.train.loop import duration
 
     design = _load(args.file)
     if design is None:
@@ -501,7 +493,7 @@ def _train(args: argparse.Namespace) -> int:
         if event.row is not None:
             text += (f"  val loss {event.row['val_loss']:.4f}  val accuracy "
                      f"{100 * event.row['val_accuracy']:5.1f} %  {event.row['seconds']:.1f} s")
-        return text + f"  left {_duration(event.remaining)}"
+        return text + f"  left {duration(event.remaining)}"
 
     shown = [-1.0]  # when the updating line was last redrawn
 

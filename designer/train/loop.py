@@ -86,6 +86,17 @@ class History:
         return "\n".join(lines) + "\n"
 
 
+def duration(seconds: float | None) -> str:
+    """A time as progress lines write it: ``0:42``, ``12:05``, ``1h03m``; ``…`` when not known
+    yet."""
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def _number(value: float) -> str:
     if not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")

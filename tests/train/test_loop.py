@@ -278,3 +278,11 @@ def test_batch_events_carry_each_batch_own_loss_and_accuracy():
         assert e.loss == pytest.approx((losses[:b + 1] * sizes[:b + 1]).sum() / sizes[:b + 1].sum())
         assert e.accuracy == pytest.approx(hits[:b + 1].sum() / sizes[:b + 1].sum())
     assert len(set(losses.round(6))) == 3  # not one figure repeated
+
+
+def test_durations_read_as_clock_times():
+    from designer.train.loop import duration
+    assert duration(None) == "…"
+    assert [duration(s) for s in (0, 42.4, 59.6, 725, 3599.4)] == [
+        "0:00", "0:42", "1:00", "12:05", "59:59"]
+    assert duration(3780) == "1h03m" and duration(36000) == "10h00m"

@@ -18,20 +18,11 @@ from designer.app.train.controller import (BUILTIN_SOURCES, DEFAULT_LR, IDLE, LO
                                            Preview, Settings, Steps, TrainController)
 from designer.app.train.handoff import save_weights, weights_label
 from designer.engine.weights import WeightsError
+from designer.train.loop import duration
 
 FOLDER, NPZ = "folder", "npz"
 ERROR_STYLE = "color: #c82020"
 SCHEDULE_NAMES = {None: "Constant", "cosine": "Cosine to 0", "step": "Step (÷10 every third)"}
-
-
-def duration(seconds: float | None) -> str:
-    """``0:42``, ``12:05``, ``1h03m``; ``…`` when not known yet."""
-    if seconds is None:
-        return "…"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class TrainPanel(QWidget):

@@ -14,6 +14,7 @@ from designer.app.train import controller as train_controller
 from designer.app.train.controller import IDLE, PAUSED, RUNNING
 from tests.app.conftest import send_mouse
 from tests.helpers import chain
+from tests.train.test_loop import stripes
 
 
 def tiny_design(classes=2):
@@ -21,20 +22,6 @@ def tiny_design(classes=2):
                  ("relu", "ReLU", {}), ("pool", "MaxPool2d", {"kernel_size": 2}),
                  ("flat", "Flatten", {}), ("fc", "Linear", {"out_features": classes}),
                  name="tiny")
-
-
-def stripes(n, seed):
-    """Two classes: a bright vertical (0) or horizontal (1) bar at a random place, on noise."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 1, 8, 8), dtype=np.float32) * 0.3
-    y = rng.integers(0, 2, n)
-    where = rng.integers(0, 8, n)
-    for i in range(n):
-        if y[i] == 0:
-            x[i, 0, :, where[i]] = 1.0
-        else:
-            x[i, 0, where[i], :] = 1.0
-    return x, y.astype(np.int64)
 
 
 @pytest.fixture
