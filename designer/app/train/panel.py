@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
@@ -23,6 +23,28 @@ from designer.train.loop import duration
 FOLDER, NPZ = "folder", "npz"
 ERROR_STYLE = "color: #c82020"
 SCHEDULE_NAMES = {None: "Constant", "cosine": "Cosine to 0", "step": "Step (÷10 every third)"}
+
+
+class WheelGuard(QObject):
+    """The mouse wheel over a number field or a list that doesn't have the focus scrolls the
+    settings (``scroll``'s scroll bar) instead of changing the value unnoticed; a field clicked
+    or tabbed into takes the wheel as usual."""
+
+    def __init__(self, scroll: QScrollArea, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.scroll = scroll
+
+    def guard(self, widget: QWidget) -> None:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) \
+                and not watched.hasFocus():
+            event.ignore()
+            QApplication.sendEvent(self.scroll.verticalScrollBar(), event)
+            return True
+        return False
 
 
 class TrainPanel(QWidget):
@@ -162,6 +184,10 @@ class TrainPanel(QWidget):
         left.setMinimumWidth(settings.minimumSizeHint().width() + 20)
         left.setMaximumWidth(max(left.minimumWidth(), 330))
         self.left = left
+        self.wheel_guard = WheelGuard(self.settings_scroll, self)
+        for widget in settings.findChildren(QWidget):
+            if isinstance(widget, (QAbstractSpinBox, QComboBox)):
+                self.wheel_guard.guard(widget)
         self.settings_widgets = [self.source, self.optimizer, self.lr, self.momentum,
                                  self.nesterov, self.weight_decay, self.epochs, self.batch_size,
                                  self.schedule, self.augment, self.seed]
