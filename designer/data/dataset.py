@@ -11,7 +11,8 @@ Sources:
 - an ``.npz`` file (never unpickled) with the keys:
 
   ========== ============================================================================
-  ``x``      float32 ``(N, C, H, W)`` images with values in [0, 1] (uint8 0–255 also taken)
+  ``x``      float32 ``(N, C, H, W)`` images: any finite values (already scaled as the
+             network should see them, e.g. standardised), or uint8 0–255 (scaled to [0, 1])
   ``y``      integer ``(N,)`` labels, ``0 … K−1``
   ``classes`` optional: ``(K,)`` text, the class names (else ``"0"``, ``"1"``, …)
   ``x_val``  optional, with ``y_val``: a validation part, as ``x`` and ``y``
@@ -20,8 +21,11 @@ Sources:
 
 A folder or ``.npz`` without a validation part is split 90/10 by the seed, class by class.
 Everything becomes float32 ``(N, C, H, W)`` for the Input: grey ↔ RGB (grey is the BT.601 luma,
-as for images), resized to H × W (area averaging when shrinking, bilinear when growing), values
-in [0, 1]. Bad data is refused with a :class:`DataError` naming the file and what to do.
+as for images; RGB from grey a copy per channel), resized to H × W (area averaging when
+shrinking, bilinear when growing). Images and uint8 arrays end up in [0, 1]; float arrays keep
+their scale (every step is a weighted average, so standardised data stays standardised). Bad
+data (NaN or infinite values among them) is refused with a :class:`DataError` naming the file
+and what to do.
 """
 from __future__ import annotations
 
@@ -98,7 +102,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, shift: int = 2,
 
 @dataclass
 class Dataset:
-    """``train`` and ``val``: (x float32 (N, C, H, W) in [0, 1], y int64 (N,)); ``classes``: the
+    """``train`` and ``val``: (x float32 (N, C, H, W), y int64 (N,)); ``classes``: the
     class names (label i is ``classes[i]``). ``augment``: whether the trainer should augment the
     training batches (:meth:`augment_batch`); ``flip``: whether a left-right mirror image keeps
     its class (shapes; not digits, nor folders and .npz files, whose content isn't known);
@@ -146,9 +150,9 @@ def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 def convert(x: np.ndarray, shape: tuple[int, int, int], what: str) -> np.ndarray:
-    """Images (N, C', H', W') — uint8 0–255 or floats in [0, 1] — as float32 (N, C, H, W) for an
-    Input of ``shape``: grey ↔ RGB, resized, a chunk at a time (the result's memory checked
-    first)."""
+    """Images (N, C', H', W') — uint8 0–255 (scaled to [0, 1]) or finite floats (kept on their
+    scale) — as float32 (N, C, H, W) for an Input of ``shape``: grey ↔ RGB, resized, a chunk at
+    a time (the result's memory checked first)."""
     c, h, w = shape
     n, c0, h0, w0 = x.shape
     if c0 != c and {c0, c} != {1, 3}:
@@ -170,7 +174,7 @@ def convert(x: np.ndarray, shape: tuple[int, int, int], what: str) -> np.ndarray
             part = part @ cols
         if rows is not None:
             part = np.einsum("oh,nchw->ncow", rows, part)
-        out[i:i + _CHUNK] = np.clip(part, 0, 1)
+        out[i:i + _CHUNK] = part
     return out
 
 
@@ -303,7 +307,7 @@ def _npz_arrays(reader: NpzReader, x_key: str, y_key: str, name: str
     if len(xs) != 4:
         raise DataError(f"{name}: {x_key!r} has shape {xs}, but images are (N, C, H, W)")
     if not (xd.kind == "f" or xd == np.uint8):
-        raise DataError(f"{name}: {x_key!r} holds {xd} values; give float32 in [0, 1] (or uint8)")
+        raise DataError(f"{name}: {x_key!r} holds {xd} values; give float32 (or uint8 0–255)")
     if len(ys) != 1:
         raise DataError(f"{name}: {y_key!r} has shape {ys}, but labels are one integer per image, "
                         f"shape (N,)")
@@ -320,12 +324,24 @@ def _npz_arrays(reader: NpzReader, x_key: str, y_key: str, name: str
 
 def _read_x(reader: NpzReader, key: str, shape: tuple[int, int, int], name: str) -> np.ndarray:
     x = reader.read(key)
-    for i in range(0, len(x), _CHUNK):
-        part = x[i:i + _CHUNK]
-        if part.dtype.kind == "f" and not (np.isfinite(part).all() and part.min() >= 0
-                                           and part.max() <= 1):
-            raise DataError(f"{name}: {key!r} holds values outside [0, 1] (or NaN); scale the "
-                            f"images to [0, 1]")
+    if x.dtype.kind == "f":
+        bad = 0
+        first = None
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: counted as infinite
+            for i in range(0, len(x), _CHUNK):
+                wrong = ~np.isfinite(x[i:i + _CHUNK].astype(np.float32))
+                found = int(np.count_nonzero(wrong))
+                if found and first is None:
+                    where = np.unravel_index(int(np.argmax(wrong)), wrong.shape)
+                    first = (where[0] + i,) + tuple(int(v) for v in where[1:])
+                bad += found
+        if bad:
+            n, c, r, col = (int(v) for v in first)
+            value = x[n, c, r, col]
+            raise DataError(f"{name}: {key!r} holds {bad:,} value{'s' if bad != 1 else ''} that "
+                            f"{'are' if bad != 1 else 'is'} not a finite number (NaN, infinite "
+                            f"or too large for float32); the first, {value}, is in image {n} "
+                            f"(channel {c}, row {r}, column {col}); replace them with numbers")
     return convert(x, shape, f"{name}: {key!r}")
 
 
