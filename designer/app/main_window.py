@@ -455,7 +455,7 @@ class MainWindow(QMainWindow):
                      "Show the Train panel: the data, the optimizer, the live curves")
         self.start_training_action = self._action(
             train, "&Start training", self.start_training, "F6",
-            "Train the design on the data chosen in the Train panel (or resume)")
+            "Train the design on the data chosen in the Train panel")
         self.pause_training_action = self._action(
             train, "&Pause / resume training", self.train_panel.toggle_pause, "F7",
             "Pause the training after the current batch, or go on")
@@ -506,7 +506,7 @@ class MainWindow(QMainWindow):
     def _training_state(self, state: str) -> None:
         training = self.trainer.training
         self.training_note.setVisible(training)
-        self.start_training_action.setEnabled(state in ("idle", "paused"))
+        self.start_training_action.setEnabled(state == "idle")
         self.pause_training_action.setEnabled(state in ("running", "paused"))
         self.stop_training_action.setEnabled(training and state != "stopping")
 

@@ -448,8 +448,8 @@ class TrainPanel(QWidget):
         training = self.controller.training
         for widget in self.settings_widgets:
             widget.setEnabled(not training and state != LOADING)
-        self.start_button.setEnabled(state in (IDLE, PAUSED))
-        self.start_button.setText("Resume" if state == PAUSED else "Start")
+        # one way to go on after a pause (Pause/Resume): Start only starts a new run
+        self.start_button.setEnabled(state == IDLE)
         self.pause_button.setEnabled(state in (RUNNING, PAUSED))
         self.pause_button.setText("Resume" if state == PAUSED else "Pause")
         self.stop_button.setEnabled(training and state != STOPPING)

@@ -150,9 +150,12 @@ def test_pause_resume_and_stop(trainable, qtbot, slow_steps):
     with qtbot.waitSignal(trainer.steps, timeout=30000):
         panel.start()
     assert trainer.state == RUNNING and panel.pause_button.text() == "Pause"
+    assert not panel.start_button.isEnabled()
     qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
     assert trainer.state == PAUSED and panel.pause_button.text() == "Resume"
-    assert panel.start_button.text() == "Resume"
+    # only Pause/Resume goes on: Start, still called Start, waits for the run to end
+    assert panel.start_button.text() == "Start" and not panel.start_button.isEnabled()
+    assert not window.start_training_action.isEnabled()
     qtbot.wait(300)  # the batch under way ends and reports
     seen = []
     trainer.steps.connect(seen.append)
