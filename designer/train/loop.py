@@ -42,7 +42,9 @@ class Event:
     carries the validation's ``confusion`` matrix (int64 (K, K), row = true class) and
     ``probabilities``: float32 (N_val, K), each validation image's class probabilities (the
     softmax of the logits, eval mode), in the order of ``data.val``. A batch event carries that
-    batch's own ``step_loss`` and ``step_accuracy`` (for curves per step)."""
+    batch's own ``step_loss`` and ``step_accuracy`` (for curves per step). The epoch a stop
+    cut short is measured and reported too: its epoch event has ``partial`` True and ``batch``
+    the number of batches it took (``progress``'s answer to it changes nothing: the run ends)."""
 
     kind: str
     epoch: int
@@ -58,6 +60,7 @@ class Event:
     probabilities: np.ndarray | None = None
     step_loss: float | None = None
     step_accuracy: float | None = None
+    partial: bool = False
 
 
 @dataclass
@@ -283,7 +286,9 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
         correct = 0
         seen = 0
         stop = False
+        done = 0  # batches taken (or passed over) in this epoch
         for b in range(batches):
+            done = b + 1
             index = np.sort(order[b * batch_size:(b + 1) * batch_size])
             xb = shaped(x_train[index], rng)
             yb = y_train[index]
@@ -332,11 +337,13 @@ def train(net: Any, data: Any, epochs: int = 5, batch_size: int = 64, optimizer:
         history.confusion = confusion
         if scheduler is not None and not stop:
             scheduler.step()
-        if progress is not None and not stop:
-            event = Event("epoch", epoch, epochs, batches, batches, row["train_loss"],
-                          row["train_accuracy"], clock() - started,
-                          remaining(epoch, batches) if epoch < epochs else 0.0, row,
-                          confusion, probabilities)
+        if progress is not None:
+            # a stopped epoch is reported as any other (what the weights now give), with the
+            # batches it took: the last numbers shown are the weights' own
+            event = Event("epoch", epoch, epochs, done if stop else batches, batches,
+                          row["train_loss"], row["train_accuracy"], clock() - started,
+                          remaining(epoch, batches) if epoch < epochs and not stop else 0.0,
+                          row, confusion, probabilities, partial=stop and done < batches)
             if progress(event) is False and epoch < epochs:
                 stop = True
         if stop:

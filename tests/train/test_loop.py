@@ -84,7 +84,8 @@ def test_progress_false_stops_after_the_batch_keeping_what_was_learnt():
         return not (event.kind == "batch" and event.batch == 3)
 
     history = train(net, stripes_data(), epochs=3, batch_size=32, progress=progress)
-    assert events == [("batch", 1, 1), ("batch", 1, 2), ("batch", 1, 3)]
+    # the epoch cut short is measured and reported like any other, with the batches it took
+    assert events == [("batch", 1, 1), ("batch", 1, 2), ("batch", 1, 3), ("epoch", 1, 3)]
     assert history.stopped and history.partial and len(history.rows) == 1
     assert not np.array_equal(net.weights["fc.weight"], start["fc.weight"])
     # exactly three steps were taken: the same three steps from the start give the same weights
@@ -98,6 +99,35 @@ def test_progress_false_stops_after_the_batch_keeping_what_was_learnt():
         _, grads = again.gradients(x[index], y[index], rng=rng)
         opt.step(again, grads)
     np.testing.assert_allclose(net.weights["fc.weight"], again.weights["fc.weight"], rtol=1e-6)
+
+
+def test_a_stopped_epoch_reports_what_the_kept_weights_give():
+    """Stopped mid-epoch, the last epoch event is the partial epoch's: its row, confusion
+    matrix and probabilities are those of the weights the run leaves."""
+    net = designer.build(tiny_design(), seed=0)
+    data = stripes_data(160, 40)  # 5 batches of 32
+    epochs = []
+
+    def progress(event):
+        if event.kind == "epoch":
+            epochs.append(event)
+        return not (event.kind == "batch" and event.epoch == 2 and event.batch == 3)
+
+    history = train(net, data, epochs=4, batch_size=32, progress=progress)
+    assert [(e.epoch, e.batch, e.batches, e.partial) for e in epochs] == [
+        (1, 5, 5, False), (2, 3, 5, True)]
+    last = epochs[-1]
+    assert last.row is history.rows[-1] and len(history.rows) == 2 and history.partial
+    assert last.remaining == 0.0
+    x, y = data.val
+    logits = net.forward(x)[net.analysis.output]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(last.probabilities, e / e.sum(axis=1, keepdims=True), rtol=1e-4,
+                               atol=1e-6)
+    expected = np.zeros((2, 2), np.int64)
+    np.add.at(expected, (y, logits.argmax(axis=1)), 1)
+    np.testing.assert_array_equal(last.confusion, expected)
+    np.testing.assert_array_equal(history.confusion, expected)
 
 
 def test_epoch_events_carry_rows_and_stopping_at_an_epoch_keeps_it_whole():

@@ -128,6 +128,23 @@ class EpochResult:
     confusion: np.ndarray  # int64 (K, K), row = true class
     wrong: list[Wrong]
     remaining: float | None
+    batch: int = 0  # the batches the epoch took (all of them but in an epoch cut short)
+    batches: int = 0
+    partial: bool = False  # a stop cut the epoch short: measured on the weights kept
+
+    @property
+    def x(self) -> float:
+        """Where on the curves (in epochs) the validation was made."""
+        if self.partial and self.batches:
+            return self.epoch - 1 + self.batch / self.batches
+        return float(self.epoch)
+
+    def name(self) -> str:
+        """``epoch 3``, or ``epoch 3 (stopped after 120 of 157 batches)``."""
+        if self.partial:
+            return (f"epoch {self.epoch} (stopped after {self.batch} of {self.batches} "
+                    f"batches)")
+        return f"epoch {self.epoch}"
 
 
 @dataclass
@@ -143,6 +160,7 @@ class Finished:
     stopped: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    last_epoch: EpochResult | None = None  # the last epoch reported (partial when stopped)
 
 
 class Stopped(Exception):
@@ -403,7 +421,8 @@ class TrainController(QObject):
         net = Network(design, weights, settings.seed)
         conv = first_convolution(net.analysis)
         x_val, y_val = data.val
-        state = {"last": 0.0, "filters": -math.inf, "x": [], "loss": [], "accuracy": []}
+        state = {"last": 0.0, "filters": -math.inf, "x": [], "loss": [], "accuracy": [],
+                 "epoch": None}
         self._state.emit(RUNNING)
 
         def send_filters(force: bool = False) -> None:
@@ -431,9 +450,11 @@ class TrainController(QObject):
             else:
                 flush(event)
                 send_filters(force=True)
-                self.epoch_done.emit(EpochResult(
+                state["epoch"] = EpochResult(
                     dict(event.row), event.epoch, event.epochs, event.confusion,
-                    most_confidently_wrong(event.probabilities, y_val, x_val), event.remaining))
+                    most_confidently_wrong(event.probabilities, y_val, x_val), event.remaining,
+                    event.batch, event.batches, event.partial)
+                self.epoch_done.emit(state["epoch"])
             return not run.stop.is_set()
 
         def pause() -> bool:
@@ -452,7 +473,7 @@ class TrainController(QObject):
         if history.stopped:
             send_filters(force=True)
         return Finished(net.weights, history, design, list(data.classes), data.source,
-                        history.stopped, 0.0)
+                        history.stopped, 0.0, last_epoch=state["epoch"])
 
     def pause(self) -> None:
         if self._run is not None and self.state == RUNNING:

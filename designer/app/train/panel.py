@@ -519,11 +519,13 @@ class TrainPanel(QWidget):
     def _epoch_done(self, result: EpochResult) -> None:
         row = result.row
         self._epoch_seconds = row["seconds"]
-        self.curves.add_epoch(result.epoch, row["val_loss"], row["val_accuracy"])
+        self.curves.add_epoch(result.x, row["val_loss"], row["val_accuracy"])
         classes = self.controller.preview.classes if self.controller.preview else []
         self.confusion.set_matrix(result.confusion, classes,
-                                  f"Confusion matrix, epoch {result.epoch}")
+                                  f"Confusion matrix, {result.name()}")
         self.wrong.set_images(result.wrong, classes)
+        if result.partial:
+            return  # (the run's end says it)
         left = (f" · about {duration(result.remaining)} left"
                 if result.epoch < result.epochs else "")
         self._pending_status = (
@@ -536,10 +538,16 @@ class TrainPanel(QWidget):
         self.show_pending()
         self._pending_status = None
         rows = result.history.rows
-        how = "Stopped" if result.stopped else "Trained"
         last = rows[-1] if rows else None
-        epochs = f"{len(rows)} epoch{'s' if len(rows) != 1 else ''}"
-        text = (f"{how} after {epochs} ({duration(result.seconds)}): validation "
+        epoch = result.last_epoch
+        if result.stopped and epoch is not None and epoch.partial:
+            how = (f"Stopped in epoch {epoch.epoch} ({epoch.batch} of {epoch.batches} batches) "
+                   f"after {duration(result.seconds)}")
+        else:
+            epochs = f"{len(rows)} epoch{'s' if len(rows) != 1 else ''}"
+            how = (f"{'Stopped' if result.stopped else 'Trained'} after {epochs} "
+                   f"({duration(result.seconds)})")
+        text = (f"{how}: validation "
                 f"accuracy {100 * last['val_accuracy']:.1f} %, loss {last['val_loss']:.4f}. "
                 f"The Run panel now uses these weights (choose others there to go back); "
                 f"Save weights… keeps them." if last else f"{how}.")

@@ -45,3 +45,42 @@ def test_the_wheel_scrolls_the_settings_and_leaves_unfocused_fields_alone(window
     qtbot.waitUntil(panel.epochs.hasFocus, timeout=2000)
     wheel(panel.epochs, steps=1)
     assert panel.epochs.value() == epochs + 1
+
+
+def test_stop_mid_epoch_shows_the_numbers_of_the_weights_kept(trainable, qtbot, slow_steps):
+    import designer
+    window = trainable
+    panel, trainer = window.train_panel, window.trainer
+    panel.epochs.setValue(50)
+    panel.batch_size.setValue(16)  # 19 batches an epoch
+    panel.lr.setValue(0.0003)  # slow to learn: mistakes to show
+    epochs = []
+    trainer.epoch_done.connect(epochs.append)
+    with qtbot.waitSignal(trainer.epoch_done, timeout=60000):
+        panel.start()
+    with qtbot.waitSignal(trainer.steps, timeout=30000):
+        pass
+    with qtbot.waitSignal(trainer.finished, timeout=30000) as done:
+        trainer.stop()
+    result = done.args[0]
+    settle(qtbot, window)
+    rows = result.history.rows
+    assert result.stopped and result.history.partial and len(rows) == 2
+    last = epochs[-1]
+    assert last.partial and last.epoch == 2 and 0 < last.batch < 19 and last.batches == 19
+    assert last.row == rows[-1]
+    # the confusion matrix, the curves and the status all speak of the stopped epoch
+    np.testing.assert_array_equal(panel.confusion.confusion, result.history.confusion)
+    assert f"epoch 2 (stopped after {last.batch} of 19 batches)" in panel.confusion.title
+    qtbot.waitUntil(lambda: panel.curves.point_count()["val_loss"] == 2, timeout=5000)
+    text = panel.status.text()
+    assert text.startswith(f"Stopped in epoch 2 ({last.batch} of 19 batches)")
+    assert f"validation accuracy {100 * rows[-1]['val_accuracy']:.1f} %" in text
+    # the wrong images are the kept weights' mistakes, with their probabilities
+    net = designer.build(result.design, weights=result.weights)
+    x_val, y_val = trainer.data.val
+    assert last.wrong
+    for wrong in last.wrong:
+        p = net.predict(x_val[wrong.index:wrong.index + 1])[0]
+        assert p.argmax() == wrong.predicted != wrong.true
+        assert p[wrong.predicted] == pytest.approx(wrong.confidence, rel=1e-4)
