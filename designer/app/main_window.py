@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
                                   say=lambda text: self.statusBar().showMessage(text, 8000))
         self._training_design: Design | None = None  # the design object a run was started on
         self._train_grown = False
+        self._quiet_run = False  # the run under way follows a training: it raises no tab
         self.training_note = QLabel("● Training: the design is locked")
         self.training_note.setStyleSheet("color: #c06000")
         self.training_note.setToolTip(LOCKED)
@@ -521,6 +522,9 @@ class MainWindow(QMainWindow):
         label = weights_label(result.source, len(result.history.rows))
         try:
             hand_weights_to_run(self.runner, result.weights, label)
+            # the run on the new weights updates the Run panel behind the Train tab: the final
+            # curves stay in front
+            self._quiet_run = self.runner.busy
         except Exception as exc:  # a file the Run panel can't take: said, not lost
             self.statusBar().showMessage(f"Can't hand the trained weights to the Run panel: "
                                          f"{exc}", 10000)
@@ -535,6 +539,7 @@ class MainWindow(QMainWindow):
 
     def open_wrong_image(self, wrong) -> None:
         """A misclassified validation image clicked in the Train panel: run the design on it."""
+        self._quiet_run = False
         classes = self.trainer.preview.classes if self.trainer.preview is not None else []
         true = classes[wrong.true] if wrong.true < len(classes) else str(wrong.true)
         self.runner.set_image(InputImage(wrong.pixels.copy(),
@@ -821,7 +826,11 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ running on images
 
     def _run_finished(self, result) -> None:
-        self._show_activations()
+        quiet, self._quiet_run = self._quiet_run, False
+        if quiet and not self.train_panel.visibleRegion().isEmpty():
+            self.maps_button.show()
+        else:
+            self._show_activations()
         if result.nonfinite is not None:  # the numbers went bad: say where, until the next edit
             message = result.nonfinite.message
             self.statusBar().showMessage(f"⚠ {message[:1].upper()}{message[1:]}")

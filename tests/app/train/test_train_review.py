@@ -84,3 +84,30 @@ def test_stop_mid_epoch_shows_the_numbers_of_the_weights_kept(trainable, qtbot, 
         p = net.predict(x_val[wrong.index:wrong.index + 1])[0]
         assert p.argmax() == wrong.predicted != wrong.true
         assert p[wrong.predicted] == pytest.approx(wrong.confidence, rel=1e-4)
+
+
+def in_front(widget) -> bool:
+    return widget.isVisible() and not widget.visibleRegion().isEmpty()
+
+
+def test_the_train_tab_stays_in_front_when_training_ends(trainable, qtbot):
+    from designer.app.run.controller import InputImage
+    window = trainable
+    runner = window.runner
+    with qtbot.waitSignal(runner.finished, timeout=20000):
+        runner.set_image(InputImage(np.full((8, 8, 3), 128, np.uint8), "grey"))
+        if not runner.busy:
+            runner.run()
+    assert in_front(window.activations)  # a run the user asked for shows its maps
+    window.show_train_panel()
+    qtbot.waitUntil(lambda: in_front(window.train_panel), timeout=2000)
+    window.train_panel.epochs.setValue(1)
+    with qtbot.waitSignal(runner.finished, timeout=60000):  # the run on the trained weights
+        with qtbot.waitSignal(window.trainer.finished, timeout=60000):
+            window.train_panel.start()
+    qtbot.wait(100)
+    assert in_front(window.train_panel) and not in_front(window.activations)
+    # the next run the user asks for shows its maps again
+    with qtbot.waitSignal(runner.finished, timeout=20000):
+        runner.run()
+    qtbot.waitUntil(lambda: in_front(window.activations), timeout=2000)
