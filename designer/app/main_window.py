@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         self.trainer.state_changed.connect(self._training_state)
         self.trainer.finished.connect(self._training_finished)
         self.train_panel.message.connect(self.statusBar().showMessage)
+        self.train_panel.start_allowed.connect(self._start_allowed)
         self.train_panel.wrong_chosen.connect(self.open_wrong_image)
         self.train_dock.visibilityChanged.connect(
             lambda visible: visible and QTimer.singleShot(0, self, self._train_panel_seen))
@@ -504,10 +505,15 @@ class MainWindow(QMainWindow):
         if self.train_dock.isVisible() and self.train_dock.height() < want:
             self.resizeDocks([self.train_dock], [want], Qt.Orientation.Vertical)
 
+    def _start_allowed(self, on: bool) -> None:
+        action = getattr(self, "start_training_action", None)
+        if action is not None:
+            action.setEnabled(on)
+
     def _training_state(self, state: str) -> None:
         training = self.trainer.training
         self.training_note.setVisible(training)
-        self.start_training_action.setEnabled(state == "idle")
+        self.start_training_action.setEnabled(self.train_panel.start_button.isEnabled())
         self.pause_training_action.setEnabled(state in ("running", "paused"))
         self.stop_training_action.setEnabled(training and state != "stopping")
 

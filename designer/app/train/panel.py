@@ -22,6 +22,7 @@ from designer.train.loop import duration
 
 FOLDER, NPZ = "folder", "npz"
 ERROR_STYLE = "color: #c82020"
+START_TIP = "Train the design as it is now on the data (F6)"
 SCHEDULE_NAMES = {None: "Constant", "cosine": "Cosine to 0", "step": "Step (÷10 every third)"}
 
 
@@ -53,6 +54,7 @@ class TrainPanel(QWidget):
 
     message = Signal(str, int)
     wrong_chosen = Signal(object)
+    start_allowed = Signal(bool)  # Start can be pressed (idle, and the design fits the data)
 
     def __init__(self, controller: TrainController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -140,7 +142,7 @@ class TrainPanel(QWidget):
         run_form.addRow(self.resume_weights)
 
         self.start_button = QPushButton("Start")
-        self.start_button.setToolTip("Train the design as it is now on the data (F6)")
+        self.start_button.setToolTip(START_TIP)
         self.start_button.clicked.connect(self.start)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setToolTip("Pause or resume after the current batch (F7)")
@@ -436,8 +438,21 @@ class TrainPanel(QWidget):
         if self.controller.training:
             return
         problem = self.controller.problem()
-        self.problem.setText(f"Can't train: {problem}." if problem else "")
+        text = f"Can't train: {problem}." if problem else ""
+        self.problem.setText(text)
         self.problem.setVisible(bool(problem))
+        # the reason is said once, in the red note (and on Start's tooltip), not again above
+        # the views and in the status bar
+        if problem and self.status.text() == text:
+            self.status.setStyleSheet("")
+            self.status.setText("Not trained yet: fix the design (see the note on the left)")
+        self.start_button.setToolTip(text or START_TIP)
+        self._allow_start()
+
+    def _allow_start(self) -> None:
+        allowed = self.controller.state == IDLE and not self.problem.text()
+        self.start_button.setEnabled(allowed)
+        self.start_allowed.emit(allowed)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet(ERROR_STYLE if error else "")
@@ -449,7 +464,7 @@ class TrainPanel(QWidget):
         for widget in self.settings_widgets:
             widget.setEnabled(not training and state != LOADING)
         # one way to go on after a pause (Pause/Resume): Start only starts a new run
-        self.start_button.setEnabled(state == IDLE)
+        self._allow_start()
         self.pause_button.setEnabled(state in (RUNNING, PAUSED))
         self.pause_button.setText("Resume" if state == PAUSED else "Pause")
         self.stop_button.setEnabled(training and state != STOPPING)

@@ -111,3 +111,22 @@ def test_the_train_tab_stays_in_front_when_training_ends(trainable, qtbot):
     with qtbot.waitSignal(runner.finished, timeout=20000):
         runner.run()
     qtbot.waitUntil(lambda: in_front(window.activations), timeout=2000)
+
+
+def test_an_unfit_design_disables_start_and_says_why_once(window, qtbot, stripes_file):
+    window.document.replace(tiny_design(classes=3), None)
+    panel = window.train_panel
+    with qtbot.waitSignal(window.trainer.data_loaded, timeout=20000):
+        panel.choose_source(stripes_file)
+    reason = panel.problem.text()
+    assert "set fc's out_features to 2" in reason and panel.problem.isVisibleTo(panel)
+    assert not panel.start_button.isEnabled() and not window.start_training_action.isEnabled()
+    assert panel.start_button.toolTip() == reason
+    assert reason not in panel.status.text()
+    window.start_training_action.trigger()  # F6: disabled, nothing happens
+    assert not window.trainer.training
+    shown = [panel.status.text(), window.statusBar().currentMessage(), panel.problem.text()]
+    assert sum("out_features to 2" in text for text in shown) == 1
+    window.document.set_param("fc", "out_features", 2)  # fixed: Start comes back
+    assert panel.start_button.isEnabled() and window.start_training_action.isEnabled()
+    assert "F6" in panel.start_button.toolTip() and not panel.problem.isVisibleTo(panel)
