@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.trainer.finished.connect(self._training_finished)
         self.train_panel.message.connect(self.statusBar().showMessage)
         self.train_panel.start_allowed.connect(self._start_allowed)
+        self.train_panel.app_settings = self._settings
         self.train_panel.wrong_chosen.connect(self.open_wrong_image)
         self.train_dock.visibilityChanged.connect(
             lambda visible: visible and QTimer.singleShot(0, self, self._train_panel_seen))

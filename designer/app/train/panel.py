@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QObject, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
@@ -62,6 +64,8 @@ class TrainPanel(QWidget):
         self._offered = False  # the suggested data were loaded when first shown
         self._user_chose = False  # the user picked the data (else they follow the design)
         self._epoch_seconds: float | None = None
+        #: the app's settings (the window gives its own): where Save weights… was last used
+        self.app_settings: Callable[[], QSettings] = QSettings
 
         # ---------------------------------------------------------------- data
         self.source = QComboBox()
@@ -411,10 +415,21 @@ class TrainPanel(QWidget):
             self._say("Train first: there are no trained weights yet.", error=True)
             return
         suggested = weights_label(last.source, len(last.history.rows)) + ".npz"
-        path, _ = QFileDialog.getSaveFileName(self, "Save trained weights", suggested,
+        path, _ = QFileDialog.getSaveFileName(self, "Save trained weights",
+                                              str(Path(self.weights_folder()) / suggested),
                                               "Weights (*.npz)")
         if path:
             self.save_to(path)
+
+    def weights_folder(self) -> str:
+        """Where Save weights… starts: the folder weights were last saved to, else the user's
+        documents folder (never the folder the app happens to run in)."""
+        last = self.app_settings().value("weights_folder")
+        if isinstance(last, str) and last and Path(last).is_dir():
+            return last
+        documents = QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.DocumentsLocation)
+        return documents or str(Path.home())
 
     def save_to(self, path: str | Path) -> bool:
         last = self.controller.last
@@ -428,6 +443,7 @@ class TrainPanel(QWidget):
         except WRITE_ERRORS as exc:
             self._say(f"Can't save the weights: {write_failure(exc, path)}", error=True)
             return False
+        self.app_settings().setValue("weights_folder", str(Path(path).resolve().parent))
         self.message.emit(f"Saved the trained weights to {path}", 5000)
         return True
 

@@ -130,3 +130,27 @@ def test_an_unfit_design_disables_start_and_says_why_once(window, qtbot, stripes
     window.document.set_param("fc", "out_features", 2)  # fixed: Start comes back
     assert panel.start_button.isEnabled() and window.start_training_action.isEnabled()
     assert "F6" in panel.start_button.toolTip() and not panel.problem.isVisibleTo(panel)
+
+
+def test_save_weights_starts_in_the_documents_folder_then_the_last_one(
+        trainable, qtbot, tmp_path, monkeypatch, settings_home):
+    from PySide6.QtCore import QStandardPaths
+    from designer.app.train import panel as panel_module
+    window = trainable
+    panel = window.train_panel
+    panel.epochs.setValue(1)
+    with qtbot.waitSignal(window.trainer.finished, timeout=60000):
+        panel.start()
+    settle(qtbot, window)
+    asked = []
+    monkeypatch.setattr(panel_module.QFileDialog, "getSaveFileName",
+                        lambda parent, title, start, filters: asked.append(start) or ("", ""))
+    panel.save_weights_dialog()
+    documents = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    assert Path(asked[-1]).parent == Path(documents)
+    assert Path(asked[-1]).name == "trained-stripes-1ep.npz"
+    target = tmp_path / "mine" / "w.npz"
+    target.parent.mkdir()
+    assert panel.save_to(target)
+    panel.save_weights_dialog()
+    assert Path(asked[-1]).parent == target.parent.resolve()
