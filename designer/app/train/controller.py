@@ -66,6 +66,7 @@ class Settings:
     momentum: float = 0.9  # SGD
     nesterov: bool = False  # SGD
     weight_decay: float = 0.0  # AdamW's default is 0.01 (make_optimizer)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam, AdamW
     epochs: int = 5
     batch_size: int = 64
     schedule: str | None = None
@@ -78,9 +79,9 @@ class Settings:
             return SGD(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
                        nesterov=self.nesterov)
         if self.optimizer == "Adam":
-            return Adam(lr=self.lr, weight_decay=self.weight_decay)
+            return Adam(lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay)
         if self.optimizer == "AdamW":
-            return AdamW(lr=self.lr, weight_decay=self.weight_decay)
+            return AdamW(lr=self.lr, betas=tuple(self.betas), weight_decay=self.weight_decay)
         raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of "
                          f"{', '.join(OPTIMIZERS)}")
 

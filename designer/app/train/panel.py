@@ -99,6 +99,14 @@ class TrainPanel(QWidget):
         self.momentum = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.999, singleStep=0.05)
         self.momentum.setValue(0.9)
         self.nesterov = QCheckBox("Nesterov")
+        self.beta1 = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=0.9999, singleStep=0.01)
+        self.beta1.setValue(0.9)
+        self.beta1.setToolTip("β₁: how much of the past gradients the step keeps (momentum); "
+                              "default 0.9")
+        self.beta2 = QDoubleSpinBox(decimals=4, minimum=0.0, maximum=0.9999, singleStep=0.001)
+        self.beta2.setValue(0.999)
+        self.beta2.setToolTip("β₂: how much of the past squared gradients scale the step; "
+                              "default 0.999 (lower, e.g. 0.99, adapts faster)")
         self.weight_decay = QDoubleSpinBox(decimals=5, minimum=0.0, maximum=1.0, singleStep=0.0001)
         self.weight_decay.setToolTip("L2 penalty (Adam, SGD) or decoupled decay (AdamW, "
                                      "default 0.01)")
@@ -113,6 +121,13 @@ class TrainPanel(QWidget):
         row.addWidget(self.nesterov)
         self.momentum_row = momentum_row
         opt_form.addRow("Momentum", momentum_row)
+        betas_row = QWidget()
+        row = QHBoxLayout(betas_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.beta1)
+        row.addWidget(self.beta2)
+        self.betas_row = betas_row
+        opt_form.addRow("Betas", betas_row)
         opt_form.addRow("Weight decay", self.weight_decay)
         self.opt_form = opt_form
 
@@ -195,7 +210,7 @@ class TrainPanel(QWidget):
             if isinstance(widget, (QAbstractSpinBox, QComboBox)):
                 self.wheel_guard.guard(widget)
         self.settings_widgets = [self.source, self.optimizer, self.lr, self.momentum,
-                                 self.nesterov, self.weight_decay, self.epochs, self.batch_size,
+                                 self.nesterov, self.beta1, self.beta2, self.weight_decay, self.epochs, self.batch_size,
                                  self.schedule, self.augment, self.seed]
 
         # ---------------------------------------------------------------- views
@@ -316,7 +331,9 @@ class TrainPanel(QWidget):
         return Settings(source=self.controller.settings.source, optimizer=optimizer,
                         lr=self.lr.value(), momentum=self.momentum.value(),
                         nesterov=self.nesterov.isChecked(),
-                        weight_decay=self.weight_decay.value(), epochs=self.epochs.value(),
+                        weight_decay=self.weight_decay.value(),
+                        betas=(self.beta1.value(), self.beta2.value()),
+                        epochs=self.epochs.value(),
                         batch_size=self.batch_size.value(),
                         schedule=self.schedule.currentData(), augment=self.augment.isChecked(),
                         seed=self.seed.value())
@@ -331,9 +348,11 @@ class TrainPanel(QWidget):
             self.weight_decay.setValue(0.0)
         sgd = name == "SGD"
         self.momentum_row.setVisible(sgd)
-        label = self.opt_form.labelForField(self.momentum_row)
-        if label is not None:
-            label.setVisible(sgd)
+        self.betas_row.setVisible(not sgd)
+        for field, shown in ((self.momentum_row, sgd), (self.betas_row, not sgd)):
+            label = self.opt_form.labelForField(field)
+            if label is not None:
+                label.setVisible(shown)
 
     def _source_chosen(self, index: int) -> None:
         kind = self.source.itemData(index)

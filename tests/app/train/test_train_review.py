@@ -154,3 +154,21 @@ def test_save_weights_starts_in_the_documents_folder_then_the_last_one(
     assert panel.save_to(target)
     panel.save_weights_dialog()
     assert Path(asked[-1]).parent == target.parent.resolve()
+
+
+def test_adam_betas_are_in_the_panel_and_reach_the_optimizer(window):
+    panel = window.train_panel
+    window.show_train_panel()
+    assert panel.optimizer.currentText() == "Adam"
+    assert (panel.beta1.value(), panel.beta2.value()) == (0.9, 0.999)
+    assert panel.betas_row.isVisibleTo(panel) and not panel.momentum_row.isVisibleTo(panel)
+    panel.beta1.setValue(0.8)
+    panel.beta2.setValue(0.99)
+    for name in ("Adam", "AdamW"):
+        panel.optimizer.setCurrentText(name)
+        settings = panel.read_settings()
+        assert settings.betas == (0.8, 0.99)
+        assert tuple(settings.make_optimizer().betas) == (0.8, 0.99)
+    panel.optimizer.setCurrentText("SGD")
+    assert not panel.betas_row.isVisibleTo(panel) and panel.momentum_row.isVisibleTo(panel)
+    assert panel.opt_form.labelForField(panel.betas_row).isHidden()
