@@ -97,6 +97,17 @@ class Preview:
     train_counts: list[int]
     val_counts: list[int]
     image_shape: tuple[int, int, int]
+    source_channels: int | None = None  # the data's own (1 grey, 3 colour), where known
+
+    def conversion(self) -> str | None:
+        """How the images were changed for the Input's channels (``colour converted to
+        grey``), or None."""
+        c = self.image_shape[0]
+        if self.source_channels == 3 and c == 1:
+            return "colour converted to grey"
+        if self.source_channels == 1 and c == 3:
+            return "grey repeated in the three colour channels"
+        return None
 
 
 @dataclass
@@ -176,6 +187,30 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.nan_to_num(rgb) * 255), 0, 255).astype(np.uint8)
 
 
+#: the channels of the built-in data as drawn (before conversion for an Input)
+BUILTIN_CHANNELS = {"builtin:digits": 1, "builtin:shapes": 3}
+
+
+def source_channels(source: str) -> int | None:
+    """The channels of the images in ``source`` before conversion: the built-in data's, an .npz
+    file's ``x`` (from its header, without reading it), else None (not known)."""
+    if source in BUILTIN_CHANNELS:
+        return BUILTIN_CHANNELS[source]
+    if source.lower().endswith(".npz"):
+        import zipfile
+        try:
+            with zipfile.ZipFile(source) as archive, archive.open("x.npy") as member:
+                fmt = np.lib.format
+                version = fmt.read_magic(member)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else \
+                    fmt.read_array_header_2_0
+                shape = read(member)[0]
+        except Exception:  # unreadable here: the loader has said what it thinks
+            return None
+        return int(shape[1]) if len(shape) == 4 and shape[1] in (1, 3) else None
+    return None
+
+
 def make_preview(data: Dataset) -> Preview:
     """``PREVIEW_PER_CLASS`` training images of each of the first ``PREVIEW_CLASSES`` classes
     and the counts (on the worker: it reads the data)."""
@@ -187,7 +222,8 @@ def make_preview(data: Dataset) -> Preview:
             samples.append((to_rgb(x[index]), label))
     return Preview(data.source, list(data.classes), samples,
                    np.bincount(y, minlength=k).tolist(),
-                   np.bincount(data.val[1], minlength=k).tolist(), tuple(x.shape[1:]))
+                   np.bincount(data.val[1], minlength=k).tolist(), tuple(x.shape[1:]),
+                   source_channels(data.source))
 
 
 def most_confidently_wrong(probabilities: np.ndarray, y: np.ndarray, x: np.ndarray,

@@ -24,6 +24,8 @@ from designer.train.loop import duration
 
 FOLDER, NPZ = "folder", "npz"
 ERROR_STYLE = "color: #c82020"
+PREVIEW_TIP = ("Training images of each class: the class's name, and below it how many "
+               "training images it has")
 START_TIP = "Train the design as it is now on the data (F6)"
 SCHEDULE_NAMES = {None: "Constant", "cosine": "Cosine to 0", "step": "Step (÷10 every third)"}
 
@@ -519,8 +521,12 @@ class TrainPanel(QWidget):
         train, val = sum(preview.train_counts), sum(preview.val_counts)
         c, h, w = preview.image_shape
         self.data_note.setStyleSheet("")
+        changed = preview.conversion()
+        how = f" (shown as the Input takes them: {changed})" if changed else ""
         self.data_note.setText(f"{len(preview.classes)} classes · {train:,} training + {val:,} "
-                               f"validation images, as {c}×{h}×{w} for the Input")
+                               f"validation images, as {c}×{h}×{w} for the Input{how}")
+        self.preview.setToolTip(PREVIEW_TIP + (f". Shown as the Input takes them: {changed}"
+                                               if changed else ""))
         self.check_design()
 
     def _data_failed(self, text: str) -> None:

@@ -172,3 +172,21 @@ def test_adam_betas_are_in_the_panel_and_reach_the_optimizer(window):
     panel.optimizer.setCurrentText("SGD")
     assert not panel.betas_row.isVisibleTo(panel) and panel.momentum_row.isVisibleTo(panel)
     assert panel.opt_form.labelForField(panel.betas_row).isHidden()
+
+
+def test_colour_data_for_a_grey_input_says_it_was_converted(window, qtbot, tmp_path):
+    from designer.app.train.controller import source_channels
+    panel = window.train_panel
+    window.document.replace(tiny_design(), None)  # a grey 1×8×8 Input
+    with qtbot.waitSignal(window.trainer.data_loaded, timeout=30000):
+        panel.choose_source("builtin:shapes")  # drawn in colour
+    assert "shown as the Input takes them: colour converted to grey" in panel.data_note.text()
+    assert "colour converted to grey" in panel.preview.toolTip()
+    with qtbot.waitSignal(window.trainer.data_loaded, timeout=30000):
+        panel.choose_source("builtin:digits")  # grey as drawn: nothing to say
+    assert "converted" not in panel.data_note.text()
+    assert "converted" not in panel.preview.toolTip()
+    # an .npz file's channels come from its header
+    path = tmp_path / "colour.npz"
+    np.savez(path, x=np.zeros((4, 3, 8, 8), np.float32), y=np.zeros(4, np.int64))
+    assert source_channels(str(path)) == 3 and source_channels(str(tmp_path)) is None
