@@ -34,7 +34,7 @@ from designer.app.run.controller import RunController
 from designer.app.run.panel import RunPanel
 from designer.app.run.controller import InputImage
 from designer.app.train.controller import TrainController
-from designer.app.train.handoff import hand_weights_to_run, weights_label
+from designer.app.train.handoff import hand_weights_to_run, trained_note, weights_label
 from designer.app.train.lock import LOCKED, EditLock
 from designer.app.train.panel import TrainPanel
 from designer.core.catalog import default_params
@@ -528,7 +528,9 @@ class MainWindow(QMainWindow):
             return
         label = weights_label(result.source, len(result.history.rows))
         try:
-            hand_weights_to_run(self.runner, result.weights, label)
+            hand_weights_to_run(self.runner, result.weights, label,
+                                trained_note(result.source, result.history.rows,
+                                             result.history.partial))
             # the run on the new weights updates the Run panel behind the Train tab: the final
             # curves stay in front
             self._quiet_run = self.runner.busy

@@ -190,3 +190,29 @@ def test_colour_data_for_a_grey_input_says_it_was_converted(window, qtbot, tmp_p
     path = tmp_path / "colour.npz"
     np.savez(path, x=np.zeros((4, 3, 8, 8), np.float32), y=np.zeros(4, np.int64))
     assert source_channels(str(path)) == 3 and source_channels(str(tmp_path)) is None
+
+
+def test_weights_trained_here_show_their_validation_accuracy_in_the_run_panel(
+        trainable, qtbot, stripes_file):
+    from PySide6.QtWidgets import QLabel
+    window = trainable
+    window.train_panel.epochs.setValue(2)
+    with qtbot.waitSignal(window.trainer.finished, timeout=60000) as done:
+        window.train_panel.start()
+    settle(qtbot, window)
+    accuracy = 100 * done.args[0].history.rows[-1]["val_accuracy"]
+    note = (f"Weights: trained in the app on {stripes_file} — 2 epochs, {accuracy:.1f} % "
+            f"validation accuracy")
+    assert window.runner.weights_note() == note
+    assert window.runner.weights_label == "trained-stripes-2ep"  # the weights list's name
+    labels = [label.text() for label in window.run_panel.findChildren(QLabel)]
+    assert any("trained in the app on" in text and f"{accuracy:.1f} %" in text
+               for text in labels)
+    window.runner.load_weights(_saved(window, stripes_file))  # a file: named by the file
+    assert window.runner.weights_note().startswith("Weights: from ")
+
+
+def _saved(window, stripes_file) -> str:
+    path = str(Path(stripes_file).with_name("w.npz"))
+    assert window.train_panel.save_to(path)
+    return path
