@@ -99,6 +99,12 @@ class Smoother:
         self.last, self.count = 0.0, 0
 
 
+#: the width of the curves' y axes, in pixels (room for "100" or "0.25" and the ticks)
+AXIS_WIDTH = 40
+#: below this height the curves are titles and axes only: the panel keeps them this tall
+CURVES_MIN_HEIGHT = 180
+
+
 class CurvesView(pg.GraphicsLayoutWidget):
     """Loss and accuracy: training per step (faint as measured, solid smoothed) and validation
     per epoch (dots joined), against epochs."""
@@ -120,6 +126,9 @@ class CurvesView(pg.GraphicsLayoutWidget):
             plot.setLabel("bottom", "epoch")
             plot.getAxis("bottom").enableAutoSIPrefix(False)
             plot.getAxis("left").enableAutoSIPrefix(False)
+            # a fixed width: the plots keep their place as the labels change, and side by side
+            # their axes line up
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.setMenuEnabled(False)

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QApplication, QCheckBox, QCombo
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from designer.app.messages import WRITE_ERRORS, write_failure
-from designer.app.train.charts import (REDRAW_HZ, ConfusionView, CurvesView, DataPreview,
+from designer.app.train.charts import (CURVES_MIN_HEIGHT, REDRAW_HZ, ConfusionView, CurvesView, DataPreview,
                                        ImageView, WrongImages)
 from designer.app.train.controller import (BUILTIN_SOURCES, DEFAULT_LR, IDLE, LOADING, OPTIMIZERS,
                                            PAUSED, RUNNING, STOPPING, EpochResult, Finished,
@@ -275,6 +275,7 @@ class TrainPanel(QWidget):
         for widget in (self.curves, self.filters, self.confusion, self.wrong):
             widget.setMinimumSize(100, 60)
             widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.curves.setMinimumSize(260, CURVES_MIN_HEIGHT)  # (else squashed to their titles)
 
         # what the worker sends is kept, and shown on one timer: one repaint a tick at most,
         # however many updates arrived in between

@@ -216,3 +216,16 @@ def _saved(window, stripes_file) -> str:
     path = str(Path(stripes_file).with_name("w.npz"))
     assert window.train_panel.save_to(path)
     return path
+
+
+def test_the_curves_keep_room_for_their_axes_in_a_laptop_window(window, qtbot):
+    from designer.app.train.charts import AXIS_WIDTH, CURVES_MIN_HEIGHT
+    window.resize(1366, 768)
+    window.show_train_panel()
+    window.resizeDocks([window.train_dock], [120], Qt.Orientation.Vertical)  # squeezed
+    qtbot.wait(50)
+    curves = window.train_panel.curves
+    assert curves.height() >= CURVES_MIN_HEIGHT
+    for plot in (curves.loss_plot, curves.accuracy_plot):
+        assert plot.getAxis("left").width() == AXIS_WIDTH
+        assert plot.getViewBox().height() >= 60  # room for the curves, not just a title
