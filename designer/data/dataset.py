@@ -178,11 +178,30 @@ def convert(x: np.ndarray, shape: tuple[int, int, int], what: str) -> np.ndarray
     return out
 
 
-def input_shape(design: Any) -> tuple[int, int, int]:
-    """(C, H, W) of the design's one Input. ``design``: a Design, or a path or dict."""
+def _design(design: Any) -> Design:
     if not isinstance(design, Design):
         from designer.io.design_file import load_design
         design = load_design(design)
+    return design
+
+
+def _outputs(design: Design) -> int | None:
+    """The number of scores the design's output gives (flat [F], F ≥ 2), else None."""
+    from designer.core.analysis import Analysis
+    analysis = Analysis(design)
+    try:
+        out = analysis.output
+        shape = analysis.info(out).shape if out is not None else None
+    except Exception:  # noqa: BLE001 - a design that can't be analysed: the trainer says why
+        return None
+    finally:
+        analysis.close()
+    return shape[0] if shape is not None and len(shape) == 1 and shape[0] >= 2 else None
+
+
+def input_shape(design: Any) -> tuple[int, int, int]:
+    """(C, H, W) of the design's one Input. ``design``: a Design, or a path or dict."""
+    design = _design(design)
     inputs = [node for node in design.nodes if node.type == "Input"]
     if len(inputs) != 1:
         raise DataError(f"the design has {len(inputs)} Input nodes; data can be given to a "
@@ -207,11 +226,108 @@ def _image_channels(shape: tuple[int, int, int], source: str) -> None:
 
 # ---------------------------------------------------------------------- labels and splits
 
-def _check_labels(y: np.ndarray, k: int, what: str) -> None:
-    if y.size and (y.min() < 0 or y.max() >= k):
-        bad = int(y.min()) if y.min() < 0 else int(y.max())
-        raise DataError(f"{what}: label {bad} is out of range: with {k} classes, labels are "
-                        f"0 … {k - 1}")
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def _labels_list(values: list[int]) -> str:
+    """'3', '3 and 5', '3, 5 and 9'."""
+    shown = ", ".join(str(v) for v in values)
+    if len(values) > 1:
+        head, _, last = shown.rpartition(", ")
+        shown = f"{head} and {last}"
+    return shown
+
+
+def _first_bad(parts: list[tuple[str, np.ndarray]], bad) -> tuple[int, str, int, int]:
+    """(how many labels ``bad(labels)`` marks, the key, index and value of the first)."""
+    total, first = 0, None
+    for key, labels in parts:
+        marked = bad(labels)
+        found = int(np.count_nonzero(marked))
+        if found and first is None:
+            i = int(np.argmax(marked))
+            first = (key, i, int(labels[i]))
+        total += found
+    assert first is not None
+    return (total,) + first
+
+
+def _out_of_range(name: str, parts: list[tuple[str, np.ndarray]], k: int, bad, why: str,
+                  extra: str = "") -> DataError:
+    n, key, i, value = _first_bad(parts, bad)
+    keys = " and ".join(repr(key) for key, labels in parts if np.any(bad(labels)))
+    return DataError(f"{name}: {keys} {'hold' if ' and ' in keys else 'holds'} "
+                     f"{_count(n, 'label', 'labels')} out of range (the first, {value}, at "
+                     f"{key}[{i}]): {why}, so labels must be 0 … {k - 1}{extra}")
+
+
+def _check_labels(name: str, parts: list[tuple[str, np.ndarray]], classes: list[str] | None,
+                  outputs: int | None) -> int:
+    """The number of classes K of an .npz's labels, after checking them (DataError naming the
+    wrong labels: how many, the first's place and value, and the range they must be in).
+
+    With ``classes``, K is its length. Without, K is the largest label + 1 — unless the design's
+    output has ``outputs`` scores and the few labels beyond them look like mistakes rather than
+    classes (each rarer than a fifth of a typical class): then those labels are out of range.
+    Without ``classes``, labels 0 … K−1 that no image has are refused too (a class without
+    images can't be learnt, and a gap usually means a mistyped label)."""
+    parts = [(key, labels) for key, labels in parts if labels is not None and labels.size]
+    every = np.concatenate([labels for _, labels in parts])
+    if every.min() < 0:
+        n, key, i, value = _first_bad(parts, lambda labels: labels < 0)
+        same = ("; besides, every image has the same label, but a classifier needs two classes "
+                "or more" if every.max() == every.min() else "")
+        raise DataError(
+            f"{name}: {key!r} holds {_count(n, 'negative label', 'negative labels')} (the first, "
+            f"{value}, at {key}[{i}]): labels are class numbers, 0 or more (0 … K−1 for K "
+            f"classes){same}")
+    if classes is not None:
+        k = len(classes)
+        if every.max() >= k:
+            raise _out_of_range(name, parts, k, lambda labels: labels >= k,
+                                f"'classes' names {_count(k, 'class', 'classes')}",
+                                f"; fix those labels, or add their classes to 'classes'")
+        return k
+    top = int(every.max())
+    values, counts = np.unique(every, return_counts=True)  # not bincount: labels may be huge
+    if outputs is not None and top >= outputs:
+        inside = counts[values < outputs]
+        typical = float(np.median(inside)) if inside.size else 0.0
+        if inside.size and counts[values >= outputs].max() < 0.2 * typical:
+            raise _out_of_range(
+                name, parts, outputs, lambda labels: labels >= outputs,
+                f"the design's output has {outputs} scores, one per class (the labels below "
+                f"{outputs} have about {typical:,.0f} images each)",
+                f"; fix or remove those images" + (
+                    f" (if they really are classes of their own, give the .npz a 'classes' "
+                    f"array naming all {top + 1:,} and set the last layer's out_features to "
+                    f"{top + 1:,})" if top < max(1000, 10 * outputs) else ""))
+    if len(values) < top + 1:
+        present = set(values.tolist())
+        missing = []
+        for v in range(top + 1):
+            if v not in present:
+                missing.append(v)
+                if len(missing) > 8:
+                    break
+        n_missing = top + 1 - len(values)
+        shown = (_labels_list(missing) if n_missing <= 8 else
+                 ", ".join(map(str, missing[:8])) + f", … ({n_missing:,} labels in all)")
+        gap = missing[0]
+        above = int(np.count_nonzero(every > gap))
+        hint = ""
+        if gap and above < 0.2 * float(np.median(counts[values < gap])):
+            n, key, i, value = _first_bad(parts, lambda labels: labels > gap)
+            hint = (f"; if the data has {gap} classes (0 … {gap - 1}), "
+                    f"{_count(n, 'label is', 'labels are')} out of range (the first, {value}, "
+                    f"at {key}[{i}])")
+        raise DataError(
+            f"{name}: no image is labelled {shown}, but the labels go up to {top:,}: without "
+            f"a 'classes' array the classes are 0 … {top:,}, and a class without images can't "
+            f"be learnt{hint}. Number the classes 0 … K−1 with no gaps, or give a 'classes' "
+            f"array naming all {top + 1:,} (K) classes")
+    return top + 1
 
 
 def split(y: np.ndarray, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +461,8 @@ def _read_x(reader: NpzReader, key: str, shape: tuple[int, int, int], name: str)
     return convert(x, shape, f"{name}: {key!r}")
 
 
-def _load_npz(path: Path, shape: tuple[int, int, int], seed: int) -> Dataset:
+def _load_npz(path: Path, shape: tuple[int, int, int], seed: int, outputs: int | None
+              ) -> Dataset:
     name = str(path)
     try:
         with NpzReader(path, what="array", kind="data file") as reader:
@@ -381,13 +498,7 @@ def _load_npz(path: Path, shape: tuple[int, int, int], seed: int) -> Dataset:
             check_memory(n + n_val, shape, name)
             y = reader.read("y").astype(np.int64)
             y_val = reader.read("y_val").astype(np.int64) if has_val else None
-            k = len(classes) if classes is not None else int(max(
-                y.max(), y_val.max() if y_val is not None else 0)) + 1
-            for key, labels in (("y", y), ("y_val", y_val)):
-                if labels is not None:
-                    where = (f"{name}: {key!r} doesn't match 'classes' ({k} names)"
-                             if classes is not None else f"{name}: {key!r}")
-                    _check_labels(labels, k, where)
+            k = _check_labels(name, [("y", y), ("y_val", y_val)], classes, outputs)
             if classes is None:
                 classes = [str(i) for i in range(k)]
             x = _read_x(reader, "x", shape, name)
@@ -404,6 +515,7 @@ def load_dataset(source: str | os.PathLike, design: Any, seed: int = 0,
     file (see the module's notes). ``seed`` chooses the built-in drawing and the 90/10 split of
     data without a validation part; ``augment`` asks the trainer to augment training batches
     (``Dataset.augment_batch``). Raises DataError, NotEnoughMemory."""
+    design = _design(design)
     shape = input_shape(design)
     text = os.fspath(source)
     if isinstance(text, str) and text.startswith("builtin:"):
@@ -416,7 +528,7 @@ def load_dataset(source: str | os.PathLike, design: Any, seed: int = 0,
         if path.is_dir():
             data = _load_folder(path, shape, int(seed))
         elif path.suffix.lower() == ".npz":
-            data = _load_npz(path, shape, int(seed))
+            data = _load_npz(path, shape, int(seed), _outputs(design))
         else:
             raise DataError(f"{path} is neither a folder of class sub-folders nor an .npz file")
     data.augment = bool(augment)

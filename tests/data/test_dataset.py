@@ -174,9 +174,9 @@ def npz(tmp_path, **arrays):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"y": np.zeros(4, int)}, "same label"),
-    ({"y": np.array([0, 1, 2, -1])}, "label -1 is out of range"),
+    ({"y": np.array([0, 1, 2, -1])}, "1 negative label \\(the first, -1, at y\\[3\\]\\)"),
     ({"y": np.array([0, 1, 0, 5]), "classes": np.array(["a", "b"])},
-     "doesn't match 'classes'.*label 5"),
+     "1 label out of range \\(the first, 5, at y\\[3\\]\\): 'classes' names 2 classes"),
     ({"y": np.array([0.0, 1.0, 0.0, 1.0])}, "float64 values, not integers"),
     ({"y": np.zeros((4, 1), int)}, "shape \\(4, 1\\)"),
     ({"y": np.array([0, 1, 0])}, "4 images but 'y' 3 labels"),
