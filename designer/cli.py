@@ -445,7 +445,10 @@ def _train(args: argparse.Namespace) -> int:
     try:
         net = build(design, weights=args.weights, seed=args.seed)
     except InvalidDesign as exc:
-        raise CommandError(str(exc), EXIT_INVALID) from None
+        problems = list(exc.problems)
+        shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise CommandError("the design has errors, so it can't train:\n  " + "\n  ".join(shown),
+                           EXIT_INVALID) from None
     except (WeightsError, NotEnoughMemory) as exc:
         raise CommandError(str(exc)) from None
     c = net.input_shape[0]

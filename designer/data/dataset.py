@@ -409,8 +409,14 @@ def _load_folder(folder: Path, shape: tuple[int, int, int], seed: int) -> Datase
     for i, path in enumerate(files):
         try:
             x[i] = load_image(path, *shape)
-        except (ImageError, OSError) as exc:
-            raise DataError(f"{path}: can't be read as an image ({exc}); remove or replace "
+        except ImageError as exc:
+            # the reader's message names the file by its name: say it once, with its folder
+            why = str(exc)
+            if why.startswith(f"{path.name}: "):
+                why = why[len(path.name) + 2:]
+            raise DataError(f"{path}: {why}; remove or replace it") from None
+        except OSError as exc:
+            raise DataError(f"{path}: can't be read ({exc.strerror or exc}); remove or replace "
                             f"it") from None
     return _finish(x, np.array(labels, np.int64), None, None, classes, seed, source)
 
