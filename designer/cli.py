@@ -12,6 +12,7 @@ import argparse
 import difflib
 import math
 import os
+import shlex
 import stat
 import sys
 import tempfile
@@ -531,6 +532,12 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Trained {len(history.rows)} epoch(s) in {time.perf_counter() - started:.1f} s: "
           f"validation accuracy {100 * last['val_accuracy']:.1f} %, loss {last['val_loss']:.4f}.")
     print(f"Wrote weights.npz, metrics.csv, curves.png, confusion.png and design.json to {out}.")
+    print(f"Run it: cnn-designer run {shlex.quote(str(out / 'design.json'))} --input IMAGE "
+          f"--weights {shlex.quote(str(out / 'weights.npz'))} --out RESULTS_DIR")
+    x_train = data.train[0]
+    if x_train.size and (float(x_train.min()) < 0 or float(x_train.max()) > 1):
+        print("  (the training images were not scaled to [0, 1], as run scales an image: give "
+              "--input a .npy array scaled as they were, or the image with --mean and --std)")
     return EXIT_OK
 
 

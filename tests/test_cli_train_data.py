@@ -1,8 +1,6 @@
-"""`cnn-designer train` on the data a new user brings: standardised .npz images, labels out of
-range, the end message's next command, runs that blow up."""
+"""`cnn-designer train` on the data a new user brings: standardised .npz images, NaN, labels out
+of range."""
 from __future__ import annotations
-
-import json
 
 import numpy as np
 
@@ -62,3 +60,4 @@ def test_every_label_minus_one_exits_2_saying_labels_are_0_or_more(tmp_path, cap
     assert run(design_file(tmp_path), "--data", path, "--out", tmp_path / "o") == 2
     err = capsys.readouterr().err
     assert "0 or more" in err and "two classes or more" in err and "with 1 classes" not in err
+
