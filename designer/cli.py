@@ -500,8 +500,11 @@ def _train(args: argparse.Namespace) -> int:
         return text + f"  left {duration(event.remaining)}"
 
     shown = [-1.0]  # when the updating line was last redrawn
+    first_loss: list[float] = []  # the first batch's loss, before any step: the starting point
 
     def progress(event) -> bool:
+        if not first_loss and event.kind == "batch" and event.step_loss is not None:
+            first_loss.append(float(event.step_loss))
         if event.kind == "epoch":
             print(("\r\033[K" if tty else "") + line(event), flush=True)
         elif tty and (event.seconds - shown[0] >= 0.1 or event.batch == event.batches):
@@ -518,7 +521,11 @@ def _train(args: argparse.Namespace) -> int:
         except TrainingError as exc:
             if tty:
                 print()
-            raise CommandError(str(exc), EXIT_INVALID) from None
+            message = str(exc)
+            if first_loss:  # raised after steps were taken: the loss stopped being a number
+                message += (f" (--lr {lr:g} with --optimizer {name}; try "
+                            f"{_smaller_lr(name, lr):g}). Nothing was saved")
+            raise CommandError(message, EXIT_INVALID) from None
         except (InputError, NotEnoughMemory) as exc:
             if tty:
                 print()
@@ -538,7 +545,60 @@ def _train(args: argparse.Namespace) -> int:
     if x_train.size and (float(x_train.min()) < 0 or float(x_train.max()) > 1):
         print("  (the training images were not scaled to [0, 1], as run scales an image: give "
               "--input a .npy array scaled as they were, or the image with --mean and --std)")
+    warning = training_warning(history.rows, first_loss[0] if first_loss else None,
+                               len(data.classes), name, lr)
+    if warning:
+        _warn(warning)
     return EXIT_OK
+
+
+#: the learning rate each optimizer starts from when --lr isn't given
+DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}
+
+
+def _smaller_lr(optimizer: str, lr: float) -> float:
+    """A learning rate to suggest after ``lr`` proved too high: the default, or a tenth."""
+    default = DEFAULT_LR.get(optimizer, 1e-3)
+    return default if lr > default else lr / 10
+
+
+def training_warning(rows: list[dict], first_loss: float | None, classes: int, optimizer: str,
+                     lr: float) -> str | None:
+    """A warning for a run that trained but learnt nothing useful, naming the likely cause:
+    the final validation loss not a number, or grown to over twice where it started (the first
+    batch's loss, or ln K, the loss of a uniform guess, if higher) with the accuracy nearer a
+    guess than 100 %; or, after three epochs or more, the validation accuracy at chance level
+    (at most 1.5/K). None for a run that looks healthy."""
+    if not rows:
+        return None
+    last = rows[-1]
+    val_loss, accuracy = float(last["val_loss"]), float(last["val_accuracy"])
+    chance = 1.0 / max(1, classes)
+    start = max(first_loss if first_loss is not None and math.isfinite(first_loss) else 0.0,
+                math.log(max(2, classes)))
+    epochs = len(rows)
+    at_chance = epochs >= 3 and accuracy <= 1.5 * chance
+    # a loss that grew while the accuracy stays well above a guess is overconfidence, not this
+    blew_up = not math.isfinite(val_loss) or (val_loss > 2 * start
+                                              and accuracy < (1 + chance) / 2)
+    if not blew_up and not at_chance:
+        return None
+    accuracy_text = (f"validation accuracy {100 * accuracy:.1f} % (a guess: "
+                     f"{100 * chance:.1f} % for {classes} classes)")
+    if blew_up:
+        grew = (f"the validation loss became {val_loss}" if not math.isfinite(val_loss) else
+                f"the loss grew from {start:.2f} to {val_loss:.3g}")
+        return (f"training went wrong: {grew}, {accuracy_text}; the learning rate "
+                f"{lr:g} is probably too high: try --lr {_smaller_lr(optimizer, lr):g}")
+    default = DEFAULT_LR.get(optimizer, 1e-3)
+    if lr > 10 * default:
+        cause = (f"the learning rate {lr:g} is probably too high: try --lr "
+                 f"{_smaller_lr(optimizer, lr):g}")
+    else:
+        cause = ("try more epochs or another learning rate, and check that the labels belong "
+                 "to the images")
+    return (f"the network learnt nothing useful: {accuracy_text} after {epochs} "
+            f"epochs; {cause}")
 
 
 def _schedule(args: argparse.Namespace, optimizer) -> Any:
