@@ -80,13 +80,16 @@ def _panel(painter, rect, title: str, ylabel: str, epochs: Sequence[float],
     yticks = _nice_ticks(lo, hi)
     lo, hi = min(lo, yticks[0]), max(hi, yticks[-1])
     last = max(1.0, float(max(epochs) if epochs else 1))
-    first = 1.0 if last > 1 else 0.0
-    xticks = sorted(set(int(round(t)) for t in _nice_ticks(first, last, min(8, int(last))))
+    xticks = sorted(set(int(round(t)) for t in _nice_ticks(1.0, last, min(8, int(last))))
                     ) if last > 1 else [1]
-    xticks = [t for t in xticks if first <= t <= last] or [1]
+    xticks = [t for t in xticks if 1 <= t <= last] or [1]
+    # the x axis runs past the first and last epoch, so their markers sit inside the plot (a
+    # single epoch in its middle)
+    pad = 0.5 if last <= 10 else 0.04 * (last - 1)
+    first, end = 1.0 - pad, last + pad
 
     def to_point(epoch: float, value: float) -> QPointF:
-        fx = 0.5 if last == first else (epoch - first) / (last - first)
+        fx = (epoch - first) / (end - first)
         fy = (value - lo) / (hi - lo)
         return QPointF(plot.left() + fx * plot.width(), plot.bottom() - fy * plot.height())
 
@@ -176,6 +179,27 @@ def curves_png(rows: Sequence[dict[str, float]]) -> bytes:
     return _png(image)
 
 
+#: the darkest colours of the confusion matrix's scales: right answers (the diagonal) and
+#: mistakes; each cell goes from near white (a few images) to these (its whole row)
+RIGHT_COLOUR = (8, 69, 148)
+WRONG_COLOUR = (165, 15, 21)
+
+
+def cell_colour(fraction: float, diagonal: bool, nonzero: bool):
+    """(QColor, whether text on it should be white) for a confusion-matrix cell holding
+    ``fraction`` of its row: empty cells near white; any count at least a visible tint (the
+    square root spreads small shares apart), darkening to RIGHT_COLOUR on the diagonal and
+    WRONG_COLOUR off it."""
+    from PySide6.QtGui import QColor
+
+    if not nonzero:
+        return QColor(250, 250, 250), False
+    t = 0.12 + 0.88 * math.sqrt(max(0.0, min(1.0, fraction)))
+    end = RIGHT_COLOUR if diagonal else WRONG_COLOUR
+    rgb = [round(255 + (e - 255) * t) for e in end]
+    return QColor(*rgb), t > 0.6
+
+
 def confusion_size(classes: int) -> tuple[int, int, int, int]:
     """(width, height, cell, margin) of confusion.png for ``classes`` classes."""
     cell = max(12, min(48, 640 // max(1, classes)))
@@ -215,17 +239,13 @@ def confusion_png(confusion: np.ndarray, classes: Sequence[str]) -> bytes:
         for i in range(k):
             for j in range(k):
                 fraction = confusion[i, j] / totals[i] if totals[i] else 0.0
-                shade = int(round(255 * (1 - fraction)))
-                colour = QColor(shade, shade, 255) if i == j else QColor(255, shade, shade)
-                if confusion[i, j] == 0:
-                    colour = QColor(250, 250, 250)
+                colour, dark = cell_colour(fraction, i == j, bool(confusion[i, j]))
                 rect = QRectF(margin + j * cell, top + i * cell, cell, cell)
                 painter.fillRect(rect, colour)
                 painter.setPen(QPen(QColor(210, 210, 210)))
                 painter.drawRect(rect)
                 if cell >= 24 and confusion[i, j]:
-                    painter.setPen(QPen(QColor(255, 255, 255) if fraction > 0.6
-                                        else QColor(30, 30, 30)))
+                    painter.setPen(QPen(QColor(255, 255, 255) if dark else QColor(30, 30, 30)))
                     painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(int(confusion[i, j])))
         painter.setPen(QPen(QColor(40, 40, 40)))
         for i, name in enumerate(classes):
@@ -247,7 +267,7 @@ def confusion_png(confusion: np.ndarray, classes: Sequence[str]) -> bytes:
         painter.translate(14, top + cell * k / 2)
         painter.rotate(-90)
         painter.drawText(QRectF(-cell * k / 2, -9, cell * k, 18), Qt.AlignmentFlag.AlignCenter,
-                         "true class →")
+                         "true class ↓")
         painter.restore()
     finally:
         painter.end()
