@@ -149,6 +149,8 @@ def test_each_view_draws_its_explanation_over_the_image(qtbot, lenet):
     np.testing.assert_array_equal(e.values, engine_explain.occlusion(net, x, 7, fill=grey))
     assert_picture(e, result)
     assert e.peak == pytest.approx(np.abs(e.values).max())
+    # a drop in probability is in percentage points, said so (not bare "points")
+    assert f"up to {e.peak * 100:.1f} percentage points" in why.caption.text()
 
 
 def test_grad_cam_at_a_chosen_layer_is_enlarged_smoothly(qtbot, lenet):

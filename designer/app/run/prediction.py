@@ -672,12 +672,12 @@ class ExplainView(QWidget):
         else:
             (ph, pw), _, rows, cols = explaining.occlusion_geometry(e.result.network)
             short = (f"<span style='color:#d03000'>red</span>: hiding lowers it (up to "
-                     f"{e.peak * 100:.1f} points), <span style='color:#0060d0'>blue</span>: "
-                     f"raises it")
+                     f"{e.peak * 100:.1f} percentage points), "
+                     f"<span style='color:#0060d0'>blue</span>: raises it")
             body = (f"Occlusion: a grey {ph}×{pw} patch put at {num(len(rows) * len(cols))} "
                     f"places in turn, one forward pass each. Red: hiding the pixels there "
-                    f"lowers the probability of {name} (by up to {e.peak * 100:.1f} points at "
-                    f"the strongest); blue: raises it.")
+                    f"lowers the probability of {name} (by up to {e.peak * 100:.1f} "
+                    f"percentage points at the strongest); blue: raises it.")
         notes = []
         if e.result.untrained:
             notes.append(f"<span style='color:#b06000'>{UNTRAINED} (random weights), and "
