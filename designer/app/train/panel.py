@@ -275,7 +275,6 @@ class TrainPanel(QWidget):
         for widget in (self.curves, self.filters, self.confusion, self.wrong):
             widget.setMinimumSize(100, 60)
             widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.curves.setMinimumSize(260, CURVES_MIN_HEIGHT)  # (else squashed to their titles)
 
         # what the worker sends is kept, and shown on one timer: one repaint a tick at most,
         # however many updates arrived in between
@@ -537,6 +536,9 @@ class TrainPanel(QWidget):
         self.message.emit(f"Can't use this data: {text}", 10000)
 
     def _started(self, settings: Settings) -> None:
+        # from the first run on, the curves keep room for their plots (else squashed to their
+        # titles); before it the dock stays small, beside the tables, for the canvas's sake
+        self.curves.setMinimumSize(260, CURVES_MIN_HEIGHT)
         self.curves.reset(settings.epochs)
         self.confusion.reset()
         self.wrong.clear()

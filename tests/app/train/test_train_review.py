@@ -218,10 +218,14 @@ def _saved(window, stripes_file) -> str:
     return path
 
 
-def test_the_curves_keep_room_for_their_axes_in_a_laptop_window(window, qtbot):
+def test_the_curves_keep_room_for_their_axes_in_a_laptop_window(trainable, qtbot):
     from designer.app.train.charts import AXIS_WIDTH, CURVES_MIN_HEIGHT
+    window = trainable
     window.resize(1366, 768)
-    window.show_train_panel()
+    window.train_panel.epochs.setValue(1)
+    with qtbot.waitSignal(window.trainer.finished, timeout=60000):
+        window.train_panel.start()
+    settle(qtbot, window)
     window.resizeDocks([window.train_dock], [120], Qt.Orientation.Vertical)  # squeezed
     qtbot.wait(50)
     curves = window.train_panel.curves
