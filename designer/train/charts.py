@@ -47,13 +47,9 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(lo / step) * step
-    ticks = []
-    value = start
-    while value <= hi + step * 1e-9:
-        ticks.append(round(value, 10))
-        value += step
-    return ticks
+    start = math.floor(lo / step + 1e-9) * step
+    stop = math.ceil(hi / step - 1e-9) * step  # the first tick at or above hi: the plot's top
+    return [round(start + i * step, 10) for i in range(int(round((stop - start) / step)) + 1)]
 
 
 def _label(value: float) -> str:
@@ -62,7 +58,7 @@ def _label(value: float) -> str:
 
 def _panel(painter, rect, title: str, ylabel: str, epochs: Sequence[float],
            series: Sequence[tuple[str, Sequence[float], tuple[int, int, int]]],
-           y_range: tuple[float, float] | None = None, legend_low: bool = False) -> None:
+           y_range: tuple[float, float] | None = None) -> None:
     from PySide6.QtCore import QPointF, QRectF, Qt
     from PySide6.QtGui import QColor, QPen
 
@@ -137,21 +133,25 @@ def _panel(painter, rect, title: str, ylabel: str, epochs: Sequence[float],
         painter.setBrush(QColor(*colour))
         for p in points:
             painter.drawEllipse(p, 3.5, 3.5)
-    # legend, top (or bottom) right inside the plot
-    lx, ly = plot.right() - 130, plot.top() + 8
-    if legend_low:  # where rising curves leave room
-        ly = plot.bottom() - 20 * len(series) - 10
-    painter.setPen(QPen(QColor(180, 180, 180)))
-    painter.setBrush(QColor(255, 255, 255, 230))
-    painter.drawRect(QRectF(lx - 8, ly - 4, 130, 20 * len(series) + 6))
-    for i, (name, _, colour) in enumerate(series):
-        y = ly + 8 + 20 * i
-        painter.setPen(QPen(QColor(*colour), 2.5))
-        painter.drawLine(QPointF(lx, y), QPointF(lx + 24, y))
-        painter.setPen(QPen(QColor(40, 40, 40)))
-        painter.drawText(QRectF(lx + 30, y - 9, 90, 18),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
     painter.setBrush(Qt.BrushStyle.NoBrush)
+
+
+def _legend(painter, centre_x: float, y: float,
+            entries: Sequence[tuple[str, tuple[int, int, int]]]) -> None:
+    """One legend for both panels, in a row centred at ``centre_x`` in the title band (above
+    the plots, so it never hides a curve)."""
+    from PySide6.QtCore import QPointF, QRectF, Qt
+    from PySide6.QtGui import QColor, QPen
+
+    entry_width = 110
+    x = centre_x - entry_width * len(entries) / 2
+    for name, colour in entries:
+        painter.setPen(QPen(QColor(*colour), 2.5))
+        painter.drawLine(QPointF(x, y + 9), QPointF(x + 24, y + 9))
+        painter.setPen(QPen(QColor(40, 40, 40)))
+        painter.drawText(QRectF(x + 30, y, entry_width - 34, 18),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        x += entry_width
 
 
 def curves_png(rows: Sequence[dict[str, float]]) -> bytes:
@@ -173,7 +173,8 @@ def curves_png(rows: Sequence[dict[str, float]]) -> bytes:
                "accuracy (%)", epochs,
                [("training", [100 * r["train_accuracy"] for r in rows], TRAIN_COLOUR),
                 ("validation", [100 * r["val_accuracy"] for r in rows], VAL_COLOUR)],
-               (0.0, 100.0), legend_low=True)
+               (0.0, 100.0))
+        _legend(painter, width / 2, 6, [("training", TRAIN_COLOUR), ("validation", VAL_COLOUR)])
     finally:
         painter.end()
     return _png(image)

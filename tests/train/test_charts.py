@@ -51,3 +51,27 @@ def test_confusion_colours_show_small_counts_and_tell_right_from_wrong():
     # mistakes lean red, right answers blue
     assert one_wrong.red() > one_wrong.blue() and one_right.blue() > one_right.red()
     assert all_right.blue() > all_right.red() and all_right.blue() < 200  # dark blue
+
+
+def test_the_y_axis_ends_at_a_tick_above_the_largest_value():
+    from designer.train.charts import _nice_ticks
+    rng = np.random.default_rng(0)
+    for hi in np.concatenate([rng.random(50) * 10, [2.3, 1.0, 100.0, 5.6e7, 0.031]]):
+        ticks = _nice_ticks(0.0, float(hi))
+        assert ticks[0] == 0.0 and ticks[-1] >= hi - 1e-12  # the top curve is never on the edge
+        steps = np.diff(ticks)
+        assert np.allclose(steps, steps[0]) and 3 <= len(ticks) <= 11
+        assert ticks[-2] < hi  # one tick at most above it
+
+
+def test_one_legend_above_both_plots_never_over_a_curve():
+    """Curves at the top of the loss plot and along the accuracy plot's bottom (where the
+    legends used to sit): the training colour appears in the title band only in the legend's
+    middle strip, and the plots below keep it only for the curves."""
+    rows = [{"epoch": e, "train_loss": 2.3, "train_accuracy": 0.05, "val_loss": 2.3,
+             "val_accuracy": 0.05, "seconds": 1.0} for e in (1, 2, 3)]
+    image = _decode(curves_png(rows))
+    width = CURVES_SIZE[0]
+    band = [x for x in range(width) for y in range(0, 28)
+            if (lambda c: (c.red(), c.green(), c.blue()))(image.pixelColor(x, y)) == TRAIN_COLOUR]
+    assert band and all(width / 2 - 120 < x < width / 2 + 120 for x in band)
