@@ -52,6 +52,16 @@ class WheelGuard(QObject):
         return False
 
 
+def _row(*widgets: QWidget) -> QWidget:
+    """Widgets side by side, as one row of a form."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return row
+
+
 class TrainPanel(QWidget):
     """See the module docstring. ``message(text, ms)`` goes to the status bar; ``wrong_chosen``
     carries a misclassified image the user clicked (a controller.Wrong)."""
@@ -116,20 +126,10 @@ class TrainPanel(QWidget):
         opt_form = QFormLayout(opt_box)
         opt_form.addRow("Optimizer", self.optimizer)
         opt_form.addRow("Learning rate", self.lr)
-        momentum_row = QWidget()
-        row = QHBoxLayout(momentum_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.momentum)
-        row.addWidget(self.nesterov)
-        self.momentum_row = momentum_row
-        opt_form.addRow("Momentum", momentum_row)
-        betas_row = QWidget()
-        row = QHBoxLayout(betas_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.beta1)
-        row.addWidget(self.beta2)
-        self.betas_row = betas_row
-        opt_form.addRow("Betas", betas_row)
+        self.momentum_row = _row(self.momentum, self.nesterov)
+        opt_form.addRow("Momentum", self.momentum_row)
+        self.betas_row = _row(self.beta1, self.beta2)
+        opt_form.addRow("Betas", self.betas_row)
         opt_form.addRow("Weight decay", self.weight_decay)
         self.opt_form = opt_form
 
