@@ -369,6 +369,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._action(file_menu, "&Save", self.save, keys.Save, "Save the design")
         self._action(file_menu, "Save &as…", self.save_as, keys.SaveAs, "Save under a new name")
+        self._action(file_menu, "Export &diagram…", self.export_diagram_dialog, None,
+                     "Save the canvas's drawing of the whole design as SVG, PDF or PNG")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, keys.Quit)
         edit = bar.addMenu("&Edit")
@@ -733,6 +735,36 @@ class MainWindow(QMainWindow):
             return False
         self._remember(path)
         self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    #: Export diagram's file types: (filter, extension, PNG scale)
+    DIAGRAM_FILTERS = (("SVG drawing (*.svg)", ".svg", 1.0), ("PDF document (*.pdf)", ".pdf", 1.0),
+                       ("PNG image, 2× (*.png)", ".png", 2.0), ("PNG image, 1× (*.png)", ".png", 1.0),
+                       ("PNG image, 4× (*.png)", ".png", 4.0))
+
+    def export_diagram_dialog(self) -> bool:
+        """File ▸ Export diagram…: the file type (and a PNG's scale) is the chosen filter's."""
+        stem = self.document.path.stem if self.document.path else _file_stem(self.document.title)
+        suggested = str(Path(self._save_folder()) / f"{stem}.svg")
+        filters = ";;".join(f for f, _, _ in self.DIAGRAM_FILTERS)
+        path, chosen = QFileDialog.getSaveFileName(self, "Export diagram", suggested, filters)
+        if not path:
+            return False
+        _, suffix, scale = next((f for f in self.DIAGRAM_FILTERS if f[0] == chosen),
+                                self.DIAGRAM_FILTERS[0])
+        target = Path(path)
+        if target.suffix.lower() not in (".svg", ".pdf", ".png"):
+            target = target.with_name(target.name + suffix)
+        return self.export_diagram_to(target, scale)
+
+    def export_diagram_to(self, path: Path, scale: float = 2.0) -> bool:
+        from designer.app.diagram import export_diagram
+        try:
+            export_diagram(self.document.design, path, scale)
+        except (OSError, ValueError, MemoryError, RuntimeError) as exc:
+            self._error("Can't export the diagram", str(exc))
+            return False
+        self.statusBar().showMessage(f"Exported the diagram to {path}", 4000)
         return True
 
     def _settings(self) -> QSettings:

@@ -191,3 +191,23 @@ def test_a_huge_png_is_refused_before_drawing(qapp, tmp_path, monkeypatch):
     assert not (tmp_path / "d.png").exists()
     export_diagram(design, tmp_path / "d.svg", 10)  # vector formats have no such limit
     assert (tmp_path / "d.svg").exists()
+
+
+def test_file_menu_exports_the_diagram(window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+    window.document.replace(find_template("lenet5").load(), None)
+    texts = [a.text() for a in window.menuBar().actions()[0].menu().actions()]
+    assert "Export &diagram…" in texts
+    # the PNG 4× filter picked, no extension typed: a 4× PNG
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "net"), "PNG image, 4× (*.png)"))
+    assert window.export_diagram_dialog()
+    export_diagram(window.document.design, tmp_path / "one.png", 1.0)
+    big, one = QImage(str(tmp_path / "net.png")), QImage(str(tmp_path / "one.png"))
+    assert abs(big.width() - 4 * one.width()) <= 2
+    assert "Exported the diagram" in window.statusBar().currentMessage()
+    # a failure is said in a message box
+    errors = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: errors.append(text))
+    assert not window.export_diagram_to(tmp_path / "nowhere" / "d.pdf")
+    assert len(errors) == 1 and "does not exist" in errors[0]
