@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRect, QRectF, QSize, QSizeF, Qt
@@ -47,7 +48,10 @@ def _application() -> QApplication:
     global _app
     app = QApplication.instance()
     if app is None:
-        _app = app = QApplication([])
+        if (sys.platform.startswith(("linux", "freebsd")) and not os.environ.get("QT_QPA_PLATFORM")
+                and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"  # no display: none is needed
+        _app = app = QApplication(["cnn-designer"])
     if not isinstance(app, QApplication):
         raise RuntimeError("drawing the diagram needs a QApplication (the running application is a "
                            f"{type(app).__name__})")

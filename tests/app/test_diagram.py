@@ -211,3 +211,32 @@ def test_file_menu_exports_the_diagram(window, tmp_path, monkeypatch):
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text: errors.append(text))
     assert not window.export_diagram_to(tmp_path / "nowhere" / "d.pdf")
     assert len(errors) == 1 and "does not exist" in errors[0]
+
+
+def test_pdf_page_is_the_drawing_size(qapp, tmp_path):
+    design = find_template("inception-block").load()
+    export_diagram(design, tmp_path / "d.svg")
+    export_diagram(design, tmp_path / "d.pdf")
+    box = re.search(r'viewBox="0 0 (\d+) (\d+)"', (tmp_path / "d.svg").read_text()).groups()
+    media = re.search(rb"/MediaBox \[\s*0 0 ([\d.]+) ([\d.]+)\s*\]",
+                      (tmp_path / "d.pdf").read_bytes()).groups()
+    for svg_units, points in zip(box, media):
+        assert abs(float(points) - int(svg_units) * 72 / 96) < 1.5
+
+
+def test_exports_without_a_display_or_an_application(tmp_path):
+    """As the command line calls it: a fresh process, no QApplication, no display."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    code = ("import sys\n"
+            "from designer.io.templates import find_template\n"
+            "from designer.app.diagram import export_diagram\n"
+            "export_diagram(find_template('lenet5').load(), sys.argv[1], 1.0)\n")
+    out = tmp_path / "d.png"
+    done = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not QImage(str(out)).isNull()
