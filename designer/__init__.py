@@ -15,6 +15,7 @@ The public Python API (contract §5)::
     data = designer.load_dataset("builtin:digits", design)  # data.train, data.val: (x, y); data.classes
     history = designer.train(net, data, epochs=5, batch_size=64, optimizer=opt, seed=0)  # .rows
     lay = designer.layout(design)                 # cards and edge polylines (contract §7)
+    designer.export(design, "model.py")           # .py PyTorch code, .onnx, .svg/.pdf/.png diagram
 """
 from designer.core.analysis import Analysis
 from designer.core.design import Design, GraphError, Node
@@ -63,10 +64,83 @@ def layout(design):
     return _layout.layout(_as_design(design))
 
 
+#: what ``export`` writes, by the output's extension (contract §4, §8)
+EXPORT_FORMATS = {".py": "PyTorch code", ".onnx": "an ONNX model", ".svg": "an SVG diagram",
+                  ".pdf": "a PDF diagram", ".png": "a PNG diagram"}
+
+
+class ExportUnavailable(RuntimeError):
+    """This installation can't write the asked format (a part of it is missing)."""
+
+
+def export_kind(path):
+    """The output's extension (lower case) if ``export`` writes it; ValueError naming the
+    supported ones otherwise."""
+    import os
+    kind = os.path.splitext(os.fspath(path))[1].lower()
+    if kind not in EXPORT_FORMATS:
+        what = (f'a "{os.path.splitext(os.fspath(path))[1]}" file' if kind
+                else "a file without an extension")
+        supported = ", ".join(f"{k} ({v})" for k, v in EXPORT_FORMATS.items())
+        raise ValueError(f"{os.path.basename(os.fspath(path)) or path}: can't export to {what}; "
+                         f"end the file name with one of {supported}")
+    return kind
+
+
+def export(design, path, weights=None, scale=1.0):
+    """Write ``design`` in the format ``path``'s extension names (contract §5, §8): ``.py``
+    PyTorch code (weights are not part of the code: its ``build_model(path)`` loads a weights
+    file), ``.onnx`` an ONNX model with ``weights`` (None: the seed-0 weights; a path or a
+    mapping as ``build`` takes), ``.svg`` / ``.pdf`` / ``.png`` the diagram (``scale``: the PNG's
+    pixels per canvas unit). ``design``: a Design, or a path or dict.
+
+    Raises ValueError for an unknown extension; InvalidDesign (code and ONNX) for a design with
+    errors; designer.io.pytorch.CodeExportError for node ids PyTorch can't take; WeightsError;
+    ExportUnavailable when this installation lacks what the format needs; OSError when the file
+    can't be written."""
+    kind = export_kind(path)
+    design = _as_design(design)
+    if kind == ".py":
+        from designer.io.pytorch import write_pytorch_code
+        analysis = Analysis(design)
+        if not analysis.valid:
+            raise InvalidDesign(_problem_texts(analysis))
+        write_pytorch_code(design, path, analysis)
+    elif kind == ".onnx":
+        try:
+            from designer.io.onnx_export import export_onnx
+        except ImportError as exc:
+            raise ExportUnavailable(_unavailable("ONNX export", exc)) from None
+        try:
+            export_onnx(design, weights, path)
+        except ImportError as exc:
+            raise ExportUnavailable(_unavailable("ONNX export", exc)) from None
+    else:
+        try:
+            from designer.app.diagram import export_diagram
+        except ImportError as exc:
+            raise ExportUnavailable(_unavailable("diagram export", exc)) from None
+        export_diagram(design, path, scale)
+
+
+def _problem_texts(analysis):
+    problems = [str(p) for p in analysis.problems() if p.severity == "error"]
+    return problems or analysis.design_problems()
+
+
+def _unavailable(what, exc):
+    name = getattr(exc, "name", None)
+    if name and name.split(".")[0] in ("onnx", "PySide6"):
+        package = name.split(".")[0]
+        return f"{what} needs the {package} package, which is not installed (pip install {package})"
+    return f"{what} is not available yet in this version of CNN Designer"
+
+
 __all__ = ["Analysis", "Cancelled", "Design", "DesignError", "GraphError", "InputError",
            "InvalidDesign", "Layout", "Network", "Node", "NotEnoughMemory", "TrainingError", "WeightsError", "build",
            "format_table", "layout", "load_design", "save_design", "summarize"]
 __all__ += ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_norm"]
 __all__ += ["load_dataset"]
 __all__ += ["train", "ExplainError"]
+__all__ += ["export", "ExportUnavailable", "EXPORT_FORMATS"]
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``, ``run``,
-``train``.
+``train``, ``export``.
 
 No traceback reaches a user: every failure a command knows of becomes a message and the
 contract's exit status where it happens, and ``main`` keeps one last guard for the unforeseen
@@ -31,7 +31,7 @@ from designer.io.templates import find_template, list_templates
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
 EXIT_CANCELLED = 130
-COMMANDS = ("summary", "templates", "new", "run", "train")
+COMMANDS = ("summary", "templates", "new", "run", "train", "export")
 BUG = "this is a bug in CNN Designer; please report it with the command you ran"
 
 
@@ -389,6 +389,91 @@ def _run_weights(args: argparse.Namespace, design) -> tuple[Any, int, str]:
               f"seeded random weights")
         return None, seed, random
     return model.weights, seed, f"weights: {model.describe()}"
+
+
+# ------------------------------------------------------------------------------- export
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        return _export(args)
+    except CommandError as exc:
+        _print_error(str(exc))
+        return exc.status
+
+
+def _check_writable(out: Path) -> None:
+    """CommandError unless a file can be written at ``out`` (its folder exists and takes a new
+    file; ``out`` is not a folder), said before any work."""
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        if os.path.isdir(out):
+            raise CommandError(f"{out} is a folder; give a file name to write to")
+        if not folder.is_dir():
+            raise CommandError(describe_os_error(
+                FileNotFoundError(2, "no such folder", str(out)), out))
+        with tempfile.TemporaryFile(dir=folder, prefix=".cnn-designer-probe."):
+            pass
+    except OSError as exc:
+        raise CommandError(describe_os_error(exc, out)) from None
+    except ValueError:
+        raise CommandError(f"{str(out)!r}: not a usable file name") from None
+
+
+def _export(args: argparse.Namespace) -> int:
+    import designer
+    from designer.engine.network import InvalidDesign, NotEnoughMemory
+    from designer.engine.weights import WeightsError
+    from designer.io.pytorch import CodeExportError
+
+    out = Path(args.output)
+    try:
+        kind = designer.export_kind(out)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    design = _load(args.file)
+    if design is None:
+        return EXIT_BAD_FILE
+    if args.weights is not None:
+        check_input_file(args.weights, "a weights file (.npz)")
+    if args.scale is not None and kind != ".png":
+        _warn(f"--scale sets a PNG's resolution; {out.suffix} is drawn at the canvas's size")
+    if kind in (".py", ".svg", ".pdf", ".png") and (args.weights is not None or args.seed is not None):
+        what = "PyTorch code holds no weights" if kind == ".py" else "a diagram shows no weights"
+        _warn(f"--weights and --seed are not used: {what}")
+    if kind in (".py", ".onnx"):
+        analysis = Analysis(design)
+        if not analysis.valid:
+            problems = [str(p) for p in analysis.problems() if p.severity == "error"]
+            problems = problems or analysis.design_problems()
+            shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
+            raise CommandError(f"{args.file}: the design has errors, so it can't be exported as "
+                               f"{designer.EXPORT_FORMATS[kind]}: " + "; ".join(shown)
+                               + " (a diagram can still be exported: .svg, .pdf or .png)",
+                               EXIT_INVALID)
+    _check_writable(out)
+    weights: Any = args.weights
+    if kind == ".onnx" and weights is None and args.seed is not None:
+        from designer.engine.weights import expected_tensors, init_weights
+        weights = init_weights(expected_tensors(Analysis(design)), args.seed)
+    try:
+        designer.export(design, out, weights=weights,
+                        scale=1.0 if args.scale is None else args.scale)
+    except designer.ExportUnavailable as exc:
+        raise CommandError(str(exc)) from None
+    except (InvalidDesign, CodeExportError) as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from None
+    except (WeightsError, NotEnoughMemory) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        text = str(exc) if exc.filename is None else describe_os_error(exc, out)
+        raise CommandError(text) from None
+    except ValueError as exc:  # ONNX can't express it, a scale out of range, a PNG too large
+        raise CommandError(str(exc), EXIT_INVALID if kind == ".onnx" else EXIT_BAD_FILE) from None
+    print(f"Wrote {design.name or Path(args.file).name} as {designer.EXPORT_FORMATS[kind]} to {out}")
+    if kind == ".py":
+        print('Its build_model("weights.npz") loads a weights file (run and train write one: '
+              'DIR/weights.npz)')
+    return EXIT_OK
 
 
 # -------------------------------------------------------------------------------- train
@@ -888,17 +973,36 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                    help="seed for the initial weights, the shuffling, Dropout and augmentation "
                         "(default 0)")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("export", help="write a design as PyTorch code, ONNX, or a diagram",
+                       description="Write the design in the format OUT's extension names: .py "
+                                   "PyTorch code (an nn.Module whose state_dict keys are the "
+                                   "weights file's, and build_model(weights_path)), .onnx an "
+                                   "ONNX model with its weights, .svg / .pdf / .png the diagram "
+                                   "as the canvas draws it. Exit status: 0 written, 1 the design "
+                                   "has errors (code and ONNX only: a diagram is still drawn), "
+                                   "2 a bad file, an unwritable OUT or an unknown extension.")
+    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the file to write: .py, .onnx, .svg, .pdf or .png")
+    p.add_argument("--weights", metavar="W.npz",
+                   help="the weights to put in an ONNX model (default: seeded random weights)")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="seed of the random weights for ONNX without --weights (default 0)")
+    p.add_argument("--scale", type=_positive_float, metavar="S",
+                   help="pixels per canvas unit of a PNG diagram (default 1)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
 def _parser_for_app() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnn-designer",
-        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run,train} ...",
+        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run,train,export} ...",
         description="Design convolutional neural networks and look inside them. Opens the "
                     "desktop app (on FILE if given).",
         epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE | "
-               "run FILE --input IMAGE_OR_NPY --out DIR | train FILE --data DATA --out DIR "
+               "run FILE --input IMAGE_OR_NPY --out DIR | train FILE --data DATA --out DIR | "
+               "export FILE -o OUT.{py,onnx,svg,pdf,png} "
                "(cnn-designer COMMAND --help for more)")
     _add_version(parser)
     parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
@@ -1024,7 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: commands that leave nothing to tidy once they return (every file written, synced and closed,
 #: no window): the process may end without freeing its objects one by one, which on a
 #: 100,000-node design takes a third of a second
-QUICK_EXIT = frozenset({"summary", "templates", "new", "run", "train"})
+QUICK_EXIT = frozenset({"summary", "templates", "new", "run", "train", "export"})
 
 
 def console_main() -> None:

@@ -332,8 +332,9 @@ def _docstring_text(text: str) -> str:
     return text.replace("\\", "/").replace('"""', "'''").replace("\n", " ")
 
 
-def write_pytorch_code(design: Design, path: Any) -> None:
-    """Write :func:`pytorch_code` to ``path`` atomically (OSError on failure)."""
+def write_pytorch_code(design: Design, path: Any, analysis: Analysis | None = None) -> None:
+    """Write :func:`pytorch_code` to ``path`` atomically (OSError on failure; the file is then
+    left as it was)."""
     from designer.core.atomic import write_atomic
-    text = pytorch_code(design).encode("utf-8")
+    text = pytorch_code(design, analysis).encode("utf-8")
     write_atomic(path, lambda handle: handle.write(text))
