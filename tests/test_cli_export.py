@@ -141,3 +141,27 @@ def test_an_invalid_design_still_exports_its_diagram(files, capsys):
     assert main(["export", str(files / "bad.json"), "-o", str(out)]) == 0
     assert b"<svg" in out.read_bytes() and b"conv" in out.read_bytes()
     assert f"as an SVG diagram to {out}" in capsys.readouterr().out
+
+
+def test_export_onnx_takes_the_seed_or_the_weights_file(files, capsys):
+    import onnx
+    from onnx import numpy_helper
+
+    from designer.engine.weights import save_weights_file
+
+    def conv_weight(path):
+        tensors = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+        return next(v for k, v in tensors.items() if k.endswith("conv1.weight"))
+
+    seed = files / "seed.json"
+    assert main(["export", str(seed), "-o", str(files / "s0.onnx")]) == 0
+    assert main(["export", str(seed), "-o", str(files / "s3.onnx"), "--seed", "3"]) == 0
+    net3 = designer.build(SEED, seed=3)
+    assert (conv_weight(files / "s3.onnx") == net3.weights["conv1.weight"]).all()
+    assert not (conv_weight(files / "s0.onnx") == net3.weights["conv1.weight"]).all()
+    save_weights_file(net3.weights, files / "w.npz")
+    assert main(["export", str(seed), "-o", str(files / "w.onnx"), "--weights", str(files / "w.npz")]) == 0
+    assert (conv_weight(files / "w.onnx") == net3.weights["conv1.weight"]).all()
+    (files / "broken.npz").write_bytes(b"not an archive")
+    assert main(["export", str(seed), "-o", str(files / "b.onnx"), "--weights", str(files / "broken.npz")]) == 2
+    assert "broken.npz" in capsys.readouterr().err and not (files / "b.onnx").exists()
