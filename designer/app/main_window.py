@@ -371,6 +371,10 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Save &as…", self.save_as, keys.SaveAs, "Save under a new name")
         self._action(file_menu, "Export &diagram…", self.export_diagram_dialog, None,
                      "Save the canvas's drawing of the whole design as SVG, PDF or PNG")
+        self._action(file_menu, "Export as &PyTorch code…", self.export_code_dialog, None,
+                     "Write the design as a PyTorch module (.py)")
+        self._action(file_menu, "Export as &ONNX…", self.export_onnx_dialog, None,
+                     "Write the design and the Run panel's weights as an ONNX model (.onnx)")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, keys.Quit)
         edit = bar.addMenu("&Edit")
@@ -767,6 +771,94 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Exported the diagram to {path}", 4000)
         return True
 
+    def _export_target(self, title: str, suffix: str, file_filter: str) -> Path | None:
+        """The save dialog of an export, starting where Save As starts; ``suffix`` is added
+        to a name typed without it. None: cancelled."""
+        stem = self.document.path.stem if self.document.path else _file_stem(self.document.title)
+        suggested = str(Path(self._save_folder()) / f"{stem}{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self, title, suggested, file_filter)
+        if not path:
+            return None
+        target = Path(path)
+        if target.suffix.lower() != suffix:
+            target = target.with_name(target.name + suffix)
+        return target
+
+    def export_code_dialog(self) -> bool:
+        """File ▸ Export as PyTorch code…"""
+        target = self._export_target("Export as PyTorch code", ".py", "Python code (*.py)")
+        return target is not None and self.export_code_to(target)
+
+    def export_code_to(self, path: Path) -> bool:
+        from designer.io.pytorch import write_pytorch_code
+        try:
+            write_pytorch_code(self.document.design, path, self.document.analysis)
+        except WRITE_ERRORS as exc:  # CodeExportError is a ValueError with a plain message
+            self._error("Can't export the PyTorch code", _export_failure(exc, path))
+            return False
+        self.statusBar().showMessage(f"Exported the PyTorch code to {path}", 6000)
+        return True
+
+    def export_onnx_dialog(self) -> bool:
+        """File ▸ Export as ONNX…"""
+        target = self._export_target("Export as ONNX", ".onnx", "ONNX model (*.onnx)")
+        return target is not None and self.export_onnx_to(target)
+
+    def export_weights(self) -> tuple[dict, str]:
+        """The weights a run of the open design uses now, and the Run panel's line saying which
+        they are: the last run's when it ran this very design, else those the Run panel's
+        weights choice gives (trained, seeded, classic filters or a weights file). Raises
+        WeightsError, NotEnoughMemory, InvalidDesign."""
+        from designer.app.run.controller import (CLASSIC, FILE, RANDOM, TRAINED, _weights_for,
+                                                 fingerprint)
+        from designer.engine.classic import apply_classic_filters
+        runner, design = self.runner, self.document.design
+        result = runner.result
+        if result is not None and result.fingerprint == fingerprint(design):
+            return result.network.weights, result.weights_note
+        analysis = self.document.analysis
+        if not analysis.valid:
+            from designer.engine.network import InvalidDesign, Network
+            try:
+                Network(design)  # raises InvalidDesign, which lists the problems
+            except InvalidDesign as exc:
+                shown = exc.problems[:5] + ([f"… and {len(exc.problems) - 5} more"]
+                                            if len(exc.problems) > 5 else [])
+                raise ValueError("the design has errors, so it can't be exported; fix them "
+                                 "first (see the Problems list):\n  " + "\n  ".join(shown)
+                                 ) from None
+        mode, tensors = runner.weights_mode, getattr(runner, "_file_weights", None)
+        note = runner.weights_note()
+        if mode == TRAINED:
+            from designer.io.trained import find_trained
+            model = find_trained(design)
+            if model is not None:
+                mode, tensors = FILE, runner.trained_tensors(model)
+            else:
+                mode = RANDOM
+        weights, _ = _weights_for(analysis, mode, tensors, {})
+        if mode == CLASSIC:
+            weights, _, _ = apply_classic_filters(weights, analysis)
+        return weights, note
+
+    def export_onnx_to(self, path: Path) -> bool:
+        """Write the design with :meth:`export_weights` as ONNX; the status bar says which
+        weights went in."""
+        from designer.io.onnx_export import export_onnx
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # VGG-16 takes seconds
+        try:
+            weights, note = self.export_weights()
+            export_onnx(self.document.design, weights, path)
+        except WRITE_ERRORS as exc:  # InvalidDesign, WeightsError: ValueErrors, said plainly
+            QApplication.restoreOverrideCursor()
+            self._error("Can't export as ONNX", _export_failure(exc, path))
+            return False
+        QApplication.restoreOverrideCursor()
+        which = note.removeprefix("Weights: ") if note else "the Run panel's weights"
+        self.statusBar().showMessage(f"Exported the design as ONNX to {path}, with weights: "
+                                     f"{which}", 10000)
+        return True
+
     def _settings(self) -> QSettings:
         return app_settings()
 
@@ -1109,6 +1201,16 @@ def documents_folder() -> str:
     """The user's documents folder (their home folder if the platform has none)."""
     folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
     return folder or str(Path.home())
+
+
+def _export_failure(exc: BaseException, path: Path) -> str:
+    """What an export's error box says: the exporters' own plain message for a design or
+    weights they can't take (a ValueError, NotEnoughMemory), else why the file can't be written."""
+    from designer.engine.memory import NotEnoughMemory
+    if isinstance(exc, NotEnoughMemory) or (isinstance(exc, ValueError)
+                                            and not isinstance(exc, UnicodeError)):
+        return str(exc)
+    return write_failure(exc, path)
 
 
 def _file_stem(title: str) -> str:
