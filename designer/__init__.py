@@ -16,6 +16,7 @@ The public Python API (contract §5)::
     history = designer.train(net, data, epochs=5, batch_size=64, optimizer=opt, seed=0)  # .rows
     lay = designer.layout(design)                 # cards and edge polylines (contract §7)
     designer.export(design, "model.py")           # .py PyTorch code, .onnx, .svg/.pdf/.png diagram
+    design, weights = designer.import_onnx("model.onnx")  # raises designer.OnnxImportError
 """
 from designer.core.analysis import Analysis
 from designer.core.design import Design, GraphError, Node
@@ -31,6 +32,7 @@ from designer.engine.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, c
 from designer.engine.weights import WeightsError
 from designer.data.dataset import load_dataset
 from designer.io.design_file import DesignError, load_design, save_design
+from designer.io.onnx_import import OnnxImportError
 from designer.train.loop import train
 
 
@@ -123,6 +125,19 @@ def export(design, path, weights=None, scale=1.0):
         export_diagram(design, path, scale)
 
 
+def import_onnx(path):
+    """An ONNX model as ``(design, weights)`` (contract §5, §8): the design with its layout's
+    positions and its weights as a mapping of §3. Raises OnnxImportError with a message for a
+    file that is not ONNX (or cut short) and for an operator no layer here expresses (naming
+    the ONNX node and its op type); ExportUnavailable when the onnx package is missing."""
+    try:
+        from designer.io.onnx_import import import_onnx as read
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise ExportUnavailable(_unavailable("ONNX import", exc)) from None
+    return read(path)
+
+
 def _problem_texts(analysis):
     problems = [str(p) for p in analysis.problems() if p.severity == "error"]
     return problems or analysis.design_problems()
@@ -143,4 +158,5 @@ __all__ += ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_no
 __all__ += ["load_dataset"]
 __all__ += ["train", "ExplainError"]
 __all__ += ["export", "ExportUnavailable", "EXPORT_FORMATS"]
+__all__ += ["import_onnx", "OnnxImportError"]
 __version__ = "0.1.0"

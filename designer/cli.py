@@ -1,5 +1,5 @@
 """The command line (contract §4): ``cnn-designer [FILE]``, ``summary``, ``templates``, ``new``, ``run``,
-``train``, ``export``.
+``train``, ``export``, ``import``.
 
 No traceback reaches a user: every failure a command knows of becomes a message and the
 contract's exit status where it happens, and ``main`` keeps one last guard for the unforeseen
@@ -31,7 +31,7 @@ from designer.io.templates import find_template, list_templates
 
 EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
 EXIT_CANCELLED = 130
-COMMANDS = ("summary", "templates", "new", "run", "train", "export")
+COMMANDS = ("summary", "templates", "new", "run", "train", "export", "import")
 BUG = "this is a bug in CNN Designer; please report it with the command you ran"
 
 
@@ -473,6 +473,54 @@ def _export(args: argparse.Namespace) -> int:
     if kind == ".py":
         print('Its build_model("weights.npz") loads a weights file (run and train write one: '
               'DIR/weights.npz)')
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------- import
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        return _import(args)
+    except CommandError as exc:
+        _print_error(str(exc))
+        return exc.status
+
+
+def _import(args: argparse.Namespace) -> int:
+    import designer
+
+    if not _usable_name(args.model):
+        return EXIT_BAD_FILE
+    check_input_file(args.model, "an ONNX model (.onnx)")
+    out = Path(args.output)
+    weights_out = Path(args.weights) if args.weights is not None else out.with_suffix(".npz")
+    if weights_out == out:
+        raise CommandError(f"{out}: the design and its weights can't be the same file; give "
+                           f"--weights another name")
+    _check_writable(out)
+    _check_writable(weights_out)
+    try:
+        design, weights = designer.import_onnx(args.model)
+    except (designer.OnnxImportError, designer.ExportUnavailable) as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        write_npz(weights_out, weights.items())
+    except OSError as exc:
+        raise CommandError(describe_os_error(exc, weights_out)) from None
+    except ValueError as exc:
+        raise CommandError(f"{weights_out}: {exc}") from None
+    try:
+        save_design(design, out)
+    except DesignError as exc:
+        raise CommandError(str(exc)) from None
+    analysis = Analysis(design)
+    layers = len(design.nodes) - 1
+    print(f"Imported {Path(args.model).name}: {layers} layer{'s' * (layers != 1)}, "
+          f"{sum(int(w.size) for w in weights.values()):,} parameters; wrote the design to "
+          f"{out} and its weights to {weights_out}")
+    if not analysis.valid:
+        _warn(f"the imported design has errors (cnn-designer summary {shlex.quote(str(out))} "
+              f"lists them)")
     return EXIT_OK
 
 
@@ -991,18 +1039,30 @@ def _parser_for_commands() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_positive_float, metavar="S",
                    help="pixels per canvas unit of a PNG diagram (default 1)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help="read an ONNX model into a design file and its weights",
+                       description="Read an ONNX model into a design file (its layers, with "
+                                   "node ids from the ONNX node names and an automatic layout) "
+                                   "and a weights file. Exit status: 0 imported, 2 an unreadable "
+                                   "or unsupported model (the message names the ONNX node and "
+                                   "its op type) or an unwritable output.")
+    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model to read")
+    p.add_argument("-o", "--output", required=True, metavar="DESIGN.json",
+                   help="the design file to write")
+    p.add_argument("--weights", metavar="W.npz",
+                   help="the weights file to write (default: DESIGN's path with .npz)")
+    p.set_defaults(func=cmd_import)
     return parser
 
 
 def _parser_for_app() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnn-designer",
-        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run,train,export} ...",
+        usage="cnn-designer [FILE]\n       cnn-designer {summary,templates,new,run,train,export,import} ...",
         description="Design convolutional neural networks and look inside them. Opens the "
                     "desktop app (on FILE if given).",
         epilog="commands: summary FILE [--json] | templates | new TEMPLATE -o FILE | "
                "run FILE --input IMAGE_OR_NPY --out DIR | train FILE --data DATA --out DIR | "
-               "export FILE -o OUT.{py,onnx,svg,pdf,png} "
+               "export FILE -o OUT.{py,onnx,svg,pdf,png} | import MODEL.onnx -o DESIGN.json "
                "(cnn-designer COMMAND --help for more)")
     _add_version(parser)
     parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
@@ -1128,7 +1188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: commands that leave nothing to tidy once they return (every file written, synced and closed,
 #: no window): the process may end without freeing its objects one by one, which on a
 #: 100,000-node design takes a third of a second
-QUICK_EXIT = frozenset({"summary", "templates", "new", "run", "train", "export"})
+QUICK_EXIT = frozenset({"summary", "templates", "new", "run", "train", "export", "import"})
 
 
 def console_main() -> None:
