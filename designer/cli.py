@@ -516,7 +516,7 @@ def _import(args: argparse.Namespace) -> int:
     analysis = Analysis(design)
     layers = len(design.nodes) - 1
     print(f"Imported {Path(args.model).name}: {layers} layer{'s' * (layers != 1)}, "
-          f"{sum(int(w.size) for w in weights.values()):,} parameters; wrote the design to "
+          f"{analysis.totals()['params']:,} parameters; wrote the design to "
           f"{out} and its weights to {weights_out}")
     if not analysis.valid:
         _warn(f"the imported design has errors (cnn-designer summary {shlex.quote(str(out))} "

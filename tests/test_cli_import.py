@@ -32,6 +32,8 @@ def test_import_writes_the_design_and_its_weights_beside_it(model, tmp_path, cap
     assert printed.err == ""
     assert f"wrote the design to {out} and its weights to {tmp_path / 'imported.npz'}" \
         in printed.out
+    # its parameters as the summary counts them (BatchNorm's running statistics are not)
+    assert f"{designer.summarize(design)['total_params']:,} parameters;" in printed.out
     loaded = designer.load_design(out)
     assert [(n.id, n.type) for n in loaded.nodes] == [(n.id, n.type) for n in design.nodes]
     assert all(n["position"] is not None for n in json.loads(out.read_text())["nodes"])
