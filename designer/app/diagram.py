@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 from designer.core.atomic import describe_os_error, write_atomic
 from designer.core.design import Design
 from designer.engine.memory import NotEnoughMemory, available_memory, mib
+from designer.io.images import image_png_bytes
 
 #: the file types, by extension
 FORMATS = (".svg", ".pdf", ".png")
@@ -210,13 +211,7 @@ def _png(scene, source: QRectF, width: int, height: int) -> bytes:
     image.setDotsPerMeterY(dots_per_metre)
     image.fill(QColor("white"))
     _render(scene, image, source, QRectF(0, 0, width, height))
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
-        raise RuntimeError("could not encode the diagram as PNG")
-    buffer.close()
-    return bytes(data.data())
+    return image_png_bytes(image)
 
 
 def _write(path: Path, data: bytes) -> None:

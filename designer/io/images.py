@@ -652,14 +652,18 @@ def _draw_flat(values: np.ndarray, plan: TilePlan, grid: np.ndarray) -> None:
 PNG_QUALITY = 50
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 encoded as PNG."""
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+def image_png_bytes(image: QImage) -> bytes:
+    """A QImage encoded as PNG (OSError if the encoder fails)."""
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not _view(pixels).save(buffer, "PNG", PNG_QUALITY):
-        raise OSError(f"the PNG encoder failed on a {pixels.shape[1]} × {pixels.shape[0]} picture")
-    return buffer.data().data()
+    if not image.save(buffer, "PNG", PNG_QUALITY):
+        raise OSError(f"the PNG encoder failed on a {image.width()} × {image.height()} picture")
+    return bytes(buffer.data().data())
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 encoded as PNG."""
+    return image_png_bytes(_view(np.ascontiguousarray(pixels, dtype=np.uint8)))
 
 
 def save_png(pixels: np.ndarray, path: str | os.PathLike) -> None:

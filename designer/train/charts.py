@@ -30,15 +30,8 @@ def ensure_gui() -> None:
 
 
 def _png(image) -> bytes:
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
-
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
-        raise OSError("the picture could not be encoded as PNG")
-    buffer.close()
-    return bytes(data.data())
+    from designer.io.images import image_png_bytes
+    return image_png_bytes(image)
 
 
 def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
