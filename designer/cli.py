@@ -32,6 +32,7 @@ from designer.io.templates import find_template, list_templates
 EXIT_OK, EXIT_INVALID, EXIT_BAD_FILE = 0, 1, 2
 EXIT_CANCELLED = 130
 COMMANDS = ("summary", "templates", "new", "run", "train", "export", "import")
+FILE_HELP = "a design file (.json), or an ONNX model (.onnx) with its weights"
 BUG = "this is a bug in CNN Designer; please report it with the command you ran"
 
 
@@ -74,15 +75,49 @@ def _usable_name(path: str | os.PathLike) -> bool:
     return True
 
 
+#: the weights of the ``.onnx`` models loaded by this command, by path: a model brings its own
+#: weights, used where no --weights file is given (contract §4: FILE may be an ONNX model)
+_MODEL_WEIGHTS: dict[str, dict] = {}
+
+
+def is_onnx(path: str | os.PathLike) -> bool:
+    return os.fspath(path).lower().endswith(".onnx")
+
+
 def _load(path: str):
-    """The design at ``path``, or None after printing why it can't be read."""
+    """The design at ``path`` (a design file, or an ONNX model read as ``import`` reads it), or
+    None after printing why it can't be read."""
     if not _usable_name(path):
         return None
+    if is_onnx(path):
+        return _load_model(path)
     try:
         return load_design(path)
     except DesignError as exc:
         _print_error(str(exc))
         return None
+
+
+def _load_model(path: str):
+    """The design of the ONNX model at ``path``, its weights kept in _MODEL_WEIGHTS."""
+    import designer
+
+    problem = regular_file_problem(path, "an ONNX model (.onnx)")
+    if problem is not None:
+        _print_error(problem)
+        return None
+    try:
+        design, weights = designer.import_onnx(path)
+    except (designer.OnnxImportError, designer.ExportUnavailable) as exc:
+        _print_error(str(exc))
+        return None
+    _MODEL_WEIGHTS[os.fspath(path)] = weights
+    return design
+
+
+def model_weights(path: str | os.PathLike) -> dict | None:
+    """The weights the ONNX model at ``path`` brought, if this command loaded one there."""
+    return _MODEL_WEIGHTS.get(os.fspath(path))
 
 
 def check_input_file(path: str | os.PathLike, kind: str) -> None:
@@ -376,6 +411,13 @@ def _run_weights(args: argparse.Namespace, design) -> tuple[Any, int, str]:
     seed = 0 if args.seed is None else args.seed
     if args.weights is not None:
         return args.weights, seed, f"weights: from {Path(args.weights).name}"
+    own = model_weights(args.file)
+    if own is not None:
+        name = Path(args.file).name
+        if args.random or args.seed is not None:
+            return None, seed, (f"weights: random (seed {seed}) — leave out --random and --seed "
+                                f"to use the weights in {name}")
+        return own, seed, f"weights: from {name} (the model's own)"
     model = find_trained(design)
     random = f"weights: random (seed {seed}) — untrained"
     if model is None:
@@ -452,6 +494,8 @@ def _export(args: argparse.Namespace) -> int:
                                EXIT_INVALID)
     _check_writable(out)
     weights: Any = args.weights
+    if weights is None and args.seed is None:
+        weights = model_weights(args.file)  # an ONNX model passes its own weights on
     if kind == ".onnx" and weights is None and args.seed is not None:
         from designer.engine.weights import expected_tensors, init_weights
         weights = init_weights(expected_tensors(Analysis(design)), args.seed)
@@ -576,8 +620,13 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_BAD_FILE
     if args.weights is not None:
         check_input_file(args.weights, "a weights file (.npz)")
+    weights: Any = args.weights
+    if weights is None and model_weights(args.file) is not None:
+        weights = model_weights(args.file)  # an ONNX model trains on from its own weights
+        print(f"Starting from the weights in {Path(args.file).name} (give --weights to start "
+              f"from others)")
     try:
-        net = build(design, weights=args.weights, seed=args.seed)
+        net = build(design, weights=weights, seed=args.seed)
     except InvalidDesign as exc:
         problems = list(exc.problems)
         shown = problems[:5] + ([f"… and {len(problems) - 5} more"] if len(problems) > 5 else [])
@@ -931,7 +980,7 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                                    "parameters, mult-adds and receptive field of every layer. "
                                    "Exit status: 0 valid, 1 the design has errors (still printed), "
                                    "2 the file can't be read.")
-    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_summary)
     p = sub.add_parser("templates", help="list the built-in template designs")
@@ -952,7 +1001,7 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                                    "won't fit in free memory is refused at once. "
                                    "Exit status: 0 ran, 1 the design has errors, 2 a bad file or "
                                    "input, or not enough memory.")
-    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
     p.add_argument("--input", required=True, metavar="IMAGE_OR_NPY", help="an image or a .npy array")
     chosen = p.add_mutually_exclusive_group()
     chosen.add_argument("--weights", metavar="W.npz",
@@ -983,7 +1032,7 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                                    "current batch and saves what was learnt. Exit status: 0 "
                                    "trained, 1 the design has errors or doesn't fit the data, 2 "
                                    "a bad file or data, or not enough memory.")
-    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
     p.add_argument("--data", required=True, metavar="DATA",
                    help="builtin:digits, builtin:shapes, a folder DIR/<class>/*.png or an .npz")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the results to")
@@ -1029,7 +1078,7 @@ def _parser_for_commands() -> argparse.ArgumentParser:
                                    "as the canvas draws it. Exit status: 0 written, 1 the design "
                                    "has errors (code and ONNX only: a diagram is still drawn), "
                                    "2 a bad file, an unwritable OUT or an unknown extension.")
-    p.add_argument("file", metavar="FILE", help="a design file (.json)")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="the file to write: .py, .onnx, .svg, .pdf or .png")
     p.add_argument("--weights", metavar="W.npz",
@@ -1065,7 +1114,8 @@ def _parser_for_app() -> argparse.ArgumentParser:
                "export FILE -o OUT.{py,onnx,svg,pdf,png} | import MODEL.onnx -o DESIGN.json "
                "(cnn-designer COMMAND --help for more)")
     _add_version(parser)
-    parser.add_argument("file", nargs="?", metavar="FILE", help="a design file to open")
+    parser.add_argument("file", nargs="?", metavar="FILE",
+                        help="a design file (.json) or an ONNX model (.onnx) to open")
     parser.set_defaults(func=cmd_open)
     return parser
 
