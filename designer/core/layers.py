@@ -901,8 +901,9 @@ RULES: dict[str, Callable[[Inferred], None]] = {
     "Input": _input, "Conv2d": _conv, "MaxPool2d": _pool, "AvgPool2d": _pool,
     "AdaptiveAvgPool2d": _adaptive, "BatchNorm2d": _batchnorm, "LayerNorm": _layernorm,
     "Linear": _linear, "Flatten": _flatten, "Add": _add, "Concat": _concat,
-    **{name: _same_shape for name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax",
-                                      "Dropout")},
+    **{name: _same_shape for name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "ReLU6",
+                                      "SiLU", "Hardswish", "Hardsigmoid", "Softmax", "Dropout",
+                                      "Identity")},
 }
 
 

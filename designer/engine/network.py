@@ -13,6 +13,7 @@ import numpy as np
 from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.engine import backward, ops, training
+from designer.engine.activations import ACTIVATIONS
 from designer.engine.memory import NotEnoughMemory, available_memory, mib
 from designer.engine.training import TrainingError
 from designer.engine.weights import (check_weights, expected_tensors, init_weights,
@@ -308,7 +309,9 @@ class Network:
             cost.grad_temp = 5 * 8 * inp
         elif t in ("Sigmoid", "Tanh", "ReLU", "LeakyReLU"):
             cost.grad_temp = 8 * inp + inp  # float64 copy of the output, or a mask
-        elif t == "Dropout":
+        elif t in ACTIVATIONS:
+            cost.grad_temp = 3 * 8 * inp  # the input, a factor and the result in float64
+        elif t in ("Dropout", "Identity"):
             cost.act = 0  # its output is its input
             cost.grad, cost.grad_view = 0, True
         elif t in ("Flatten", "Add", "Concat"):
@@ -1043,9 +1046,11 @@ class Network:
             return [backward.tanh(gy, y)]
         if t == "GELU":
             return [backward.gelu(gy, a)]
+        if t in ACTIVATIONS:
+            return [ACTIVATIONS[t].backward(gy, a)]
         if t == "Softmax":
             return [backward.softmax(gy, y)]
-        if t == "Dropout":
+        if t in ("Dropout", "Identity"):
             return [gy]
         if t == "Add":
             return [gy] * len(inputs)
@@ -1153,9 +1158,11 @@ class Network:
             return ops.tanh(a)
         if t == "GELU":
             return ops.gelu(a)
+        if t in ACTIVATIONS:
+            return ACTIVATIONS[t].forward(a)
         if t == "Softmax":
             return ops.softmax(a)
-        if t == "Dropout":
+        if t in ("Dropout", "Identity"):
             return a
         if t == "Add":
             out = inputs[0] + inputs[1]

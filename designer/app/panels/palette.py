@@ -19,7 +19,8 @@ ABBREVIATIONS = {
     "Input": "In", "Conv2d": "Cv", "MaxPool2d": "Mx", "AvgPool2d": "Av", "AdaptiveAvgPool2d": "Ad",
     "BatchNorm2d": "BN", "LayerNorm": "LN", "Linear": "FC", "Flatten": "Fl", "ReLU": "Re",
     "LeakyReLU": "LR", "Sigmoid": "σ", "Tanh": "th", "GELU": "Ge", "Softmax": "Sm", "Dropout": "Dr",
-    "Add": "+", "Concat": "⧺",
+    "Add": "+", "Concat": "⧺", "ReLU6": "R6", "SiLU": "Si", "Hardswish": "Hs", "Hardsigmoid": "Hσ",
+    "Identity": "Id",
 }
 #: stems for new node ids: conv1, pool2, fc1 …
 ID_STEMS = {
@@ -27,7 +28,8 @@ ID_STEMS = {
     "AdaptiveAvgPool2d": "gap", "BatchNorm2d": "bn", "LayerNorm": "ln", "Linear": "fc",
     "Flatten": "flatten", "ReLU": "relu", "LeakyReLU": "lrelu", "Sigmoid": "sigmoid",
     "Tanh": "tanh", "GELU": "gelu", "Softmax": "softmax", "Dropout": "dropout", "Add": "add",
-    "Concat": "concat",
+    "Concat": "concat", "ReLU6": "relu6", "SiLU": "silu", "Hardswish": "hswish",
+    "Hardsigmoid": "hsigmoid", "Identity": "identity",
 }
 
 
@@ -64,6 +66,10 @@ ALIASES = {
     "Softmax": ("probabilities", "classifier"), "Dropout": ("drop", "regularization"),
     "Add": ("sum", "plus", "residual", "skip", "shortcut"),
     "Concat": ("concatenate", "cat", "join", "inception"),
+    "ReLU6": ("relu6", "clip", "mobilenet"), "SiLU": ("swish", "efficientnet"),
+    "Hardswish": ("hard swish", "h-swish", "mobilenetv3"),
+    "Hardsigmoid": ("hard sigmoid", "h-sigmoid", "mobilenetv3"),
+    "Identity": ("pass", "noop", "no-op", "placeholder"),
 }
 
 
