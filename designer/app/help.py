@@ -5,12 +5,16 @@ from __future__ import annotations
 import platform
 
 import PySide6
-from PySide6.QtCore import Qt, qVersion
+from PySide6.QtCore import QSize, Qt, qVersion
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QMainWindow, QMenu, QMessageBox,
                                QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 import designer
+from designer.app.icon import app_icon
+
+#: the icon's side in the About box, in device-independent pixels
+ABOUT_ICON = 96
 
 #: what the mouse does on the canvas (not actions, so listed here)
 MOUSE = (
@@ -176,5 +180,7 @@ def show_about(parent: QWidget) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.NoIcon, "About CNN Designer", about_text(),
                       QMessageBox.StandardButton.Close, parent)
     box.setTextFormat(Qt.TextFormat.RichText)
+    ratio = parent.devicePixelRatioF() if parent is not None else 1.0
+    box.setIconPixmap(app_icon().pixmap(QSize(ABOUT_ICON, ABOUT_ICON), ratio))
     box.open()  # not blocking: tests and users both carry on
     return box

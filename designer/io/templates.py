@@ -3,20 +3,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from designer.core.design import Design
 from designer.io.design_file import DesignError, load_design
 
-_PACKAGE = Path(__file__).resolve().parent.parent
+#: where the wheel (and the one-folder bundle) put the repository's resources/ folder
+PACKAGED = "_resources"
+#: a source checkout or an editable install: resources/ beside the package
+_CHECKOUT = Path(__file__).resolve().parent.parent.parent / "resources"
 
 
 def resources_dir() -> Path:
-    """resources/ as installed in a wheel (designer/_resources) or in a source checkout."""
-    for candidate in (_PACKAGE / "_resources", _PACKAGE.parent / "resources"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("CNN Designer's resources folder is missing from this installation")
+    """The folder of templates, samples, trained weights, colour maps and icons: the package's
+    ``_resources`` (found through importlib.resources) in a wheel or the bundle, or the
+    repository's ``resources/`` in a source checkout."""
+    packaged = resources.files("designer") / PACKAGED
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    if _CHECKOUT.is_dir():
+        return _CHECKOUT
+    raise FileNotFoundError(f"CNN Designer's resources are missing from this installation: "
+                            f"neither {packaged} nor {_CHECKOUT} is a folder; reinstall it")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""The app's icon (resources/icons: an SVG drawn for the project and its PNG renderings, the same
+files the desktop entry installs): the window icon, the About box's picture."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QGuiApplication, QIcon, QPixmap
+
+from designer.io.desktop import ICON_SIZES, icon_png, icon_svg
+
+
+def icon_files() -> list[Path]:
+    """The PNG renderings, smallest first, then the SVG."""
+    return [icon_png(size) for size in ICON_SIZES] + [icon_svg()]
+
+
+def app_icon() -> QIcon:
+    """The icon at every size it was rendered at (Qt picks the nearest; the SVG, where Qt can
+    read SVG, for sizes in between)."""
+    icon = QIcon()
+    for path in icon_files():
+        if path.suffix == ".png":
+            icon.addPixmap(QPixmap(str(path)))
+        elif path.is_file():
+            icon.addFile(str(path))
+    return icon
+
+
+def set_application_icon(app: QGuiApplication | None = None) -> QIcon:
+    """Give every window of ``app`` (the running application by default) the icon; returns it."""
+    app = app or QGuiApplication.instance()
+    icon = app_icon()
+    if app is not None:
+        app.setWindowIcon(icon)
+    return icon
