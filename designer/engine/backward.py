@@ -2,14 +2,18 @@
 
 Each function takes ``gy``, the gradient of some scalar with respect to the op's output, and
 returns the gradient with respect to the op's input(s). They are what ``Network.input_gradient``
-chains to find the effective receptive field of a unit. Gradients are computed in float64.
+chains to find the effective receptive field of a unit. Gradients are computed in float64,
+but for convolutions: float32 matrix products of the BLAS and col2im (:func:`conv2d_input`,
+shared with saliency and Grad-CAM), as PyTorch's autograd computes them; the values differ from
+float64 ones by float32 rounding (relative 1e-6), and the result of ``input_gradient`` is
+float32 anyway.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from designer.engine.ops import (BLAS, Alloc, Pair, _avg_divisor, _pool_geometry,
-                                 channels_last, conv2d as ops_conv2d, conv_block_values,
+                                 channels_last, conv2d as ops_conv2d, conv_block_values, conv_matrix,
                                  empty_maps, erf, keep_where, new_array, pad_amounts,
                                  patch_windows, pool_padded, pool_taps, run_parallel,
                                  sample_blocks, sample_parts)
@@ -20,25 +24,64 @@ def _strided(start: int, step: int, count: int) -> slice:
     return slice(start, start + step * (count - 1) + 1, step)
 
 
+#: values of the patch gradients the input gradient's col2im works on at once (8 MiB of float32)
+PATCH_BLOCK_VALUES = 2 * 2**20
+
+
 def conv2d(gy: np.ndarray, x_shape: tuple[int, ...], weight: np.ndarray, stride: Pair, padding,
-           dilation: Pair, groups: int) -> np.ndarray:
-    """col2im: every kernel tap sends the output gradient back to the input pixels it read."""
+           dilation: Pair, groups: int, matrix: np.ndarray | None = None,
+           block: int | None = None) -> np.ndarray:
+    """Conv2d's gradient with respect to its input: float32 (N, C, H, W) (an NCHW view of
+    channels-last memory), given ``gy`` (N, K, H', W') for its output (any float type) and the
+    weight (K, C/groups, kh, kw); ``matrix``: ``ops.conv_matrix(weight, groups)`` if the caller
+    has it (made here otherwise). The products are float32 matrix products of the BLAS (PyTorch
+    too works in float32): see :func:`conv2d_input`. ``block``: values of patch gradients
+    worked on at once (default PATCH_BLOCK_VALUES)."""
+    kernel = tuple(weight.shape[2:])
+    if matrix is None:
+        matrix = conv_matrix(weight, groups)
+    return conv2d_input(gy, x_shape, matrix, kernel, stride, padding, dilation, groups, block)
+
+
+def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
+                 kernel: Pair, stride: Pair, padding, dilation: Pair, groups: int,
+                 block: int | None = None) -> np.ndarray:
+    """Conv2d's gradient with respect to its input, float32 (N, C, H, W) (an NCHW view of
+    channels-last memory), given ``gy`` (N, K, H', W') for its output and ``matrix``, the
+    weight in the engine's patch order (``ops.conv_matrix``: (groups, K/g, kh·kw·C/g), which
+    the network caches). Per band of output rows and group, one matrix product
+    ``dout @ matrix`` gives the gradient of every patch (``block`` values at most, at least one
+    row; default PATCH_BLOCK_VALUES), sent back to the input pixels it was read from one kernel
+    tap at a time (col2im), as the training pass's backward (:func:`conv2d_train`) does."""
     n, c, h, w = x_shape
-    k, cg, kh, kw = weight.shape
-    (top, bottom), (left, right) = pad_amounts(padding, (kh, kw), dilation)
-    oh, ow = gy.shape[2:]
-    gx = np.zeros((n, c, h + top + bottom, w + left + right))
-    kg = k // groups
-    w64 = weight.astype(np.float64)
-    for g in range(groups):
-        gyg = gy[:, g * kg:(g + 1) * kg]
-        for i in range(kh):
-            rows = _strided(i * dilation[0], stride[0], oh)
-            for j in range(kw):
-                cols = _strided(j * dilation[1], stride[1], ow)
-                tap = w64[g * kg:(g + 1) * kg, :, i, j]  # (K/g, C/g)
-                gx[:, g * cg:(g + 1) * cg, rows, cols] += np.einsum("nkhw,kc->nchw", gyg, tap)
-    return gx[:, :, top:top + h, left:left + w]
+    kh, kw = kernel
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+    sh, sw = stride
+    dh, dw = dilation
+    k, (oh, ow) = gy.shape[1], gy.shape[2:]
+    kg, cg = k // groups, c // groups
+    patch = kh * kw * cg
+    hp, wp = h + pt + pb, w + pl + pr
+    block = PATCH_BLOCK_VALUES if block is None else block
+    gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, H', W', K)
+    gxp = np.zeros((n, hp, wp, groups, cg), dtype=np.float32)
+    band = max(1, min(oh, block // (ow * groups * patch)))
+    dcols = np.empty((band * ow, groups, patch), dtype=np.float32)
+    for i in range(n):
+        for r0 in range(0, oh, band):
+            rows = min(band, oh - r0)
+            out = dcols[:rows * ow]
+            gyb = gyt[i, r0:r0 + rows].reshape(rows * ow, k)
+            for g in range(groups):
+                np.matmul(gyb[:, g * kg:(g + 1) * kg], matrix[g], out=out[:, g, :])
+            taps = out.reshape(rows, ow, groups, kh, kw, cg)
+            for a in range(kh):
+                rs = _strided(r0 * sh + a * dh, sh, rows)
+                for b in range(kw):
+                    cs = _strided(b * dw, sw, ow)
+                    gxp[i, rs, cs] += taps[:, :, :, a, b, :]
+    gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w]
+    return gx.transpose(0, 3, 1, 2)
 
 
 def _tiles(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> bool:

@@ -17,8 +17,8 @@ The gradients are backpropagated with the network's own backward ops (``Network.
 float64), as ``Network.input_gradient`` does, from a one-hot seed on the logits, and only
 through the layers that lie between the node asked about and the logits; convolutions go back
 by one float32 matrix product per band of rows on the network's cached weight matrix
-(:func:`conv2d_input_gradient`), which makes saliency on ResNet-18 several times faster than
-``backward.conv2d``'s float64 einsum per kernel tap.
+(:func:`conv2d_input_gradient`, ``backward.conv2d_input``), as ``Network.input_gradient``'s
+``backward.conv2d`` does.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from designer.engine import network, ops
+from designer.engine import backward, network, ops
 from designer.engine.network import Cancelled, Network, Progress
 
 #: values of the patch gradients a convolution's backward works on at once (8 MiB of float32)
@@ -161,7 +161,7 @@ def _logit_gradient(net: Network, x: Any, c: Any, target: str, logits: str,
 def _backward(net: Network, node_id: str, gy: np.ndarray, inputs: list[np.ndarray],
               y: np.ndarray, weights) -> list[np.ndarray]:
     """The gradients for the inputs of ``node_id``: the network's own backward ops, but for
-    Conv2d, :func:`conv2d_input_gradient` (several times faster than ``backward.conv2d``)."""
+    Conv2d, :func:`conv2d_input_gradient` on the network's cached weight matrix."""
     info = net.infos[node_id]
     if info.type != "Conv2d":
         return net._backward(node_id, gy, inputs, y, weights)
@@ -181,44 +181,12 @@ def _backward(net: Network, node_id: str, gy: np.ndarray, inputs: list[np.ndarra
 def conv2d_input_gradient(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
                           kernel: tuple[int, int], stride: tuple[int, int], padding: Any,
                           dilation: tuple[int, int], groups: int) -> np.ndarray:
-    """Conv2d's gradient with respect to its input, float32 (N, C, H, W) (an NCHW view of
-    channels-last memory), given ``gy`` (N, K, H', W') for its output and ``matrix``, the
-    weight in the engine's patch order (``ops.conv_matrix``: (groups, K/g, kh·kw·C/g), which
-    the network caches). Per band of output rows and group, one matrix product
-    ``dout @ matrix`` gives the gradient of every patch, sent back to the input pixels it was
-    read from one kernel tap at a time (col2im), as the training pass's backward does.
-
-    It belongs in ``designer.engine.backward`` beside ``conv2d_train``, whose input half it
-    is; it is here until that module can take it."""
-    n, c, h, w = x_shape
-    kh, kw = kernel
-    (pt, pb), (pl, pr) = ops.pad_amounts(padding, (kh, kw), dilation)
-    sh, sw = stride
-    dh, dw = dilation
-    k, (oh, ow) = gy.shape[1], gy.shape[2:]
-    kg, cg = k // groups, c // groups
-    patch = kh * kw * cg
-    hp, wp = h + pt + pb, w + pl + pr
-    gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, H', W', K)
-    gxp = np.zeros((n, hp, wp, groups, cg), dtype=np.float32)
-    band = max(1, min(oh, BLOCK_VALUES // (ow * groups * patch)))
-    dcols = np.empty((band * ow, groups, patch), dtype=np.float32)
-    for i in range(n):
-        for r0 in range(0, oh, band):
-            rows = min(band, oh - r0)
-            out = dcols[:rows * ow]
-            gyb = gyt[i, r0:r0 + rows].reshape(rows * ow, k)
-            for g in range(groups):
-                np.matmul(gyb[:, g * kg:(g + 1) * kg], matrix[g], out=out[:, g, :])
-            taps = out.reshape(rows, ow, groups, kh, kw, cg)
-            for a in range(kh):
-                top = r0 * sh + a * dh
-                rs = slice(top, top + sh * (rows - 1) + 1, sh)
-                for b in range(kw):
-                    cs = slice(b * dw, b * dw + sw * (ow - 1) + 1, sw)
-                    gxp[i, rs, cs] += taps[:, :, :, a, b, :]
-    gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w]
-    return gx.transpose(0, 3, 1, 2)
+    """Conv2d's gradient with respect to its input, float32 (N, C, H, W): the network's own
+    :func:`backward.conv2d_input <designer.engine.backward.conv2d_input>` on ``matrix`` (the
+    weight in the engine's patch order), working on at most BLOCK_VALUES patch gradients at
+    once."""
+    return backward.conv2d_input(gy, x_shape, matrix, kernel, stride, padding, dilation, groups,
+                                 BLOCK_VALUES)
 
 
 def saliency(net: Network, x: Any, c: Any, progress: Progress | None = None) -> np.ndarray:
