@@ -66,6 +66,11 @@ EVERY_LAYER = {
         {"id": "drop", "type": "Dropout", "params": {"p": 0.25}},
         {"id": "fc1", "type": "Linear", "params": {"out_features": 12}},
         {"id": "relu", "type": "ReLU", "params": {}},
+        {"id": "silu", "type": "SiLU", "params": {}},
+        {"id": "hswish", "type": "Hardswish", "params": {}},
+        {"id": "relu6", "type": "ReLU6", "params": {}},
+        {"id": "hsigmoid", "type": "Hardsigmoid", "params": {}},
+        {"id": "same", "type": "Identity", "params": {}},
         {"id": "ln2", "type": "LayerNorm", "params": {"elementwise_affine": False}},
         {"id": "fc2", "type": "Linear", "params": {"out_features": 5, "bias": False}},
         {"id": "softmax", "type": "Softmax", "params": {}},
@@ -75,7 +80,9 @@ EVERY_LAYER = {
               ["add", "avg"], ["max", "valid"], ["valid", "sigmoid"], ["sigmoid", "adaptive"],
               ["avg", "tanh"], ["tanh", "adaptive2"], ["adaptive", "cat"], ["adaptive2", "cat"],
               ["cat", "spatial softmax"], ["spatial softmax", "ln"], ["ln", "flatten"],
-              ["flatten", "drop"], ["drop", "fc1"], ["fc1", "relu"], ["relu", "ln2"],
+              ["flatten", "drop"], ["drop", "fc1"], ["fc1", "relu"], ["relu", "silu"],
+              ["silu", "hswish"], ["hswish", "relu6"], ["relu6", "hsigmoid"], ["hsigmoid", "same"],
+              ["same", "ln2"],
               ["ln2", "fc2"], ["fc2", "softmax"]],
 }
 

@@ -168,6 +168,18 @@ def _export_node(g: _Graph, node_id: str, t: str, v: Mapping[str, Any], inputs: 
         prod = g.node("Mul", [a, one], f"{node_id}/x_times", f"{node_id}/Mul")
         g.node("Mul", [prod, g.constant("gelu/half", np.array(0.5, np.float32))], node_id,
                node_id)
+    elif t == "ReLU6":  # as PyTorch writes it: a Clip with its bounds as inputs
+        g.node("Clip", [a, g.constant("clip/zero", np.array(0, np.float32)),
+                        g.constant("clip/six", np.array(6, np.float32))], node_id, node_id)
+    elif t == "SiLU":  # x · σ(x), as PyTorch writes it for opset 17
+        sig = g.node("Sigmoid", [a], f"{node_id}/sigmoid", f"{node_id}/Sigmoid")
+        g.node("Mul", [a, sig], node_id, node_id)
+    elif t == "Hardswish":
+        g.node("HardSwish", [a], node_id, node_id)
+    elif t == "Hardsigmoid":  # ONNX's max(0, min(1, αx + β)) with PyTorch's α = 1/6, β = 1/2
+        g.node("HardSigmoid", [a], node_id, node_id, alpha=1 / 6, beta=0.5)
+    elif t == "Identity":
+        g.node("Identity", [a], node_id, node_id)
     elif t == "Softmax":
         g.node("Softmax", [a], node_id, node_id, axis=1)
     elif t == "Dropout":  # no training_mode input: identity, as at inference

@@ -4,8 +4,9 @@ Reads what exporters write for the layers of §1: ``Conv``, ``Gemm`` (either wei
 orientation) or ``MatMul`` + ``Add`` → ``Linear``, ``Flatten`` or a flattening ``Reshape`` →
 ``Flatten``, ``GlobalAveragePool`` → ``AdaptiveAvgPool2d(1)``, ``MaxPool``, ``AveragePool``,
 ``BatchNormalization``, ``LayerNormalization``, ``Relu``, ``LeakyRelu``, ``Sigmoid``, ``Tanh``,
-``Softmax``, ``Dropout``, ``Add``/``Sum``, ``Concat``, ``Identity`` (passed through) and the
-erf pattern of exact GELU. Node ids come from the ONNX node names, positions from the layout.
+``Clip(0, 6)`` → ``ReLU6`` (``Clip(0)`` → ``ReLU``), ``Sigmoid`` + ``Mul`` → ``SiLU``,
+``HardSwish``, ``HardSigmoid`` (PyTorch's α = 1/6, β = 1/2), ``Softmax``, ``Dropout``,
+``Add``/``Sum``, ``Concat``, ``Identity`` and the erf pattern of exact GELU. Node ids come from the ONNX node names, positions from the layout.
 Anything else is refused with an OnnxImportError naming the ONNX node, its op type and what is
 supported; a file that is not ONNX gets a message too, never a traceback.
 """
@@ -20,9 +21,10 @@ import numpy as np
 from designer.core.design import Design, GraphError, Node, check_id
 from designer.core.layout import layered_positions
 
-SUPPORTED = ("Conv, Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Softmax, MaxPool, "
-             "AveragePool, GlobalAveragePool, BatchNormalization, LayerNormalization, Flatten, "
-             "Reshape (flattening), Add, Sum, Concat, Dropout, Identity and GELU's Erf pattern")
+SUPPORTED = ("Conv, Gemm, MatMul+Add, Relu, LeakyRelu, Sigmoid, Tanh, Clip(0, 6), HardSwish, "
+             "HardSigmoid, Softmax, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
+             "LayerNormalization, Flatten, Reshape (flattening), Add, Sum, Concat, Dropout, "
+             "Identity, SiLU's Sigmoid+Mul and GELU's Erf pattern")
 
 
 class OnnxImportError(ValueError):
@@ -154,19 +156,31 @@ class _Reader:
                 raise self.fail(n, "only tensor constants (value) are supported")
             self.consts[n.output[0]] = self.numpy_helper.to_array(value)
             return
-        if op == "Identity":
-            self.tensor[n.output[0]] = self.source(n, n.input[0])
+        if op == "Identity" and n.input and n.input[0] in self.consts:
+            self.consts[n.output[0]] = self.consts[n.input[0]]  # an alias of a weight
             return
         if op in ("Add", "Sum") and any(x in self.consts for x in n.input):
             raise self.fail(n, "adding a constant is supported only as a Linear layer's bias "
                                "right after a MatMul")
         if op == "Div" and self.gelu(i, n):
             return
+        if op == "Sigmoid" and self.silu(n):
+            return
         src = self.source(n, n.input[0]) if n.input else None
         shape = self.shape.get(src) if src else None
         simple = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh"}
         if op in simple:
             self.add(n, simple[op], {}, [src], shape)
+        elif op in ("HardSwish", "Identity"):
+            self.add(n, {"HardSwish": "Hardswish"}.get(op, op), {}, [src], shape)
+        elif op == "HardSigmoid":
+            alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+            if abs(alpha - 1 / 6) > 1e-6 or abs(beta - 0.5) > 1e-6:
+                raise self.fail(n, f"HardSigmoid with alpha {alpha:g} and beta {beta:g}; "
+                                   f"supported: alpha 1/6 and beta 1/2 (PyTorch's Hardsigmoid)")
+            self.add(n, "Hardsigmoid", {}, [src], shape)
+        elif op == "Clip":
+            self.clip(n, a, src, shape)
         elif op == "LeakyRelu":
             self.add(n, "LeakyReLU", {"negative_slope": float(a.get("alpha", 0.01))}, [src],
                      shape)
@@ -462,6 +476,41 @@ class _Reader:
             out.append(o)
         self.add(n, "MaxPool2d" if max_pool else "AvgPool2d", params, [src],
                  (shape[0], *out))
+
+    def clip(self, n: Any, a: dict[str, Any], src: str, shape: tuple[int, ...]) -> None:
+        """Clip(0, 6) is ReLU6 and Clip(0) (no upper bound) is ReLU; other bounds are refused.
+        The bounds are inputs from opset 11, attributes before."""
+        if self.opset >= 11:
+            low = self.const(n, 1, "lower bound") if len(n.input) > 1 and n.input[1] else None
+            high = self.const(n, 2, "upper bound") if len(n.input) > 2 and n.input[2] else None
+        else:
+            low, high = a.get("min"), a.get("max")
+        low = None if low is None else float(np.ravel(low)[0])
+        high = None if high is None or not np.isfinite(np.ravel(high)[0]) \
+            else float(np.ravel(high)[0])
+        if low == 0 and high == 6:
+            self.add(n, "ReLU6", {}, [src], shape)
+        elif low == 0 and high is None:
+            self.add(n, "ReLU", {}, [src], shape)
+        else:
+            shown = ", ".join("none" if b is None else f"{b:g}" for b in (low, high))
+            raise self.fail(n, f"Clip({shown}); supported: Clip(0, 6) as ReLU6 and Clip(0) "
+                               f"as ReLU")
+
+    def silu(self, n: Any) -> bool:
+        """SiLU as the exporter writes it: Sigmoid(x) → Mul(x, ·). True when the Sigmoid ``n``
+        starts it (and then it is read); a Sigmoid used otherwise stays a Sigmoid."""
+        x = n.input[0]
+        j = self.single_consumer(n.output[0])
+        if x not in self.tensor or j is None or self.graph.node[j].op_type != "Mul":
+            return False
+        m = self.graph.node[j]
+        if sorted(m.input) != sorted([x, n.output[0]]):
+            return False
+        self.done.add(j)
+        src = self.tensor[x]
+        self.add(m, "SiLU", {}, [src], self.shape[src])
+        return True
 
     def gelu(self, i: int, n: Any) -> bool:
         """Exact GELU as the exporter writes it: Div(x, √2) → Erf → Add(1) → Mul(x, ·) →

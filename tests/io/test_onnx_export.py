@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
 import designer
 from designer.core.analysis import Analysis
@@ -142,6 +143,12 @@ CASES = {
         (3, 5, 4), ("c", "Conv2d", {"out_channels": 4, "kernel_size": 1}), ("gelu", "GELU", {}),
         ("leaky", "LeakyReLU", {}), ("drop", "Dropout", {}), ("relu", "ReLU", {}),
         ("soft", "Softmax", {})),
+    "mobile activations": chain(
+        (3, 6, 5), ("c", "Conv2d", {"out_channels": 4, "kernel_size": 1}),
+        ("r6", "ReLU6", {}), ("c2", "Conv2d", {"out_channels": 4, "kernel_size": 3}),
+        ("hs", "Hardswish", {}), ("silu", "SiLU", {}), ("id", "Identity", {}),
+        ("hsig", "Hardsigmoid", {}), ("flat", "Flatten", {}),
+        ("fc", "Linear", {"out_features": 3}), ("r6b", "ReLU6", {})),
     "merges: Add of two and three, Concat in edge order": graph(
         [("in", "Input", {"channels": 2, "height": 6, "width": 6}),
          ("a", "Conv2d", {"out_channels": 3, "kernel_size": 3, "padding": 1}),
@@ -182,6 +189,14 @@ def test_layers_become_their_onnx_namesakes(tmp_path):
     assert list(ops["cat"].input) == ["c", "add3", "a"]
     _, model = check_export(CASES["adaptive pools"], tmp_path)
     assert op_types(model) == ["AveragePool", "Relu", "GlobalAveragePool", "Flatten"]
+    _, model = check_export(CASES["mobile activations"], tmp_path)
+    assert op_types(model) == ["Conv", "Clip", "Conv", "HardSwish", "Sigmoid", "Mul", "Identity",
+                               "HardSigmoid", "Flatten", "Gemm", "Clip"]
+    ops = {n.name: n for n in model.graph.node}
+    bounds = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert [float(bounds[b]) for b in ops["r6"].input[1:]] == [0.0, 6.0]
+    assert {a.name: round(a.f, 6) for a in ops["hsig"].attribute} == {"alpha": round(1 / 6, 6),
+                                                                      "beta": 0.5}
 
 
 def test_same_padding_puts_the_odd_pixel_last(tmp_path):

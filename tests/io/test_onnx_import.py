@@ -180,11 +180,84 @@ def test_global_average_pool_conv_auto_pad_and_softmax(tmp_path):
 def test_ids_are_made_unique(tmp_path):
     path = save(tmp_path, [helper.make_node("Relu", ["x"], ["a"], name="x"),
                            helper.make_node("Relu", ["a"], ["b"], name="act"),
-                           helper.make_node("Identity", ["b"], ["c"], name="id"),
-                           helper.make_node("Sigmoid", ["c"], ["y"], name="act")], [])
+                           helper.make_node("Sigmoid", ["b"], ["y"], name="act")], [])
     design, _ = import_onnx(path)
     assert [n.id for n in design.nodes] == ["x", "x_2", "act", "act_2"]
     assert design.edges == [("x", "x_2"), ("x_2", "act"), ("act", "act_2")]
+
+
+# ------------------------------------------------------------------ mobile activations
+
+SCALAR = {"ReLU": lambda v: np.maximum(v, 0), "ReLU6": lambda v: np.clip(v, 0, 6),
+          "Hardswish": lambda v: v * np.clip(v + 3, 0, 6) / 6,
+          "Hardsigmoid": lambda v: np.clip(v + 3, 0, 6) / 6,
+          "SiLU": lambda v: v / (1 + np.exp(-v)), "Identity": lambda v: v}
+XA = (RNG.standard_normal((2, 3, 4, 4)) * 5).astype(np.float32)
+
+
+def check_activation(path, want_type, node_id="a"):
+    design, weights = import_onnx(path)
+    assert [(n.id, n.type) for n in design.nodes] == [("x", "Input"), (node_id, want_type)]
+    np.testing.assert_allclose(run(design, weights, XA), SCALAR[want_type](XA.astype(np.float64)),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("low, high, want", [(0, 6, "ReLU6"), (0, None, "ReLU")])
+def test_clip_with_bounds_as_inputs(tmp_path, low, high, want):
+    inputs = ["x", "lo"] + (["hi"] if high is not None else [])
+    inits = [const("lo", np.array(low, np.float32))] + (
+        [const("hi", np.array(high, np.float32))] if high is not None else [])
+    check_activation(save(tmp_path, [helper.make_node("Clip", inputs, ["y"], name="a")], inits),
+                     want)
+
+
+def test_clip_with_bounds_from_constant_nodes_and_an_infinite_top(tmp_path):
+    path = save(tmp_path, [
+        helper.make_node("Constant", [], ["lo"], value=const("v0", np.array(0, np.float32))),
+        helper.make_node("Constant", [], ["hi"], value=const("v1", np.array(np.inf, np.float32))),
+        helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="a")], [])
+    check_activation(path, "ReLU")
+
+
+def test_clip_with_bounds_as_attributes_before_opset_11(tmp_path):
+    path = save(tmp_path, [helper.make_node("Clip", ["x"], ["y"], name="a", min=0.0, max=6.0)],
+                [], opset=10)
+    check_activation(path, "ReLU6")
+
+
+@pytest.mark.parametrize("op, attrs, want", [("HardSwish", {}, "Hardswish"),
+                                             ("HardSigmoid", {"alpha": 1 / 6}, "Hardsigmoid"),
+                                             ("Identity", {}, "Identity")])
+def test_mobile_ops_become_their_layers(tmp_path, op, attrs, want):
+    check_activation(save(tmp_path, [helper.make_node(op, ["x"], ["y"], name="a", **attrs)], []),
+                     want)
+
+
+def test_sigmoid_times_its_input_is_silu(tmp_path):
+    for order in (["x", "s"], ["s", "x"]):
+        path = save(tmp_path, [helper.make_node("Sigmoid", ["x"], ["s"], name="a/Sigmoid"),
+                               helper.make_node("Mul", order, ["y"], name="a")], [])
+        check_activation(path, "SiLU")
+
+
+def test_a_sigmoid_used_elsewhere_too_stays_a_sigmoid(tmp_path):
+    path = save(tmp_path, [helper.make_node("Sigmoid", ["x"], ["s"], name="sig"),
+                           helper.make_node("Relu", ["s"], ["r"], name="r"),
+                           helper.make_node("Mul", ["x", "s"], ["m"], name="m"),
+                           helper.make_node("Add", ["r", "m"], ["y"], name="y")], [])
+    with pytest.raises(OnnxImportError, match='"m" \\(Mul\\)'):
+        import_onnx(path)
+
+
+def test_identity_of_a_weight_is_an_alias(tmp_path):
+    w = RNG.standard_normal((5, 48)).astype(np.float32)
+    path = save(tmp_path, [helper.make_node("Identity", ["w0"], ["w"], name="alias"),
+                           helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+                           helper.make_node("Gemm", ["f", "w"], ["y"], name="fc", transB=1)],
+                [const("w0", w)])
+    design, weights = import_onnx(path)
+    assert [n.type for n in design.nodes] == ["Input", "Flatten", "Linear"]
+    np.testing.assert_array_equal(weights["fc.weight"], w)
 
 
 def test_fixed_batch_input_is_read(tmp_path):
@@ -229,6 +302,11 @@ def test_unsupported_op_names_node_op_and_what_is_supported(tmp_path):
      [const("w", np.ones((5, 48), np.float32))], ['"g" (Gemm)', "Flatten"]),
     ([helper.make_node("Concat", ["x", "x"], ["y"], name="cat", axis=2)], [],
      ['"cat" (Concat)', "axis 2"]),
+    ([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clamp")],
+     [const("lo", np.array(-1, np.float32)), const("hi", np.array(1, np.float32))],
+     ['"clamp" (Clip)', "Clip(-1, 1)", "Clip(0, 6) as ReLU6"]),
+    ([helper.make_node("HardSigmoid", ["x"], ["y"], name="hs")], [],
+     ['"hs" (HardSigmoid)', "alpha 0.2 and beta 0.5", "alpha 1/6"]),
     ([helper.make_node("Pad", ["x", "p"], ["y"], name="pad")],
      [const("p", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))], ['"pad" (Pad)']),
 ])
