@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from designer.app.run.activations import ActivationPanel
 from designer.app.autosave import APP_NAME, Autosaver, find_recoverable, recover
+from designer.app.busy import run_busy
 from designer.app.commands import SetClassesCommand
 from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
 from designer.app.document import Document, is_builtin
@@ -37,6 +38,7 @@ from designer.app.train.controller import TrainController
 from designer.app.train.handoff import hand_weights_to_run, trained_note, weights_label
 from designer.app.train.lock import LOCKED, EditLock
 from designer.app.train.panel import TrainPanel
+from designer.core.atomic import regular_file_problem
 from designer.core.catalog import default_params
 from designer.core.design import Design, GraphError, Node
 from designer.core.fragment import extract, placed, top_left
@@ -60,6 +62,10 @@ def settle_memory() -> None:
 
 
 FILE_FILTER = "CNN designs (*.json);;All files (*)"
+#: File ▸ Open's file types: designs, and ONNX models (read as File ▸ Import ONNX model reads them)
+OPEN_FILTER = "CNN designs and ONNX models (*.json *.onnx);;CNN designs (*.json);;" \
+              "ONNX models (*.onnx);;All files (*)"
+ONNX_FILTER = "ONNX models (*.onnx);;All files (*)"
 RECENT_MAX = 10
 #: screens up to this size get a window filling their whole available area
 LAPTOP = QSize(1920, 1200)
@@ -365,8 +371,11 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         self._action(file_menu, "&New…", self.new_dialog, keys.New,
                      "Start a blank design or one from the template gallery")
-        self._action(file_menu, "&Open…", self.open_dialog, keys.Open, "Open a design file")
+        self._action(file_menu, "&Open…", self.open_dialog, keys.Open,
+                     "Open a design file, or an ONNX model with its weights")
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self._action(file_menu, "&Import ONNX model…", self.import_dialog, "Ctrl+Shift+O",
+                     "Read an ONNX model (.onnx) as a design; the Run panel uses its weights")
         self._action(file_menu, "&Save", self.save, keys.Save, "Save the design")
         self._action(file_menu, "Save &as…", self.save_as, keys.SaveAs, "Save under a new name")
         self._action(file_menu, "Export &diagram…", self.export_diagram_dialog, None,
@@ -690,12 +699,24 @@ class MainWindow(QMainWindow):
     def open_dialog(self) -> None:
         if not self.maybe_save():
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open design", self._last_folder(), FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open design", self._last_folder(), OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def import_dialog(self) -> None:
+        """File ▸ Import ONNX model…"""
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import ONNX model", self._last_folder(),
+                                              ONNX_FILTER)
         if path:
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> bool:
-        """Open a file; a broken one is explained in a dialog and the current design is kept."""
+        """Open a file; a broken one is explained in a dialog and the current design is kept.
+        An ONNX model is imported (:meth:`import_model`)."""
+        if str(path).lower().endswith(".onnx"):
+            return self.import_model(path)
         try:
             self.document.open(path)
         except DesignError as exc:
@@ -706,6 +727,34 @@ class MainWindow(QMainWindow):
             return False
         self._remember(path)
         self.view.show_top()
+        return True
+
+    def import_model(self, path: str | Path) -> bool:
+        """Read the ONNX model at ``path`` as a new, unsaved design (saving asks for a design
+        file's name: the model is never written over) and have the Run panel use its weights.
+        A model that can't be read is explained and the current design is kept."""
+        from designer.io.onnx_import import OnnxImportError, import_onnx
+        path = Path(path)
+        problem = regular_file_problem(path, "an ONNX model (.onnx)")
+        try:
+            if problem is not None:
+                raise OnnxImportError(problem)
+            design, weights = run_busy(self, f"Reading {path.name}…", lambda: import_onnx(path))
+        except (OnnxImportError, ImportError, MemoryError) as exc:
+            text = str(exc) if not isinstance(exc, MemoryError) else (
+                f"{path.name}: there is not enough memory to read this model")
+            self._error("Can't import this model", text)
+            return False
+        self.document.replace(design, None)
+        self.document.mark_modified()  # not saved as a design yet: closing asks
+        self.runner.use_weights(weights, path.name, f"from {path.name} (the model's own)")
+        self._remember(path)
+        self.view.show_top()
+        layers = len(design.nodes) - 1
+        self.statusBar().showMessage(
+            f"Imported {path.name}: {layers} layer{'s' * (layers != 1)}; the Run panel uses its "
+            f"weights. Save keeps the design (.json), the Run panel's Save weights its weights",
+            15000)
         return True
 
     def _error(self, title: str, text: str) -> None:
@@ -845,15 +894,15 @@ class MainWindow(QMainWindow):
         """Write the design with :meth:`export_weights` as ONNX; the status bar says which
         weights went in."""
         from designer.io.onnx_export import export_onnx
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # VGG-16 takes seconds
+        design = self.document.design
         try:
             weights, note = self.export_weights()
-            export_onnx(self.document.design, weights, path)
+            # VGG-16 takes seconds: written on a worker while the window stays drawn (and
+            # takes no input, so the design can't change under it)
+            run_busy(self, f"Writing {path.name}…", lambda: export_onnx(design, weights, path))
         except WRITE_ERRORS as exc:  # InvalidDesign, WeightsError: ValueErrors, said plainly
-            QApplication.restoreOverrideCursor()
             self._error("Can't export as ONNX", _export_failure(exc, path))
             return False
-        QApplication.restoreOverrideCursor()
         which = note.removeprefix("Weights: ") if note else "the Run panel's weights"
         self.statusBar().showMessage(f"Exported the design as ONNX to {path}, with weights: "
                                      f"{which}", 10000)
@@ -997,11 +1046,12 @@ class MainWindow(QMainWindow):
         self.run_panel.open_image_dialog()
 
     def open_dropped(self, paths: list[str]) -> None:
-        """Files dropped on the window: an image becomes the input, a .json design opens."""
+        """Files dropped on the window: an image becomes the input, a .json design opens, an
+        .onnx model is imported."""
         images = {f".{f}" for f in supported_formats()}
         for path in paths:
             suffix = Path(path).suffix.lower()
-            if suffix == ".json":
+            if suffix in (".json", ".onnx"):
                 if self.maybe_save():
                     self.open_path(path)
                 return
@@ -1013,7 +1063,7 @@ class MainWindow(QMainWindow):
                 return
         self.statusBar().showMessage(
             "Drop an image (" + ", ".join(sorted(supported_formats())) + ") to run the design on "
-            "it, or a .json design to open it", 8000)
+            "it, or a .json design or .onnx model to open it", 8000)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
