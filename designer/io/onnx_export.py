@@ -13,6 +13,7 @@ the engine's outputs to float rounding.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any, Mapping
@@ -23,6 +24,8 @@ from designer.core.design import Design
 from designer.core.atomic import write_atomic
 
 OPSET = 17
+#: the metadata key holding the design's class names (a JSON list), read back by the import
+CLASSES_KEY = "cnn_designer.classes"
 IR_VERSION = 8  # what opset 17 came with: readers from then on accept the file
 #: protobuf refuses a message of 2 GiB or more; the weights are the bulk of the file
 PROTOBUF_LIMIT = 2**31 - 1
@@ -228,6 +231,8 @@ def export_onnx(design: Design, weights: Mapping[str, Any] | str | os.PathLike |
     model = helper.make_model(graph, producer_name="cnn-designer",
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
+    if design.classes is not None:  # the output's class names travel with the model
+        helper.set_model_props(model, {CLASSES_KEY: json.dumps(list(design.classes))})
     size = model.ByteSize()
     if size > PROTOBUF_LIMIT:
         raise ValueError(f"the ONNX file would take {size / 2**20:,.0f} MiB, but an ONNX file "

@@ -12,6 +12,7 @@ supported; a file that is not ONNX gets a message too, never a traceback.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -42,6 +43,7 @@ class _Reader:
         from onnx import numpy_helper
         self.numpy_helper = numpy_helper
         self.graph = model.graph
+        self.props = list(model.metadata_props)
         self.consts: dict[str, np.ndarray] = {
             i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         self.tensor: dict[str, str] = {}  # ONNX tensor name -> design node id
@@ -143,7 +145,21 @@ class _Reader:
         design = Design.from_parts(g.name or self.stem, self.nodes, self.edges)
         for node_id, position in layered_positions(design).items():
             design.node(node_id).position = position
+        classes = self.classes()
+        if classes is not None:
+            design.set_classes(classes)
         return design, self.weights
+
+    def classes(self) -> list[str] | None:
+        """The class names a model exported here carries (ignored when they don't fit)."""
+        from designer.core.design import classes_problem
+        from designer.io.onnx_export import CLASSES_KEY
+        text = next((p.value for p in self.props if p.key == CLASSES_KEY), None)
+        try:
+            classes = json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+        return classes if classes is not None and classes_problem(classes) is None else None
 
     def node(self, i: int, n: Any) -> None:
         op, a = n.op_type, self.attrs(n)

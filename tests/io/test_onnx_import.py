@@ -337,3 +337,19 @@ def test_garbage_truncated_and_missing_files_get_a_message(tmp_path):
     cut.write_bytes(data[: len(data) * 2 // 3])
     assert "cut.onnx: is not an ONNX model, or the file is cut short" in refused(cut)
     assert "missing.onnx: can't read the file" in refused(tmp_path / "missing.onnx")
+
+
+def test_class_names_travel_with_the_model(tmp_path):
+    design = CASES["linear and activations on features"].copy()
+    names = ["cat", "dog", "bird", "fish", "frog"]
+    design.set_classes(names)
+    path = tmp_path / "named.onnx"
+    export_onnx(design, None, path)
+    model = onnx.load(str(path))
+    assert {p.key for p in model.metadata_props} == {"cnn_designer.classes"}
+    imported, _ = import_onnx(path)
+    assert imported.classes == tuple(names)
+    # a model without them, or with names that can't be classes, imports unnamed
+    helper.set_model_props(model, {"cnn_designer.classes": '["a", "a"]'})
+    onnx.save(model, str(path))
+    assert import_onnx(path)[0].classes is None
