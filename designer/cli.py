@@ -494,8 +494,17 @@ def _export(args: argparse.Namespace) -> int:
                                EXIT_INVALID)
     _check_writable(out)
     weights: Any = args.weights
+    which = f"from {Path(args.weights).name}" if args.weights is not None else None
     if weights is None and args.seed is None:
         weights = model_weights(args.file)  # an ONNX model passes its own weights on
+        which = f"from {Path(args.file).name}" if weights is not None else None
+    if kind == ".onnx" and weights is None and args.seed is None:
+        from designer.io.trained import find_trained
+        model = find_trained(design)  # as run does: the trained weights that ship for it
+        if model is not None and model.weights.is_file():
+            weights, which = model.weights, model.describe()
+    if kind == ".onnx" and which is None:
+        which = f"random (seed {args.seed or 0}) — untrained"
     if kind == ".onnx" and weights is None and args.seed is not None:
         from designer.engine.weights import expected_tensors, init_weights
         weights = init_weights(expected_tensors(Analysis(design)), args.seed)
@@ -514,6 +523,8 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as exc:  # ONNX can't express it, a scale out of range, a PNG too large
         raise CommandError(str(exc), EXIT_INVALID if kind == ".onnx" else EXIT_BAD_FILE) from None
     print(f"Wrote {design.name or Path(args.file).name} as {designer.EXPORT_FORMATS[kind]} to {out}")
+    if kind == ".onnx":
+        print(f"weights: {which}")
     if kind == ".py":
         print('Its build_model("weights.npz") loads a weights file (run and train write one: '
               'DIR/weights.npz)')
@@ -1082,9 +1093,10 @@ def _parser_for_commands() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="the file to write: .py, .onnx, .svg, .pdf or .png")
     p.add_argument("--weights", metavar="W.npz",
-                   help="the weights to put in an ONNX model (default: seeded random weights)")
+                   help="the weights to put in an ONNX model (default: those of an .onnx FILE, "
+                        "else the trained weights that ship for the design, else seed 0)")
     p.add_argument("--seed", type=int, metavar="N",
-                   help="seed of the random weights for ONNX without --weights (default 0)")
+                   help="put seeded random weights in an ONNX model instead")
     p.add_argument("--scale", type=_positive_float, metavar="S",
                    help="pixels per canvas unit of a PNG diagram (default 1)")
     p.set_defaults(func=cmd_export)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import designer
@@ -165,3 +167,22 @@ def test_export_onnx_takes_the_seed_or_the_weights_file(files, capsys):
     (files / "broken.npz").write_bytes(b"not an archive")
     assert main(["export", str(seed), "-o", str(files / "b.onnx"), "--weights", str(files / "broken.npz")]) == 2
     assert "broken.npz" in capsys.readouterr().err and not (files / "b.onnx").exists()
+
+
+def test_export_onnx_takes_the_shipped_trained_weights_by_default(tmp_path, capsys):
+    import onnx
+    from onnx import numpy_helper
+
+    from designer.engine.weights import load_weights_file
+    from designer.io.trained import find_trained
+
+    design_path = Path(find_template("lenet5").path)
+    out = tmp_path / "lenet.onnx"
+    assert main(["export", str(design_path), "-o", str(out)]) == 0
+    model = find_trained(find_template("lenet5").load())
+    assert f"weights: {model.describe()}" in capsys.readouterr().out
+    tensors = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(out)).graph.initializer}
+    for key, value in load_weights_file(model.weights).items():
+        np.testing.assert_array_equal(tensors[key], value)
+    assert main(["export", str(design_path), "-o", str(tmp_path / "r.onnx"), "--seed", "0"]) == 0
+    assert "weights: random (seed 0) — untrained" in capsys.readouterr().out
