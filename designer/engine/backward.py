@@ -52,7 +52,12 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     the network caches). Per band of output rows and group, one matrix product
     ``dout @ matrix`` gives the gradient of every patch (``block`` values at most, at least one
     row; default PATCH_BLOCK_VALUES), sent back to the input pixels it was read from one kernel
-    tap at a time (col2im), as the training pass's backward (:func:`conv2d_train`) does."""
+    tap at a time (col2im), as the training pass's backward (:func:`conv2d_train`) does.
+
+    Only the rows and columns of ``gy`` between its first and last nonzero ones are worked on
+    (the gradient of one unit, ``input_gradient``'s seed, is zero outside its receptive field:
+    a quarter to all of each layer's maps in VGG-16), unless the weight holds inf or NaN (whose
+    products with the zeros are NaN, as in a full pass)."""
     n, c, h, w = x_shape
     kh, kw = kernel
     (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
@@ -63,25 +68,41 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     patch = kh * kw * cg
     hp, wp = h + pt + pb, w + pl + pr
     block = PATCH_BLOCK_VALUES if block is None else block
-    gyt = np.ascontiguousarray(gy.transpose(0, 2, 3, 1), dtype=np.float32)  # (N, H', W', K)
     gxp = np.zeros((n, hp, wp, groups, cg), dtype=np.float32)
-    band = max(1, min(oh, block // (ow * groups * patch)))
-    dcols = np.empty((band * ow, groups, patch), dtype=np.float32)
+    (i0, i1), (j0, j1) = _nonzero_span(gy)
+    if (i1 - i0, j1 - j0) != (oh, ow) and not np.isfinite(matrix.sum(dtype=np.float64)):
+        (i0, i1), (j0, j1) = (0, oh), (0, ow)  # 0 · inf is NaN: every output counts
+    width = j1 - j0
+    # (N, rows, columns, K), float32
+    gyt = np.ascontiguousarray(gy[:, :, i0:i1, j0:j1].transpose(0, 2, 3, 1), dtype=np.float32)
+    band = max(1, min(i1 - i0, block // max(1, width * groups * patch)))
+    dcols = np.empty((band * width, groups, patch), dtype=np.float32)
     for i in range(n):
-        for r0 in range(0, oh, band):
-            rows = min(band, oh - r0)
-            out = dcols[:rows * ow]
-            gyb = gyt[i, r0:r0 + rows].reshape(rows * ow, k)
+        for r0 in range(i0, i1, band):
+            rows = min(band, i1 - r0)
+            out = dcols[:rows * width]
+            gyb = gyt[i, r0 - i0:r0 - i0 + rows].reshape(rows * width, k)
             for g in range(groups):
                 np.matmul(gyb[:, g * kg:(g + 1) * kg], matrix[g], out=out[:, g, :])
-            taps = out.reshape(rows, ow, groups, kh, kw, cg)
+            taps = out.reshape(rows, width, groups, kh, kw, cg)
             for a in range(kh):
                 rs = _strided(r0 * sh + a * dh, sh, rows)
                 for b in range(kw):
-                    cs = _strided(b * dw, sw, ow)
+                    cs = _strided(j0 * sw + b * dw, sw, width)
                     gxp[i, rs, cs] += taps[:, :, :, a, b, :]
     gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w]
     return gx.transpose(0, 3, 1, 2)
+
+
+def _nonzero_span(gy: np.ndarray) -> tuple[Pair, Pair]:
+    """((first row, last row + 1), (first column, last column + 1)) of the maps gy (N, K, H, W)
+    holding every value that is not zero (NaN included), over all samples and channels; empty
+    spans ((0, 0), (0, 0)) when gy is all zeros."""
+    nonzero = np.logical_or.reduce(gy != 0, axis=(0, 1))  # (H, W)
+    rows, cols = np.flatnonzero(nonzero.any(axis=1)), np.flatnonzero(nonzero.any(axis=0))
+    if rows.size == 0:
+        return (0, 0), (0, 0)
+    return (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
 
 
 def _tiles(kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> bool:

@@ -135,3 +135,50 @@ def test_works_in_bands_of_rows_not_a_float64_copy_per_tap():
     small = peak(64 * 8 * 9 * 2)  # two rows of patches at a time
     assert small < patches / 2
     assert small < 2 * result + 64 * 64 * 8 * 4 + 2 * 64 * 8 * 9 * 4 + 200_000
+
+
+@pytest.mark.parametrize("case", CONVS)
+def test_a_gradient_zero_outside_a_few_units_is_the_definition(case):
+    """input_gradient's seed: one unit, or a patch of them, the rest exact zeros; only the span
+    of the nonzero rows and columns is worked on, and the result is the full pass's."""
+    shape, _, _, stride, padding, dilation, groups = case
+    weight, gy = case_arrays(case, seed=2)
+    oh, ow = gy.shape[2:]
+    for rows, cols in [((oh - 1, oh), (0, 1)), ((oh // 2, oh // 2 + 1), (ow // 2, ow)),
+                       ((0, max(1, oh // 2)), (ow - 1, ow))]:
+        sparse = np.zeros_like(gy)
+        sparse[:, :, rows[0]:rows[1], cols[0]:cols[1]] = gy[:, :, rows[0]:rows[1], cols[0]:cols[1]]
+        for block in (None, 1):
+            got = backward.conv2d(sparse, shape, weight, stride, padding, dilation, groups,
+                                  block=block)
+            expected = reference(sparse, shape, weight, stride, padding, dilation, groups)
+            close(got, expected)
+            assert np.array_equal(got != 0, expected != 0)
+
+
+@np.errstate(invalid="ignore")
+def test_all_zero_gradient_and_non_finite_values():
+    case = CONVS[0]
+    shape, _, _, stride, padding, dilation, groups = case
+    weight, gy = case_arrays(case, seed=3)
+    zero = backward.conv2d(np.zeros_like(gy), shape, weight, stride, padding, dilation, groups)
+    assert zero.shape == shape and not zero.any()
+    sparse = np.zeros_like(gy)
+    sparse[0, 1, 2, 3] = 1.0
+    # an infinite weight: its products with the zeros are NaN, as in a full pass
+    bad = weight.copy()
+    bad[2, 1, 0, 0] = np.inf
+    for w in (bad, np.where(bad == np.inf, np.nan, bad).astype(np.float32)):
+        got = backward.conv2d(sparse, shape, w, stride, padding, dilation, groups)
+        expected = reference(sparse, shape, w, stride, padding, dilation, groups)
+        assert np.array_equal(np.isnan(got), np.isnan(expected))
+        assert np.isnan(got).sum() > 9  # beyond the one unit's taps
+        finite = np.isfinite(expected)
+        close(got[finite], expected[finite])
+    # a NaN in the output gradient reaches the input pixels its taps read, and no others
+    nan = sparse.copy()
+    nan[1, 0, 5, 5] = np.nan
+    got = backward.conv2d(nan, shape, weight, stride, padding, dilation, groups)
+    expected = reference(nan, shape, weight, stride, padding, dilation, groups)
+    assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isnan(got).any()
+    assert np.isfinite(got[0]).all()
