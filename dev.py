@@ -3,6 +3,7 @@
 
     python3 dev.py app [FILE]   set up, then open CNN Designer (on the bundled example by default)
     python3 dev.py test [ARGS]  set up, then run the import-layer check and the whole test suite
+    python3 dev.py bundle       set up, then build the one-folder app in dist/cnn-designer/ (PyInstaller)
 
 Only the Python standard library is used here, so this works on a fresh machine with Python 3 and git.
 The environment lives in .venv/ and is reinstalled only when pyproject.toml changes.
@@ -78,8 +79,37 @@ def cmd_test(args: list[str]) -> int:
     return status
 
 
+SPEC = ROOT / "packaging" / "cnn-designer.spec"
+BUNDLE = ROOT / "dist" / "cnn-designer"
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def cmd_bundle(args: list[str]) -> int:
+    """Build dist/cnn-designer/ with PyInstaller (installed into .venv the first time: the
+    `bundle` extra, never needed to run the app). ARGS go to PyInstaller."""
+    python = setup()
+    if _run([python, "-c", "import PyInstaller"], stderr=subprocess.DEVNULL) != 0:
+        print("Installing PyInstaller into .venv (the bundle extra) ...", flush=True)
+        quiet = [] if os.environ.get("CI") else ["--quiet"]
+        if _run([python, "-m", "pip", "install", *quiet, "-e", ".[test,bundle]"]) != 0:
+            sys.exit("Could not install PyInstaller into .venv (see above).")
+    print(f"Building the one-folder app into {BUNDLE} ...", flush=True)
+    status = _run([python, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+                   "--distpath", ROOT / "dist", "--workpath", ROOT / "build" / "pyinstaller",
+                   *args, SPEC])
+    if status != 0:
+        return status
+    executable = BUNDLE / ("cnn-designer.exe" if os.name == "nt" else "cnn-designer")
+    size = _folder_size(BUNDLE) / 2**20
+    print(f"Built {BUNDLE} ({size:,.0f} MiB). Start it with: {executable} [FILE]")
+    return 0
+
+
 def main() -> int:
-    commands = {"app": cmd_app, "test": cmd_test}
+    commands = {"app": cmd_app, "test": cmd_test, "bundle": cmd_bundle}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__.strip())
         return 2
