@@ -924,6 +924,34 @@ def cmd_open(args: argparse.Namespace) -> int:
     return run_app(args.file)
 
 
+def cmd_install_desktop(args: argparse.Namespace) -> int:
+    """--install-desktop: the launcher, icon, file types and AppStream metadata for this user."""
+    return _desktop(args, install=True)
+
+
+def cmd_uninstall_desktop(args: argparse.Namespace) -> int:
+    """--uninstall-desktop: remove what --install-desktop wrote (nothing else)."""
+    return _desktop(args, install=False)
+
+
+def _desktop(args: argparse.Namespace, install: bool) -> int:
+    from designer.io import desktop
+
+    option = "--install-desktop" if install else "--uninstall-desktop"
+    if args.file is not None:
+        _print_error(f"{option} takes no FILE (it was given {args.file!r}); run it alone")
+        return EXIT_BAD_FILE
+    try:
+        report = desktop.install() if install else desktop.uninstall()
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _print_error(f"could not {'install' if install else 'remove'} the desktop files: "
+                     f"{where}{exc.strerror or exc}")
+        return EXIT_BAD_FILE
+    print(desktop.describe(report, installed=install))
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------ parsing
 
 def _floats(text: str) -> list[float]:
@@ -1129,6 +1157,15 @@ def _parser_for_app() -> argparse.ArgumentParser:
     parser.add_argument("file", nargs="?", metavar="FILE",
                         help="a design file (.json) or an ONNX model (.onnx) to open")
     parser.set_defaults(func=cmd_open)
+    desktop = parser.add_mutually_exclusive_group()
+    desktop.add_argument("--install-desktop", dest="func", action="store_const",
+                         const=cmd_install_desktop,
+                         help="add CNN Designer to your desktop's menu (launcher, icon, design "
+                              "and ONNX file types) for the current user, in $XDG_DATA_HOME "
+                              "(default ~/.local/share), and exit")
+    desktop.add_argument("--uninstall-desktop", dest="func", action="store_const",
+                         const=cmd_uninstall_desktop,
+                         help="remove what --install-desktop added, and exit")
     return parser
 
 
