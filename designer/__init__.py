@@ -18,23 +18,60 @@ The public Python API (contract §5)::
     designer.export(design, "model.py")           # .py PyTorch code, .onnx, .svg/.pdf/.png diagram
     design, weights = designer.import_onnx("model.onnx")  # raises designer.OnnxImportError
 """
+import sys as _sys
+import types as _types
+
 from designer.core.analysis import Analysis
 from designer.core.design import Design, GraphError, Node
 from designer.core import layout as _layout
 from designer.core.layout import Layout
 from designer.core import summary as _summary
 from designer.core.summary import format_table
-from designer.engine import network as _network
-from designer.engine.network import Cancelled, InputError, InvalidDesign, Network, NotEnoughMemory
-from designer.engine.training import TrainingError
-from designer.engine.explain import ExplainError
-from designer.engine.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
-from designer.engine.weights import WeightsError
-from designer.data.dataset import load_dataset
 from designer.io.design_file import DesignError, load_design, save_design
-from designer.io.onnx_import import OnnxImportError
-from designer.train.loop import train
 
+#: the public names that come from the engine, data, training and ONNX layers, imported on first
+#: use (PEP 562) so that ``import designer`` and the commands that only read designs
+#: (``summary``, ``templates``) load neither the engine nor NumPy
+_LAZY = {
+    **dict.fromkeys(["Cancelled", "InputError", "InvalidDesign", "Network", "NotEnoughMemory"],
+                    "designer.engine.network"),
+    "TrainingError": "designer.engine.training",
+    "ExplainError": "designer.engine.explain",
+    **dict.fromkeys(["SGD", "Adam", "AdamW", "CosineAnnealingLR", "StepLR", "clip_grad_norm"],
+                    "designer.engine.optim"),
+    "WeightsError": "designer.engine.weights",
+    "load_dataset": "designer.data.dataset",
+    "OnnxImportError": "designer.io.onnx_import",
+    "train": "designer.train.loop",
+}
+
+
+def __getattr__(name):
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'designer' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Designer(_types.ModuleType):
+    """This package's module: ``designer.train`` stays the training function (contract §5) when
+    the subpackage of the same name is first imported, which sets the subpackage as this
+    module's attribute (the subpackage itself is ``sys.modules["designer.train"]``)."""
+
+    def __setattr__(self, name, value):
+        if name == "train" and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Designer
 
 
 def _as_design(design):
@@ -48,16 +85,20 @@ def summarize(design, analysis=None):
     return _summary.summarize(_as_design(design), analysis)
 
 
-def build(design, weights=None, seed=0, scratch_bytes=_network.ops.DEFAULT_SCRATCH_BYTES):
+def build(design, weights=None, seed=0, scratch_bytes=None):
     """A runnable network (contract §5). ``design``: a Design, or a path or dict; ``weights``:
     None (seeded He initialization), a path to an .npz file, a mapping of name to array, or
     ``"trained"``: the weights that ship with the project for this design's structure (contract
-    §6; a WeightsError saying so when no shipped weights fit it)."""
+    §6; a WeightsError saying so when no shipped weights fit it). ``scratch_bytes``: the
+    engine's im2col buffer at most (None: ``designer.engine.ops.DEFAULT_SCRATCH_BYTES``)."""
+    from designer.engine import network
     design = _as_design(design)
     if isinstance(weights, str) and weights == "trained":
         from designer.io.trained import trained_for
         weights = trained_for(design).weights
-    return _network.build(design, weights, seed, scratch_bytes)
+    if scratch_bytes is None:
+        return network.build(design, weights, seed)
+    return network.build(design, weights, seed, scratch_bytes)
 
 
 def layout(design):
@@ -103,6 +144,7 @@ def export(design, path, weights=None, scale=1.0):
     kind = export_kind(path)
     design = _as_design(design)
     if kind == ".py":
+        from designer.engine.network import InvalidDesign
         from designer.io.pytorch import write_pytorch_code
         analysis = Analysis(design)
         if not analysis.valid:
