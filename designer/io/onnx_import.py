@@ -97,7 +97,7 @@ class _Reader:
     def add(self, n: Any, type_: str, params: dict[str, Any], sources: list[str],
             shape: tuple[int, ...], weights: dict[str, np.ndarray] | None = None,
             name: str | None = None, output: str | None = None) -> str:
-        node_id = self.unique_id(n.name if name is None else name, type_.lower())
+        node_id = self.unique_id(module_name(n.name if name is None else name), type_.lower())
         self.nodes.append(Node(node_id, type_, params))
         self.edges += [(s, node_id) for s in sources]
         for key, w in (weights or {}).items():
@@ -556,6 +556,24 @@ class _Reader:
         src = self.tensor[x]
         self.add(last, "GELU", {}, [src], self.shape[src])
         return True
+
+
+def module_name(name: str) -> str:
+    """The PyTorch module an ONNX node name written by PyTorch's exporter comes from, as
+    ``state_dict`` names it: "/layer1/layer1.0/conv1/Conv" → "layer1.0.conv1",
+    "/features/features.0/Conv" → "features.0"; "/Add" (an op in the top module's forward) → ""
+    (the caller then names it after its layer type). Other names are kept as they are."""
+    parts = name.split("/")
+    if len(parts) < 2 or parts[0] != "" or not all(parts[1:]):
+        return name
+    full, previous = "", ""
+    for part in parts[1:-1]:  # the last part is the op type ("Conv", "Relu_1")
+        if previous and part.startswith(previous + "."):  # a child written as parent.child
+            full = full[:len(full) - len(previous)] + part
+        else:
+            full = f"{full}.{part}" if full else part
+        previous = part
+    return full
 
 
 def _scalar(value: np.ndarray | None, want: float) -> bool:

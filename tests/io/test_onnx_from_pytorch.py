@@ -28,3 +28,21 @@ def test_pytorch_exported_mobilenet_imports_and_gives_pytorchs_outputs():
     got = net.forward(x)[net.order[-1]]
     assert got.shape == want.shape == (2, 10)
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_node_ids_are_pytorchs_module_names():
+    design, weights = import_onnx(FIXTURES / "torch_mobile.onnx")
+    ids = [n.id for n in design.nodes]
+    assert ids[:4] == ["input", "stem.0", "stem.2", "b1.expand.0"]
+    assert {"b1.dw.0", "b1.project.0", "b3.dw.2", "head.0", "head.2", "head.6"} <= set(ids)
+    assert "b1.expand.0.weight" in weights and "head.5.bias" in weights
+
+
+def test_module_names_from_the_exporters_node_names():
+    from designer.io.onnx_import import module_name
+    assert module_name("/layer1/layer1.0/conv1/Conv") == "layer1.0.conv1"
+    assert module_name("/features/features.10/Conv") == "features.10"
+    assert module_name("/b1/expand/expand.0/Conv") == "b1.expand.0"
+    assert module_name("/fc/Gemm") == "fc"
+    assert module_name("/Add") == ""  # an op of the top module's own forward: named by its type
+    assert module_name("conv1") == "conv1" and module_name("a/b") == "a/b"

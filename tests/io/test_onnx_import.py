@@ -137,8 +137,9 @@ def test_matmul_and_add_become_one_linear_after_a_flattening_reshape(tmp_path):
     design, weights = import_onnx(path)
     assert [n.type for n in design.nodes] == ["Input", "Flatten", "Linear"]
     linear = design.nodes[2]
-    assert linear.id == "/fc/MatMul" and linear.params["bias"] is True
-    assert sorted(weights) == ["/fc/MatMul.bias", "/fc/MatMul.weight"]
+    assert linear.id == "fc" and linear.params["bias"] is True  # PyTorch's module name
+    assert design.nodes[1].id == "flatten"  # "/Reshape": an op of the top module's forward
+    assert sorted(weights) == ["fc.bias", "fc.weight"]
     np.testing.assert_allclose(run(design, weights, X), WANT_LINEAR, rtol=1e-5, atol=1e-5)
 
 
