@@ -89,22 +89,32 @@ def _folder_size(folder: Path) -> int:
 
 def cmd_bundle(args: list[str]) -> int:
     """Build dist/cnn-designer/ with PyInstaller (installed into .venv the first time: the
-    `bundle` extra, never needed to run the app). ARGS go to PyInstaller."""
+    `bundle` extra, never needed to run the app). ``--distpath DIR`` and ``--workpath DIR``
+    put it and PyInstaller's work elsewhere; other ARGS go to PyInstaller."""
     python = setup()
     if _run([python, "-c", "import PyInstaller"], stderr=subprocess.DEVNULL) != 0:
         print("Installing PyInstaller into .venv (the bundle extra) ...", flush=True)
         quiet = [] if os.environ.get("CI") else ["--quiet"]
         if _run([python, "-m", "pip", "install", *quiet, "-e", ".[test,bundle]"]) != 0:
             sys.exit("Could not install PyInstaller into .venv (see above).")
-    print(f"Building the one-folder app into {BUNDLE} ...", flush=True)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 dev.py bundle")
+    parser.add_argument("--distpath", type=Path, default=ROOT / "dist",
+                        help="where the cnn-designer folder goes (default: dist)")
+    parser.add_argument("--workpath", type=Path, default=ROOT / "build" / "pyinstaller",
+                        help="PyInstaller's work folder (default: build/pyinstaller)")
+    options, rest = parser.parse_known_args(args)
+    bundle = options.distpath.absolute() / BUNDLE.name
+    print(f"Building the one-folder app into {bundle} ...", flush=True)
     status = _run([python, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-                   "--distpath", ROOT / "dist", "--workpath", ROOT / "build" / "pyinstaller",
-                   *args, SPEC])
+                   "--distpath", options.distpath.absolute(),
+                   "--workpath", options.workpath.absolute(), *rest, SPEC])
     if status != 0:
         return status
-    executable = BUNDLE / ("cnn-designer.exe" if os.name == "nt" else "cnn-designer")
-    size = _folder_size(BUNDLE) / 2**20
-    print(f"Built {BUNDLE} ({size:,.0f} MiB). Start it with: {executable} [FILE]")
+    executable = bundle / ("cnn-designer.exe" if os.name == "nt" else "cnn-designer")
+    size = _folder_size(bundle) / 2**20
+    print(f"Built {bundle} ({size:,.0f} MiB). Start it with: {executable} [FILE]")
     return 0
 
 

@@ -132,12 +132,14 @@ def test_installed_wheel_runs_outside_the_repository(dist, tmp_path):
 
     # desktop integration from the installed wheel's own files
     share = tmp_path / "share"
-    said = run([python, "-m", "designer.io.desktop", "install", "--data-home", share], work, env)
+    said = run([cli, "--install-desktop"], work, dict(env, XDG_DATA_HOME=str(share)))
     assert str(share) in said.stdout
     entry = (share / "applications" / DESKTOP_FILE).read_text()
     assert f"Exec={cli} %f" in entry
     if shutil.which("update-mime-database"):
         assert "application/x-cnn-designer+json" in (share / "mime" / "types").read_text()
+    said = run([python, "-m", "designer.io.desktop", "uninstall", "--data-home", share], work, env)
+    assert not (share / "applications" / DESKTOP_FILE).exists()
 
 
 def test_desktop_files_validate(tmp_path):
