@@ -25,6 +25,7 @@ from designer.app.commands import SetClassesCommand
 from designer.app.canvas import CanvasScene, CanvasView, local_files, type_accepts_input
 from designer.app.document import Document, is_builtin
 from designer.app.help import GettingStartedDialog, ShortcutsDialog, show_about
+from designer.app.icon import set_application_icon
 from designer.app.panels.gallery import TemplateGallery
 from designer.app.guard import install_guard
 from designer.app.messages import WRITE_ERRORS, write_failure
@@ -85,6 +86,7 @@ def configure_application(app: QApplication) -> None:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("")
     app.setApplicationDisplayName(APP_NAME)
+    set_application_icon(app)  # every window's, and the About box's
 
 
 def initial_geometry(available: QRect) -> tuple[QRect, bool]:

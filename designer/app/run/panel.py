@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRect, QRectF, QSize, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QGridLayout,
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
@@ -397,7 +397,8 @@ class RunPanel(QWidget):
         if result is None:
             self._say("Run first: the weights are made when the design runs.", error=True)
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save weights", "weights.npz",
+        path, _ = QFileDialog.getSaveFileName(self, "Save weights",
+                                              suggested_weights_path(self.controller.document),
                                               "Weights (*.npz)")
         if path:
             try:
@@ -766,3 +767,14 @@ def _heat_text(g: GradientResult) -> str:
     (r0, c0), (r1, c1) = nonzero.min(axis=0), nonzero.max(axis=0)
     return (f"Heat map: the effective field (input gradient); nonzero over rows {r0}–{r1}, "
             f"columns {c0}–{c1}.{note}")
+
+
+def suggested_weights_path(document) -> str:
+    """Where Save weights first points: beside the design's file, named after it
+    ("lenet5.npz" beside "lenet5.json"); for an unsaved design, in the documents folder, named
+    after the design."""
+    if document.path is not None:
+        return str(Path(document.path).with_suffix(".npz"))
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in document.title).strip("-.")
+    return str(Path(folder or Path.home()) / f"{stem or 'weights'}.npz")

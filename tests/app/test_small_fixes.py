@@ -1,0 +1,31 @@
+"""Save weights points beside the design (or into the documents folder); the window icon."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from designer.app.main_window import configure_application
+from designer.app.run.panel import suggested_weights_path
+
+
+class _Doc:
+    def __init__(self, path, title):
+        self.path, self.title = path, title
+
+
+def test_save_weights_points_beside_the_design(tmp_path):
+    assert suggested_weights_path(_Doc(tmp_path / "lenet5.json", "lenet5.json")) == \
+        str(tmp_path / "lenet5.npz")
+
+
+def test_an_unsaved_design_saves_its_weights_in_documents_named_after_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    got = Path(suggested_weights_path(_Doc(None, "My net: v2/final")))
+    assert got.name == "My-net--v2-final.npz"
+    assert got.parent.is_absolute() and str(got.parent) != "."
+
+
+def test_the_application_has_the_icon(qapp):
+    configure_application(qapp)
+    assert not QApplication.windowIcon().isNull()
