@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QGuiApplication, QIcon, QPixmap
 
-from designer.io.desktop import ICON_SIZES, icon_png, icon_svg
+from designer.io.desktop import APP_ID, ICON_SIZES, icon_png, icon_svg
 
 
 def icon_files() -> list[Path]:
@@ -27,9 +27,12 @@ def app_icon() -> QIcon:
 
 
 def set_application_icon(app: QGuiApplication | None = None) -> QIcon:
-    """Give every window of ``app`` (the running application by default) the icon; returns it."""
+    """Give every window of ``app`` (the running application by default) the icon, and name
+    the launcher that is the app's (``setDesktopFileName``: on Wayland the app id, by which
+    docks and task switchers find the launcher's icon and name); returns the icon."""
     app = app or QGuiApplication.instance()
     icon = app_icon()
     if app is not None:
         app.setWindowIcon(icon)
+        app.setDesktopFileName(APP_ID)
     return icon

@@ -42,13 +42,16 @@ def test_app_icon_has_every_size():
 
 def test_the_application_gets_the_icon():
     app = QGuiApplication.instance()
-    before = app.windowIcon()
+    before, before_name = app.windowIcon(), app.desktopFileName()
     try:
         icon = set_application_icon()
         assert app.windowIcon().cacheKey() == icon.cacheKey()
         assert QWidget().windowIcon().availableSizes() == icon.availableSizes()
+        # the launcher's name without .desktop: Wayland's app id
+        assert app.desktopFileName() + ".desktop" == desktop.DESKTOP_FILE
     finally:
         app.setWindowIcon(before)
+        app.setDesktopFileName(before_name)
 
 
 def test_about_box_shows_the_icon_and_version(qtbot):
@@ -69,3 +72,12 @@ def test_about_box_shows_the_icon_and_version(qtbot):
         assert max(abs(a.red() - b.red()), abs(a.green() - b.green()), abs(a.blue() - b.blue())) < 40
     finally:
         box.close()
+
+
+def test_launcher_matches_the_windows_class():
+    """X11 desktops match a window to its launcher by WM_CLASS, whose class Qt takes from the
+    application name."""
+    from designer.app.main_window import APP_NAME
+
+    text = (ROOT / "packaging" / "linux" / desktop.DESKTOP_FILE).read_text(encoding="utf-8")
+    assert f"\nStartupWMClass={APP_NAME}\n" in text
