@@ -82,7 +82,7 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
 
     def rows_of(i: int, first: int, last: int, target: np.ndarray, top: int) -> None:
         """Output rows first:last of sample i, added into target (padded rows from top on)."""
-        dcols = np.empty((band * width, groups, patch), dtype=np.float32)
+        dcols = np.empty((min(band, last - first) * width, groups, patch), dtype=np.float32)
         for r0 in range(first, last, band):
             rows = min(band, last - r0)
             out = dcols[:rows * width]
