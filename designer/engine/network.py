@@ -16,8 +16,9 @@ from designer.engine import backward, ops, training
 from designer.engine.activations import ACTIVATIONS
 from designer.engine.memory import NotEnoughMemory, available_memory, mib
 from designer.engine.training import TrainingError
-from designer.engine.weights import (check_weights, expected_tensors, init_weights,
-                                     load_weights_file, save_weights_file, weights_bytes)
+from designer.engine.weights import (check_weights, expected_tensors, in_engine_layout,
+                                     init_weights, load_weights_file, save_weights_file,
+                                     weights_bytes)
 
 #: progress(fraction done, id of the node being computed); returning False cancels the pass
 Progress = Callable[[float, str], Any]
@@ -155,11 +156,14 @@ BLAS_THREAD_BYTES = 8 * 2**20
 
 class _Cost:
     """What one node costs in memory, in bytes (see ``Network._costs``)."""
-    __slots__ = ("act", "temp", "scratch", "grad", "grad_temp", "grad_view", "conv")
+    __slots__ = ("act", "temp", "run_temp", "scratch", "grad", "grad_temp", "grad_view", "conv",
+                 "kind")
 
     def __init__(self) -> None:
         self.act = 0  # its output, per sample (0 when it is a view of its input)
-        self.temp = 0  # temporaries while it runs forward, per sample
+        self.temp = 0  # temporaries while it runs forward in a training pass, per sample
+        self.run_temp: int | None = None  # ... in an inference pass, if not ``temp``
+        self.kind = ""  # a convolution's way in an inference pass (ops.conv_kind)
         self.scratch = 0  # the im2col block buffer it needs for one sample (per thread, kept)
         self.conv: tuple[int, int, int] | None = None  # a convolution's (oh, ow, kh·kw·C)
         self.grad = 0  # the gradient it passes back to (each of) its inputs, float64, per sample
@@ -283,6 +287,15 @@ class Network:
             cost.conv = (oh, ow, kh * kw * c)
             cost.scratch = 4 * ops.conv_block_values(1, oh, ow, kh * kw * c, self.scratch_bytes)
             cost.temp = 4 * padded + (4 * oh * ow * (k // groups) if groups > 1 else 0)
+            cost.kind = ops.conv_kind(c, (k, cg, kh, kw), groups, v["padding"], v["dilation"])
+            if cost.kind == "depthwise":  # an inference pass: the padded copy, no im2col
+                cost.run_temp, cost.scratch = 4 * padded, 0
+            elif cost.kind == "pointwise":  # a copy of the pixels it reads if strided (or
+                # an Add of maps in two layouts gave a third); none of channels-last or NCHW maps
+                odd = self.infos[sources[0]].type == "Add" or tuple(v["stride"]) != (1, 1)
+                cost.run_temp, cost.scratch = (4 * oh * ow * c if odd else 0), 0
+            else:
+                cost.run_temp = cost.temp
             cost.grad = 8 * padded  # the gradient is a view of the padded buffer
             cost.grad_temp = 8 * cg * oh * ow + 8 * k * cg * kh * kw  # one tap; float64 weight
         elif t in ("MaxPool2d", "AvgPool2d"):
@@ -318,11 +331,26 @@ class Network:
             cost.grad, cost.grad_view = 0, True
         return cost
 
+    def _matrix_need(self, inference: bool = False) -> int:
+        """Bytes of the convolution matrices a pass copies: none for a weight in the engine's
+        layout (drawn, loaded or copied weights are; see ``weights.engine_layout``), whose
+        matrix is a view of it; an inference pass makes none for a depthwise or 1×1 layer."""
+        weights = self._weights
+        total = 0
+        for n in self.order:
+            if self.infos[n].type != "Conv2d" or (inference and self._cost[n].kind != "im2col"):
+                continue
+            weight = None if weights is None else weights.get(f"{n}.weight")
+            if weight is not None and not in_engine_layout(weight):
+                total += 4 * math.prod(self.shapes[f"{n}.weight"])
+        return total
+
     def _scratch_need(self, nodes: Sequence[str], batch: int) -> int:
         """Bytes of the im2col block buffer a pass of ``batch`` samples through ``nodes`` needs
         (one per thread, kept between layers: the largest convolution's)."""
         return max((4 * ops.conv_block_values(batch, *self._cost[n].conv, self.scratch_bytes)
-                    for n in nodes if self._cost[n].conv is not None), default=0)
+                    for n in nodes if self._cost[n].conv is not None
+                    and self._cost[n].kind == "im2col"), default=0)
 
     def _held_bytes(self) -> int:
         """Bytes this network already holds of what ``estimate_bytes`` counts (weights drawn or
@@ -343,7 +371,8 @@ class Network:
         for node_id in nodes:
             cost = self._cost[node_id]
             kept += cost.act * batch
-            peak = max(peak, kept + cost.temp * batch)
+            temp = cost.temp if cost.run_temp is None else cost.run_temp
+            peak = max(peak, kept + temp * batch)
         return peak, kept
 
     def _backward_peak(self, nodes: Sequence[str], node_id: str) -> int:
@@ -377,7 +406,8 @@ class Network:
         out from shapes alone, in exact integers."""
         peak, _ = self._forward_peak(self.order, batch)
         scratch = self._scratch_need(self.order, batch)
-        return self._weight_bytes + self._matrix_bytes + scratch + peak + FIXED_BYTES
+        return (self._weight_bytes + self._matrix_need(inference=True) + scratch + peak
+                + FIXED_BYTES)
 
     def estimate_gradient_bytes(self, node_id: str) -> int:
         """Memory ``input_gradient(x, node_id, ...)`` needs in all: the forward pass of the
@@ -578,7 +608,7 @@ class Network:
         parts = self._pass_parts(nodes, batch)  # a block buffer per part, for its samples
         scratch = parts * self._train_scratch(nodes, -(-batch // parts), batch)
         arrays = scratch + patches + batch * (kept + transient)
-        return (2 * self._weight_bytes + largest + 2 * params + self._matrix_bytes
+        return (2 * self._weight_bytes + largest + 2 * params + self._matrix_need()
                 + arrays + arrays // 8 + self._training_allowance(batch))
 
     def _training_allowance(self, batch: int) -> int:
@@ -1070,6 +1100,9 @@ class Network:
         and made again when the weight has changed since (an optimizer step changes the
         arrays of ``weights`` in place): checking costs one comparison of the weight's values,
         small beside the convolution itself."""
+        k, cg, kh, kw = weight.shape
+        if in_engine_layout(weight):  # the weight's own memory, always in step: no copy
+            return weight.transpose(0, 2, 3, 1).reshape(groups, k // groups, kh * kw * cg)
         matrix = self._matrices.get(node_id)
         if matrix is None or not _same_matrix(matrix, weight, groups):
             with self._lock:
@@ -1112,6 +1145,12 @@ class Network:
             scratch = self._local.scratch = np.empty(values, dtype=np.float32)
         return scratch
 
+    @staticmethod
+    def _parts(a: np.ndarray) -> int:
+        """Threads an inference pass's elementwise op or pooling on ``a`` spreads over: the
+        engine's (``ops.worker_count``) from ``ops.PARALLEL_VALUES`` values on, else one."""
+        return ops.worker_count() if a.size >= ops.PARALLEL_VALUES else 1
+
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
              w: Mapping[str, np.ndarray], hook: ops.ChunkHook) -> np.ndarray:
         info = self.infos[node_id]
@@ -1122,6 +1161,11 @@ class Network:
         a = inputs[0] if inputs else None
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
+            parts = ops.worker_count()
+            if self._cost[node_id].kind != "im2col":  # no matrix, no band buffer
+                return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
+                                  v["padding"], v["dilation"], v["groups"], self.scratch_bytes,
+                                  hook, parts=parts)
             matrix = self._matrix(node_id, weight, v["groups"])
             k, cg, kh, kw = weight.shape
             oh, ow = info.shape[1:]
@@ -1130,18 +1174,19 @@ class Network:
                                                           self.scratch_bytes))
             return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
                               v["dilation"], v["groups"], self.scratch_bytes, hook, matrix,
-                              scratch)
+                              scratch, parts=parts)
         if t == "MaxPool2d":
             return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
-                                  v["ceil_mode"])
+                                  v["ceil_mode"], parts=self._parts(a))
         if t == "AvgPool2d":
             return ops.avg_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["ceil_mode"],
-                                  v["count_include_pad"])
+                                  v["count_include_pad"], parts=self._parts(a))
         if t == "AdaptiveAvgPool2d":
             return ops.adaptive_avg_pool2d(a, v["output_size"])
         if t == "BatchNorm2d":
             return ops.batch_norm(a, w[f"{node_id}.running_mean"], w[f"{node_id}.running_var"],
-                                  w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"])
+                                  w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"],
+                                  self._parts(a))
         if t == "LayerNorm":
             return ops.layer_norm(a, w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"])
         if t == "Linear":
@@ -1149,7 +1194,7 @@ class Network:
         if t == "Flatten":
             return a.reshape(a.shape[0], -1)
         if t == "ReLU":
-            return ops.relu(a)
+            return ops.relu(a, self._parts(a))
         if t == "LeakyReLU":
             return ops.leaky_relu(a, v["negative_slope"])
         if t == "Sigmoid":
@@ -1165,10 +1210,7 @@ class Network:
         if t in ("Dropout", "Identity"):
             return a
         if t == "Add":
-            out = inputs[0] + inputs[1]
-            for extra in inputs[2:]:
-                out += extra
-            return out
+            return ops.add(inputs, self._parts(inputs[0]))
         if t == "Concat":
             return np.concatenate(inputs, axis=1)
         raise AssertionError(f"no engine op for {t}")  # the catalog and this table must agree

@@ -134,7 +134,11 @@ _workers: list[queue.SimpleQueue] = []  # one job queue per engine worker thread
 _workers_lock = threading.Lock()
 
 
+_nesting = threading.local()  # depth of run_parallel sections this thread is inside
+
+
 def _work(jobs: queue.SimpleQueue) -> None:
+    _nesting.depth = 1  # a task on a worker never hands work on (see run_parallel)
     while True:
         task, answer = jobs.get()
         try:
@@ -154,9 +158,19 @@ def run_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
     """Run the tasks at once, the first on this thread and each other on an engine worker
     thread of its own (daemon threads, started on first use, fed through queues: about 30 µs
     a hand-over), and return their results in order once all have finished (an exception is
-    raised after every task has stopped). The tasks must not call run_parallel."""
-    if len(tasks) <= 1:
+    raised after every task has stopped). A task that calls run_parallel again has its tasks
+    run one after another on its own thread (no worker ever waits for itself). NumPy's
+    error handling (np.errstate, which is per thread) is the caller's in every task."""
+    if len(tasks) <= 1 or getattr(_nesting, "depth", 0):
         return [task() for task in tasks]
+    state = np.geterr()
+
+    def under_callers_errstate(task: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            with np.errstate(**state):
+                return task()
+        return run
+    tasks = [tasks[0]] + [under_callers_errstate(t) for t in tasks[1:]]
     with _workers_lock:
         while len(_workers) < len(tasks) - 1:
             jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -169,9 +183,11 @@ def run_parallel(tasks: list[Callable[[], Any]]) -> list[Any]:
         answer: queue.SimpleQueue = queue.SimpleQueue()
         jobs.put((task, answer))
         answers.append(answer)
+    _nesting.depth = 1
     try:
         first = tasks[0]()
     finally:
+        _nesting.depth = 0
         results = [answer.get() for answer in answers]
     for ok, value in results:
         if not ok:
@@ -184,6 +200,84 @@ def sample_parts(n: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n))
     edges = [n * i // parts for i in range(parts + 1)]
     return [(edges[i], edges[i + 1]) for i in range(parts)]
+
+
+def worker_count() -> int:
+    """Threads an inference op may spread its work over: the cores, at most as many as the
+    BLAS may use (a caller that limits it, as the app does to keep a core for the window,
+    limits this too)."""
+    return max(1, min(os.cpu_count() or 1, BLAS.threads()))
+
+
+def run_blocks(blocks: list, parts: int, work: Callable[[Any, int], None],
+               hook: ChunkHook | None = None, weights: list[float] | None = None) -> None:
+    """``work(block, part)`` for every block, the list cut into ``parts`` contiguous runs of
+    about equal weight done at once (the first on this thread, see :func:`run_parallel`).
+    ``hook(fraction)`` is called between the first run's blocks (its share done stands for
+    the whole); if it raises, the other runs stop at their next block and the exception is
+    raised once all have stopped."""
+    parts = max(1, min(parts, len(blocks)))
+    if parts == 1:
+        for i, block in enumerate(blocks):
+            work(block, 0)
+            if hook is not None and i + 1 < len(blocks):
+                hook((i + 1) / len(blocks))
+        return
+    weights = weights or [1.0] * len(blocks)
+    total = sum(weights) or 1.0
+    cuts, acc = [0], 0.0
+    for i, wt in enumerate(weights):
+        acc += wt
+        if len(cuts) < parts and acc >= total * len(cuts) / parts and i + 1 < len(blocks):
+            cuts.append(i + 1)
+    cuts.append(len(blocks))
+    runs = [blocks[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    stop: list[bool] = []
+
+    def run(index: int, mine: list) -> None:
+        for i, block in enumerate(mine):
+            if stop:
+                return
+            work(block, index)
+            if index == 0 and hook is not None and i + 1 < len(mine):
+                try:
+                    hook((i + 1) / len(mine))
+                except BaseException:
+                    stop.append(True)
+                    raise
+    run_parallel([lambda i=i, r=r: run(i, r) for i, r in enumerate(runs)])
+
+
+def map_blocks(shape: tuple[int, ...], values: int = 1 << 16) -> list[tuple]:
+    """Index tuples cutting an array of ``shape`` into blocks of about ``values`` values (at
+    least one row): whole samples together when one is smaller, else bands of one sample's
+    rows (axis 2 of maps (N, C, H, W)). For elementwise work in cache-sized pieces, in any
+    layout."""
+    n = shape[0] if shape else 1
+    per = math.prod(shape[1:]) if len(shape) > 1 else 1
+    if per >= values and len(shape) == 4 and shape[2] > 1:
+        rows = max(1, values * shape[2] // per)
+        return [(slice(i, i + 1), slice(None), slice(r, min(shape[2], r + rows)))
+                for i in range(n) for r in range(0, shape[2], rows)]
+    step = max(1, values // max(1, per))
+    return [(slice(i, min(n, i + step)),) for i in range(0, n, step)]
+
+
+def parallel_map(shape: tuple[int, ...], work: Callable[[tuple], None],
+                 parts: int | None = None, values: int = 1 << 16) -> None:
+    """``work(index)`` over cache-sized blocks of an array of ``shape`` (see
+    :func:`map_blocks`), spread over the engine's threads (NumPy releases the GIL in its
+    loops) when there are at least PARALLEL_VALUES values."""
+    size = math.prod(shape)
+    if parts is None:
+        parts = worker_count() if size >= PARALLEL_VALUES else 1
+    if size == 0:
+        return
+    run_blocks(map_blocks(shape, values), parts, lambda block, _: work(block))
+
+
+#: elementwise ops of an inference pass spread over threads from this many values on
+PARALLEL_VALUES = 1 << 18
 
 
 def flat_view(a: np.ndarray) -> np.ndarray | None:
@@ -319,6 +413,20 @@ def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: 
     return windows.transpose(0, 1, 2, 3, 5, 6, 4), ((pt, pb), (pl, pr))
 
 
+def conv_kind(c: int, weight_shape: tuple[int, ...], groups: int, padding, dilation: Pair
+              ) -> str:
+    """How :func:`conv2d` does an inference convolution of C input channels: "depthwise"
+    (groups = C > 1: shifted multiply-adds, no im2col), "pointwise" (1×1, groups 1, no
+    padding: one matrix product, no im2col) or "im2col"."""
+    k, cg, kh, kw = weight_shape
+    if groups > 1 and cg == 1 and groups == c:
+        return "depthwise"
+    if (kh, kw) == (1, 1) and groups == 1 and pad_amounts(padding, (1, 1), dilation) == (
+            (0, 0), (0, 0)):
+        return "pointwise"
+    return "im2col"
+
+
 def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
            padding, dilation: Pair, groups: int, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
            hook: ChunkHook | None = None, matrix: np.ndarray | None = None,
@@ -326,8 +434,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
            windows: np.ndarray | None = None, parts: int = 1,
            part_scratch: Callable[[int, int], np.ndarray] | None = None,
            patches: np.ndarray | None = None) -> np.ndarray:
-    """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per group
-    and block of output rows.
+    """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per
+    block of output rows (all groups in one batched product).
 
     x: ndarray of shape (N, C, H, W); weight: (K, C/groups, kh, kw); bias: (K,) or None;
     matrix: optionally ``conv_matrix(weight, groups)``, computed once by the caller;
@@ -335,13 +443,21 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     saves the page faults of a fresh allocation); used if it is large enough;
     alloc: makes the output and the padded input; windows: optionally
     ``patch_windows(x, ...)[0]``, made by the caller (who keeps it for the backward pass);
-    parts: split the samples into that many parts done at once on as many threads (each with
-    a block buffer of its own, ``part_scratch(values, part)`` for parts after the first, else
-    made by ``alloc``, and a single-threaded BLAS; no ``hook`` then); patches: optionally an
+    parts: with ``windows`` (a training pass) the batch is split in that many parts done at
+    once on as many threads (each with a block buffer of its own, ``part_scratch(values,
+    part)`` for parts after the first, else made by ``alloc``, and a single-threaded BLAS;
+    ``hook`` is then called from the first part); without, each block's im2col copy is split
+    over that many threads and the products keep the BLAS's threads; patches: optionally an
     (N, H', W', groups, kh, kw, C/groups) float32 array to build the whole patch matrix in,
     block by block, instead of the block buffers (the training pass keeps a small one for
     the backward pass).
-    Returns (N, K, H', W') float32 (an NCHW view of channels-last memory).
+    Returns (N, K, H', W') float32 (an NCHW view of channels-last memory, or plain NCHW for a
+    1×1 convolution of NCHW maps).
+
+    Without ``windows`` and ``patches`` (inference), two layers skip im2col: a depthwise
+    convolution (groups = C) is a multiply-add per kernel tap over shifted views of the
+    channels-last input (:func:`depthwise_conv2d`), and an unpadded 1×1 convolution one matrix
+    product over the (strided) input as it lies (:func:`pointwise_conv2d`).
 
     The patch matrix is built a block at a time (see :func:`sample_blocks`): whole samples
     together, up to about BAND_BYTES and never more than ``scratch_bytes``, so that a small
@@ -350,15 +466,27 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     """
     n, c, h, w = x.shape
     k, cg, kh, kw = weight.shape
+    if windows is None and patches is None:
+        kind = conv_kind(c, weight.shape, groups, padding, dilation)
+        if kind == "depthwise":
+            return depthwise_conv2d(x, weight, bias, stride, padding, dilation, hook, alloc,
+                                    parts)
+        if kind == "pointwise":
+            return pointwise_conv2d(x, weight, bias, stride, hook, alloc, parts)
+    given_windows = windows is not None
     if windows is None:
         windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups, alloc)
     oh, ow = windows.shape[1:3]
     kk = kh * kw * cg
     wmat = conv_matrix(weight, groups) if matrix is None else matrix
+    wmat_t = wmat.transpose(0, 2, 1)  # (groups, kh·kw·C/g, K/g)
     out = alloc((n, oh, ow, k))
-    ranges = sample_parts(n, parts if hook is None else 1)
     kg = k // groups
-    total = n * oh
+    budget = min(scratch_bytes, BAND_BYTES)
+    # an inference pass (no windows given) keeps the BLAS's own threads for the products and
+    # spreads each block's im2col copy over ``parts`` threads; a training pass splits its batch
+    split_copy = parts > 1 and not given_windows and patches is None
+    ranges = sample_parts(n, 1 if split_copy else parts)
 
     buffers = []  # one block buffer per part, made here (in order) before any thread starts
     for index, (s0, s1) in enumerate(ranges):
@@ -371,35 +499,173 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
                            part_scratch(size, index) if part_scratch is not None else
                            alloc((size,)))
 
-    def part(index: int, s0: int, s1: int) -> None:
-        buffer = buffers[index]
-        done = 0
-        for i0, i1, r0, r1 in sample_blocks(s1 - s0, oh, 4 * ow * kh * kw * c,
-                                            min(scratch_bytes, BAND_BYTES)):
-            i0, i1 = i0 + s0, i1 + s0
-            rows = (i1 - i0) * (r1 - r0) * ow
-            cols = (patches[i0:i1, r0:r1] if patches is not None else
-                    buffer[:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh, kw,
-                                                        cg))
-            np.copyto(cols, windows[i0:i1, r0:r1])  # the im2col copy
-            cols = cols.reshape(rows, groups, kk)
-            dst = out[i0:i1, r0:r1].reshape(rows, k)
-            if groups == 1:
-                np.matmul(cols[:, 0, :], wmat[0].T, out=dst)
+    def block(b: tuple[int, int, int, int], index: int) -> None:
+        i0, i1, r0, r1 = b
+        rows = (i1 - i0) * (r1 - r0) * ow
+        cols = (patches[i0:i1, r0:r1] if patches is not None else
+                buffers[index][:rows * groups * kk].reshape(i1 - i0, r1 - r0, ow, groups, kh,
+                                                            kw, cg))
+        src = windows[i0:i1, r0:r1]
+        if split_copy and cols.size >= PARALLEL_VALUES:  # the im2col copy on every core
+            flat_cols = cols.reshape((i1 - i0) * (r1 - r0), *cols.shape[2:])
+            flat_src = (src.reshape((i1 - i0) * (r1 - r0), *src.shape[2:]) if i1 - i0 == 1
+                        else None)
+            if flat_src is not None:
+                edges = [len(flat_cols) * p // parts for p in range(parts + 1)]
+                run_parallel([lambda a=a, z=z: np.copyto(flat_cols[a:z], flat_src[a:z])
+                              for a, z in zip(edges, edges[1:]) if z > a])
             else:
-                for g in range(groups):
-                    dst[:, g * kg:(g + 1) * kg] = cols[:, g, :] @ wmat[g].T
-            if bias is not None:
-                dst += bias  # while the block is still in cache
-            done += (i1 - i0) * (r1 - r0)
-            if hook is not None and done < total:
-                hook(done / total)
+                edges = [(i1 - i0) * p // parts for p in range(parts + 1)]
+                run_parallel([lambda a=a, z=z: np.copyto(cols[a:z], src[a:z])
+                              for a, z in zip(edges, edges[1:]) if z > a])
+        else:
+            np.copyto(cols, src)  # the im2col copy
+        cols = cols.reshape(rows, groups, kk)
+        dst = out[i0:i1, r0:r1].reshape(rows, k)
+        if groups == 1:
+            np.matmul(cols[:, 0, :], wmat_t[0], out=dst)
+        else:  # every group in one batched product, written in place
+            np.matmul(cols.transpose(1, 0, 2), wmat_t,
+                      out=dst.reshape(rows, groups, kg).transpose(1, 0, 2))
+        if bias is not None:
+            dst += bias  # while the block is still in cache
 
+    row_bytes = 4 * ow * kh * kw * c
+    work = [[(i0 + s0, i1 + s0, r0, r1) for i0, i1, r0, r1
+             in sample_blocks(s1 - s0, oh, row_bytes, budget)] for s0, s1 in ranges]
     if len(ranges) == 1:
-        part(0, 0, n)
+        run_blocks(work[0], 1, block, hook)
     else:
+        stop: list[bool] = []
+
+        def part(index: int) -> None:
+            for j, b in enumerate(work[index]):
+                if stop:
+                    return
+                block(b, index)
+                if index == 0 and hook is not None and j + 1 < len(work[0]):
+                    try:
+                        hook((j + 1) / len(work[0]))
+                    except BaseException:
+                        stop.append(True)
+                        raise
         with BLAS.single():
-            run_parallel([lambda i=i, r=r: part(i, *r) for i, r in enumerate(ranges)])
+            run_parallel([lambda i=i: part(i) for i in range(len(ranges))])
+    return out.transpose(0, 3, 1, 2)
+
+
+def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
+                     hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
+                     ) -> np.ndarray:
+    """An unpadded 1×1 convolution (groups 1) as one matrix product over the input as it lies,
+    without im2col: channels-last maps (N·H'·W', C) @ (C, K) into channels-last output, NCHW
+    maps (K, C) @ (C, H'·W') per sample into NCHW output; a strided layer first copies the
+    pixels it reads (channels-last, on ``parts`` threads). Blocks of output rows (about 32 M
+    multiply-adds each) are the steps between ``hook`` calls. Returns (N, K, H', W') float32."""
+    n, c = x.shape[:2]
+    k = weight.shape[0]
+    wmat = weight.reshape(k, c)
+    xs = x[:, :, ::stride[0], ::stride[1]]
+    oh, ow = xs.shape[2:]
+    if not (xs.flags.c_contiguous and xs.dtype == np.float32):
+        xt = xs.transpose(0, 2, 3, 1)
+        if not (xt.flags.c_contiguous and xt.dtype == np.float32):
+            copy = alloc((n, oh, ow, c))
+            parallel_map(copy.shape, lambda i: np.copyto(copy[i], xt[i]), parts)
+            xt = copy
+        a = xt.reshape(n * oh * ow, c)
+        out = alloc((n, oh, ow, k))
+        flat = out.reshape(n * oh * ow, k)
+        step = max(1, min(-(-a.shape[0] // 4), (1 << 25) // max(1, k * c)))
+        blocks = [slice(r, min(a.shape[0], r + step)) for r in range(0, a.shape[0], step)]
+
+        def block(r: slice, _: int) -> None:
+            np.matmul(a[r], wmat.T, out=flat[r])
+            if bias is not None:
+                flat[r] += bias
+        result = out.transpose(0, 3, 1, 2)
+    else:  # plain NCHW maps: W @ x per sample, NCHW out
+        a = xs.reshape(n, c, oh * ow)
+        out = alloc((n, k, oh, ow))
+        flat = out.reshape(n, k, oh * ow)
+        step = max(1, min(-(-oh * ow // 4), (1 << 25) // max(1, k * c)))
+        blocks = [(i, slice(p, min(oh * ow, p + step))) for i in range(n)
+                  for p in range(0, oh * ow, step)]
+        col_bias = None if bias is None else bias.reshape(k, 1)
+
+        def block(b: tuple, _: int) -> None:
+            i, p = b
+            np.matmul(wmat, a[i, :, p], out=flat[i, :, p])
+            if col_bias is not None:
+                flat[i, :, p] += col_bias
+        result = out
+    run_blocks(blocks, 1, block, hook)  # the products on the BLAS's own threads
+    return result
+
+
+#: a depthwise convolution's output is worked out in blocks of about this many values (the
+#: block, its product temporary and the input rows it reads stay in the core's cache)
+DEPTHWISE_VALUES = 1 << 15
+
+
+def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
+                     padding, dilation: Pair, hook: ChunkHook | None = None,
+                     alloc: Alloc = new_array, parts: int = 1) -> np.ndarray:
+    """A depthwise convolution (groups = C; K = m·C, each input channel feeding m outputs) as
+    one multiply and one add per kernel tap over shifted strided views of the zero-padded
+    channels-last input, in blocks of output rows small enough to stay in cache, spread over
+    ``parts`` threads (NumPy releases the GIL in its loops). Products are summed in float32 in
+    the kernel's row-major order. Returns (N, K, H', W') float32, an NCHW view of channels-last
+    memory."""
+    n, c, h, w = x.shape
+    k, _, kh, kw = weight.shape
+    m = k // c
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+    sh, sw = stride
+    dh, dw = dilation
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    xt = x.transpose(0, 2, 3, 1)
+    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
+        xp = xt
+    else:
+        xp = alloc((n, h + pt + pb, w + pl + pr, c))
+        xp[:, :pt], xp[:, pt + h:] = 0, 0
+        xp[:, pt:pt + h, :pl], xp[:, pt:pt + h, pl + w:] = 0, 0
+
+        def pad(i: tuple) -> None:
+            rows = i[2] if len(i) > 2 else slice(None)
+            np.copyto(xp[i[0], pt:pt + h, pl:pl + w][:, rows], xt[i[0]][:, rows])
+        parallel_map((n, 1, h, w * c), pad, parts)
+    taps = np.ascontiguousarray(weight.reshape(c, m, kh, kw).transpose(2, 3, 0, 1),
+                                dtype=np.float32)  # (kh, kw, C, m)
+    if m == 1:
+        taps = taps[..., 0]
+    out = alloc((n, oh, ow, k))
+    rows = max(1, min(oh, DEPTHWISE_VALUES // max(1, ow * k)))
+    blocks = [(i, r, min(oh, r + rows)) for i in range(n) for r in range(0, oh, rows)]
+    temps = [np.empty((rows, ow) + taps.shape[2:], np.float32) for _ in range(max(1, parts))]
+
+    def block(b: tuple[int, int, int], part: int) -> None:
+        i, r0, r1 = b
+        acc = out[i, r0:r1].reshape((r1 - r0, ow) + taps.shape[2:])
+        tmp = temps[part][:r1 - r0]
+        for u in range(kh):
+            top = r0 * sh + u * dh
+            band = xp[i, top:top + sh * (r1 - r0 - 1) + 1:sh]
+            for v in range(kw):
+                view = band[:, v * dw:v * dw + sw * (ow - 1) + 1:sw]
+                if m > 1:
+                    view = view[..., None]
+                if u == v == 0:
+                    np.multiply(view, taps[0, 0], out=acc)
+                else:
+                    np.multiply(view, taps[u, v], out=tmp)
+                    acc += tmp
+        if bias is not None:
+            acc += bias.reshape(taps.shape[2:])
+
+    run_blocks(blocks, parts, block, hook)
     return out.transpose(0, 3, 1, 2)
 
 
@@ -435,19 +701,23 @@ def empty_maps(shape: tuple[int, ...], like_channels_last: bool, dtype=np.float3
 
 
 def pool_padded(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-                ceil_mode: bool, fill: float, alloc: Alloc = new_array
+                ceil_mode: bool, fill: float, alloc: Alloc = new_array, parts: int = 1
                 ) -> tuple[np.ndarray, int, int]:
     """(x padded with ``fill`` so that every (partial) window exists, oh, ow). No copy when
-    nothing is padded; the copy keeps x's layout (channels-last or not)."""
+    nothing is padded; the copy keeps x's layout (channels-last or not): the border filled,
+    the inside copied (over ``parts`` threads)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     oh, xh = _pool_geometry(h, kh, sh, ph, dh, ceil_mode)
     ow, xw = _pool_geometry(w, kw, sw, pw, dw, ceil_mode)
     if not (ph or pw or xh or xw):
         return x, oh, ow
-    xp = empty_maps((n, c, h + 2 * ph + xh, w + 2 * pw + xw), channels_last(x), x.dtype, fill,
+    xp = empty_maps((n, c, h + 2 * ph + xh, w + 2 * pw + xw), channels_last(x), x.dtype, None,
                     alloc)
-    xp[:, :, ph:ph + h, pw:pw + w] = x
+    xp[:, :, :ph], xp[:, :, ph + h:] = fill, fill
+    xp[:, :, ph:ph + h, :pw], xp[:, :, ph:ph + h, pw + w:] = fill, fill
+    inside = xp[:, :, ph:ph + h, pw:pw + w]
+    parallel_map(x.shape, lambda i: np.copyto(inside[i], x[i]), parts)
     return xp, oh, ow
 
 
@@ -463,20 +733,27 @@ def pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, oh: in
 
 
 def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
-               ceil_mode: bool, alloc: Alloc = new_array, out: np.ndarray | None = None
-               ) -> np.ndarray:
+               ceil_mode: bool, alloc: Alloc = new_array, out: np.ndarray | None = None,
+               parts: int = 1) -> np.ndarray:
     """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch. The maximum of
-    shifted strided views, one np.maximum per kernel tap (NaN propagates, as in PyTorch);
-    the result keeps x's layout (or goes to ``out``)."""
-    xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc)
+    shifted strided views, one np.maximum per kernel tap (NaN propagates, as in PyTorch), a
+    cache-sized block of output rows at a time, over ``parts`` threads; the result keeps x's
+    layout (or goes to ``out``)."""
+    xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc,
+                             parts)
     if out is None:
         out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
                          alloc=alloc)
-    for (i, j), view in pool_taps(xp, kernel, stride, dilation, oh, ow):
-        if i == j == 0:
-            np.copyto(out, view)
-        else:
-            np.maximum(out, view, out=out)
+    taps = list(pool_taps(xp, kernel, stride, dilation, oh, ow))
+
+    def work(i: tuple) -> None:
+        o = out[i]
+        for (a, b), view in taps:
+            if a == b == 0:
+                np.copyto(o, view[i])
+            else:
+                np.maximum(o, view[i], out=o)
+    parallel_map(out.shape, work, parts)
     return out
 
 
@@ -492,27 +769,33 @@ def _avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool)
 
 def avg_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, ceil_mode: bool,
                count_include_pad: bool, alloc: Alloc = new_array,
-               out: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None, parts: int = 1) -> np.ndarray:
     """x: (N, C, H, W) -> (N, C, H', W'): the float32 sum of shifted strided views, one add per
-    kernel tap in row-major order, divided by PyTorch's divisor; keeps x's layout (or goes
-    to ``out``)."""
-    xp, oh, ow = pool_padded(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0, alloc)
+    kernel tap in row-major order, divided by PyTorch's divisor, a cache-sized block of output
+    rows at a time over ``parts`` threads; keeps x's layout (or goes to ``out``)."""
+    xp, oh, ow = pool_padded(x, kernel, stride, padding, (1, 1), ceil_mode, 0.0, alloc, parts)
     if out is None:
         out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
                          alloc=alloc)
-    for (i, j), view in pool_taps(xp, kernel, stride, (1, 1), oh, ow):
-        if i == j == 0:
-            np.copyto(out, view)
-        else:
-            out += view
+    taps = list(pool_taps(xp, kernel, stride, (1, 1), oh, ow))
     h, w = x.shape[2:]
     if (tuple(stride) == tuple(kernel) and tuple(padding) == (0, 0) and oh * kernel[0] <= h
             and ow * kernel[1] <= w):  # windows that tile the input: one divisor for all
-        out /= np.float32(kernel[0] * kernel[1])
-        return out
-    dv_h = _avg_divisor(h, kernel[0], stride[0], padding[0], oh, count_include_pad)
-    dv_w = _avg_divisor(w, kernel[1], stride[1], padding[1], ow, count_include_pad)
-    out /= np.outer(dv_h, dv_w)
+        divisor = np.float32(kernel[0] * kernel[1])
+    else:
+        dv_h = _avg_divisor(h, kernel[0], stride[0], padding[0], oh, count_include_pad)
+        dv_w = _avg_divisor(w, kernel[1], stride[1], padding[1], ow, count_include_pad)
+        divisor = np.broadcast_to(np.outer(dv_h, dv_w), out.shape)
+
+    def work(i: tuple) -> None:
+        o = out[i]
+        for (a, b), view in taps:
+            if a == b == 0:
+                np.copyto(o, view[i])
+            else:
+                o += view[i]
+        o /= divisor if np.ndim(divisor) == 0 else divisor[i]
+    parallel_map(out.shape, work, parts)
     return out
 
 
@@ -546,16 +829,25 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: Pair) -> np.ndarray:
 
 
 def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
-               bias: np.ndarray | None, eps: float) -> np.ndarray:
+               bias: np.ndarray | None, eps: float, parts: int = 1) -> np.ndarray:
     """Inference-mode BatchNorm2d. x: (N, C, H, W); statistics and affine (C,). The per-channel
-    scale and shift are worked out in float64; the maps are scaled in float32, in place."""
+    scale and shift are worked out in float64; the maps are scaled and shifted in float32, a
+    cache-sized block at a time (both steps while it is in cache), over ``parts`` threads; the
+    result keeps x's layout."""
     scale = 1.0 / np.sqrt(var.astype(np.float64) + eps)
     shift = -mean * scale
     if weight is not None:
         scale, shift = scale * weight, shift * weight + bias
     shape = (1, -1, 1, 1)
-    out = np.multiply(x, scale.astype(np.float32).reshape(shape), dtype=np.float32)
-    out += shift.astype(np.float32).reshape(shape)
+    scale32 = scale.astype(np.float32).reshape(shape)
+    shift32 = shift.astype(np.float32).reshape(shape)
+    out = empty_maps(x.shape, channels_last(x))
+
+    def work(i: tuple) -> None:
+        o = out[i]
+        np.multiply(x[i], scale32, out=o, dtype=np.float32)
+        o += shift32
+    parallel_map(x.shape, work, parts)
     return out
 
 
@@ -575,11 +867,17 @@ def _pairs(x: np.ndarray, out: np.ndarray, size: int = CHUNK_VALUES):
         yield a[start:start + size], b[start:start + size]
 
 
-def _map(x: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
-    """A float32 array shaped (and laid out) like ``x``, filled by ``fn(chunk_in, chunk_out)``."""
+def _map(x: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None], parts: int | None = None
+         ) -> np.ndarray:
+    """A float32 array shaped (and laid out) like ``x``, filled by ``fn(chunk_in, chunk_out)``,
+    the chunks spread over the engine's threads for large arrays (``parts``: as many as
+    :func:`worker_count` from PARALLEL_VALUES values on, unless given; ``fn`` must be safe to
+    call from several threads at once, as NumPy's ufuncs are)."""
     out = np.empty_like(x, dtype=np.float32)
-    for a, b in _pairs(x, out):
-        fn(a, b)
+    pairs = list(_pairs(x, out))
+    if parts is None:
+        parts = worker_count() if x.size >= PARALLEL_VALUES else 1
+    run_blocks(pairs, parts, lambda pair, _: fn(*pair))
     return out
 
 
@@ -617,8 +915,30 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.nda
     return y
 
 
-def relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, np.float32(0), dtype=np.float32)
+def relu(x: np.ndarray, parts: int = 1) -> np.ndarray:
+    """max(x, 0) in float32, keeping x's layout, cache-sized blocks over ``parts`` threads."""
+    if parts <= 1:
+        return np.maximum(x, np.float32(0), dtype=np.float32)
+    out = empty_maps(x.shape, channels_last(x)) if x.ndim == 4 else np.empty(x.shape, np.float32)
+    parallel_map(x.shape, lambda i: np.maximum(x[i], np.float32(0), out=out[i],
+                                               dtype=np.float32), parts)
+    return out
+
+
+def add(inputs: list[np.ndarray], parts: int = 1) -> np.ndarray:
+    """The sum of equally shaped arrays (float32, in their order), laid out as the first,
+    cache-sized blocks over ``parts`` threads."""
+    first = inputs[0]
+    out = (empty_maps(first.shape, channels_last(first)) if first.ndim == 4
+           else np.empty(first.shape, np.float32))
+
+    def work(i: tuple) -> None:
+        o = out[i]
+        np.add(inputs[0][i], inputs[1][i], out=o, dtype=np.float32)
+        for extra in inputs[2:]:
+            o += extra[i]
+    parallel_map(first.shape, work, parts)
+    return out
 
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
@@ -666,8 +986,9 @@ def _gelu(a: np.ndarray, out: np.ndarray) -> None:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """PyTorch's exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2)), in float64 a chunk at a time."""
-    return _map(x, _gelu)
+    """PyTorch's exact GELU: x · Φ(x) = x/2 · (1 + erf(x/√2)), in float64 a chunk at a time
+    (on one thread: each chunk's float64 work takes some 16 MiB)."""
+    return _map(x, _gelu, parts=1)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -110,13 +110,32 @@ def init_tensor(key: str, shape: tuple[int, ...], seed: int = 0,
     return tensor
 
 
+def engine_layout(array: np.ndarray) -> np.ndarray:
+    """A float32 copy of a convolution weight (K, C/groups, kh, kw) whose memory is laid out
+    (K, kh, kw, C/groups): the same array to every reader (PyTorch's shape and values), but
+    also, reshaped, the matrix of the engine's patch order (``ops.conv_matrix``) without a
+    second copy of the weights, always in step with them (``Network._matrix``)."""
+    return np.array(np.asarray(array).transpose(0, 2, 3, 1), dtype=np.float32, order="C",
+                    copy=True).transpose(0, 3, 1, 2)
+
+
+def in_engine_layout(array: np.ndarray) -> bool:
+    """Whether a convolution weight is laid out as :func:`engine_layout` makes it (float32)."""
+    return (array.ndim == 4 and array.dtype == np.float32
+            and array.transpose(0, 2, 3, 1).flags.c_contiguous)
+
+
 def init_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded initialization: He (Kaiming) normal for convolution and linear weights, zero biases,
     identity statistics for norms (mean 0, variance 1, scale 1, shift 0).
 
     Each tensor draws from its own generator seeded by (seed, key), so adding or removing a layer
     leaves every other layer's weights as they were."""
-    return {key: init_tensor(key, shape, seed) for key, shape in shapes.items()}
+    out = {}
+    for key, shape in shapes.items():
+        tensor = init_tensor(key, shape, seed)
+        out[key] = engine_layout(tensor) if tensor.ndim == 4 else tensor  # a conv weight
+    return out
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -190,7 +209,10 @@ def check_weights(weights: Mapping[str, object], shapes: Mapping[str, tuple[int,
         array = arrays.get(key)
         if array is None or array.dtype.kind not in "fiu" or tuple(array.shape) != tuple(shape):
             continue
-        array = array.astype(np.float32, copy=copy)
+        if copy and array.ndim == 4:  # a conv weight: copied into the engine's layout
+            array = engine_layout(array)
+        else:
+            array = array.astype(np.float32, copy=copy)
         if not all_finite(array):
             problems.append(f"{key} holds NaN or infinite values")
             continue
@@ -229,6 +251,9 @@ def load_weights_file(path: str | os.PathLike,
                 if shapes is not None and entries[key][1] != np.float32:
                     need += 4 * math.prod(entries[key][0])  # the float32 copy
             need += min(need, 16 * 2**20)  # one chunk read beside the arrays
+            if shapes is not None:  # a conv weight read, then copied into the engine's layout
+                need += max((4 * math.prod(shapes[k]) for k in keys if len(shapes[k]) == 4),
+                            default=0)
             from designer.engine import network  # where callers replace available_memory
             free = network.available_memory()
             if free is not None and need > free:
@@ -239,7 +264,8 @@ def load_weights_file(path: str | os.PathLike,
             for key in keys:
                 array = archive.read(key)
                 if shapes is not None:
-                    array = array.astype(np.float32, copy=False)
+                    array = (engine_layout(array) if array.ndim == 4
+                             else array.astype(np.float32, copy=False))
                     if not all_finite(array):
                         raise _refuse(name, [f"{key} holds NaN or infinite values"])
                 out[key] = array

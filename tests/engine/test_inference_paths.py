@@ -1,0 +1,322 @@
+"""The inference pass's own ways through a convolution (depthwise taps, 1×1 as one matrix
+product, the im2col copy spread over threads), conv weights kept once in the engine's layout,
+and the parallel helpers: each against the slow loop reference or the general path."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import designer
+from designer.engine import ops
+from designer.engine.network import build
+from designer.engine.weights import engine_layout, in_engine_layout
+from tests.engine.test_ops import conv_ref
+
+TOL = dict(rtol=1e-4, atol=1e-4)
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def channels_last(x):
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def general(x, weight, bias, stride, padding, dilation, groups):
+    """The im2col path (windows given), which the fast paths must agree with."""
+    windows, _ = ops.patch_windows(x, weight.shape[2:], stride, padding, dilation, groups)
+    return ops.conv2d(x, weight, bias, stride, padding, dilation, groups, windows=windows)
+
+
+@pytest.mark.parametrize("c, m, k, stride, padding, dilation, size", [
+    (5, 1, 3, (1, 1), (1, 1), (1, 1), (9, 11)),
+    (4, 2, 3, (2, 2), (1, 1), (1, 1), (10, 9)),      # channel multiplier 2, strided
+    (6, 1, 7, (1, 1), (3, 3), (1, 1), (20, 18)),     # 7×7
+    (3, 3, (3, 5), (2, 1), (2, 0), (2, 1), (13, 12)),  # rectangular, dilated, uneven padding
+    (8, 1, 3, (1, 1), "same", (1, 1), (7, 7)),
+    (4, 1, 3, (1, 1), (0, 0), (1, 1), (9, 9)),       # no padding: no padded copy
+])
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_depthwise_taps_match_the_loops(c, m, k, stride, padding, dilation, size, parts, layout,
+                                        monkeypatch):
+    monkeypatch.setattr(ops, "DEPTHWISE_VALUES", 64)  # many blocks of a few rows
+    rng = np.random.default_rng(c * 10 + m)
+    kernel = k if isinstance(k, tuple) else (k, k)
+    x = rand(rng, 2, c, *size)
+    if layout == "nhwc":
+        x = channels_last(x)
+    weight, bias = rand(rng, c * m, 1, *kernel), rand(rng, c * m)
+    assert ops.conv_kind(c, weight.shape, c, padding, dilation) == "depthwise"
+    got = ops.conv2d(x, weight, bias, stride, padding, dilation, c, parts=parts)
+    pads = ops.pad_amounts(padding, kernel, dilation)
+    np.testing.assert_allclose(got, conv_ref(x, weight, bias, stride, pads, dilation, c), **TOL)
+    assert got.dtype == np.float32 and ops.channels_last(got)
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc", "odd"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_pointwise_is_one_matrix_product_over_any_layout(stride, layout, bias):
+    rng = np.random.default_rng(7)
+    x = rand(rng, 3, 6, 9, 8)
+    if layout == "nhwc":
+        x = channels_last(x)
+    elif layout == "odd":  # neither NCHW nor channels-last memory
+        x = np.ascontiguousarray(x.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    weight = rand(rng, 5, 6, 1, 1)
+    b = rand(rng, 5) if bias else None
+    assert ops.conv_kind(6, weight.shape, 1, (0, 0), (1, 1)) == "pointwise"
+    got = ops.conv2d(x, weight, b, stride, (0, 0), (1, 1), 1, parts=2)
+    np.testing.assert_allclose(got, conv_ref(x, weight, b, stride, ((0, 0), (0, 0)), (1, 1), 1),
+                               **TOL)
+    assert got.dtype == np.float32
+
+
+def test_pointwise_reports_progress_between_blocks():
+    rng = np.random.default_rng(0)
+    seen = []
+    x, weight = rand(rng, 1, 2, 16, 16), rand(rng, 3, 2, 1, 1)
+    got = ops.conv2d(x, weight, None, (1, 1), (0, 0), (1, 1), 1, hook=seen.append)
+    assert seen == sorted(seen) and len(seen) == 3 and 0 < seen[0] < 1  # four blocks
+    np.testing.assert_allclose(got, general(x, weight, None, (1, 1), (0, 0), (1, 1), 1), **TOL)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 3])
+def test_im2col_copy_over_threads_gives_the_one_thread_result(groups, n, monkeypatch):
+    monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)  # every block's copy split
+    calls = []
+    real = ops.run_parallel
+    monkeypatch.setattr(ops, "run_parallel", lambda tasks: calls.append(len(tasks)) or real(tasks))
+    rng = np.random.default_rng(groups)
+    x = rand(rng, n, 6, 40, 33)
+    weight, bias = rand(rng, 6, 6 // groups, 3, 3), rand(rng, 6)
+    scratch = 40 * 1024  # several blocks, each copied on two threads
+    one = ops.conv2d(x, weight, bias, (1, 1), (1, 1), (1, 1), groups, scratch, parts=1)
+    two = ops.conv2d(x, weight, bias, (1, 1), (1, 1), (1, 1), groups, scratch, parts=2)
+    np.testing.assert_array_equal(one, two)
+    assert calls and set(calls) == {2}
+    want = conv_ref(x[:1], weight, bias, (1, 1), ((1, 1), (1, 1)), (1, 1), groups)
+    np.testing.assert_allclose(two[:1], want, **TOL)
+
+
+def test_grouped_convolution_in_one_batched_product_matches_the_loops():
+    rng = np.random.default_rng(3)
+    x = rand(rng, 2, 8, 9, 10)
+    weight, bias = rand(rng, 12, 2, 3, 3), rand(rng, 12)  # 4 groups of 2 in, 3 out
+    got = ops.conv2d(x, weight, bias, (2, 1), (1, 2), (1, 1), 4)
+    np.testing.assert_allclose(got, conv_ref(x, weight, bias, (2, 1), ((1, 1), (2, 2)), (1, 1),
+                                             4), **TOL)
+
+
+def test_a_hook_that_cancels_stops_every_part():
+    done = []
+    lock = threading.Lock()
+
+    def work(block, part):
+        with lock:
+            done.append((block, part))
+
+    def hook(fraction):
+        raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt):
+        ops.run_blocks(list(range(200)), 2, work, hook)
+    assert len(done) < 200  # the second part stopped too
+    assert [b for b, p in done if p == 0] == [0]
+
+
+def test_run_blocks_does_every_block_once_in_order_per_part():
+    seen = []
+    lock = threading.Lock()
+
+    def work(block, part):
+        with lock:
+            seen.append((part, block))
+
+    fractions = []
+    ops.run_blocks(list(range(11)), 2, work, fractions.append, weights=[1.0] * 11)
+    assert sorted(b for _, b in seen) == list(range(11))
+    for part in (0, 1):
+        mine = [b for p, b in seen if p == part]
+        assert mine == sorted(mine) and mine
+    assert fractions == sorted(fractions) and all(0 < f < 1 for f in fractions)
+
+
+def test_parallel_tasks_keep_the_callers_numpy_error_handling():
+    big = np.full(4, 3e38, np.float32)
+
+    def overflow():
+        return big * np.float32(10)
+
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            ops.run_parallel([lambda: None, overflow])
+    with np.errstate(over="ignore"):
+        results = ops.run_parallel([lambda: None, overflow])
+    assert np.isinf(results[1]).all()
+
+
+def test_parallel_map_covers_every_value_once_in_any_layout():
+    rng = np.random.default_rng(0)
+    for x in (rand(rng, 3, 4, 50, 7), channels_last(rand(rng, 1, 16, 300, 70)),
+              rand(rng, 5, 1000)):
+        out = np.zeros_like(x)
+        ops.parallel_map(x.shape, lambda i: np.add(out[i], x[i] + 1, out=out[i]), parts=2,
+                         values=500)
+        np.testing.assert_array_equal(out, x + 1)
+
+
+# ------------------------------------------------------------------ the weights, once
+
+def resnetish():
+    return designer.load_design({
+        "format": "cnn-designer", "version": 1, "name": "t",
+        "nodes": [{"id": "input", "type": "Input", "params": {"channels": 3, "height": 12,
+                                                              "width": 12}},
+                  {"id": "c1", "type": "Conv2d", "params": {"out_channels": 4, "kernel_size": 3,
+                                                             "padding": 1}},
+                  {"id": "dw", "type": "Conv2d", "params": {"out_channels": 4, "kernel_size": 3,
+                                                             "padding": 1, "groups": 4}},
+                  {"id": "pw", "type": "Conv2d", "params": {"out_channels": 6,
+                                                             "kernel_size": 1, "stride": 2}},
+                  {"id": "add", "type": "Add", "params": {}},
+                  {"id": "pw2", "type": "Conv2d", "params": {"out_channels": 6,
+                                                              "kernel_size": 1}}],
+        "edges": [["input", "c1"], ["c1", "dw"], ["dw", "pw"], ["c1", "add"], ["dw", "add"],
+                  ["add", "pw2"]]})
+
+
+def test_conv_weights_are_kept_once_in_the_engines_layout():
+    net = build(resnetish(), seed=3)
+    x = np.random.default_rng(1).standard_normal((2, 3, 12, 12)).astype(np.float32)
+    acts = net.forward(x)
+    for key in ("c1.weight", "dw.weight", "pw.weight", "pw2.weight"):
+        assert in_engine_layout(net.weights[key])
+    assert net._matrices == {}  # every matrix was a view of its weight: no second copy
+    w = net.weights
+    want = conv_ref(x, w["c1.weight"], w["c1.bias"], (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    np.testing.assert_allclose(acts["c1"], want, **TOL)
+    want = conv_ref(acts["add"], w["pw2.weight"], w["pw2.bias"], (1, 1), ((0, 0), (0, 0)),
+                    (1, 1), 1)
+    np.testing.assert_allclose(acts["pw2"], want, **TOL)
+    # the same network from weights in PyTorch's plain layout gives the same activations
+    plain = {k: np.ascontiguousarray(v) for k, v in w.items()}
+    shared = designer.engine.network.Network(resnetish(), plain, copy_weights=False)
+    assert not in_engine_layout(shared.weights["c1.weight"])
+    other = shared.forward(x)
+    for k in acts:
+        np.testing.assert_allclose(other[k], acts[k], rtol=1e-6, atol=1e-6)
+
+
+def test_engine_layout_keeps_shape_and_values_and_is_a_copy():
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
+    b = engine_layout(a)
+    assert b.shape == a.shape and b.dtype == np.float32 and in_engine_layout(b)
+    np.testing.assert_array_equal(b, a)
+    assert not np.shares_memory(engine_layout(b), b)
+
+
+def test_weights_loaded_from_a_file_are_in_the_engines_layout(tmp_path):
+    net = build(resnetish(), seed=2)
+    path = tmp_path / "w.npz"
+    net.save_weights(path)
+    loaded = build(resnetish(), str(path))
+    assert in_engine_layout(loaded.weights["c1.weight"])
+    for key, value in net.weights.items():
+        np.testing.assert_array_equal(loaded.weights[key], value)
+
+
+def test_the_estimate_still_bounds_a_pass_with_fast_paths():
+    net = build(resnetish(), seed=0)
+    assert net.estimate_bytes(2) > 0
+    assert net._matrix_need() == 0  # weights will be drawn in the engine's layout
+    plain = {k: np.ascontiguousarray(v) for k, v in net.weights.items()}
+    shared = designer.engine.network.Network(resnetish(), plain, copy_weights=False)
+    assert shared._matrix_need(inference=True) == 4 * 4 * 3 * 3 * 3  # only c1 makes a matrix
+
+
+# ------------------------------------------------------------------ elementwise ops and pooling
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few hundred values, spread over threads from any size: many blocks, both
+    threads busy, even on the small maps of a test."""
+    monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)
+    real = ops.parallel_map
+    monkeypatch.setattr(ops, "parallel_map",
+                        lambda shape, work, parts=None, values=300: real(shape, work, parts, 300))
+
+
+POOLS = [("max", (3, 3), (2, 2), (1, 1), (1, 1), False),
+         ("max", (2, 3), (1, 2), (1, 0), (2, 1), True),
+         ("max", (2, 2), (2, 2), (0, 0), (1, 1), False),
+         ("avg", (3, 3), (2, 2), (1, 1), (1, 1), True),
+         ("avg", (3, 2), (1, 2), (1, 1), (1, 1), False),
+         ("avg", (2, 2), (2, 2), (0, 0), (1, 1), False)]
+
+
+@pytest.mark.parametrize("kind, kernel, stride, padding, dilation, ceil", POOLS)
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("include", [True, False])
+def test_pooling_in_blocks_over_threads_matches_the_loops(small_blocks, kind, kernel, stride,
+                                                          padding, dilation, ceil, layout,
+                                                          include):
+    from tests.engine.test_ops import pool_ref
+    rng = np.random.default_rng(5)
+    x = rand(rng, 2, 3, 23, 19)
+    if layout == "nhwc":
+        x = channels_last(x)
+    if kind == "max":
+        got = ops.max_pool2d(x, kernel, stride, padding, dilation, ceil, parts=2)
+        want = pool_ref(x, "max", kernel, stride, padding, dilation, ceil)
+    else:
+        got = ops.avg_pool2d(x, kernel, stride, padding, ceil, include, parts=2)
+        want = pool_ref(x, "avg", kernel, stride, padding, (1, 1), ceil, include)
+    np.testing.assert_allclose(got, want, **TOL)
+    assert got.dtype == np.float32 and ops.channels_last(got) == (layout == "nhwc")
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_batch_norm_relu_and_add_over_threads_match_their_formulas(small_blocks, layout):
+    rng = np.random.default_rng(6)
+    x, y, z = (rand(rng, 2, 3, 17, 9) for _ in range(3))
+    if layout == "nhwc":
+        x, y = channels_last(x), channels_last(y)
+    mean, var = rand(rng, 3), rng.random(3).astype(np.float32) + 0.5
+    weight, bias = rand(rng, 3), rand(rng, 3)
+    got = ops.batch_norm(x, mean, var, weight, bias, 1e-5, parts=2)
+    for c in range(3):
+        expected = (x[:, c] - mean[c]) / np.sqrt(var[c] + 1e-5) * weight[c] + bias[c]
+        np.testing.assert_allclose(got[:, c], expected, **TOL)
+    assert ops.channels_last(got) == (layout == "nhwc")
+    np.testing.assert_array_equal(ops.relu(x, parts=2), np.maximum(x, 0))
+    np.testing.assert_array_equal(ops.relu(x[:, :, 0, :].copy(), parts=2),
+                                  np.maximum(x[:, :, 0, :], 0))
+    np.testing.assert_array_equal(ops.add([x, y, z], parts=2), x + y + z)
+    assert ops.add([x, y], parts=2).dtype == np.float32
+
+
+def test_elementwise_map_over_threads_equals_one_thread():
+    x = np.random.default_rng(0).standard_normal((3, 5, 130, 170)).astype(np.float32)
+    assert x.size >= ops.PARALLEL_VALUES
+    one = ops._map(x, ops._sigmoid, parts=1)
+    np.testing.assert_array_equal(ops._map(x, ops._sigmoid, parts=2), one)
+    np.testing.assert_array_equal(ops.sigmoid(x), one)
+
+
+def test_a_forward_pass_gives_what_one_thread_gives(monkeypatch):
+    """The whole inference pass with its ops spread over threads equals the pass with one."""
+    net = build(resnetish(), seed=1)
+    x = np.random.default_rng(3).standard_normal((2, 3, 12, 12)).astype(np.float32)
+    monkeypatch.setattr(ops, "worker_count", lambda: 1)
+    one = net.forward(x)
+    monkeypatch.setattr(ops, "worker_count", lambda: 2)
+    monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)
+    two = net.forward(x)
+    for k in one:
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-6, atol=1e-6)
