@@ -7,6 +7,7 @@ environment to compare).
 
     .venv/bin/python benchmarks/bench_input_gradient.py [--repeat 3] [--rounds 3]
         [--threads 2] [--torch PYTHON] [--template vgg16.json] [--node features.28]
+        [--baseline DIR]
 
 Each side runs in a child process of its own, in interleaved rounds (engine, PyTorch, engine,
 PyTorch, ...), ``--repeat`` timed calls a round after one warm-up call; the figures are the best
@@ -28,7 +29,9 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# the engine a child times: this project's, or the baseline's (--root, given to the child)
+CODE = sys.argv[sys.argv.index("--root") + 1] if "--root" in sys.argv else str(ROOT)
+sys.path.insert(0, CODE)
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -105,11 +108,13 @@ def torch_child(path: str, repeat: int) -> dict:
     return {"wall": times, "version": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def run_child(python: str, side: str, path: str, repeat: int, threads: int) -> dict:
+def run_child(python: str, side: str, path: str, repeat: int, threads: int,
+              root: str | None = None) -> dict:
     env = dict(os.environ)
     env.update({name: str(threads) for name in THREAD_VARIABLES})
-    out = subprocess.run([python, __file__, "--child", side, path, "--repeat", str(repeat)],
-                         capture_output=True, text=True, env=env, cwd=ROOT)
+    extra = ["--root", root] if root else []
+    out = subprocess.run([python, __file__, "--child", side, path, "--repeat", str(repeat)]
+                         + extra, capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"the {side} child failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -123,7 +128,9 @@ def main() -> None:
     parser.add_argument("--template", default="vgg16.json")
     parser.add_argument("--node", default="features.28")
     parser.add_argument("--torch", metavar="PYTHON", help="an interpreter with torch installed")
+    parser.add_argument("--baseline", metavar="DIR", help="another copy's engine to time too")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         side, path = args.child
@@ -136,19 +143,29 @@ def main() -> None:
     _, h, w = net.infos[args.node].shape
     unit = (h // 2, w // 2)
     x = np.random.default_rng(0).random((1,) + net.input_shape, dtype=np.float32)
-    ours, theirs = [], []
+    ours, theirs, base = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = str(pathlib.Path(tmp) / "case.npz")
+        if args.baseline:
+            os.symlink(path, path + ".base")
         np.savez(path, x=x, template=args.template, node=args.node, unit=np.array(unit),
                  **{f"w:{k}": v for k, v in net.weights.items()})
         for _ in range(args.rounds):
             ours += run_child(sys.executable, "engine", path, args.repeat, args.threads)["wall"]
+            if args.baseline:
+                base += run_child(sys.executable, "engine", path + ".base", args.repeat,
+                                  args.threads, os.path.abspath(args.baseline))["wall"]
             if args.torch:
                 theirs.append(run_child(args.torch, "torch", path, args.repeat, args.threads))
         mine = np.load(path + ".engine.npy")
         print(f"{args.template} {args.node} unit {unit}, {args.rounds} rounds of {args.repeat}, "
               f"{args.threads} threads; seconds (best / median)")
         print(f"engine  {min(ours):7.3f} / {np.median(ours):7.3f}")
+        if base:
+            old = np.load(path + ".base.engine.npy")
+            error = float(np.abs(mine - old).max() / max(np.abs(old).max(), 1e-30))
+            print(f"baseline {min(base):6.3f} / {np.median(base):7.3f} ({args.baseline}; "
+                  f"largest difference {error:.1e} of the largest value)")
         if theirs:
             times = [t for r in theirs for t in r["wall"]]
             ref = np.load(path + ".torch.npy")
