@@ -53,8 +53,12 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     weight in the engine's patch order (``ops.conv_matrix``: (groups, K/g, kh·kw·C/g), which
     the network caches). Per band of output rows and group, one matrix product
     ``dout @ matrix`` gives the gradient of every patch (``block`` values at most, at least one
-    row; default PATCH_BLOCK_VALUES), sent back to the input pixels it was read from one kernel
-    tap at a time (col2im), as the training pass's backward (:func:`conv2d_train`) does.
+    row; default PATCH_BLOCK_VALUES, shared by the threads), sent back to the input pixels it
+    was read from one kernel tap at a time (col2im), as the training pass's backward
+    (:func:`conv2d_train`) does. On as many threads as the BLAS may use (each with a
+    single-threaded BLAS, see :func:`_input_parts`): whole samples each, or a share of one
+    sample's output rows, the parts after the first adding into a buffer of their own (their
+    input rows overlap) summed in at the end; so col2im's adds run beside the products.
 
     Only the rows and columns of ``gy`` between its first and last nonzero ones are worked on
     (the gradient of one unit, ``input_gradient``'s seed, is zero outside its receptive field:
@@ -77,7 +81,9 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     width = j1 - j0
     # (N, rows, columns, K), float32
     gyt = np.ascontiguousarray(gy[:, :, i0:i1, j0:j1].transpose(0, 2, 3, 1), dtype=np.float32)
-    band = max(1, min(i1 - i0, block // max(1, width * groups * patch)))
+    parts = _input_parts(n, i1 - i0, width * groups * patch)
+    # output rows a band: ``block`` patch-gradient values in all, shared by the threads
+    band = max(1, min(i1 - i0, block // parts // max(1, width * groups * patch)))
     reach = (kh - 1) * dh + 1  # padded input rows one output row reads
 
     def rows_of(i: int, first: int, last: int, target: np.ndarray, top: int) -> None:
@@ -96,7 +102,6 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
                     cs = _strided(j0 * sw + b * dw, sw, width)
                     target[rs, cs] += taps[:, :, :, a, b, :]
 
-    parts = _input_parts(n, i1 - i0, width * groups * patch)
     if parts == 1:
         for i in range(n):
             rows_of(i, i0, i1, gxp[i], 0)
@@ -109,8 +114,8 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     else:  # one sample's output rows split: the parts after the first add into buffers of
         # their own (their input rows overlap the previous part's), summed in at the end
         splits = [(a + i0, b + i0) for a, b in sample_parts(i1 - i0, parts)]
+        own = [(first, first * sh, (last - 1) * sh + reach) for first, last in splits[1:]]
         for i in range(n):
-            own = [(first, first * sh, (last - 1) * sh + reach) for first, last in splits[1:]]
             buffers = [np.zeros((bottom - top, wp, groups, cg), dtype=np.float32)
                        for _, top, bottom in own]
             tasks = [lambda: rows_of(i, splits[0][0], splits[0][1], gxp[i], 0)]
