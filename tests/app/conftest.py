@@ -6,7 +6,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from designer.app import autosave, main_window
+from designer.app import autosave, files
 from designer.app.main_window import MainWindow
 
 
@@ -51,5 +51,5 @@ def settings_home(tmp_path, monkeypatch):
     """Settings of the test's own: a file no other test writes (Qt keeps the folder it first
     found settings in for the whole process)."""
     path = str(tmp_path / "settings.ini")
-    monkeypatch.setattr(main_window, "app_settings",
+    monkeypatch.setattr(files, "app_settings",
                         lambda: QSettings(path, QSettings.Format.IniFormat))

@@ -83,7 +83,7 @@ def test_saving_or_closing_cleanly_leaves_nothing_to_recover(qtbot, tmp_path, mo
     w.new_from_template(find_template("lecture-conv-layer"))
     w.document.set_param("conv1", "padding", 1)
     assert w.autosaver.save_now() and w.autosaver.design_path.exists()
-    monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("designer.app.files.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "saved.json"), ""))
     assert w.save()
     assert not w.autosaver.design_path.exists()

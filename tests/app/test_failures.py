@@ -37,7 +37,7 @@ def test_save_as_turns_any_write_failure_into_a_message(window, monkeypatch, tmp
     window.new_from_template(find_template("lecture-conv-layer"))
     window.document.set_param("conv1", "padding", 1)
     target = tmp_path / "mine.json"
-    monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("designer.app.files.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(target), ""))
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))
@@ -56,7 +56,7 @@ def test_save_as_turns_any_write_failure_into_a_message(window, monkeypatch, tmp
 def test_saving_into_a_folder_that_is_not_there_says_so(window, monkeypatch, tmp_path):
     window.new_from_template(find_template("lecture-conv-layer"))
     target = tmp_path / "missing" / "mine.json"
-    monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("designer.app.files.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(target), ""))
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))

@@ -115,12 +115,12 @@ def test_save_and_open_round_trip(window, tmp_path, monkeypatch):
     assert window.document.path is None  # a template is never saved over
     window.document.auto_layout()
     target = tmp_path / "mine.json"
-    monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("designer.app.files.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(target), ""))
     assert window.save()  # a new design has no file yet: Save asks where
     assert not window.isWindowModified() and window.windowTitle().startswith("mine.json")
     suggested = []
-    monkeypatch.setattr("designer.app.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("designer.app.files.QFileDialog.getSaveFileName",
                         lambda parent, title, name, *a: suggested.append(name) or ("", ""))
     assert not window.save_as()  # cancelled
     assert suggested and suggested[0].endswith("mine.json") and ".json.json" not in suggested[0]

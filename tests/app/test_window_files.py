@@ -12,8 +12,9 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from designer.app import autosave
 from designer.app.autosave import find_recoverable
-from designer.app import main_window
-from designer.app.main_window import MainWindow, configure_application, documents_folder
+from designer.app import files
+from designer.app.files import documents_folder
+from designer.app.main_window import MainWindow, configure_application
 from designer.io.design_file import design_to_dict, load_design
 from designer.io.templates import find_template, resources_dir
 from tests.app.conftest import drag
@@ -54,7 +55,7 @@ def test_open_recent_keeps_whole_paths_from_the_second_launch(qtbot, settings_ho
     second_file = copy_template(tmp_path, "alexnet")
     first = make_window(qtbot)
     assert first.open_path(first_file)
-    settings = main_window.app_settings()
+    settings = files.app_settings()
     settings.sync()
     # the file holds the one-item list as one plain value...
     ini = Path(settings.fileName()).read_text(encoding="utf-8")

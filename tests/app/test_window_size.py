@@ -9,7 +9,7 @@ from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from designer.app import main_window
+from designer.app import files
 from designer.app.main_window import (MainWindow, clamp_geometry, dock_sizes, focus_height,
                                       initial_geometry)
 from designer.core.design import Design, Node
@@ -115,7 +115,7 @@ def test_the_window_comes_back_as_it_was_left_clamped_to_the_screen(qtbot, setti
     qtbot.waitExposed(first)
     first.palette_dock.hide()  # a dock the user closed stays closed
     first.close()
-    settings = main_window.app_settings()
+    settings = files.app_settings()
     assert isinstance(settings.value("window/geometry"), QRect)
 
     second = make_window(qtbot)
