@@ -40,11 +40,30 @@ def test_changelog_starts_with_this_version():
 def test_metadata_has_what_an_index_shows():
     if tomllib is None:
         return
-    project = tomllib.loads(_pyproject())["project"]
-    assert project["readme"] == "README.md" and project["license"] == "MIT"
+    data = tomllib.loads(_pyproject())
+    project = data["project"]
+    assert "readme" in project["dynamic"] and project["license"] == "MIT"
+    readme = data["tool"]["hatch"]["metadata"]["hooks"]["fancy-pypi-readme"]
+    assert [f["path"] for f in readme["fragments"]] == ["README.md"]
     assert project["license-files"] == ["LICENSE"] and (ROOT / "LICENSE").is_file()
     assert project["requires-python"] == ">=3.10"
     assert any(c.startswith("Topic :: ") for c in project["classifiers"])
     assert all(u.startswith("https://") for u in project["urls"].values())
     # the bundle's tools are never needed to run the app
     assert not any("pyinstaller" in d.lower() for d in project["dependencies"])
+
+
+def test_readme_links_become_absolute():
+    """The long description's pictures and links work on an index's page: the substitutions
+    the build applies, applied here to the README."""
+    if tomllib is None:
+        return
+    hook = tomllib.loads(_pyproject())["tool"]["hatch"]["metadata"]["hooks"]["fancy-pypi-readme"]
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](docs/images/" in text
+    for sub in hook["substitutions"]:
+        text = re.sub(sub["pattern"], sub["replacement"], text)
+    assert re.findall(r"\]\((?!https://|#)", text) == []
+    base = "https://raw.githubusercontent.com/cnn-designer/cnn-designer/main/"
+    for url in re.findall(r"!\[[^\]]*\]\((\S+)\)", text):
+        assert url.startswith(base) and (ROOT / url[len(base):]).is_file(), url

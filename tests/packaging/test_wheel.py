@@ -58,7 +58,10 @@ def test_wheel_carries_the_resources_and_metadata(dist):
     assert meta["Name"] == "cnn-designer" and meta["Version"] == version
     assert meta["Requires-Python"] == ">=3.10" and meta["License-Expression"] == "MIT"
     assert meta["Description-Content-Type"] == "text/markdown"
-    assert meta.get_payload().startswith("# CNN Designer")
+    description = meta.get_payload()
+    assert description.startswith("# CNN Designer")
+    assert "(https://raw.githubusercontent.com/cnn-designer/cnn-designer/main/docs/images/" \
+        in description and "](docs/" not in description
     assert any(u.startswith("Source, https://") for u in meta.get_all("Project-URL"))
     assert "cnn-designer = designer.cli:console_main" in entry_points
     assert (wheel.stat().st_size < 5 * 2**20), wheel.stat().st_size
