@@ -81,7 +81,7 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     width = j1 - j0
     # (N, rows, columns, K), float32
     gyt = np.ascontiguousarray(gy[:, :, i0:i1, j0:j1].transpose(0, 2, 3, 1), dtype=np.float32)
-    parts = _input_parts(n, i1 - i0, width * groups * patch)
+    parts = _input_parts(n, i1 - i0, width * groups * patch * kg)
     # output rows a band: ``block`` patch-gradient values in all, shared by the threads
     band = max(1, min(i1 - i0, block // parts // max(1, width * groups * patch)))
     reach = (kh - 1) * dh + 1  # padded input rows one output row reads
@@ -129,16 +129,17 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     return gx.transpose(0, 3, 1, 2)
 
 
-#: patch-gradient values of one convolution's input gradient below which it runs on one thread
-PARALLEL_VALUES = 1 << 17
+#: multiply-adds of one convolution's input gradient below which it runs on one thread (a
+#: millisecond or two: a thread's hand-over, tens of microseconds, is then not worth it)
+PARALLEL_MACS = 1 << 24
 
 
-def _input_parts(n: int, rows: int, row_values: int) -> int:
+def _input_parts(n: int, rows: int, row_macs: int) -> int:
     """Threads for a convolution's input gradient of n samples of ``rows`` output rows each
-    (``row_values`` patch-gradient values a row): as many as the BLAS may use (a caller that
-    limits it, as the app does, limits this too) and the cores, at most the samples or, for one
-    sample, its rows; one for small work."""
-    if n * rows * row_values < PARALLEL_VALUES:
+    (``row_macs`` multiply-adds a row): as many as the BLAS may use (a caller that limits it,
+    as the app does, limits this too) and the cores, at most the samples or, for one sample,
+    its rows; one for small work."""
+    if n * rows * row_macs < PARALLEL_MACS:
         return 1
     cores = os.cpu_count() or 1
     return max(1, min(cores, BLAS.threads(), n if n > 1 else rows))

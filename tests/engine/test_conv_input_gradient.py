@@ -212,9 +212,9 @@ def test_large_work_goes_on_as_many_threads_as_the_blas_may_use(monkeypatch):
     from designer.engine import ops
     monkeypatch.setattr(backward.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(ops.BLAS, "threads", lambda: 2)
-    assert backward._input_parts(1, 100, 10_000) == 2
-    assert backward._input_parts(3, 100, 10_000) == 2
-    assert backward._input_parts(1, 1, 10_000_000) == 1  # one row: nothing to split
-    assert backward._input_parts(1, 10, 10) == 1  # small: one thread
+    assert backward._input_parts(1, 100, 1_000_000) == 2
+    assert backward._input_parts(3, 100, 1_000_000) == 2
+    assert backward._input_parts(1, 1, 100_000_000) == 1  # one row: nothing to split
+    assert backward._input_parts(1, 64, 64 * 8 * 72) == 1  # small: one thread
     monkeypatch.setattr(ops.BLAS, "threads", lambda: 1)  # the app keeps a core for the window
-    assert backward._input_parts(4, 100, 10_000) == 1
+    assert backward._input_parts(4, 100, 1_000_000) == 1
