@@ -19,7 +19,10 @@ from designer.core.atomic import regular_file_problem
 from designer.core.design import Design
 from designer.io.design_file import DesignError
 
-FILE_FILTER = "CNN designs (*.json);;All files (*)"
+FILE_FILTER = "CNN designs (*.cnnd.json *.json);;All files (*)"
+#: what a design saved for the first time is called: the desktop knows *.cnnd.json files as CNN
+#: designs (packaging/linux: the MIME type) and opens them here; a plain .json is any JSON
+DESIGN_SUFFIX = ".cnnd.json"
 #: File ▸ Open's file types: designs, and ONNX models (read as File ▸ Import ONNX model reads them)
 OPEN_FILTER = "CNN designs and ONNX models (*.json *.onnx);;CNN designs (*.json);;" \
               "ONNX models (*.onnx);;All files (*)"
@@ -142,8 +145,9 @@ class FileCommands:
         return self._save_to(self.document.path)
 
     def save_as(self) -> bool:
-        stem = self.document.path.stem if self.document.path else _file_stem(self.document.title)
-        suggested = str(Path(self._save_folder()) / f"{stem}.json")
+        name = self.document.path.name if self.document.path else \
+            _file_stem(self.document.title) + DESIGN_SUFFIX
+        suggested = str(Path(self._save_folder()) / name)
         path, _ = QFileDialog.getSaveFileName(self, "Save design", suggested, FILE_FILTER)
         return bool(path) and self._save_to(Path(path))
 

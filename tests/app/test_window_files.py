@@ -89,8 +89,8 @@ def test_a_template_saves_first_into_the_documents_folder(qtbot, settings_home, 
     for start in asked:
         assert Path(start).parent == documents
         assert resources_dir().resolve() not in Path(start).resolve().parents
-    assert Path(asked[0]).name == "VGG-16.json"
-    assert Path(asked[1]).name == "ResNet-18.json"
+    assert Path(asked[0]).name == "VGG-16.cnnd.json"  # the desktop's type for CNN designs
+    assert Path(asked[1]).name == "ResNet-18.cnnd.json"
     # the Open dialog doesn't start in the templates folder either
     assert not str(Path(w._last_folder()).resolve()).startswith(str(resources_dir().resolve()))
 
