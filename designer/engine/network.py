@@ -287,8 +287,12 @@ class Network:
             cost.conv = (oh, ow, kh * kw * c)
             cost.scratch = 4 * ops.conv_block_values(1, oh, ow, kh * kw * c, self.scratch_bytes)
             cost.temp = 4 * padded + (4 * oh * ow * (k // groups) if groups > 1 else 0)
-            cost.kind = ops.conv_kind(c, (k, cg, kh, kw), groups, v["padding"], v["dilation"])
-            if cost.kind == "depthwise":  # an inference pass: the padded copy, no im2col
+            cost.kind = ops.conv_kind(c, (k, cg, kh, kw), groups, v["padding"], v["dilation"],
+                                      v["stride"], (oh, ow))
+            if cost.kind == "winograd":  # the padded copy, up to whole 2×2 tiles
+                cost.run_temp = 4 * (2 * (-(-oh // 2)) + 2) * (2 * (-(-ow // 2)) + 2) * c
+                cost.scratch = 0  # its block buffers: see _scratch_need
+            elif cost.kind == "depthwise":  # an inference pass: the padded copy, no im2col
                 cost.run_temp, cost.scratch = 4 * padded, 0
             elif cost.kind == "pointwise":  # a copy of the pixels it reads if strided (or
                 # an Add of maps in two layouts gave a third); none of channels-last or NCHW maps
@@ -348,9 +352,17 @@ class Network:
     def _scratch_need(self, nodes: Sequence[str], batch: int) -> int:
         """Bytes of the im2col block buffer a pass of ``batch`` samples through ``nodes`` needs
         (one per thread, kept between layers: the largest convolution's)."""
-        return max((4 * ops.conv_block_values(batch, *self._cost[n].conv, self.scratch_bytes)
-                    for n in nodes if self._cost[n].conv is not None
-                    and self._cost[n].kind == "im2col"), default=0)
+        kept = made = 0  # the band buffer, kept; Winograd's, made and freed by its layer
+        for n in nodes:
+            cost = self._cost[n]
+            if cost.kind == "im2col":
+                kept = max(kept, 4 * ops.conv_block_values(batch, *cost.conv, self.scratch_bytes))
+            elif cost.kind == "winograd":  # each part's block buffers, the transformed weight
+                (oh, ow), (k, c) = self.infos[n].shape[1:], self.shapes[f"{n}.weight"][:2]
+                parts = ops.worker_count()
+                _, values = ops.winograd_block_values(oh, ow, c, k, parts)
+                made = max(made, 4 * (parts * values + 16 * k * c))
+        return kept + made
 
     def _held_bytes(self) -> int:
         """Bytes this network already holds of what ``estimate_bytes`` counts (weights drawn or
@@ -1165,7 +1177,8 @@ class Network:
             if self._cost[node_id].kind != "im2col":  # no matrix, no band buffer
                 return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
                                   v["padding"], v["dilation"], v["groups"], self.scratch_bytes,
-                                  hook, parts=parts)
+                                  hook, parts=parts,
+                                  winograd=self._cost[node_id].kind == "winograd")
             matrix = self._matrix(node_id, weight, v["groups"])
             k, cg, kh, kw = weight.shape
             oh, ow = info.shape[1:]

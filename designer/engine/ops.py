@@ -413,17 +413,20 @@ def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: 
     return windows.transpose(0, 1, 2, 3, 5, 6, 4), ((pt, pb), (pl, pr))
 
 
-def conv_kind(c: int, weight_shape: tuple[int, ...], groups: int, padding, dilation: Pair
-              ) -> str:
+def conv_kind(c: int, weight_shape: tuple[int, ...], groups: int, padding, dilation: Pair,
+              stride: Pair = (1, 1), out: Pair | None = None) -> str:
     """How :func:`conv2d` does an inference convolution of C input channels: "depthwise"
     (groups = C > 1: shifted multiply-adds, no im2col), "pointwise" (1×1, groups 1, no
-    padding: one matrix product, no im2col) or "im2col"."""
+    padding: one matrix product, no im2col), "winograd" (given the output size ``out``, where
+    :func:`winograd_suits`; conv2d does it when asked with ``winograd=True``) or "im2col"."""
     k, cg, kh, kw = weight_shape
     if groups > 1 and cg == 1 and groups == c:
         return "depthwise"
     if (kh, kw) == (1, 1) and groups == 1 and pad_amounts(padding, (1, 1), dilation) == (
             (0, 0), (0, 0)):
         return "pointwise"
+    if out is not None and winograd_suits(c, weight_shape, stride, dilation, groups, *out):
+        return "winograd"
     return "im2col"
 
 
@@ -433,7 +436,7 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
            scratch: np.ndarray | None = None, alloc: Alloc = new_array,
            windows: np.ndarray | None = None, parts: int = 1,
            part_scratch: Callable[[int, int], np.ndarray] | None = None,
-           patches: np.ndarray | None = None) -> np.ndarray:
+           patches: np.ndarray | None = None, winograd: bool = False) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per
     block of output rows (all groups in one batched product).
 
@@ -457,7 +460,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     Without ``windows`` and ``patches`` (inference), two layers skip im2col: a depthwise
     convolution (groups = C) is a multiply-add per kernel tap over shifted views of the
     channels-last input (:func:`depthwise_conv2d`), and an unpadded 1×1 convolution one matrix
-    product over the (strided) input as it lies (:func:`pointwise_conv2d`).
+    product over the (strided) input as it lies (:func:`pointwise_conv2d`); with ``winograd``,
+    a 3×3 convolution that :func:`winograd_suits` is done by :func:`winograd_conv2d`.
 
     The patch matrix is built a block at a time (see :func:`sample_blocks`): whole samples
     together, up to about BAND_BYTES and never more than ``scratch_bytes``, so that a small
@@ -473,6 +477,12 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
                                     parts)
         if kind == "pointwise":
             return pointwise_conv2d(x, weight, bias, stride, hook, alloc, parts)
+        if winograd:
+            (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+            oh = (h + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+            ow = (w + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+            if winograd_suits(c, weight.shape, stride, dilation, groups, oh, ow):
+                return winograd_conv2d(x, weight, bias, padding, hook, alloc, parts)
     given_windows = windows is not None
     if windows is None:
         windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups, alloc)
@@ -601,6 +611,155 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         result = out
     run_blocks(blocks, 1, block, hook)  # the products on the BLAS's own threads
     return result
+
+
+#: Winograd F(2×2, 3×3) (:func:`winograd_conv2d`) for an inference pass's 3×3 convolutions of
+#: at least this many input and output channels and output pixels a sample (below, its
+#: transforms cost more than the multiplications they save)
+WINOGRAD_CHANNELS = 96
+WINOGRAD_PIXELS = 256
+_WINO_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
+
+
+def winograd_suits(c: int, weight_shape: tuple[int, ...], stride: Pair, dilation: Pair,
+                   groups: int, oh: int, ow: int) -> bool:
+    """Whether an inference pass does this convolution by :func:`winograd_conv2d`."""
+    k, cg, kh, kw = weight_shape
+    return ((kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and groups == 1 and min(c, k) >= WINOGRAD_CHANNELS and oh * ow >= WINOGRAD_PIXELS)
+
+
+def winograd_weights(weight: np.ndarray) -> np.ndarray:
+    """The 3×3 weight (K, C, 3, 3) transformed for F(2×2, 3×3): G g Gᵀ per (k, c), laid out
+    (16, K, C) (tap of the 4×4 tile, then one matrix per tap, used transposed), float32. G's
+    entries are 0, ±½ and 1: sums of weights halved, a few passes over (K, C) arrays."""
+    k, c = weight.shape[:2]
+    g = weight.transpose(0, 2, 3, 1)  # (K, 3, 3, C): a view for weights in the engine's layout
+    u = np.empty((4, 4, k, c), np.float32)
+    half = np.float32(0.5)
+
+    def spread(a0: np.ndarray, a1: np.ndarray, a2: np.ndarray, out: np.ndarray) -> None:
+        """out[0..3] = a0, (a0 + a1 + a2)/2, (a0 − a1 + a2)/2, a2."""
+        np.copyto(out[0], a0)
+        np.add(a0, a2, out=out[1])
+        np.subtract(out[1], a1, out=out[2])
+        out[1] += a1
+        out[1] *= half
+        out[2] *= half
+        np.copyto(out[3], a2)
+
+    rows = np.empty((4, 3, k, c), np.float32)  # G over the kernel rows, per kernel column
+    for j in range(3):
+        spread(g[:, 0, j], g[:, 1, j], g[:, 2, j], rows[:, j])
+    for a in range(4):  # ... then over the columns
+        spread(rows[a, 0], rows[a, 1], rows[a, 2], u[a])
+    return u.reshape(16, k, c)
+
+
+#: tiles a Winograd block aims for: each of its 16 matrix products has this many rows (fewer
+#: make the BLAS slow), unless a sample has fewer
+WINOGRAD_TILES = 512
+
+
+def winograd_block_values(oh: int, ow: int, c: int, k: int, parts: int) -> tuple[int, int]:
+    """(tile rows per block, float32 values of one part's work buffers) for
+    :func:`winograd_conv2d`: about WINOGRAD_TILES tiles a block, or as many rows of tiles as
+    fit in BAND_BYTES / parts if that is more, never more than a sample has."""
+    th, tw = -(-oh // 2), -(-ow // 2)
+    wp = 2 * tw + 2
+    per_row = tw * (16 * c + 16 * k + 9 * k) + 4 * wp * c
+    rows = max(-(-WINOGRAD_TILES // tw), (BAND_BYTES // max(1, parts)) // (4 * per_row))
+    rows = max(1, min(th, rows))
+    return rows, rows * per_row
+
+
+def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, padding,
+                    hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
+                    ) -> np.ndarray:
+    """A 3×3 convolution of stride 1 (groups 1, no dilation) by Winograd's minimal filtering
+    F(2×2, 3×3) (Lavin & Gray 2016): each 4×4 tile of the zero-padded channels-last input is
+    transformed (Bᵀ d B: additions only), the 16 tile taps are multiplied by the transformed
+    weights as 16 matrix products (4 multiplications per output pixel and channel pair instead
+    of 9), and each product tile is transformed back to a 2×2 output tile (Aᵀ m A). The sums
+    differ from im2col's only in rounding (relative differences about 1e-6). Blocks of tile
+    rows (see :func:`winograd_block_values`) are spread over ``parts`` threads, each with a
+    single-threaded BLAS. Returns (N, K, H', W') float32, an NCHW view of channels-last
+    memory."""
+    n, c, h, w = x.shape
+    k = weight.shape[0]
+    (pt, pb), (pl, pr) = pad_amounts(padding, (3, 3), (1, 1))
+    oh, ow = h + pt + pb - 2, w + pl + pr - 2
+    th, tw = -(-oh // 2), -(-ow // 2)
+    hp, wp = 2 * th + 2, 2 * tw + 2
+    xp = alloc((n, hp, wp, c))  # zeros around, up to whole tiles at the bottom and right
+    xp[:, :pt], xp[:, pt + h:] = 0, 0
+    xp[:, pt:pt + h, :pl], xp[:, pt:pt + h, pl + w:] = 0, 0
+    inner, xt = xp[:, pt:pt + h, pl:pl + w], x.transpose(0, 2, 3, 1)
+    parallel_map((n, 1, h, w * c), lambda i: np.copyto(
+        inner[i[0]][:, i[2] if len(i) > 2 else slice(None)],
+        xt[i[0]][:, i[2] if len(i) > 2 else slice(None)]), parts)
+    u = winograd_weights(weight)
+    out = alloc((n, oh, ow, k))
+    parts = max(1, parts)
+    rows, _ = winograd_block_values(oh, ow, c, k, parts)
+    blocks = [(i, t, min(th, t + rows)) for i in range(n) for t in range(0, th, rows)]
+    parts = min(parts, len(blocks))
+    buffers = [dict(v=np.empty((16, rows * tw, c), np.float32),
+                    m=np.empty((16, rows * tw, k), np.float32),
+                    t=np.empty((4, rows, wp, c), np.float32),
+                    s=np.empty((8, rows * tw, k), np.float32),
+                    y=np.empty((rows * tw, k), np.float32)) for _ in range(parts)]
+
+    def block(b: tuple[int, int, int], part: int) -> None:
+        i, t0, t1 = b
+        r, buf = t1 - t0, buffers[part]
+        p = r * tw
+        src = [xp[i, 2 * t0 + a:2 * t1 + a:2] for a in range(4)]  # (r, wp, C) each
+        tt = buf["t"][:, :r]
+        np.subtract(src[0], src[2], out=tt[0])  # Bᵀ d over the tile rows
+        np.add(src[1], src[2], out=tt[1])
+        np.subtract(src[2], src[1], out=tt[2])
+        np.subtract(src[1], src[3], out=tt[3])
+        v = buf["v"][:, :p].reshape(4, 4, r, tw, c)
+        for a in range(4):  # ... and over its columns
+            cols = [tt[a][:, s:s + 2 * tw:2] for s in range(4)]
+            np.subtract(cols[0], cols[2], out=v[a, 0])
+            np.add(cols[1], cols[2], out=v[a, 1])
+            np.subtract(cols[2], cols[1], out=v[a, 2])
+            np.subtract(cols[1], cols[3], out=v[a, 3])
+        m = buf["m"][:, :p]
+        np.matmul(buf["v"][:, :p], u.transpose(0, 2, 1), out=m)
+        m4 = m.reshape(4, 4, p, k)
+        s = buf["s"][:, :p]
+        for bcol in range(4):  # Aᵀ m over the tile rows
+            np.add(m4[0, bcol], m4[1, bcol], out=s[bcol])
+            s[bcol] += m4[2, bcol]
+            np.subtract(m4[1, bcol], m4[2, bcol], out=s[4 + bcol])
+            s[4 + bcol] -= m4[3, bcol]
+        y = buf["y"][:p]
+        for a in range(2):  # ... and over its columns, into the output's pixels
+            sa = s[4 * a:4 * a + 4]
+            n_rows = min(t1, (oh - a + 1) // 2) - t0
+            for bcol in range(2):
+                n_cols = (ow - bcol + 1) // 2
+                if bcol == 0:
+                    np.add(sa[0], sa[1], out=y)
+                    y += sa[2]
+                else:
+                    np.subtract(sa[1], sa[2], out=y)
+                    y -= sa[3]
+                dst = out[i, 2 * t0 + a:2 * t0 + a + 2 * n_rows - 1:2,
+                          bcol:bcol + 2 * n_cols - 1:2]
+                np.copyto(dst, y.reshape(r, tw, k)[:n_rows, :n_cols])
+        if bias is not None:
+            out[i, 2 * t0:min(oh, 2 * t1)] += bias
+
+    if parts > 1:
+        with BLAS.single():
+            run_blocks(blocks, parts, block, hook)
+    else:
+        run_blocks(blocks, 1, block, hook)
+    return out.transpose(0, 3, 1, 2)
 
 
 #: a depthwise convolution's output is worked out in blocks of about this many values (the

@@ -320,3 +320,81 @@ def test_a_forward_pass_gives_what_one_thread_gives(monkeypatch):
     two = net.forward(x)
     for k in one:
         np.testing.assert_allclose(two[k], one[k], rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ Winograd F(2×2, 3×3)
+
+@pytest.mark.parametrize("n, c, k, h, w, padding", [
+    (2, 3, 4, 7, 9, (1, 1)), (1, 5, 6, 8, 8, (0, 0)), (2, 4, 3, 5, 6, "same"),
+    (1, 2, 2, 3, 3, (2, 1)), (1, 3, 5, 12, 5, (1, 0))])
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+def test_winograd_matches_the_loops(monkeypatch, n, c, k, h, w, padding, parts, bias):
+    monkeypatch.setattr(ops, "WINOGRAD_TILES", 2)  # several blocks of tile rows
+    rng = np.random.default_rng(n * 100 + c * 10 + k)
+    x, weight = rand(rng, n, c, h, w), rand(rng, k, c, 3, 3)
+    b = rand(rng, k) if bias else None
+    got = ops.winograd_conv2d(x, weight, b, padding, parts=parts)
+    pads = ops.pad_amounts(padding, (3, 3), (1, 1))
+    np.testing.assert_allclose(got, conv_ref(x, weight, b, (1, 1), pads, (1, 1), 1), **TOL)
+    assert got.dtype == np.float32 and ops.channels_last(got)
+
+
+def test_winograd_weights_are_g_g_gt():
+    rng = np.random.default_rng(0)
+    weight = rand(rng, 5, 4, 3, 3)
+    g = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+    want = np.einsum("ai,kcij,bj->abkc", g, weight.astype(np.float64), g).reshape(16, 5, 4)
+    np.testing.assert_allclose(ops.winograd_weights(weight), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ops.winograd_weights(engine_layout(weight)), want, rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked():
+    big = (128, 128, 3, 3)
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "winograd"
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (2, 2), (28, 28)) == "im2col"
+    assert ops.conv_kind(128, big, 1, (1, 1), (2, 2), (1, 1), (28, 28)) == "im2col"
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (14, 14)) == "im2col"
+    assert ops.conv_kind(64, (64, 64, 3, 3), 1, (1, 1), (1, 1), (1, 1), (56, 56)) == "im2col"
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1)) == "im2col"  # no output size given
+    rng = np.random.default_rng(1)
+    x, weight = rand(rng, 1, 96, 16, 16), rand(rng, 96, 96, 3, 3) / 30
+    plain = ops.conv2d(x, weight, None, (1, 1), (1, 1), (1, 1), 1)
+    wino = ops.conv2d(x, weight, None, (1, 1), (1, 1), (1, 1), 1, winograd=True)
+    np.testing.assert_array_equal(wino, ops.winograd_conv2d(x, weight, None, (1, 1)))
+    assert not np.array_equal(wino, plain)  # another way of summing ...
+    np.testing.assert_allclose(wino, plain, rtol=1e-4, atol=1e-5)  # ... the same sums
+
+
+def wide():
+    return designer.load_design({
+        "format": "cnn-designer", "version": 1, "name": "wide",
+        "nodes": [{"id": "input", "type": "Input", "params": {"channels": 96, "height": 17,
+                                                              "width": 20}},
+                  {"id": "a", "type": "Conv2d", "params": {"out_channels": 100,
+                                                            "kernel_size": 3, "padding": 1}},
+                  {"id": "r", "type": "ReLU", "params": {}},
+                  {"id": "b", "type": "Conv2d", "params": {"out_channels": 96,
+                                                            "kernel_size": 3, "padding": 1}}],
+        "edges": [["input", "a"], ["a", "r"], ["r", "b"]]})
+
+
+def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it():
+    import tracemalloc
+    net = build(wide(), seed=0)
+    assert net._cost["a"].kind == net._cost["b"].kind == "winograd"
+    x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
+    weights = net.weights
+    tracemalloc.start()
+    try:
+        acts = net.forward(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= net.estimate_bytes(2)
+    w = weights  # against the im2col path (itself checked against the loops above)
+    want = general(x, w["a.weight"], w["a.bias"], (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(acts["a"], want, rtol=1e-4, atol=1e-4)
+    want = general(acts["r"], w["b.weight"], w["b.bias"], (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(acts["b"], want, rtol=1e-4, atol=1e-4)
