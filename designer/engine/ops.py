@@ -661,15 +661,17 @@ def winograd_weights(weight: np.ndarray) -> np.ndarray:
 WINOGRAD_TILES = 512
 
 
-def winograd_block_values(oh: int, ow: int, c: int, k: int, parts: int) -> tuple[int, int]:
-    """(tile rows per block, float32 values of one part's work buffers) for
-    :func:`winograd_conv2d`: about WINOGRAD_TILES tiles a block, or as many rows of tiles as
-    fit in BAND_BYTES / parts if that is more, never more than a sample has."""
+def winograd_block_values(oh: int, ow: int, c: int, k: int, parts: int, n: int | None = None
+                          ) -> tuple[int, int]:
+    """(rows of tiles per block, float32 values of one part's work buffers) for
+    :func:`winograd_conv2d` of ``n`` samples (any number if None): about WINOGRAD_TILES tiles
+    a block (rows of several samples when one has fewer), or as many rows of tiles as fit in
+    BAND_BYTES / parts if that is more, never more than the samples have."""
     th, tw = -(-oh // 2), -(-ow // 2)
     wp = 2 * tw + 2
     per_row = tw * (16 * c + 16 * k + 9 * k) + 4 * wp * c
     rows = max(-(-WINOGRAD_TILES // tw), (BAND_BYTES // max(1, parts)) // (4 * per_row))
-    rows = max(1, min(th, rows))
+    rows = max(1, rows if n is None else min(n * th, rows))
     return rows, rows * per_row
 
 
@@ -701,32 +703,43 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     u = winograd_weights(weight)
     out = alloc((n, oh, ow, k))
     parts = max(1, parts)
-    rows, _ = winograd_block_values(oh, ow, c, k, parts)
-    blocks = [(i, t, min(th, t + rows)) for i in range(n) for t in range(0, th, rows)]
+    rows, _ = winograd_block_values(oh, ow, c, k, parts, n)
+    total = n * th  # rows of tiles of every sample, one after another; a block may span samples
+    blocks = [(g, min(total, g + rows)) for g in range(0, total, rows)]
     parts = min(parts, len(blocks))
     buffers = [dict(v=np.empty((16, rows * tw, c), np.float32),
                     m=np.empty((16, rows * tw, k), np.float32),
-                    t=np.empty((4, rows, wp, c), np.float32),
+                    t=np.empty((4, min(rows, th), wp, c), np.float32),
                     s=np.empty((8, rows * tw, k), np.float32),
-                    y=np.empty((rows * tw, k), np.float32)) for _ in range(parts)]
+                    y=np.empty((min(rows, th) * tw, k), np.float32)) for _ in range(parts)]
 
-    def block(b: tuple[int, int, int], part: int) -> None:
-        i, t0, t1 = b
-        r, buf = t1 - t0, buffers[part]
-        p = r * tw
-        src = [xp[i, 2 * t0 + a:2 * t1 + a:2] for a in range(4)]  # (r, wp, C) each
-        tt = buf["t"][:, :r]
-        np.subtract(src[0], src[2], out=tt[0])  # Bᵀ d over the tile rows
-        np.add(src[1], src[2], out=tt[1])
-        np.subtract(src[2], src[1], out=tt[2])
-        np.subtract(src[1], src[3], out=tt[3])
-        v = buf["v"][:, :p].reshape(4, 4, r, tw, c)
-        for a in range(4):  # ... and over its columns
-            cols = [tt[a][:, s:s + 2 * tw:2] for s in range(4)]
-            np.subtract(cols[0], cols[2], out=v[a, 0])
-            np.add(cols[1], cols[2], out=v[a, 1])
-            np.subtract(cols[2], cols[1], out=v[a, 2])
-            np.subtract(cols[1], cols[3], out=v[a, 3])
+    def segments(g0: int, g1: int):
+        """(sample, first tile row, last + 1, offset in the block's tiles) of rows g0:g1."""
+        g = g0
+        while g < g1:
+            i, t0 = divmod(g, th)
+            t1 = min(th, t0 + g1 - g)
+            yield i, t0, t1, (g - g0) * tw
+            g += t1 - t0
+
+    def block(b: tuple[int, int], part: int) -> None:
+        g0, g1 = b
+        buf, p = buffers[part], (g1 - g0) * tw
+        for i, t0, t1, at in segments(g0, g1):  # Bᵀ d B, one sample's rows at a time
+            r = t1 - t0
+            src = [xp[i, 2 * t0 + a:2 * t1 + a:2] for a in range(4)]  # (r, wp, C) each
+            tt = buf["t"][:, :r]
+            np.subtract(src[0], src[2], out=tt[0])  # over the tile rows
+            np.add(src[1], src[2], out=tt[1])
+            np.subtract(src[2], src[1], out=tt[2])
+            np.subtract(src[1], src[3], out=tt[3])
+            v = buf["v"][:, at:at + r * tw].reshape(4, 4, r, tw, c)
+            for a in range(4):  # ... and over its columns
+                cols = [tt[a][:, s:s + 2 * tw:2] for s in range(4)]
+                np.subtract(cols[0], cols[2], out=v[a, 0])
+                np.add(cols[1], cols[2], out=v[a, 1])
+                np.subtract(cols[2], cols[1], out=v[a, 2])
+                np.subtract(cols[1], cols[3], out=v[a, 3])
         m = buf["m"][:, :p]
         np.matmul(buf["v"][:, :p], u.transpose(0, 2, 1), out=m)
         m4 = m.reshape(4, 4, p, k)
@@ -736,23 +749,25 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
             s[bcol] += m4[2, bcol]
             np.subtract(m4[1, bcol], m4[2, bcol], out=s[4 + bcol])
             s[4 + bcol] -= m4[3, bcol]
-        y = buf["y"][:p]
-        for a in range(2):  # ... and over its columns, into the output's pixels
-            sa = s[4 * a:4 * a + 4]
-            n_rows = min(t1, (oh - a + 1) // 2) - t0
-            for bcol in range(2):
-                n_cols = (ow - bcol + 1) // 2
-                if bcol == 0:
-                    np.add(sa[0], sa[1], out=y)
-                    y += sa[2]
-                else:
-                    np.subtract(sa[1], sa[2], out=y)
-                    y -= sa[3]
-                dst = out[i, 2 * t0 + a:2 * t0 + a + 2 * n_rows - 1:2,
-                          bcol:bcol + 2 * n_cols - 1:2]
-                np.copyto(dst, y.reshape(r, tw, k)[:n_rows, :n_cols])
-        if bias is not None:
-            out[i, 2 * t0:min(oh, 2 * t1)] += bias
+        for i, t0, t1, at in segments(g0, g1):  # ... and over its columns, into the pixels
+            r = t1 - t0
+            y = buf["y"][:r * tw]
+            for a in range(2):
+                sa = s[4 * a:4 * a + 4, at:at + r * tw]
+                n_rows = min(t1, (oh - a + 1) // 2) - t0
+                for bcol in range(2):
+                    n_cols = (ow - bcol + 1) // 2
+                    if bcol == 0:
+                        np.add(sa[0], sa[1], out=y)
+                        y += sa[2]
+                    else:
+                        np.subtract(sa[1], sa[2], out=y)
+                        y -= sa[3]
+                    dst = out[i, 2 * t0 + a:2 * t0 + a + 2 * n_rows - 1:2,
+                              bcol:bcol + 2 * n_cols - 1:2]
+                    np.copyto(dst, y.reshape(r, tw, k)[:n_rows, :n_cols])
+            if bias is not None:
+                out[i, 2 * t0:min(oh, 2 * t1)] += bias
 
     if parts > 1:
         with BLAS.single():

@@ -326,11 +326,13 @@ def test_a_forward_pass_gives_what_one_thread_gives(monkeypatch):
 
 @pytest.mark.parametrize("n, c, k, h, w, padding", [
     (2, 3, 4, 7, 9, (1, 1)), (1, 5, 6, 8, 8, (0, 0)), (2, 4, 3, 5, 6, "same"),
-    (1, 2, 2, 3, 3, (2, 1)), (1, 3, 5, 12, 5, (1, 0))])
+    (1, 2, 2, 3, 3, (2, 1)), (3, 3, 5, 12, 5, (1, 0))])
 @pytest.mark.parametrize("parts", [1, 2])
 @pytest.mark.parametrize("bias", [True, False])
-def test_winograd_matches_the_loops(monkeypatch, n, c, k, h, w, padding, parts, bias):
-    monkeypatch.setattr(ops, "WINOGRAD_TILES", 2)  # several blocks of tile rows
+@pytest.mark.parametrize("tiles", [2, 7, 10**6])  # a row of tiles a block, blocks across
+# samples' rows, every sample in one block
+def test_winograd_matches_the_loops(monkeypatch, n, c, k, h, w, padding, parts, bias, tiles):
+    monkeypatch.setattr(ops, "WINOGRAD_TILES", tiles)
     rng = np.random.default_rng(n * 100 + c * 10 + k)
     x, weight = rand(rng, n, c, h, w), rand(rng, k, c, 3, 3)
     b = rand(rng, k) if bias else None
