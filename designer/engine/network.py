@@ -361,7 +361,9 @@ class Network:
                 (oh, ow), (k, c) = self.infos[n].shape[1:], self.shapes[f"{n}.weight"][:2]
                 parts = ops.worker_count()
                 _, values = ops.winograd_block_values(oh, ow, c, k, parts)
-                made = max(made, 4 * (parts * values + 16 * k * c))
+                # and the matrix library's buffers for the threads beside this one
+                made = max(made, 4 * (parts * values + 16 * k * c)
+                           + BLAS_THREAD_BYTES * (parts - 1))
         return kept + made
 
     def _held_bytes(self) -> int:
