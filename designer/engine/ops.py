@@ -564,14 +564,20 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     return out.transpose(0, 3, 1, 2)
 
 
+#: a 1×1 convolution's matrix product is cut into blocks of output pixels of this many
+#: multiply-adds (the steps of its progress): large enough for the BLAS's threads to pay
+POINTWISE_MACS = 1 << 26
+
+
 def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
                      hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
                      ) -> np.ndarray:
     """An unpadded 1×1 convolution (groups 1) as one matrix product over the input as it lies,
     without im2col: channels-last maps (N·H'·W', C) @ (C, K) into channels-last output, NCHW
     maps (K, C) @ (C, H'·W') per sample into NCHW output; a strided layer first copies the
-    pixels it reads (channels-last, on ``parts`` threads). Blocks of output rows (about 32 M
-    multiply-adds each) are the steps between ``hook`` calls. Returns (N, K, H', W') float32."""
+    pixels it reads (channels-last, on ``parts`` threads). Blocks of output pixels
+    (POINTWISE_MACS multiply-adds each) are the steps between ``hook`` calls. Returns
+    (N, K, H', W') float32."""
     n, c = x.shape[:2]
     k = weight.shape[0]
     wmat = weight.reshape(k, c)
@@ -586,7 +592,7 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         a = xt.reshape(n * oh * ow, c)
         out = alloc((n, oh, ow, k))
         flat = out.reshape(n * oh * ow, k)
-        step = max(1, min(-(-a.shape[0] // 4), (1 << 25) // max(1, k * c)))
+        step = max(1, POINTWISE_MACS // max(1, k * c))
         blocks = [slice(r, min(a.shape[0], r + step)) for r in range(0, a.shape[0], step)]
 
         def block(r: slice, _: int) -> None:
@@ -598,7 +604,7 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         a = xs.reshape(n, c, oh * ow)
         out = alloc((n, k, oh, ow))
         flat = out.reshape(n, k, oh * ow)
-        step = max(1, min(-(-oh * ow // 4), (1 << 25) // max(1, k * c)))
+        step = max(1, POINTWISE_MACS // max(1, k * c))
         blocks = [(i, slice(p, min(oh * ow, p + step))) for i in range(n)
                   for p in range(0, oh * ow, step)]
         col_bias = None if bias is None else bias.reshape(k, 1)

@@ -76,7 +76,8 @@ def test_pointwise_is_one_matrix_product_over_any_layout(stride, layout, bias):
     assert got.dtype == np.float32
 
 
-def test_pointwise_reports_progress_between_blocks():
+def test_pointwise_reports_progress_between_blocks(monkeypatch):
+    monkeypatch.setattr(ops, "POINTWISE_MACS", 64 * 6)  # 64 pixels a block
     rng = np.random.default_rng(0)
     seen = []
     x, weight = rand(rng, 1, 2, 16, 16), rand(rng, 3, 2, 1, 1)
