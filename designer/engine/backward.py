@@ -10,8 +10,6 @@ float32 anyway.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from designer.engine.ops import (BLAS, Alloc, Pair, _avg_divisor, _pool_geometry,
@@ -53,12 +51,11 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     weight in the engine's patch order (``ops.conv_matrix``: (groups, K/g, kh·kw·C/g), which
     the network caches). Per band of output rows and group, one matrix product
     ``dout @ matrix`` gives the gradient of every patch (``block`` values at most, at least one
-    row; default PATCH_BLOCK_VALUES, shared by the threads), sent back to the input pixels it
-    was read from one kernel tap at a time (col2im), as the training pass's backward
-    (:func:`conv2d_train`) does. On as many threads as the BLAS may use (each with a
-    single-threaded BLAS, see :func:`_input_parts`): whole samples each, or a share of one
-    sample's output rows, the parts after the first adding into a buffer of their own (their
-    input rows overlap) summed in at the end; so col2im's adds run beside the products.
+    row; default PATCH_BLOCK_VALUES), sent back to the input pixels it was read from one kernel
+    tap at a time (col2im), as the training pass's backward (:func:`conv2d_train`) does. The
+    products use the BLAS's threads; splitting the rows over the engine's threads instead (each
+    with a single-threaded BLAS, so that col2im's adds run beside the products) was measured
+    1.3-1.6× slower on VGG-16's 224² and 112² layers.
 
     Only the rows and columns of ``gy`` between its first and last nonzero ones are worked on
     (the gradient of one unit, ``input_gradient``'s seed, is zero outside its receptive field:
@@ -81,68 +78,23 @@ def conv2d_input(gy: np.ndarray, x_shape: tuple[int, ...], matrix: np.ndarray,
     width = j1 - j0
     # (N, rows, columns, K), float32
     gyt = np.ascontiguousarray(gy[:, :, i0:i1, j0:j1].transpose(0, 2, 3, 1), dtype=np.float32)
-    parts = _input_parts(n, i1 - i0, width * groups * patch * kg)
-    # output rows a band: ``block`` patch-gradient values in all, shared by the threads
-    band = max(1, min(i1 - i0, block // parts // max(1, width * groups * patch)))
-    reach = (kh - 1) * dh + 1  # padded input rows one output row reads
-
-    def rows_of(i: int, first: int, last: int, target: np.ndarray, top: int) -> None:
-        """Output rows first:last of sample i, added into target (padded rows from top on)."""
-        dcols = np.empty((min(band, last - first) * width, groups, patch), dtype=np.float32)
-        for r0 in range(first, last, band):
-            rows = min(band, last - r0)
+    band = max(1, min(i1 - i0, block // max(1, width * groups * patch)))
+    dcols = np.empty((band * width, groups, patch), dtype=np.float32)
+    for i in range(n):
+        for r0 in range(i0, i1, band):
+            rows = min(band, i1 - r0)
             out = dcols[:rows * width]
             gyb = gyt[i, r0 - i0:r0 - i0 + rows].reshape(rows * width, k)
             for g in range(groups):
                 np.matmul(gyb[:, g * kg:(g + 1) * kg], matrix[g], out=out[:, g, :])
             taps = out.reshape(rows, width, groups, kh, kw, cg)
             for a in range(kh):
-                rs = _strided(r0 * sh + a * dh - top, sh, rows)
+                rs = _strided(r0 * sh + a * dh, sh, rows)
                 for b in range(kw):
                     cs = _strided(j0 * sw + b * dw, sw, width)
-                    target[rs, cs] += taps[:, :, :, a, b, :]
-
-    if parts == 1:
-        for i in range(n):
-            rows_of(i, i0, i1, gxp[i], 0)
-    elif n >= parts:  # whole samples per thread: nothing shared
-        def samples(s0: int, s1: int) -> None:
-            for i in range(s0, s1):
-                rows_of(i, i0, i1, gxp[i], 0)
-        with BLAS.single():
-            run_parallel([lambda r=r: samples(*r) for r in sample_parts(n, parts)])
-    else:  # one sample's output rows split: the parts after the first add into buffers of
-        # their own (their input rows overlap the previous part's), summed in at the end
-        splits = [(a + i0, b + i0) for a, b in sample_parts(i1 - i0, parts)]
-        own = [(first, first * sh, (last - 1) * sh + reach) for first, last in splits[1:]]
-        for i in range(n):
-            buffers = [np.zeros((bottom - top, wp, groups, cg), dtype=np.float32)
-                       for _, top, bottom in own]
-            tasks = [lambda: rows_of(i, splits[0][0], splits[0][1], gxp[i], 0)]
-            tasks += [lambda r=r, buf=buf, top=top: rows_of(i, r[0], r[1], buf, top)
-                      for r, buf, (_, top, _) in zip(splits[1:], buffers, own)]
-            with BLAS.single():
-                run_parallel(tasks)
-            for buf, (_, top, bottom) in zip(buffers, own):
-                gxp[i, top:bottom] += buf
+                    gxp[i, rs, cs] += taps[:, :, :, a, b, :]
     gx = gxp.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w]
     return gx.transpose(0, 3, 1, 2)
-
-
-#: multiply-adds of one convolution's input gradient below which it runs on one thread (a
-#: millisecond or two: a thread's hand-over, tens of microseconds, is then not worth it)
-PARALLEL_MACS = 1 << 24
-
-
-def _input_parts(n: int, rows: int, row_macs: int) -> int:
-    """Threads for a convolution's input gradient of n samples of ``rows`` output rows each
-    (``row_macs`` multiply-adds a row): as many as the BLAS may use (a caller that limits it,
-    as the app does, limits this too) and the cores, at most the samples or, for one sample,
-    its rows; one for small work."""
-    if n * rows * row_macs < PARALLEL_MACS:
-        return 1
-    cores = os.cpu_count() or 1
-    return max(1, min(cores, BLAS.threads(), n if n > 1 else rows))
 
 
 def _nonzero_span(gy: np.ndarray) -> tuple[Pair, Pair]:

@@ -182,39 +182,3 @@ def test_all_zero_gradient_and_non_finite_values():
     expected = reference(nan, shape, weight, stride, padding, dilation, groups)
     assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isnan(got).any()
     assert np.isfinite(got[0]).all()
-
-
-@pytest.mark.parametrize("case", CONVS)
-@pytest.mark.parametrize("parts", [2, 3])
-def test_on_several_threads_it_is_the_definition(case, parts, monkeypatch):
-    """Split over threads: whole samples each, or one sample's output rows (the later parts add
-    into buffers of their own, summed in at the end), for full and sparse gradients."""
-    shape, _, _, stride, padding, dilation, groups = case
-    weight, gy = case_arrays(case, seed=4)
-    asked = []
-
-    def split(n, rows, row_values):
-        asked.append((n, rows))
-        return max(1, min(parts, n if n > 1 else rows))
-
-    monkeypatch.setattr(backward, "_input_parts", split)
-    sparse = np.zeros_like(gy)
-    sparse[..., gy.shape[2] // 2:, :1] = gy[..., gy.shape[2] // 2:, :1]
-    for g in (gy, sparse, gy[:1], sparse[:1]):
-        one = (g.shape[0],) + shape[1:]
-        for block in (None, 1):
-            got = backward.conv2d(g, one, weight, stride, padding, dilation, groups, block=block)
-            close(got, reference(g, one, weight, stride, padding, dilation, groups))
-    assert asked
-
-
-def test_large_work_goes_on_as_many_threads_as_the_blas_may_use(monkeypatch):
-    from designer.engine import ops
-    monkeypatch.setattr(backward.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(ops.BLAS, "threads", lambda: 2)
-    assert backward._input_parts(1, 100, 1_000_000) == 2
-    assert backward._input_parts(3, 100, 1_000_000) == 2
-    assert backward._input_parts(1, 1, 100_000_000) == 1  # one row: nothing to split
-    assert backward._input_parts(1, 64, 64 * 8 * 72) == 1  # small: one thread
-    monkeypatch.setattr(ops.BLAS, "threads", lambda: 1)  # the app keeps a core for the window
-    assert backward._input_parts(4, 100, 1_000_000) == 1
