@@ -293,7 +293,9 @@ class Network:
                 cost.run_temp = 4 * (2 * (-(-oh // 2)) + 2) * (2 * (-(-ow // 2)) + 2) * c
                 cost.scratch = 0  # its block buffers: see _scratch_need
             elif cost.kind == "depthwise":  # an inference pass: the padded copy, no im2col
-                cost.run_temp, cost.scratch = 4 * padded, 0
+                values, _ = ops.depthwise_temp_values(c, h, w, (k, cg, kh, kw), v["stride"],
+                                                      v["padding"], v["dilation"], 1)
+                cost.run_temp, cost.scratch = 4 * values, 0
             elif cost.kind == "pointwise":  # a copy of the pixels it reads if strided (or
                 # an Add of maps in two layouts gave a third); none of channels-last or NCHW maps
                 odd = self.infos[sources[0]].type == "Add" or tuple(v["stride"]) != (1, 1)
@@ -364,6 +366,14 @@ class Network:
                 # and the matrix library's buffers for the threads beside this one
                 made = max(made, 4 * (parts * values + 16 * k * c)
                            + BLAS_THREAD_BYTES * (parts - 1))
+            elif cost.kind == "depthwise":  # its block buffers
+                c, h, w = self.infos[self.design.sources(n)[0]].shape
+                v = self.infos[n].values
+                parts = ops.worker_count()
+                _, values = ops.depthwise_temp_values(c, h, w, self.shapes[f"{n}.weight"],
+                                                      v["stride"], v["padding"], v["dilation"],
+                                                      parts)
+                made = max(made, 4 * values + BLAS_THREAD_BYTES * (parts - 1))
         return kept + made
 
     def _held_bytes(self) -> int:

@@ -788,6 +788,100 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
 DEPTHWISE_VALUES = 1 << 15
 
 
+#: a depthwise layer of stride 1 with a kernel of this many taps or more (5×5, 7×7, ...) is
+#: done by banded matrix products (:func:`depthwise_toeplitz`), smaller ones tap by tap
+TOEPLITZ_TAPS = 25
+#: output columns per tile and output rows per band of :func:`depthwise_toeplitz`
+TOEPLITZ_COLUMNS = 16
+TOEPLITZ_ROWS = 64
+
+
+def toeplitz_suits(weight_shape: tuple[int, ...], c: int, stride: Pair, dilation: Pair) -> bool:
+    k, _, kh, kw = weight_shape
+    return (k == c and kh * kw >= TOEPLITZ_TAPS and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1))
+
+
+def depthwise_temp_values(c: int, h: int, w: int, weight_shape: tuple[int, ...], stride: Pair,
+                          padding, dilation: Pair, parts: int) -> tuple[int, int]:
+    """(float32 values a sample's padded copy takes, values of the other buffers of one call)
+    of an inference pass's depthwise convolution (see :func:`depthwise_conv2d`)."""
+    k, _, kh, kw = weight_shape
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
+    if not toeplitz_suits(weight_shape, c, stride, dilation):
+        return (h + pt + pb) * (w + pl + pr) * c, max(1, parts) * DEPTHWISE_VALUES * 2
+    b = TOEPLITZ_COLUMNS
+    ow = w + pl + pr - kw + 1
+    nt = -(-ow // b)
+    band = nt * ((TOEPLITZ_ROWS + kh - 1) * kh * b + TOEPLITZ_ROWS * b)
+    return (h + pt + pb) * (nt * b + kw - 1) * c, max(1, parts) * 2 * band + c * (b + kw) * kh * b
+
+
+def depthwise_toeplitz(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, padding,
+                       hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
+                       ) -> np.ndarray:
+    """A depthwise convolution (K = C) of stride 1 with a large kernel by banded (Toeplitz)
+    matrix products: each channel's zero-padded plane, cut into overlapping tiles of
+    TOEPLITZ_COLUMNS + kw − 1 columns (strided views, no copy), is multiplied by a
+    (columns + kw − 1) × (kh · columns) matrix that holds the kernel's rows shifted along its
+    diagonals, giving every kernel row's contribution to the tile's output columns at once;
+    each output row then adds the kh contributions of the input rows it covers. Bands of
+    TOEPLITZ_ROWS output rows keep the products in cache; channels are spread over ``parts``
+    threads (single-threaded BLAS each). About 3× the multiply-adds of the definition, but
+    at the matrix library's pace instead of one NumPy pass per kernel tap. Returns
+    (N, K, H', W') float32 (NCHW)."""
+    n, c, h, w = x.shape
+    kh, kw = weight.shape[2:]
+    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), (1, 1))
+    oh, ow = h + pt + pb - kh + 1, w + pl + pr - kw + 1
+    b = TOEPLITZ_COLUMNS
+    nt = -(-ow // b)
+    hp, wp = h + pt + pb, nt * b + kw - 1
+    xp = alloc((n, c, hp, wp))
+    xp[:, :, :pt], xp[:, :, pt + h:] = 0, 0
+    xp[:, :, pt:pt + h, :pl], xp[:, :, pt:pt + h, pl + w:] = 0, 0
+    inner = xp[:, :, pt:pt + h, pl:pl + w]
+    parallel_map(x.shape, lambda i: np.copyto(inner[i], x[i]), parts)
+    band = np.zeros((c, b + kw - 1, kh, b), np.float32)  # [c, col + v, u, col] = w[c, u, v]
+    for v in range(kw):
+        for col in range(b):
+            band[:, col + v, :, col] = weight[:, 0, :, v]
+    band = band.reshape(c, b + kw - 1, kh * b)
+    out = alloc((n, c, oh, ow))
+    rows = TOEPLITZ_ROWS
+    parts = max(1, min(parts, n * c))
+    work = [dict(y=np.empty((nt, rows + kh - 1, kh * b), np.float32),
+                 acc=np.empty((nt, rows, b), np.float32)) for _ in range(parts)]
+    step = (wp * 4, 4)
+
+    def plane(block: tuple[int, int], part: int) -> None:
+        i, ch = block
+        src, buf = xp[i, ch], work[part]
+        for r0 in range(0, oh, rows):
+            rr = min(rows, oh - r0)
+            tiles = np.lib.stride_tricks.as_strided(src[r0:], (nt, rr + kh - 1, b + kw - 1),
+                                                    (b * 4,) + step, writeable=False)
+            y = buf["y"][:, :rr + kh - 1]
+            np.matmul(tiles, band[ch], out=y)
+            y4 = y.reshape(nt, rr + kh - 1, kh, b)
+            acc = buf["acc"][:, :rr]
+            np.copyto(acc, y4[:, :rr, 0])
+            for u in range(1, kh):
+                acc += y4[:, u:u + rr, u]
+            dst = out[i, ch, r0:r0 + rr]
+            np.copyto(dst, acc.transpose(1, 0, 2).reshape(rr, nt * b)[:, :ow])
+            if bias is not None:
+                dst += bias[ch]
+
+    blocks = [(i, ch) for i in range(n) for ch in range(c)]
+    if parts > 1:
+        with BLAS.single():
+            run_blocks(blocks, parts, plane, hook)
+    else:
+        run_blocks(blocks, 1, plane, hook)
+    return out
+
+
 def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
                      padding, dilation: Pair, hook: ChunkHook | None = None,
                      alloc: Alloc = new_array, parts: int = 1) -> np.ndarray:
@@ -796,9 +890,12 @@ def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     channels-last input, in blocks of output rows small enough to stay in cache, spread over
     ``parts`` threads (NumPy releases the GIL in its loops). Products are summed in float32 in
     the kernel's row-major order. Returns (N, K, H', W') float32, an NCHW view of channels-last
-    memory."""
+    memory. A large kernel of stride 1 (K = C) goes to :func:`depthwise_toeplitz` instead
+    (NCHW result)."""
     n, c, h, w = x.shape
     k, _, kh, kw = weight.shape
+    if toeplitz_suits(weight.shape, c, stride, dilation):
+        return depthwise_toeplitz(x, weight, bias, padding, hook, alloc, parts)
     m = k // c
     (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
     sh, sw = stride

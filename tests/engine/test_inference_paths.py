@@ -54,7 +54,41 @@ def test_depthwise_taps_match_the_loops(c, m, k, stride, padding, dilation, size
     got = ops.conv2d(x, weight, bias, stride, padding, dilation, c, parts=parts)
     pads = ops.pad_amounts(padding, kernel, dilation)
     np.testing.assert_allclose(got, conv_ref(x, weight, bias, stride, pads, dilation, c), **TOL)
-    assert got.dtype == np.float32 and ops.channels_last(got)
+    toeplitz = ops.toeplitz_suits(weight.shape, c, stride, dilation)
+    assert got.dtype == np.float32 and ops.channels_last(got) == (not toeplitz)
+
+
+@pytest.mark.parametrize("c, kernel, padding, size", [
+    (3, (5, 5), (2, 2), (19, 37)),     # output columns not a whole number of tiles
+    (2, (7, 7), (3, 3), (16, 16)),
+    (4, (5, 7), (1, 4), (11, 9)),      # rectangular, uneven padding
+    (2, (5, 5), (0, 0), (12, 21)),
+    (3, (7, 5), "same", (10, 13))])
+@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_large_depthwise_kernels_by_banded_products_match_the_loops(monkeypatch, c, kernel,
+                                                                    padding, size, parts,
+                                                                    layout):
+    monkeypatch.setattr(ops, "TOEPLITZ_ROWS", 4)  # several bands of rows
+    monkeypatch.setattr(ops, "TOEPLITZ_COLUMNS", 8)
+    rng = np.random.default_rng(c + kernel[0])
+    x = rand(rng, 2, c, *size)
+    if layout == "nhwc":
+        x = channels_last(x)
+    weight, bias = rand(rng, c, 1, *kernel), rand(rng, c)
+    assert ops.toeplitz_suits(weight.shape, c, (1, 1), (1, 1))
+    got = ops.conv2d(x, weight, bias, (1, 1), padding, (1, 1), c, parts=parts)
+    pads = ops.pad_amounts(padding, kernel, (1, 1))
+    np.testing.assert_allclose(got, conv_ref(x, weight, bias, (1, 1), pads, (1, 1), c), **TOL)
+    assert got.dtype == np.float32
+
+
+def test_banded_products_only_for_large_stride_1_kernels_without_multiplier():
+    assert ops.toeplitz_suits((8, 1, 5, 5), 8, (1, 1), (1, 1))
+    assert not ops.toeplitz_suits((8, 1, 3, 3), 8, (1, 1), (1, 1))
+    assert not ops.toeplitz_suits((8, 1, 7, 7), 8, (2, 2), (1, 1))
+    assert not ops.toeplitz_suits((8, 1, 7, 7), 8, (1, 1), (2, 2))
+    assert not ops.toeplitz_suits((16, 1, 7, 7), 8, (1, 1), (1, 1))
 
 
 @pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
@@ -401,3 +435,30 @@ def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_i
     np.testing.assert_allclose(acts["a"], want, rtol=1e-4, atol=1e-4)
     want = general(acts["r"], w["b.weight"], w["b.bias"], (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(acts["b"], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [3, 7])
+def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel):
+    import tracemalloc
+    design = designer.load_design({
+        "format": "cnn-designer", "version": 1, "name": "dw",
+        "nodes": [{"id": "input", "type": "Input", "params": {"channels": 16, "height": 70,
+                                                              "width": 90}},
+                  {"id": "dw", "type": "Conv2d", "params": {"out_channels": 16,
+                                                             "kernel_size": kernel,
+                                                             "padding": kernel // 2,
+                                                             "groups": 16}}],
+        "edges": [["input", "dw"]]})
+    net = build(design, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 16, 70, 90)).astype(np.float32)
+    weights = net.weights
+    tracemalloc.start()
+    try:
+        acts = net.forward(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= net.estimate_bytes(2)
+    w = weights["dw.weight"]
+    want = general(x, w, weights["dw.bias"], (1, 1), (kernel // 2,) * 2, (1, 1), 16)
+    np.testing.assert_allclose(acts["dw"], want, rtol=1e-4, atol=1e-4)
