@@ -10,6 +10,14 @@ import pytest
 from designer.engine import backward, explain, ops
 
 
+@pytest.fixture(params=["channels-last", "channels-first"], autouse=True)
+def col2im_layout(request, monkeypatch):
+    """Every test in both of col2im's layouts (channels-first is for few channels a group)."""
+    below = 0 if request.param == "channels-last" else 1 << 30
+    monkeypatch.setattr(backward, "CHANNELS_FIRST_BELOW", below)
+    return request.param
+
+
 def reference(gy, x_shape, weight, stride, padding, dilation, groups):
     """d x[n, c, r, q] = Σ over the outputs (i, j) and taps (a, b) that read input (r, q):
     gy[n, k, i, j] · weight[k, c, a, b], in float64, one output pixel and tap at a time."""
@@ -71,13 +79,15 @@ def close(got, expected, rel=1e-6):
 
 @pytest.mark.parametrize("case", CONVS)
 @pytest.mark.parametrize("block", [None, 1, 50])
-def test_backward_conv2d_is_the_definition(case, block):
-    """In one block, one output row at a time (block 1) and a few rows at a time; float32."""
+def test_backward_conv2d_is_the_definition(case, block, col2im_layout):
+    """In one block, one output row at a time (block 1) and a few rows at a time; float32,
+    laid out channels-last (an NCHW view) or NCHW as col2im worked."""
     shape, _, kernel, stride, padding, dilation, groups = case
     weight, gy = case_arrays(case)
     expected = reference(gy, shape, weight, stride, padding, dilation, groups)
     got = backward.conv2d(gy, shape, weight, stride, padding, dilation, groups, block=block)
     assert got.shape == shape and got.dtype == np.float32
+    assert (got.strides[1] == 4) == (col2im_layout == "channels-last")  # channels adjacent
     close(got, expected)
     matrix = ops.conv_matrix(weight, groups)
     same = backward.conv2d_input(gy, shape, matrix, kernel, stride, padding, dilation, groups,
