@@ -13,9 +13,9 @@ in float64 and float32, and prints how far this engine and PyTorch's float32 are
 (with random weights a ReLU input or a max-pool window a rounding error away from a tie flips
 between float32 and float64: differences of 1e-2 at a few pixels are that, not an error).
 
-"the same by input_gradient" is saliency's computation with the network's own float64 backward
-(``backward.conv2d``: a non-BLAS einsum per kernel tap), for comparison with explain's float32
-matrix-product convolution backward (``explain.conv2d_input_gradient``).
+"the same by input_gradient" is saliency's computation through the network's own backward pass
+(``Network.input_gradient``), for comparison with explain's; both use the same float32
+matrix-product convolution backward (``backward.conv2d_input``).
 """
 from __future__ import annotations
 
