@@ -942,6 +942,26 @@ def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         if bias is not None:
             acc += bias.reshape(taps.shape[2:])
 
+    if sw == 1 and m == 1:  # a row's (column, channel) values are one run: whole-row ops
+        tiled = np.tile(taps, (1, 1, ow))  # (kh, kw, W'·C): each tap's weights along a row
+
+        def block(b: tuple[int, int, int], part: int) -> None:  # noqa: F811
+            i, r0, r1 = b
+            acc = out[i, r0:r1].reshape(r1 - r0, ow * c)
+            tmp = temps[part][:r1 - r0].reshape(r1 - r0, ow * c)
+            for u in range(kh):
+                top = r0 * sh + u * dh
+                band = xp[i, top:top + sh * (r1 - r0 - 1) + 1:sh]
+                for v in range(kw):
+                    view = band[:, v * dw:v * dw + ow].reshape(r1 - r0, ow * c)
+                    if u == v == 0:
+                        np.multiply(view, tiled[0, 0], out=acc)
+                    else:
+                        np.multiply(view, tiled[u, v], out=tmp)
+                        acc += tmp
+            if bias is not None:
+                acc.reshape(r1 - r0, ow, c)[...] += bias
+
     run_blocks(blocks, parts, block, hook)
     return out.transpose(0, 3, 1, 2)
 
