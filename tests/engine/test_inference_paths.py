@@ -200,10 +200,13 @@ def test_parallel_map_covers_every_value_once_in_any_layout():
     rng = np.random.default_rng(0)
     for x in (rand(rng, 3, 4, 50, 7), channels_last(rand(rng, 1, 16, 300, 70)),
               rand(rng, 5, 1000)):
-        out = np.zeros_like(x)
-        ops.parallel_map(x.shape, lambda i: np.add(out[i], x[i] + 1, out=out[i]), parts=2,
-                         values=500)
-        np.testing.assert_array_equal(out, x + 1)
+        for planes in (False, True):
+            out = np.zeros_like(x)
+            ops.parallel_map(x.shape, lambda i: np.add(out[i], x[i] + 1, out=out[i]), parts=2,
+                             values=500, planes=planes)
+            np.testing.assert_array_equal(out, x + 1)
+    blocks = ops.map_blocks((2, 6, 10, 10), 200, planes=True)  # two planes a block
+    assert blocks[0] == (slice(0, 1), slice(0, 2)) and len(blocks) == 6
 
 
 # ------------------------------------------------------------------ the weights, once
@@ -283,8 +286,8 @@ def small_blocks(monkeypatch):
     threads busy, even on the small maps of a test."""
     monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)
     real = ops.parallel_map
-    monkeypatch.setattr(ops, "parallel_map",
-                        lambda shape, work, parts=None, values=300: real(shape, work, parts, 300))
+    monkeypatch.setattr(ops, "parallel_map", lambda shape, work, parts=None, values=300,
+                        planes=False: real(shape, work, parts, 300, planes))
 
 
 POOLS = [("max", (3, 3), (2, 2), (1, 1), (1, 1), False),
