@@ -390,7 +390,8 @@ def test_winograd_weights_are_g_g_gt():
                                atol=1e-6)
 
 
-def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked():
+def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked(monkeypatch):
+    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     big = (128, 128, 3, 3)
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "winograd"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (2, 2), (28, 28)) == "im2col"
@@ -398,6 +399,10 @@ def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked():
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (14, 14)) == "im2col"
     assert ops.conv_kind(64, (64, 64, 3, 3), 1, (1, 1), (1, 1), (1, 1), (56, 56)) == "im2col"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1)) == "im2col"  # no output size given
+    monkeypatch.undo()
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "im2col"
+    assert ops.conv_kind(256, (256, 256, 3, 3), 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "winograd"
+    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     rng = np.random.default_rng(1)
     x, weight = rand(rng, 1, 96, 16, 16), rand(rng, 96, 96, 3, 3) / 30
     plain = ops.conv2d(x, weight, None, (1, 1), (1, 1), (1, 1), 1)
@@ -420,8 +425,9 @@ def wide():
         "edges": [["input", "a"], ["a", "r"], ["r", "b"]]})
 
 
-def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it():
+def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it(monkeypatch):
     import tracemalloc
+    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     net = build(wide(), seed=0)
     assert net._cost["a"].kind == net._cost["b"].kind == "winograd"
     x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
