@@ -421,6 +421,11 @@ def patch_windows(x: np.ndarray, kernel: Pair, stride: Pair, padding, dilation: 
     return windows.transpose(0, 1, 2, 3, 5, 6, 4), ((pt, pb), (pl, pr))
 
 
+#: an im2col block of fewer output pixels than this (and at least four times as many output
+#: channels) is multiplied transposed, weights first (ResNet-18's 7×7 layers: 1.3× faster)
+SHORT_ROWS = 128
+
+
 def conv_kind(c: int, weight_shape: tuple[int, ...], groups: int, padding, dilation: Pair,
               stride: Pair = (1, 1), out: Pair | None = None) -> str:
     """How :func:`conv2d` does an inference convolution of C input channels: "depthwise"
@@ -540,7 +545,10 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
             np.copyto(cols, src)  # the im2col copy
         cols = cols.reshape(rows, groups, kk)
         dst = out[i0:i1, r0:r1].reshape(rows, k)
-        if groups == 1:
+        if groups == 1 and rows < SHORT_ROWS and k >= 4 * rows:  # few pixels, many channels:
+            # the BLAS splits the transposed product better over its threads
+            np.copyto(dst, np.matmul(wmat[0], cols[:, 0, :].T).T)
+        elif groups == 1:
             np.matmul(cols[:, 0, :], wmat_t[0], out=dst)
         else:  # every group in one batched product, written in place
             np.matmul(cols.transpose(1, 0, 2), wmat_t,
