@@ -127,6 +127,19 @@ class _Blas:
                 if self._depth == 0:
                     for lib, n in zip(libs, self._saved):
                         lib.set_num_threads(n)
+                    _release_control(libs)
+
+
+def _release_control(libs: list) -> None:
+    """Let other threads set the BLAS's threads again. threadpoolctl lets only one thread at a
+    time change a process-wide pool (OpenBLAS with pthreads): the first to set it keeps the
+    control until it lets go, and every other thread's setting is ignored without a word, so
+    without this the app's run worker could no longer leave a core to the window once a pass
+    had run elsewhere."""
+    for lib in libs:
+        clear = getattr(type(lib), "clear_controlling_thread", None)
+        if clear is not None:
+            clear()  # only if this thread holds the control
 
 
 BLAS = _Blas()
