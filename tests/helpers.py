@@ -53,3 +53,16 @@ def deadline(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def lenet_onnx(folder, seed, name="lenet.onnx"):
+    """LeNet-5 with seeded weights exported as ONNX into ``folder``: (design, network, path)."""
+    import designer
+    from designer.io.onnx_export import export_onnx
+    from designer.io.templates import find_template
+
+    design = find_template("lenet5").load()
+    net = designer.build(design, seed=seed)
+    path = folder / name
+    export_onnx(design, net.weights, path)
+    return design, net, path

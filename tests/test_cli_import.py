@@ -11,17 +11,12 @@ from onnx import TensorProto, helper
 
 import designer
 from designer.cli import main
-from designer.io.onnx_export import export_onnx
-from designer.io.templates import find_template
+from tests.helpers import lenet_onnx
 
 
 @pytest.fixture
 def model(tmp_path):
-    design = find_template("lenet5").load()
-    net = designer.build(design, seed=4)
-    path = tmp_path / "lenet.onnx"
-    export_onnx(design, net.weights, path)
-    return design, net, path
+    return lenet_onnx(tmp_path, seed=4)
 
 
 def test_import_writes_the_design_and_its_weights_beside_it(model, tmp_path, capsys):

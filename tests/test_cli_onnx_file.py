@@ -9,17 +9,12 @@ import pytest
 
 import designer
 from designer.cli import main
-from designer.io.onnx_export import export_onnx
-from designer.io.templates import find_template
+from tests.helpers import lenet_onnx
 
 
 @pytest.fixture
 def model(tmp_path):
-    design = find_template("lenet5").load()
-    net = designer.build(design, seed=7)
-    path = tmp_path / "lenet.onnx"
-    export_onnx(design, net.weights, path)
-    return design, net, path
+    return lenet_onnx(tmp_path, seed=7)
 
 
 def test_summary_of_an_onnx_model_equals_the_designs(model, capsys):

@@ -18,11 +18,10 @@ import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from designer.core.atomic import write_atomic
-from designer.io.templates import PACKAGED, resources_dir
+from designer.io.templates import PACKAGED, installed_folder, resources_dir
 
 APP_ID = "io.github.cnn_designer.CNNDesigner"
 ICON_NAME = "cnn-designer"
@@ -43,13 +42,7 @@ TOOL_TIMEOUT = 60
 def desktop_files_dir() -> Path:
     """The .desktop entry, the MIME XML and the metainfo: in the package (wheel, bundle) or the
     repository's packaging/linux (source checkout)."""
-    packaged = resources.files("designer") / PACKAGED / PACKAGED_DESKTOP
-    if isinstance(packaged, Path) and packaged.is_dir():
-        return packaged
-    if _CHECKOUT_DESKTOP.is_dir():
-        return _CHECKOUT_DESKTOP
-    raise FileNotFoundError(f"CNN Designer's desktop files are missing from this installation: "
-                            f"neither {packaged} nor {_CHECKOUT_DESKTOP} is a folder; reinstall it")
+    return installed_folder(f"{PACKAGED}/{PACKAGED_DESKTOP}", _CHECKOUT_DESKTOP, "desktop files")
 
 
 def icons_dir() -> Path:

@@ -19,13 +19,20 @@ def resources_dir() -> Path:
     """The folder of templates, samples, trained weights, colour maps and icons: the package's
     ``_resources`` (found through importlib.resources) in a wheel or the bundle, or the
     repository's ``resources/`` in a source checkout."""
-    packaged = resources.files("designer") / PACKAGED
+    return installed_folder(PACKAGED, _CHECKOUT, "resources")
+
+
+def installed_folder(packaged_path: str, checkout: Path, what: str) -> Path:
+    """A folder the installation carries: ``designer/<packaged_path>`` in a wheel or the bundle
+    (found through importlib.resources), else ``checkout`` in a source checkout; a message
+    naming ``what`` is missing when neither is there."""
+    packaged = resources.files("designer") / packaged_path
     if isinstance(packaged, Path) and packaged.is_dir():
         return packaged
-    if _CHECKOUT.is_dir():
-        return _CHECKOUT
-    raise FileNotFoundError(f"CNN Designer's resources are missing from this installation: "
-                            f"neither {packaged} nor {_CHECKOUT} is a folder; reinstall it")
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"CNN Designer's {what} are missing from this installation: "
+                            f"neither {packaged} nor {checkout} is a folder; reinstall it")
 
 
 @dataclass(frozen=True)

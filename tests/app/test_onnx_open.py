@@ -11,23 +11,17 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-import designer
 from designer.app import busy
 from designer.app.busy import run_busy
 from designer.app.run.controller import FILE
-from designer.io.onnx_export import export_onnx
-from designer.io.templates import find_template
+from tests.helpers import lenet_onnx
 
 from .test_run import load_sample, run_and_wait
 
 
 @pytest.fixture
 def model(tmp_path):
-    design = find_template("lenet5").load()
-    net = designer.build(design, seed=9)
-    path = tmp_path / "digits.onnx"
-    export_onnx(design, net.weights, path)
-    return design, net, path
+    return lenet_onnx(tmp_path, seed=9, name="digits.onnx")
 
 
 def _errors(monkeypatch) -> list[str]:

@@ -19,8 +19,7 @@ def test_a_checkout_uses_the_repository_folder():
 def test_the_package_copy_comes_first(tmp_path, monkeypatch):
     package = tmp_path / "designer"
     (package / "_resources" / "desktop").mkdir(parents=True)
-    monkeypatch.setattr(templates.resources, "files", lambda name: package)
-    monkeypatch.setattr(desktop.resources, "files", lambda name: package)
+    monkeypatch.setattr(templates.resources, "files", lambda name: package)  # both look here
     assert templates.resources_dir() == package / "_resources"
     assert desktop.desktop_files_dir() == package / "_resources" / "desktop"
 
