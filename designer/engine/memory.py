@@ -7,7 +7,10 @@ file without importing the executor. Both names are also importable from
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
+import threading
 
 from designer.core.problems import num
 
@@ -17,8 +20,93 @@ class NotEnoughMemory(MemoryError):
     numbers and what to do about it."""
 
 
+#: glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: arrays up to this size come from the heap (glibc's largest mmap threshold on 64 bits) ...
+HEAP_ARRAY_BYTES = 32 * 2**20
+#: ... and this much freed memory stays with the process for the next pass
+KEPT_FREE_BYTES = 2**31 - 1
+#: heap memory kept free beyond this share of the free memory is handed back before measuring
+KEPT_SHARE = 0.25
+
+_libc_lock = threading.Lock()
+_libc: list = []  # [glibc or None], once looked up
+
+
+def _glibc():
+    with _libc_lock:
+        if not _libc:
+            lib = None
+            if sys.platform.startswith("linux"):
+                try:
+                    candidate = ctypes.CDLL(None)
+                    if all(hasattr(candidate, f) for f in ("mallopt", "malloc_trim",
+                                                            "mallinfo2")):
+                        lib = candidate
+                except OSError:
+                    lib = None
+            _libc.append(lib)
+        return _libc[0]
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+_kept = threading.Event()
+
+
+def keep_freed_memory() -> bool:
+    """Let the process keep the memory of freed arrays for the next pass (glibc: arrays up to
+    HEAP_ARRAY_BYTES from the heap, up to KEPT_FREE_BYTES of freed heap not handed back):
+    a pass then writes into pages it has touched before instead of faulting in (and zeroing)
+    fresh ones, about 1 GB of them for ResNet-18 at batch 32 (a quarter of its time in the
+    kernel). :func:`available_memory` hands the kept memory back when memory runs short.
+    Done once per process; False where the C library offers no such control."""
+    lib = _glibc()
+    if lib is None:
+        return False
+    if not _kept.is_set():
+        with _libc_lock:
+            if not _kept.is_set():
+                lib.mallopt(_M_MMAP_THRESHOLD, HEAP_ARRAY_BYTES)
+                lib.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES)
+                _kept.set()
+    return True
+
+
+def kept_free_bytes() -> int:
+    """Bytes of freed memory the process keeps in its heap (0 where unknown)."""
+    lib = _glibc()
+    if lib is None:
+        return 0
+    lib.mallinfo2.restype = _MallInfo2
+    return int(lib.mallinfo2().fordblks)
+
+
+def release_freed_memory() -> bool:
+    """Hand the freed memory the process keeps back to the system (False where unknown)."""
+    lib = _glibc()
+    if lib is None:
+        return False
+    lib.malloc_trim(0)
+    return True
+
+
 def available_memory() -> int | None:
-    """Bytes of memory free for a new allocation (Linux: MemAvailable), or None if unknown."""
+    """Bytes of memory free for a new allocation (Linux: MemAvailable), or None if unknown.
+    Freed memory the process keeps for reuse (see :func:`keep_freed_memory`) is handed back
+    first when it is more than a quarter of that, so it never makes memory look short."""
+    free = _system_available()
+    if free is not None and _kept.is_set() and kept_free_bytes() > KEPT_SHARE * free:
+        release_freed_memory()
+        free = _system_available()
+    return free
+
+
+def _system_available() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:

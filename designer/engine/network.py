@@ -14,7 +14,7 @@ from designer.core.analysis import Analysis
 from designer.core.design import Design
 from designer.engine import backward, ops, training
 from designer.engine.activations import ACTIVATIONS
-from designer.engine.memory import NotEnoughMemory, available_memory, mib
+from designer.engine.memory import NotEnoughMemory, available_memory, keep_freed_memory, mib
 from designer.engine.training import TrainingError
 from designer.engine.weights import (check_weights, expected_tensors, in_engine_layout,
                                      init_weights, load_weights_file, save_weights_file,
@@ -229,6 +229,7 @@ class Network:
         self._work = {n: self.infos[n].macs + math.prod(self.infos[n].shape) for n in self.order}
         self._cost = {n: self._costs(n) for n in self.order}
         self._weight_bytes = weights_bytes(self.shapes)
+        keep_freed_memory()  # passes reuse the pages of the last one's freed arrays
         self._matrix_bytes = sum(4 * math.prod(self.shapes[f"{n}.weight"]) for n in self.order
                                  if self.infos[n].type == "Conv2d")
 
