@@ -39,6 +39,7 @@ from designer.app.train.lock import LOCKED, EditLock
 from designer.app.train.panel import TrainPanel
 from designer.core.catalog import default_params
 from designer.core.design import Design, GraphError, Node
+from designer.engine.memory import release_freed_memory
 from designer.core.fragment import extract, placed, top_left
 from designer.io.design_file import DesignError, design_from_json, design_to_json
 from designer.io.images import supported_formats
@@ -51,10 +52,12 @@ def settle_memory() -> None:
     """After a design is loaded and drawn: move the long-lived objects (the design, its analysis,
     the canvas items) out of the cyclic garbage collector's way. Python's full collections, which
     it runs every few hundred edits, then scan only what edits create, instead of stalling a frame
-    for ~26 ms on a 1,000-node design. Objects frozen with an earlier design are released first."""
+    for ~26 ms on a 1,000-node design. Objects frozen with an earlier design are released first.
+    The memory the engine kept from the last design's passes goes back to the system."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    release_freed_memory()
 
 
 

@@ -29,3 +29,17 @@ def test_an_unsaved_design_saves_its_weights_in_documents_named_after_it(tmp_pat
 def test_the_application_has_the_icon(qapp):
     configure_application(qapp)
     assert not QApplication.windowIcon().isNull()
+
+
+def test_opening_another_design_hands_the_engines_kept_memory_back():
+    import numpy as np
+
+    from designer.app.main_window import settle_memory
+    from designer.engine import memory
+
+    assert memory.keep_freed_memory(), "glibc's malloc controls are expected on this platform"
+    arrays = [np.ones(4 * 2**20 // 8) for _ in range(40)]  # 160 MiB in 4 MiB arrays, from the heap
+    del arrays
+    assert memory.kept_free_bytes() > 100 * 2**20  # kept for the next pass
+    settle_memory()
+    assert memory.kept_free_bytes() < 50 * 2**20
