@@ -78,7 +78,10 @@ def keep_freed_memory() -> bool:
 
 
 def kept_free_bytes() -> int:
-    """Bytes of freed memory the process keeps in its heap (0 where unknown)."""
+    """Bytes of freed memory in the process's heap (glibc's free chunks; 0 where unknown).
+    After :func:`release_freed_memory` the pages of free chunks amid the heap are handed back
+    but the chunks stay listed, so this falls only by what lay at the heap's top: measure
+    what went back by the process's resident memory (/proc/self/statm), not by this."""
     lib = _glibc()
     if lib is None:
         return 0
@@ -98,7 +101,8 @@ def release_freed_memory() -> bool:
 def available_memory() -> int | None:
     """Bytes of memory free for a new allocation (Linux: MemAvailable), or None if unknown.
     Freed memory the process keeps for reuse (see :func:`keep_freed_memory`) is handed back
-    first when it is more than a quarter of that, so it never makes memory look short."""
+    first when it is more than a quarter of that, so it never makes memory look short (when
+    memory is that short, every call hands back again what a pass took up since)."""
     free = _system_available()
     if free is not None and _kept.is_set() and kept_free_bytes() > KEPT_SHARE * free:
         release_freed_memory()
