@@ -936,7 +936,7 @@ class Network:
             out = alloc(a.shape, np.float32, layout)
             if t == "ReLU":
                 def work(s0: int, s1: int, al: ops.Alloc) -> None:
-                    np.maximum(a[s0:s1], np.float32(0), out=out[s0:s1])
+                    ops.relu_into(a[s0:s1], out[s0:s1])
             else:
                 def work(s0: int, s1: int, al: ops.Alloc) -> None:
                     np.tanh(a[s0:s1], out=out[s0:s1])

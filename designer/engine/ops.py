@@ -818,125 +818,74 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
 DEPTHWISE_VALUES = 1 << 15
 
 
-#: a depthwise layer of stride 1 with a kernel of this many taps or more (5×5, 7×7, ...) is
-#: done by banded matrix products (:func:`depthwise_toeplitz`), smaller ones tap by tap
-TOEPLITZ_TAPS = 25
-#: output columns per tile and output rows per band of :func:`depthwise_toeplitz`
-TOEPLITZ_COLUMNS = 16
-TOEPLITZ_ROWS = 64
-
-
-def toeplitz_suits(weight_shape: tuple[int, ...], c: int, stride: Pair, dilation: Pair) -> bool:
-    k, _, kh, kw = weight_shape
-    return (k == c and kh * kw >= TOEPLITZ_TAPS and tuple(stride) == (1, 1)
-            and tuple(dilation) == (1, 1))
-
-
 def depthwise_temp_values(c: int, h: int, w: int, weight_shape: tuple[int, ...], stride: Pair,
                           padding, dilation: Pair, parts: int) -> tuple[int, int]:
     """(float32 values a sample's padded copy takes, values of the other buffers of one call)
     of an inference pass's depthwise convolution (see :func:`depthwise_conv2d`)."""
     k, _, kh, kw = weight_shape
     (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
-    if not toeplitz_suits(weight_shape, c, stride, dilation):
-        return (h + pt + pb) * (w + pl + pr) * c, max(1, parts) * DEPTHWISE_VALUES * 2
-    b = TOEPLITZ_COLUMNS
-    ow = w + pl + pr - kw + 1
-    nt = -(-ow // b)
-    band = nt * ((TOEPLITZ_ROWS + kh - 1) * kh * b + TOEPLITZ_ROWS * b)
-    return (h + pt + pb) * (nt * b + kw - 1) * c, max(1, parts) * 2 * band + c * (b + kw) * kh * b
-
-
-def depthwise_toeplitz(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, padding,
-                       hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
-                       ) -> np.ndarray:
-    """A depthwise convolution (K = C) of stride 1 with a large kernel by banded (Toeplitz)
-    matrix products: each channel's zero-padded plane, cut into overlapping tiles of
-    TOEPLITZ_COLUMNS + kw − 1 columns (strided views, no copy), is multiplied by a
-    (columns + kw − 1) × (kh · columns) matrix that holds the kernel's rows shifted along its
-    diagonals, giving every kernel row's contribution to the tile's output columns at once;
-    each output row then adds the kh contributions of the input rows it covers. Bands of
-    TOEPLITZ_ROWS output rows keep the products in cache; channels are spread over ``parts``
-    threads (single-threaded BLAS each). About 3× the multiply-adds of the definition, but
-    at the matrix library's pace instead of one NumPy pass per kernel tap. Returns
-    (N, K, H', W') float32 (NCHW)."""
-    n, c, h, w = x.shape
-    kh, kw = weight.shape[2:]
-    (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), (1, 1))
-    oh, ow = h + pt + pb - kh + 1, w + pl + pr - kw + 1
-    b = TOEPLITZ_COLUMNS
-    nt = -(-ow // b)
-    hp, wp = h + pt + pb, nt * b + kw - 1
-    xp = alloc((n, c, hp, wp))
-    xp[:, :, :pt], xp[:, :, pt + h:] = 0, 0
-    xp[:, :, pt:pt + h, :pl], xp[:, :, pt:pt + h, pl + w:] = 0, 0
-    inner = xp[:, :, pt:pt + h, pl:pl + w]
-    parallel_map(x.shape, lambda i: np.copyto(inner[i], x[i]), parts)
-    band = np.zeros((c, b + kw - 1, kh, b), np.float32)  # [c, col + v, u, col] = w[c, u, v]
-    for v in range(kw):
-        for col in range(b):
-            band[:, col + v, :, col] = weight[:, 0, :, v]
-    band = band.reshape(c, b + kw - 1, kh * b)
-    out = alloc((n, c, oh, ow))
-    rows = TOEPLITZ_ROWS
-    parts = max(1, min(parts, n * c))
-    work = [dict(y=np.empty((nt, rows + kh - 1, kh * b), np.float32),
-                 acc=np.empty((nt, rows, b), np.float32)) for _ in range(parts)]
-    step = (wp * 4, 4)
-
-    def plane(block: tuple[int, int], part: int) -> None:
-        i, ch = block
-        src, buf = xp[i, ch], work[part]
-        for r0 in range(0, oh, rows):
-            rr = min(rows, oh - r0)
-            tiles = np.lib.stride_tricks.as_strided(src[r0:], (nt, rr + kh - 1, b + kw - 1),
-                                                    (b * 4,) + step, writeable=False)
-            y = buf["y"][:, :rr + kh - 1]
-            np.matmul(tiles, band[ch], out=y)
-            y4 = y.reshape(nt, rr + kh - 1, kh, b)
-            acc = buf["acc"][:, :rr]
-            np.copyto(acc, y4[:, :rr, 0])
-            for u in range(1, kh):
-                acc += y4[:, u:u + rr, u]
-            dst = out[i, ch, r0:r0 + rr]
-            np.copyto(dst, acc.transpose(1, 0, 2).reshape(rr, nt * b)[:, :ow])
-            if bias is not None:
-                dst += bias[ch]
-
-    blocks = [(i, ch) for i in range(n) for ch in range(c)]
-    if parts > 1:
-        with BLAS.single():
-            run_blocks(blocks, parts, plane, hook)
-    else:
-        run_blocks(blocks, 1, plane, hook)
-    return out
+    wp, sw = w + pl + pr, stride[1]
+    ow = (wp - dilation[1] * (kw - 1) - 1) // sw + 1
+    if k == c and sw > 1:  # the padded copy as kw planes of the output's width
+        wp = kw * ow
+    # the taps' weights along a row (K = C) or one temporary block per thread (K > C)
+    return (h + pt + pb) * wp * c, max(kh * kw * ow * k, max(1, parts) * DEPTHWISE_VALUES * 2)
 
 
 def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
                      padding, dilation: Pair, hook: ChunkHook | None = None,
                      alloc: Alloc = new_array, parts: int = 1) -> np.ndarray:
-    """A depthwise convolution (groups = C; K = m·C, each input channel feeding m outputs) as
-    one multiply and one add per kernel tap over shifted strided views of the zero-padded
-    channels-last input, in blocks of output rows small enough to stay in cache, spread over
-    ``parts`` threads (NumPy releases the GIL in its loops). Products are summed in float32 in
-    the kernel's row-major order. Returns (N, K, H', W') float32, an NCHW view of channels-last
-    memory. A large kernel of stride 1 (K = C) goes to :func:`depthwise_toeplitz` instead
-    (NCHW result)."""
+    """A depthwise convolution (groups = C; K = m·C, each input channel feeding m outputs) over
+    shifted strided views of the zero-padded channels-last input, in blocks of output rows
+    small enough to stay in cache, spread over ``parts`` threads (NumPy releases the GIL in its
+    loops) when the output has at least PARALLEL_VALUES values (below, the threads' hand-overs
+    cost more than they save). Products are summed in float32 in the kernel's row-major
+    order. Returns (N, K, H', W') float32, an NCHW view of channels-last memory.
+
+    With K = C, a block is one ``np.einsum`` over a (kh, kw, rows, W'·C) view of the input
+    and the taps' weights repeated along a row: every product and sum in one C loop over
+    whole rows, no temporary, no Python between taps (3× faster than a multiply and an add
+    per tap, and it spreads over the threads, which per-tap ops, holding the GIL between
+    short loops, did not; 1.3-15× faster than banded matrix products for 5×5 and 7×7
+    kernels). For a stride of s > 1 columns the padded copy is made as kw
+    planes, plane v holding the columns tap v reads (every s-th), so that a row of a tap's
+    values is one run there too. With m > 1, one multiply and one add per tap."""
     n, c, h, w = x.shape
     k, _, kh, kw = weight.shape
-    if toeplitz_suits(weight.shape, c, stride, dilation):
-        return depthwise_toeplitz(x, weight, bias, padding, hook, alloc, parts)
     m = k // c
     (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
     sh, sw = stride
     dh, dw = dilation
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    if n * oh * ow * k < PARALLEL_VALUES:
+        parts = 1
     xt = x.transpose(0, 2, 3, 1)
-    if not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
+    hp, wp = h + pt + pb, w + pl + pr
+    gathered = m == 1 and sw > 1
+    if gathered:  # plane v, column j: padded column v·dw + j·sw
+        xp = alloc((kw * n, hp, ow, c)).reshape(kw, n, hp, ow, c)
+        spans = []
+        for v in range(kw):
+            first = max(0, -(-(pl - v * dw) // sw))  # the plane's columns inside x: from
+            last = min(ow, -(-(w + pl - v * dw) // sw))  # first to last - 1, x's columns
+            first = min(first, last)
+            spans.append((first, last, v * dw + sw * first - pl))  # ... from the third, by s
+            plane = xp[v]
+            plane[:, :pt], plane[:, pt + h:] = 0, 0
+            plane[:, pt:pt + h, :first], plane[:, pt:pt + h, last:] = 0, 0
+
+        def pad(i: tuple) -> None:
+            rows = i[2] if len(i) > 2 else slice(None)
+            for v, (first, last, x0) in enumerate(spans):
+                if last > first:
+                    np.copyto(xp[v, i[0], pt:pt + h, first:last][:, rows],
+                              xt[i[0], :, x0:x0 + sw * (last - first - 1) + 1:sw][:, rows])
+        parallel_map((n, 1, h, w * c), pad, parts)
+    elif not (pt or pb or pl or pr) and xt.flags.c_contiguous and xt.dtype == np.float32:
         xp = xt
     else:
-        xp = alloc((n, h + pt + pb, w + pl + pr, c))
+        xp = alloc((n, hp, wp, c))
         xp[:, :pt], xp[:, pt + h:] = 0, 0
         xp[:, pt:pt + h, :pl], xp[:, pt:pt + h, pl + w:] = 0, 0
 
@@ -951,46 +900,43 @@ def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     out = alloc((n, oh, ow, k))
     rows = max(1, min(oh, DEPTHWISE_VALUES // max(1, ow * k)))
     blocks = [(i, r, min(oh, r + rows)) for i in range(n) for r in range(0, oh, rows)]
-    temps = [np.empty((rows, ow) + taps.shape[2:], np.float32) for _ in range(max(1, parts))]
 
-    def block(b: tuple[int, int, int], part: int) -> None:
-        i, r0, r1 = b
-        acc = out[i, r0:r1].reshape((r1 - r0, ow) + taps.shape[2:])
-        tmp = temps[part][:r1 - r0]
-        for u in range(kh):
-            top = r0 * sh + u * dh
-            band = xp[i, top:top + sh * (r1 - r0 - 1) + 1:sh]
-            for v in range(kw):
-                view = band[:, v * dw:v * dw + sw * (ow - 1) + 1:sw]
-                if m > 1:
-                    view = view[..., None]
-                if u == v == 0:
-                    np.multiply(view, taps[0, 0], out=acc)
-                else:
-                    np.multiply(view, taps[u, v], out=tmp)
-                    acc += tmp
-        if bias is not None:
-            acc += bias.reshape(taps.shape[2:])
-
-    if sw == 1 and m == 1:  # a row's (column, channel) values are one run: whole-row ops
+    if m == 1:  # (kh, kw, rows, W'·C) views: the rows of every tap's values, one run each
         tiled = np.tile(taps, (1, 1, ow))  # (kh, kw, W'·C): each tap's weights along a row
+        if gathered:
+            row_step, tap_step = xp.strides[2], xp.strides[0]
+        else:
+            row_step, tap_step = xp.strides[1], dw * xp.strides[2]
 
-        def block(b: tuple[int, int, int], part: int) -> None:  # noqa: F811
+        def block(b: tuple[int, int, int], part: int) -> None:
             i, r0, r1 = b
+            base = xp[:, i, r0 * sh:] if gathered else xp[i, r0 * sh:]
+            view = np.lib.stride_tricks.as_strided(
+                base, (kh, kw, r1 - r0, ow * c), (dh * row_step, tap_step, sh * row_step,
+                                                  xp.strides[-1]), writeable=False)
             acc = out[i, r0:r1].reshape(r1 - r0, ow * c)
-            tmp = temps[part][:r1 - r0].reshape(r1 - r0, ow * c)
+            np.einsum("uvyz,uvz->yz", view, tiled, out=acc)
+            if bias is not None:
+                acc.reshape(r1 - r0, ow, c)[...] += bias
+    else:
+        temps = [np.empty((rows, ow) + taps.shape[2:], np.float32) for _ in range(max(1, parts))]
+
+        def block(b: tuple[int, int, int], part: int) -> None:
+            i, r0, r1 = b
+            acc = out[i, r0:r1].reshape((r1 - r0, ow) + taps.shape[2:])
+            tmp = temps[part][:r1 - r0]
             for u in range(kh):
                 top = r0 * sh + u * dh
                 band = xp[i, top:top + sh * (r1 - r0 - 1) + 1:sh]
                 for v in range(kw):
-                    view = band[:, v * dw:v * dw + ow].reshape(r1 - r0, ow * c)
+                    view = band[:, v * dw:v * dw + sw * (ow - 1) + 1:sw][..., None]
                     if u == v == 0:
-                        np.multiply(view, tiled[0, 0], out=acc)
+                        np.multiply(view, taps[0, 0], out=acc)
                     else:
-                        np.multiply(view, tiled[u, v], out=tmp)
+                        np.multiply(view, taps[u, v], out=tmp)
                         acc += tmp
             if bias is not None:
-                acc.reshape(r1 - r0, ow, c)[...] += bias
+                acc += bias.reshape(taps.shape[2:])
 
     run_blocks(blocks, parts, block, hook)
     return out.transpose(0, 3, 1, 2)
@@ -1159,16 +1105,50 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: Pair) -> np.ndarray:
 def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
                bias: np.ndarray | None, eps: float, parts: int = 1) -> np.ndarray:
     """Inference-mode BatchNorm2d. x: (N, C, H, W); statistics and affine (C,). The per-channel
-    scale and shift are worked out in float64; the maps are scaled and shifted in float32, a
-    cache-sized block at a time (both steps while it is in cache), over ``parts`` threads; the
-    result keeps x's layout."""
+    scale and shift are worked out in float64; the maps are scaled and shifted in float32 (see
+    :func:`channel_affine`); the result keeps x's layout."""
     scale = 1.0 / np.sqrt(var.astype(np.float64) + eps)
     shift = -mean * scale
     if weight is not None:
         scale, shift = scale * weight, shift * weight + bias
+    return channel_affine(x, scale.astype(np.float32), shift.astype(np.float32), parts)
+
+
+#: per-channel vectors of channels-last elementwise work are repeated along a row of about this
+#: many values, so that NumPy's inner loop runs over a long row, not over one pixel's channels
+TILED_ROW = 8192
+
+
+def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, parts: int = 1
+                   ) -> np.ndarray:
+    """x · scale + shift per channel (float32 (C,) each) of maps x (N, C, H, W), in float32, a
+    cache-sized block at a time (both steps while it is in cache), over ``parts`` threads;
+    the result keeps x's layout. Channels-last maps are worked as rows of whole pixels with
+    the vectors repeated along the row (a pixel's C values alone make NumPy's inner loop too
+    short to be fast: 2× slower at 96 channels); the same products and sums either way."""
+    c = x.shape[1]
+    if channels_last(x) and c < TILED_ROW:
+        out = empty_maps(x.shape, True)
+        flat_x, flat_out = x.transpose(0, 2, 3, 1).reshape(-1), out.transpose(0, 2, 3, 1).reshape(-1)
+        pixels = flat_x.size // max(1, c)
+        per_row = max(1, min(pixels, TILED_ROW // max(1, c)))
+        main = pixels // per_row * per_row * c
+        rows_x, rows_out = (flat_x[:main].reshape(-1, per_row * c),
+                            flat_out[:main].reshape(-1, per_row * c))
+        scales, shifts = np.tile(scale, per_row), np.tile(shift, per_row)
+
+        def rows(i: tuple) -> None:
+            o = rows_out[i]
+            np.multiply(rows_x[i], scales, out=o)
+            o += shifts
+        parallel_map(rows_x.shape, rows, parts)
+        if main < flat_x.size:  # the last pixels, fewer than a row
+            tail = flat_out[main:].reshape(-1, c)
+            np.multiply(flat_x[main:].reshape(-1, c), scale, out=tail)
+            tail += shift
+        return out
     shape = (1, -1, 1, 1)
-    scale32 = scale.astype(np.float32).reshape(shape)
-    shift32 = shift.astype(np.float32).reshape(shape)
+    scale32, shift32 = scale.reshape(shape), shift.reshape(shape)
     out = empty_maps(x.shape, channels_last(x))
 
     def work(i: tuple) -> None:
@@ -1244,13 +1224,23 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.nda
     return y
 
 
+#: max(x, 0) as NumPy's clip ufunc between 0 and +∞: 3-4× faster than np.maximum with a scalar
+#: (which has no fast loop for one), the same values, and −0 stays −0 as in PyTorch's relu
+_ZERO, _INFINITY = np.float32(0), np.float32(np.inf)
+
+
+def relu_into(x: np.ndarray, out: np.ndarray) -> None:
+    """out = max(x, 0) (float32, NaN stays NaN)."""
+    np.clip(x, _ZERO, _INFINITY, out=out)
+
+
 def relu(x: np.ndarray, parts: int = 1) -> np.ndarray:
     """max(x, 0) in float32, keeping x's layout, cache-sized blocks over ``parts`` threads."""
-    if parts <= 1:
-        return np.maximum(x, np.float32(0), dtype=np.float32)
     out = empty_maps(x.shape, channels_last(x)) if x.ndim == 4 else np.empty(x.shape, np.float32)
-    parallel_map(x.shape, lambda i: np.maximum(x[i], np.float32(0), out=out[i],
-                                               dtype=np.float32), parts,
+    if parts <= 1:
+        relu_into(x, out)
+        return out
+    parallel_map(x.shape, lambda i: relu_into(x[i], out[i]), parts,
                  planes=x.ndim == 4 and not channels_last(x))
     return out
 

@@ -38,12 +38,17 @@ def general(x, weight, bias, stride, padding, dilation, groups):
     (3, 3, (3, 5), (2, 1), (2, 0), (2, 1), (13, 12)),  # rectangular, dilated, uneven padding
     (8, 1, 3, (1, 1), "same", (1, 1), (7, 7)),
     (4, 1, 3, (1, 1), (0, 0), (1, 1), (9, 9)),       # no padding: no padded copy
+    (5, 1, 3, (2, 2), (1, 1), (1, 1), (11, 10)),     # strided: the padded copy in phases
+    (3, 1, 3, (1, 3), (0, 2), (1, 2), (8, 17)),      # three phases, dilated, uneven widths
+    (4, 1, (3, 5), (2, 2), (0, 0), (1, 1), (9, 12)),  # no padding, an even kernel width
+    (2, 1, 3, (2, 2), (3, 4), (1, 1), (5, 6)),       # padding wider than the kernel's reach
 ])
 @pytest.mark.parametrize("parts", [1, 2])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
 def test_depthwise_taps_match_the_loops(c, m, k, stride, padding, dilation, size, parts, layout,
                                         monkeypatch):
     monkeypatch.setattr(ops, "DEPTHWISE_VALUES", 64)  # many blocks of a few rows
+    monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)  # small maps on several threads too
     rng = np.random.default_rng(c * 10 + m)
     kernel = k if isinstance(k, tuple) else (k, k)
     x = rand(rng, 2, c, *size)
@@ -54,41 +59,32 @@ def test_depthwise_taps_match_the_loops(c, m, k, stride, padding, dilation, size
     got = ops.conv2d(x, weight, bias, stride, padding, dilation, c, parts=parts)
     pads = ops.pad_amounts(padding, kernel, dilation)
     np.testing.assert_allclose(got, conv_ref(x, weight, bias, stride, pads, dilation, c), **TOL)
-    toeplitz = ops.toeplitz_suits(weight.shape, c, stride, dilation)
-    assert got.dtype == np.float32 and ops.channels_last(got) == (not toeplitz)
+    assert got.dtype == np.float32 and ops.channels_last(got)
 
 
-@pytest.mark.parametrize("c, kernel, padding, size", [
-    (3, (5, 5), (2, 2), (19, 37)),     # output columns not a whole number of tiles
-    (2, (7, 7), (3, 3), (16, 16)),
-    (4, (5, 7), (1, 4), (11, 9)),      # rectangular, uneven padding
-    (2, (5, 5), (0, 0), (12, 21)),
-    (3, (7, 5), "same", (10, 13))])
+@pytest.mark.parametrize("c, kernel, stride, padding, size", [
+    (3, (5, 5), (1, 1), (2, 2), (19, 37)),
+    (2, (7, 7), (1, 1), (3, 3), (16, 16)),
+    (4, (5, 7), (1, 1), (1, 4), (11, 9)),      # rectangular, uneven padding
+    (2, (5, 5), (1, 1), (0, 0), (12, 21)),
+    (3, (7, 5), (1, 1), "same", (10, 13)),
+    (3, (7, 7), (2, 2), (3, 3), (17, 20)),     # strided: the padded copy in kw planes
+    (2, (5, 5), (3, 2), (2, 1), (14, 15))])
 @pytest.mark.parametrize("parts", [1, 2])
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_large_depthwise_kernels_by_banded_products_match_the_loops(monkeypatch, c, kernel,
-                                                                    padding, size, parts,
-                                                                    layout):
-    monkeypatch.setattr(ops, "TOEPLITZ_ROWS", 4)  # several bands of rows
-    monkeypatch.setattr(ops, "TOEPLITZ_COLUMNS", 8)
+def test_large_depthwise_kernels_match_the_loops(monkeypatch, c, kernel, stride, padding, size,
+                                                 parts, layout):
+    monkeypatch.setattr(ops, "DEPTHWISE_VALUES", 40)  # blocks of one or a few rows
+    monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)
     rng = np.random.default_rng(c + kernel[0])
     x = rand(rng, 2, c, *size)
     if layout == "nhwc":
         x = channels_last(x)
     weight, bias = rand(rng, c, 1, *kernel), rand(rng, c)
-    assert ops.toeplitz_suits(weight.shape, c, (1, 1), (1, 1))
-    got = ops.conv2d(x, weight, bias, (1, 1), padding, (1, 1), c, parts=parts)
+    got = ops.conv2d(x, weight, bias, stride, padding, (1, 1), c, parts=parts)
     pads = ops.pad_amounts(padding, kernel, (1, 1))
-    np.testing.assert_allclose(got, conv_ref(x, weight, bias, (1, 1), pads, (1, 1), c), **TOL)
+    np.testing.assert_allclose(got, conv_ref(x, weight, bias, stride, pads, (1, 1), c), **TOL)
     assert got.dtype == np.float32
-
-
-def test_banded_products_only_for_large_stride_1_kernels_without_multiplier():
-    assert ops.toeplitz_suits((8, 1, 5, 5), 8, (1, 1), (1, 1))
-    assert not ops.toeplitz_suits((8, 1, 3, 3), 8, (1, 1), (1, 1))
-    assert not ops.toeplitz_suits((8, 1, 7, 7), 8, (2, 2), (1, 1))
-    assert not ops.toeplitz_suits((8, 1, 7, 7), 8, (1, 1), (2, 2))
-    assert not ops.toeplitz_suits((16, 1, 7, 7), 8, (1, 1), (1, 1))
 
 
 @pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
@@ -320,7 +316,10 @@ def test_pooling_in_blocks_over_threads_matches_the_loops(small_blocks, kind, ke
 
 
 @pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_batch_norm_relu_and_add_over_threads_match_their_formulas(small_blocks, layout):
+@pytest.mark.parametrize("row", [8192, 14])  # 14: rows of 4 pixels, 2 left over
+def test_batch_norm_relu_and_add_over_threads_match_their_formulas(small_blocks, layout, row,
+                                                                   monkeypatch):
+    monkeypatch.setattr(ops, "TILED_ROW", row)
     rng = np.random.default_rng(6)
     x, y, z = (rand(rng, 2, 3, 17, 9) for _ in range(3))
     if layout == "nhwc":
@@ -337,6 +336,14 @@ def test_batch_norm_relu_and_add_over_threads_match_their_formulas(small_blocks,
                                   np.maximum(x[:, :, 0, :], 0))
     np.testing.assert_array_equal(ops.add([x, y, z], parts=2), x + y + z)
     assert ops.add([x, y], parts=2).dtype == np.float32
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_relu_keeps_nan_and_the_sign_of_zero_as_pytorch(parts):
+    x = np.array([-0.0, 0.0, np.nan, -np.inf, np.inf, -2.5, 3.5], np.float32)
+    got = ops.relu(x, parts)
+    np.testing.assert_array_equal(got, [0, 0, np.nan, 0, np.inf, 0, 3.5])
+    assert np.signbit(got).tolist() == [True] + [False] * 6  # torch.relu(-0.0) is -0.0
 
 
 def test_elementwise_map_over_threads_equals_one_thread():
