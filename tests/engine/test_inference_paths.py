@@ -453,8 +453,8 @@ def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_i
     np.testing.assert_allclose(acts["b"], want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel", [3, 7])
-def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel):
+@pytest.mark.parametrize("kernel, stride", [(3, 1), (7, 1), (3, 2), (5, 3)])
+def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel, stride):
     import tracemalloc
     design = designer.load_design({
         "format": "cnn-designer", "version": 1, "name": "dw",
@@ -463,6 +463,7 @@ def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel):
                   {"id": "dw", "type": "Conv2d", "params": {"out_channels": 16,
                                                              "kernel_size": kernel,
                                                              "padding": kernel // 2,
+                                                             "stride": stride,
                                                              "groups": 16}}],
         "edges": [["input", "dw"]]})
     net = build(design, seed=0)
@@ -476,7 +477,7 @@ def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel):
         tracemalloc.stop()
     assert peak <= net.estimate_bytes(2)
     w = weights["dw.weight"]
-    want = general(x, w, weights["dw.bias"], (1, 1), (kernel // 2,) * 2, (1, 1), 16)
+    want = general(x, w, weights["dw.bias"], (stride, stride), (kernel // 2,) * 2, (1, 1), 16)
     np.testing.assert_allclose(acts["dw"], want, rtol=1e-4, atol=1e-4)
 
 
