@@ -1173,8 +1173,8 @@ class Network:
     @staticmethod
     def _parts(a: np.ndarray) -> int:
         """Threads an inference pass's elementwise op or pooling on ``a`` spreads over: the
-        engine's (``ops.worker_count``) from ``ops.PARALLEL_VALUES`` values on, else one."""
-        return ops.worker_count() if a.size >= ops.PARALLEL_VALUES else 1
+        engine's (``ops.worker_count``) from ``ops.ELEMENTWISE_VALUES`` values on, else one."""
+        return ops.worker_count() if a.size >= ops.ELEMENTWISE_VALUES else 1
 
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
              w: Mapping[str, np.ndarray], hook: ops.ChunkHook) -> np.ndarray:

@@ -281,6 +281,7 @@ def small_blocks(monkeypatch):
     """Blocks of a few hundred values, spread over threads from any size: many blocks, both
     threads busy, even on the small maps of a test."""
     monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)
+    monkeypatch.setattr(ops, "ELEMENTWISE_VALUES", 1)
     real = ops.parallel_map
     monkeypatch.setattr(ops, "parallel_map", lambda shape, work, parts=None, values=300,
                         planes=False: real(shape, work, parts, 300, planes))
@@ -347,11 +348,15 @@ def test_relu_keeps_nan_and_the_sign_of_zero_as_pytorch(parts):
 
 
 def test_elementwise_map_over_threads_equals_one_thread():
-    x = np.random.default_rng(0).standard_normal((3, 5, 130, 170)).astype(np.float32)
-    assert x.size >= ops.PARALLEL_VALUES
+    x = np.random.default_rng(0).standard_normal((3, 5, 190, 190)).astype(np.float32)
+    assert x.size >= ops.ELEMENTWISE_VALUES
     one = ops._map(x, ops._sigmoid, parts=1)
     np.testing.assert_array_equal(ops._map(x, ops._sigmoid, parts=2), one)
     np.testing.assert_array_equal(ops.sigmoid(x), one)
+    for maps in (x, channels_last(x)):  # ReLU over threads, in chunks of the memory's order
+        got = ops.relu(maps, parts=2)
+        np.testing.assert_array_equal(got, np.maximum(maps, 0))
+        assert ops.channels_last(got) == ops.channels_last(maps)
 
 
 def test_a_forward_pass_gives_what_one_thread_gives(monkeypatch):
@@ -362,6 +367,7 @@ def test_a_forward_pass_gives_what_one_thread_gives(monkeypatch):
     one = net.forward(x)
     monkeypatch.setattr(ops, "worker_count", lambda: 2)
     monkeypatch.setattr(ops, "PARALLEL_VALUES", 1)
+    monkeypatch.setattr(ops, "ELEMENTWISE_VALUES", 1)
     two = net.forward(x)
     for k in one:
         np.testing.assert_allclose(two[k], one[k], rtol=1e-6, atol=1e-6)
