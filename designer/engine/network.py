@@ -152,6 +152,10 @@ TRAIN_FIXED_BYTES = 6 * 2**20
 #: the matrix library's buffers for each of its threads beyond the first (OpenBLAS: about
 #: 7 MiB), counted when a training pass leaves it several threads (a batch of one)
 BLAS_THREAD_BYTES = 8 * 2**20
+#: a Winograd layer's transformed weight is kept between passes (with a copy of the weight, to
+#: notice a change) for weights up to this size: 256 × 256 channels; larger layers transform
+#: theirs each pass, a small part of their time
+WINOGRAD_KEEP_BYTES = 4 * 2**20
 
 
 class _Cost:
@@ -219,6 +223,8 @@ class Network:
         elif weights is not None:
             self._weights = check_weights(weights, self.shapes, copy=copy_weights)
         self._matrices: dict[str, np.ndarray] = {}  # conv weights in the engine's patch order
+        # Winograd layers' transformed weights, each with a copy of the weight it was made from
+        self._winograd: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # training (see gradients): Dropout's generator when the caller gives none, and the
         # batches each BatchNorm2d has counted (PyTorch's num_batches_tracked)
         self._rng = np.random.default_rng(seed)
@@ -341,10 +347,14 @@ class Network:
     def _matrix_need(self, inference: bool = False) -> int:
         """Bytes of the convolution matrices a pass copies: none for a weight in the engine's
         layout (drawn, loaded or copied weights are; see ``weights.engine_layout``), whose
-        matrix is a view of it; an inference pass makes none for a depthwise or 1×1 layer."""
+        matrix is a view of it. An inference pass makes none for a depthwise or 1×1 layer, and
+        keeps a Winograd layer's transformed weight with a copy of the weight."""
         weights = self._weights
         total = 0
         for n in self.order:
+            if inference and self._cost[n].kind == "winograd":  # its transformed weight, kept
+                size = 4 * math.prod(self.shapes[f"{n}.weight"])
+                total += size * 25 // 9 if size <= WINOGRAD_KEEP_BYTES else 0
             if self.infos[n].type != "Conv2d" or (inference and self._cost[n].kind != "im2col"):
                 continue
             weight = None if weights is None else weights.get(f"{n}.weight")
@@ -382,6 +392,7 @@ class Network:
         given, cached matrices, this thread's band buffer)."""
         held = self._weight_bytes if self._weights is not None else 0
         held += sum(m.nbytes for m in list(self._matrices.values()))
+        held += sum(w.nbytes + u.nbytes for w, u in list(self._winograd.values()))
         scratch = getattr(self._local, "scratch", None)
         workspace = getattr(self._local, "workspace", None)
         parts = getattr(self._local, "part_scratch", {})
@@ -1119,6 +1130,24 @@ class Network:
         notice a changed weight on their own, at the cost of one comparison per layer."""
         with self._lock:
             self._matrices.clear()
+            self._winograd.clear()
+
+    def _winograd_weights(self, node_id: str, weight: np.ndarray) -> np.ndarray | None:
+        """A Winograd layer's transformed weight (``ops.winograd_weights``), kept with a copy
+        of the weight it was made from when the weight takes at most WINOGRAD_KEEP_BYTES (made
+        again when the weight's values have changed: one comparison); None for a larger layer,
+        which transforms its weight each pass (small beside the layer itself there)."""
+        if weight.nbytes > WINOGRAD_KEEP_BYTES:
+            return None
+        kept = self._winograd.get(node_id)
+        if kept is None or not _same_values(kept[0], weight):
+            with self._lock:
+                kept = self._winograd.get(node_id)
+                if kept is None or not _same_values(kept[0], weight):
+                    self._winograd.pop(node_id, None)  # the old one goes before the new one
+                    kept = self._winograd[node_id] = (np.array(weight, np.float32),
+                                                      ops.winograd_weights(weight))
+        return kept[1]
 
     def _matrix(self, node_id: str, weight: np.ndarray, groups: int) -> np.ndarray:
         """The conv weight in the engine's patch order, made once per network (under the lock)
@@ -1187,11 +1216,14 @@ class Network:
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
             parts = ops.worker_count()
+            if self._cost[node_id].kind == "winograd":
+                return ops.winograd_conv2d(a, weight, w.get(f"{node_id}.bias"), v["padding"],
+                                           hook, parts=parts,
+                                           u=self._winograd_weights(node_id, weight))
             if self._cost[node_id].kind != "im2col":  # no matrix, no band buffer
                 return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
                                   v["padding"], v["dilation"], v["groups"], self.scratch_bytes,
-                                  hook, parts=parts,
-                                  winograd=self._cost[node_id].kind == "winograd")
+                                  hook, parts=parts)
             matrix = self._matrix(node_id, weight, v["groups"])
             k, cg, kh, kw = weight.shape
             oh, ow = info.shape[1:]
@@ -1242,13 +1274,19 @@ class Network:
         raise AssertionError(f"no engine op for {t}")  # the catalog and this table must agree
 
 
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a and b (equal shapes) hold the same values, NaN equal to NaN (the quick
+    comparison first: NumPy's NaN-aware one copies the arrays)."""
+    return bool(np.array_equal(a, b) or np.array_equal(a, b, equal_nan=True))
+
+
 def _same_matrix(matrix: np.ndarray, weight: np.ndarray, groups: int) -> bool:
     """Whether ``matrix`` is ``ops.conv_matrix(weight, groups)`` for the weight's values now."""
     k, cg, kh, kw = weight.shape
     if matrix.shape != (groups, k // groups, kh * kw * cg):
         return False
     view = weight.reshape(groups, k // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2)
-    return bool(np.array_equal(matrix.reshape(view.shape), view, equal_nan=True))
+    return _same_values(matrix.reshape(view.shape), view)
 
 
 def build(design: Design, weights: Mapping[str, Any] | str | os.PathLike | None = None,

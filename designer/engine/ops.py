@@ -654,11 +654,15 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
 
 
 #: Winograd F(2×2, 3×3) (:func:`winograd_conv2d`) for an inference pass's 3×3 convolutions of
-#: at least this many input and output channels and output pixels a sample (below, its
-#: transforms cost about what the multiplications they save do: on 2 cores 128 channels at
-#: 28² or 112² ran as fast by im2col; 512 at 28² 1.35× faster by Winograd)
-WINOGRAD_CHANNELS = 256
-WINOGRAD_PIXELS = 256
+#: at least this many input and output channels, at least WINOGRAD_MIN_TILES 2×2 tiles a
+#: sample and WINOGRAD_MIN_MACS tiles × C × K (each of its 16 matrix products large enough for
+#: the BLAS to run at speed). Measured on 2 cores against im2col, the transformed weights
+#: kept: 0.8× the time at 128 channels 28² and 256 at 14²; about the same at 64 channels 56²
+#: (0.8-1.4× from run to run); 1.1-1.4× at 512 channels 7² (16 tiles), 128 at 14², 32-48
+#: channels
+WINOGRAD_CHANNELS = 128
+WINOGRAD_MIN_TILES = 49
+WINOGRAD_MIN_MACS = 1 << 21
 _WINO_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
 
 
@@ -666,8 +670,10 @@ def winograd_suits(c: int, weight_shape: tuple[int, ...], stride: Pair, dilation
                    groups: int, oh: int, ow: int) -> bool:
     """Whether an inference pass does this convolution by :func:`winograd_conv2d`."""
     k, cg, kh, kw = weight_shape
+    tiles = -(-oh // 2) * -(-ow // 2)
     return ((kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and groups == 1 and min(c, k) >= WINOGRAD_CHANNELS and oh * ow >= WINOGRAD_PIXELS)
+            and groups == 1 and min(c, k) >= WINOGRAD_CHANNELS and tiles >= WINOGRAD_MIN_TILES
+            and tiles * c * k >= WINOGRAD_MIN_MACS)
 
 
 def winograd_weights(weight: np.ndarray) -> np.ndarray:
@@ -716,9 +722,19 @@ def winograd_block_values(oh: int, ow: int, c: int, k: int, parts: int, n: int |
     return rows, rows * per_row
 
 
+#: the transforms of a Winograd block are worked out a few rows of tiles at a time, about this
+#: many values of each row pass's and column pass's results, so that they stay in cache
+WINOGRAD_PIECE_VALUES = 1 << 18
+
+
+def winograd_step(tw: int, c: int, k: int) -> int:
+    """Rows of tiles :func:`winograd_conv2d` transforms at a time (tw tiles a row)."""
+    return max(1, WINOGRAD_PIECE_VALUES // max(1, 8 * tw * max(c, k)))
+
+
 def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, padding,
-                    hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
-                    ) -> np.ndarray:
+                    hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1,
+                    u: np.ndarray | None = None) -> np.ndarray:
     """A 3×3 convolution of stride 1 (groups 1, no dilation) by Winograd's minimal filtering
     F(2×2, 3×3) (Lavin & Gray 2016): each 4×4 tile of the zero-padded channels-last input is
     transformed (Bᵀ d B: additions only), the 16 tile taps are multiplied by the transformed
@@ -726,57 +742,77 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     of 9), and each product tile is transformed back to a 2×2 output tile (Aᵀ m A). The sums
     differ from im2col's only in rounding (relative differences about 1e-6). Blocks of tile
     rows (see :func:`winograd_block_values`) are spread over ``parts`` threads, each with a
-    single-threaded BLAS. Returns (N, K, H', W') float32, an NCHW view of channels-last
-    memory."""
+    single-threaded BLAS; a block's transforms are worked a few rows of tiles at a time (see
+    :func:`winograd_step`), over the padded input kept with its columns split into even and
+    odd phases, so that each add runs over whole rows of tiles, not over one pixel's channels.
+    ``u``: the transformed weight (:func:`winograd_weights`), made here if None. Returns
+    (N, K, H', W') float32, an NCHW view of channels-last memory."""
     n, c, h, w = x.shape
     k = weight.shape[0]
     (pt, pb), (pl, pr) = pad_amounts(padding, (3, 3), (1, 1))
     oh, ow = h + pt + pb - 2, w + pl + pr - 2
     th, tw = -(-oh // 2), -(-ow // 2)
-    hp, wp = 2 * th + 2, 2 * tw + 2
-    xp = alloc((n, hp, wp, c))  # zeros around, up to whole tiles at the bottom and right
+    hp, half = 2 * th + 2, tw + 1  # padded rows; padded columns per phase
+    # zeros around, up to whole tiles at the bottom and right; the columns split into their
+    # even and odd phases (xp[:, :, q, j] is padded column 2j + q), so that the four columns
+    # of every tile are runs of whole rows of tiles in one phase or the other
+    xp = alloc((n, hp, 2, half, c))
     xp[:, :pt], xp[:, pt + h:] = 0, 0
-    xp[:, pt:pt + h, :pl], xp[:, pt:pt + h, pl + w:] = 0, 0
-    inner, xt = xp[:, pt:pt + h, pl:pl + w], x.transpose(0, 2, 3, 1)
-    parallel_map((n, 1, h, w * c), lambda i: np.copyto(
-        inner[i[0]][:, i[2] if len(i) > 2 else slice(None)],
-        xt[i[0]][:, i[2] if len(i) > 2 else slice(None)]), parts)
-    u = winograd_weights(weight)
+    spans = []
+    for q in range(2):
+        first = max(0, -(-(pl - q) // 2))  # the phase's first column inside x ...
+        x0 = 2 * first + q - pl  # ... is x's column x0
+        count = len(range(x0, w, 2))
+        spans.append((first, x0, count))
+        xp[:, pt:pt + h, q, :first], xp[:, pt:pt + h, q, first + count:] = 0, 0
+    xt = x.transpose(0, 2, 3, 1)
+
+    def pad(i: tuple) -> None:
+        rows = i[2] if len(i) > 2 else slice(None)
+        for q, (first, x0, count) in enumerate(spans):
+            np.copyto(xp[i[0], pt:pt + h, q, first:first + count][:, rows],
+                      xt[i[0], :, x0::2][:, rows])
+    parallel_map((n, 1, h, w * c), pad, parts)
+    u = winograd_weights(weight) if u is None else u
     out = alloc((n, oh, ow, k))
     parts = max(1, parts)
     rows, _ = winograd_block_values(oh, ow, c, k, parts, n)
     total = n * th  # rows of tiles of every sample, one after another; a block may span samples
     blocks = [(g, min(total, g + rows)) for g in range(0, total, rows)]
     parts = min(parts, len(blocks))
+    step = winograd_step(tw, c, k)  # rows of tiles transformed at a time
     buffers = [dict(v=np.empty((16, rows * tw, c), np.float32),
                     m=np.empty((16, rows * tw, k), np.float32),
-                    t=np.empty((4, min(rows, th), wp, c), np.float32),
-                    s=np.empty((8, rows * tw, k), np.float32),
-                    y=np.empty((min(rows, th) * tw, k), np.float32)) for _ in range(parts)]
+                    t=np.empty((4, 2, min(step, th), half, c), np.float32),
+                    s=np.empty((8, min(step, th) * tw, k), np.float32),
+                    y=np.empty((min(step, th) * tw, k), np.float32)) for _ in range(parts)]
 
-    def segments(g0: int, g1: int):
-        """(sample, first tile row, last + 1, offset in the block's tiles) of rows g0:g1."""
+    def pieces(g0: int, g1: int):
+        """(sample, first tile row, last + 1, offset in the block's tiles) of rows g0:g1, at
+        most ``step`` rows of one sample each."""
         g = g0
         while g < g1:
             i, t0 = divmod(g, th)
-            t1 = min(th, t0 + g1 - g)
+            t1 = min(th, t0 + g1 - g, t0 + step)
             yield i, t0, t1, (g - g0) * tw
             g += t1 - t0
 
     def block(b: tuple[int, int], part: int) -> None:
         g0, g1 = b
         buf, p = buffers[part], (g1 - g0) * tw
-        for i, t0, t1, at in segments(g0, g1):  # Bᵀ d B, one sample's rows at a time
+        for i, t0, t1, at in pieces(g0, g1):  # Bᵀ d B, a few rows of tiles at a time
             r = t1 - t0
-            src = [xp[i, 2 * t0 + a:2 * t1 + a:2] for a in range(4)]  # (r, wp, C) each
-            tt = buf["t"][:, :r]
-            np.subtract(src[0], src[2], out=tt[0])  # over the tile rows
-            np.add(src[1], src[2], out=tt[1])
-            np.subtract(src[2], src[1], out=tt[2])
-            np.subtract(src[1], src[3], out=tt[3])
+            tt = buf["t"][:, :, :r]
+            for q in range(2):  # over the tile rows, each phase of columns
+                src = [xp[i, 2 * t0 + a:2 * t1 + a:2, q] for a in range(4)]  # (r, half, C)
+                np.subtract(src[0], src[2], out=tt[0, q])
+                np.add(src[1], src[2], out=tt[1, q])
+                np.subtract(src[2], src[1], out=tt[2, q])
+                np.subtract(src[1], src[3], out=tt[3, q])
             v = buf["v"][:, at:at + r * tw].reshape(4, 4, r, tw, c)
-            for a in range(4):  # ... and over its columns
-                cols = [tt[a][:, s:s + 2 * tw:2] for s in range(4)]
+            for a in range(4):  # ... and over its columns: 2j, 2j + 1, 2j + 2, 2j + 3
+                even, odd = tt[a, 0], tt[a, 1]
+                cols = [even[:, :tw], odd[:, :tw], even[:, 1:], odd[:, 1:]]
                 np.subtract(cols[0], cols[2], out=v[a, 0])
                 np.add(cols[1], cols[2], out=v[a, 1])
                 np.subtract(cols[2], cols[1], out=v[a, 2])
@@ -784,18 +820,21 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
         m = buf["m"][:, :p]
         np.matmul(buf["v"][:, :p], u.transpose(0, 2, 1), out=m)
         m4 = m.reshape(4, 4, p, k)
-        s = buf["s"][:, :p]
-        for bcol in range(4):  # Aᵀ m over the tile rows
-            np.add(m4[0, bcol], m4[1, bcol], out=s[bcol])
-            s[bcol] += m4[2, bcol]
-            np.subtract(m4[1, bcol], m4[2, bcol], out=s[4 + bcol])
-            s[4 + bcol] -= m4[3, bcol]
-        for i, t0, t1, at in segments(g0, g1):  # ... and over its columns, into the pixels
+        for i, t0, t1, at in pieces(g0, g1):  # Aᵀ m A, a few rows of tiles at a time
             r = t1 - t0
+            span = slice(at, at + r * tw)
+            s = buf["s"][:, :r * tw]
+            for bcol in range(4):  # over the tile rows
+                np.add(m4[0, bcol, span], m4[1, bcol, span], out=s[bcol])
+                s[bcol] += m4[2, bcol, span]
+                np.subtract(m4[1, bcol, span], m4[2, bcol, span], out=s[4 + bcol])
+                s[4 + bcol] -= m4[3, bcol, span]
             y = buf["y"][:r * tw]
-            for a in range(2):
-                sa = s[4 * a:4 * a + 4, at:at + r * tw]
+            for a in range(2):  # ... and over its columns, into the pixels
+                sa = s[4 * a:4 * a + 4]
                 n_rows = min(t1, (oh - a + 1) // 2) - t0
+                if n_rows <= 0:
+                    continue
                 for bcol in range(2):
                     n_cols = (ow - bcol + 1) // 2
                     if bcol == 0:

@@ -382,8 +382,11 @@ def test_a_forward_pass_gives_what_one_thread_gives(monkeypatch):
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("tiles", [2, 7, 10**6])  # a row of tiles a block, blocks across
 # samples' rows, every sample in one block
-def test_winograd_matches_the_loops(monkeypatch, n, c, k, h, w, padding, parts, bias, tiles):
+@pytest.mark.parametrize("piece", [1, 1 << 18])  # transformed a row of tiles at a time, or more
+def test_winograd_matches_the_loops(monkeypatch, n, c, k, h, w, padding, parts, bias, tiles,
+                                    piece):
     monkeypatch.setattr(ops, "WINOGRAD_TILES", tiles)
+    monkeypatch.setattr(ops, "WINOGRAD_PIECE_VALUES", piece)
     rng = np.random.default_rng(n * 100 + c * 10 + k)
     x, weight = rand(rng, n, c, h, w), rand(rng, k, c, 3, 3)
     b = rand(rng, k) if bias else None
@@ -413,9 +416,14 @@ def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked(monkeypa
     assert ops.conv_kind(64, (64, 64, 3, 3), 1, (1, 1), (1, 1), (1, 1), (56, 56)) == "im2col"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1)) == "im2col"  # no output size given
     monkeypatch.undo()
-    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "im2col"
-    assert ops.conv_kind(256, (256, 256, 3, 3), 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "winograd"
+    for c, size in [(128, 28), (256, 14), (512, 28), (128, 112)]:
+        assert ops.conv_kind(c, (c, c, 3, 3), 1, (1, 1), (1, 1), (1, 1), (size, size)) == (
+            "winograd")
+    for c, size in [(512, 7), (128, 14), (64, 56), (32, 112)]:  # few tiles, or narrow
+        assert ops.conv_kind(c, (c, c, 3, 3), 1, (1, 1), (1, 1), (1, 1), (size, size)) == (
+            "im2col")
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
     rng = np.random.default_rng(1)
     x, weight = rand(rng, 1, 96, 16, 16), rand(rng, 96, 96, 3, 3) / 30
     plain = ops.conv2d(x, weight, None, (1, 1), (1, 1), (1, 1), 1)
@@ -441,6 +449,7 @@ def wide():
 def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it(monkeypatch):
     import tracemalloc
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)  # small maps in a test
     net = build(wide(), seed=0)
     assert net._cost["a"].kind == net._cost["b"].kind == "winograd"
     x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
@@ -457,6 +466,28 @@ def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_i
     np.testing.assert_allclose(acts["a"], want, rtol=1e-4, atol=1e-4)
     want = general(acts["r"], w["b.weight"], w["b.bias"], (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(acts["b"], want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_winograd_layer_keeps_its_transformed_weight_and_notices_a_changed_weight(
+        monkeypatch):
+    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
+    net = build(wide(), seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 96, 17, 20)).astype(np.float32)
+    net.forward(x)
+    kept = dict(net._winograd)
+    assert set(kept) == {"a", "b"}
+    net.forward(x)
+    assert all(net._winograd[n][1] is kept[n][1] for n in kept)  # made once
+    assert net._held_bytes() >= sum(w.nbytes + u.nbytes for w, u in kept.values())
+    weights = net.weights
+    weights["a.weight"][:, :, 1, 1] *= -2  # changed in place, nobody told
+    acts = net.forward(x)
+    want = general(x, weights["a.weight"], weights["a.bias"], (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(acts["a"], want, rtol=1e-4, atol=1e-4)
+    assert net._winograd["b"][1] is kept["b"][1]  # b's weight unchanged: kept
+    net.weights_changed()
+    assert net._winograd == {}
 
 
 @pytest.mark.parametrize("kernel, stride", [(3, 1), (7, 1), (3, 2), (5, 3)])
