@@ -118,6 +118,7 @@ class _Blas:
                 self._saved = [int(lib.get_num_threads() or 1) for lib in libs]
                 for lib in libs:
                     lib.set_num_threads(1)
+                _release_control(libs)  # the last thread out, maybe another, restores it
             self._depth += 1
         try:
             yield
