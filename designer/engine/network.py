@@ -365,18 +365,19 @@ class Network:
     def _scratch_need(self, nodes: Sequence[str], batch: int) -> int:
         """Bytes of the im2col block buffer a pass of ``batch`` samples through ``nodes`` needs
         (one per thread, kept between layers: the largest convolution's)."""
-        kept = made = 0  # the band buffer, kept; Winograd's, made and freed by its layer
+        kept = made = 0  # the band buffer, kept; what a layer makes and frees
         for n in nodes:
             cost = self._cost[n]
             if cost.kind == "im2col":
                 kept = max(kept, 4 * ops.conv_block_values(batch, *cost.conv, self.scratch_bytes))
-            elif cost.kind == "winograd":  # each part's block buffers, the transformed weight
+            elif cost.kind == "winograd":  # each part's block buffers, in the band buffer
                 (oh, ow), (k, c) = self.infos[n].shape[1:], self.shapes[f"{n}.weight"][:2]
                 parts = ops.worker_count()
-                _, values = ops.winograd_block_values(oh, ow, c, k, parts)
-                # and the matrix library's buffers for the threads beside this one
-                made = max(made, 4 * (parts * values + 16 * k * c)
-                           + BLAS_THREAD_BYTES * (parts - 1))
+                _, values = ops.winograd_block_values(oh, ow, c, k, parts, batch)
+                kept = max(kept, 4 * parts * values)
+                # the transformed weight (if not kept) and the matrix library's buffers for the
+                # threads beside this one
+                made = max(made, 4 * 16 * k * c + BLAS_THREAD_BYTES * (parts - 1))
             elif cost.kind == "depthwise":  # its block buffers
                 c, h, w = self.infos[self.design.sources(n)[0]].shape
                 v = self.infos[n].values
@@ -1216,10 +1217,13 @@ class Network:
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
             parts = ops.worker_count()
-            if self._cost[node_id].kind == "winograd":
+            if self._cost[node_id].kind == "winograd":  # its buffers in the band buffer
+                k, c = weight.shape[:2]
+                _, values = ops.winograd_block_values(*info.shape[1:], c, k, parts, a.shape[0])
                 return ops.winograd_conv2d(a, weight, w.get(f"{node_id}.bias"), v["padding"],
                                            hook, parts=parts,
-                                           u=self._winograd_weights(node_id, weight))
+                                           u=self._winograd_weights(node_id, weight),
+                                           scratch=self._scratch(parts * values))
             if self._cost[node_id].kind != "im2col":  # no matrix, no band buffer
                 return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
                                   v["padding"], v["dilation"], v["groups"], self.scratch_bytes,

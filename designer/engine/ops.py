@@ -657,13 +657,13 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
 #: Winograd F(2×2, 3×3) (:func:`winograd_conv2d`) for an inference pass's 3×3 convolutions of
 #: at least this many input and output channels, at least WINOGRAD_MIN_TILES 2×2 tiles a
 #: sample and WINOGRAD_MIN_MACS tiles × C × K (each of its 16 matrix products large enough for
-#: the BLAS to run at speed). Measured on 2 cores against im2col, the transformed weights
-#: kept: 0.8× the time at 128 channels 28² and 256 at 14²; about the same at 64 channels 56²
-#: (0.8-1.4× from run to run); 1.1-1.4× at 512 channels 7² (16 tiles), 128 at 14², 32-48
-#: channels
-WINOGRAD_CHANNELS = 128
-WINOGRAD_MIN_TILES = 49
-WINOGRAD_MIN_MACS = 1 << 21
+#: the BLAS to run at speed, and the layer large enough to pay for the transforms). Measured
+#: on 2 cores: VGG-16's convolutions at 448² (64-512 channels, 28²-448² maps) 0.8× the time
+#: of im2col for all; ResNet-18's 3×3 layers (64 channels at 56², 128 at 28², 256 at 14²) were
+#: 0.8× alone but no faster within a pass, 512 channels at 7² (16 tiles) 1.4× slower
+WINOGRAD_CHANNELS = 64
+WINOGRAD_MIN_TILES = 196
+WINOGRAD_MIN_MACS = 1 << 23
 _WINO_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
 
 
@@ -735,7 +735,8 @@ def winograd_step(tw: int, c: int, k: int) -> int:
 
 def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, padding,
                     hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1,
-                    u: np.ndarray | None = None) -> np.ndarray:
+                    u: np.ndarray | None = None, scratch: np.ndarray | None = None
+                    ) -> np.ndarray:
     """A 3×3 convolution of stride 1 (groups 1, no dilation) by Winograd's minimal filtering
     F(2×2, 3×3) (Lavin & Gray 2016): each 4×4 tile of the zero-padded channels-last input is
     transformed (Bᵀ d B: additions only), the 16 tile taps are multiplied by the transformed
@@ -746,7 +747,10 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     single-threaded BLAS; a block's transforms are worked a few rows of tiles at a time (see
     :func:`winograd_step`), over the padded input kept with its columns split into even and
     odd phases, so that each add runs over whole rows of tiles, not over one pixel's channels.
-    ``u``: the transformed weight (:func:`winograd_weights`), made here if None. Returns
+    ``u``: the transformed weight (:func:`winograd_weights`), made here if None; ``scratch``:
+    a flat float32 buffer of at least ``parts`` × :func:`winograd_block_values` values to
+    work in (a caller's, reused across layers: fresh buffers each layer cost their page
+    faults), made here if None or too small. Returns
     (N, K, H', W') float32, an NCHW view of channels-last memory."""
     n, c, h, w = x.shape
     k = weight.shape[0]
@@ -780,13 +784,21 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     rows, _ = winograd_block_values(oh, ow, c, k, parts, n)
     total = n * th  # rows of tiles of every sample, one after another; a block may span samples
     blocks = [(g, min(total, g + rows)) for g in range(0, total, rows)]
-    parts = min(parts, len(blocks))
-    step = winograd_step(tw, c, k)  # rows of tiles transformed at a time
-    buffers = [dict(v=np.empty((16, rows * tw, c), np.float32),
-                    m=np.empty((16, rows * tw, k), np.float32),
-                    t=np.empty((4, 2, min(step, th), half, c), np.float32),
-                    s=np.empty((8, min(step, th) * tw, k), np.float32),
-                    y=np.empty((min(step, th) * tw, k), np.float32)) for _ in range(parts)]
+    # a few blocks on one thread, their products on the BLAS's threads: split over threads,
+    # two or three blocks left one thread idle half the time (1.3× slower at 64 channels 56²)
+    parts = parts if len(blocks) >= 2 * parts else 1
+    step = min(winograd_step(tw, c, k), rows)  # rows of tiles transformed at a time
+    shapes = dict(v=(16, rows * tw, c), m=(16, rows * tw, k), t=(4, 2, step, half, c),
+                  s=(8, step * tw, k), y=(step * tw, k))
+    each = sum(math.prod(s) for s in shapes.values())  # at most winograd_block_values'
+    if scratch is None or scratch.size < parts * each:
+        scratch = np.empty(parts * each, np.float32)
+    buffers, at = [], 0
+    for _ in range(parts):  # every part's buffers carved from the one scratch buffer
+        buffers.append({})
+        for name, shape in shapes.items():
+            buffers[-1][name] = scratch[at:at + math.prod(shape)].reshape(shape)
+            at += math.prod(shape)
 
     def pieces(g0: int, g1: int):
         """(sample, first tile row, last + 1, offset in the block's tiles) of rows g0:g1, at

@@ -408,22 +408,27 @@ def test_winograd_weights_are_g_g_gt():
 
 def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked(monkeypatch):
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 100)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
     big = (128, 128, 3, 3)
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "winograd"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (2, 2), (28, 28)) == "im2col"
     assert ops.conv_kind(128, big, 1, (1, 1), (2, 2), (1, 1), (28, 28)) == "im2col"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (14, 14)) == "im2col"
     assert ops.conv_kind(64, (64, 64, 3, 3), 1, (1, 1), (1, 1), (1, 1), (56, 56)) == "im2col"
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 128 * 128 * 196 + 1)
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "im2col"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1)) == "im2col"  # no output size given
     monkeypatch.undo()
-    for c, size in [(128, 28), (256, 14), (512, 28), (128, 112)]:
+    for c, size in [(64, 112), (128, 56), (256, 28), (512, 28), (64, 448)]:  # VGG-16's
         assert ops.conv_kind(c, (c, c, 3, 3), 1, (1, 1), (1, 1), (1, 1), (size, size)) == (
             "winograd")
-    for c, size in [(512, 7), (128, 14), (64, 56), (32, 112)]:  # few tiles, or narrow
+    for c, size in [(512, 7), (512, 14), (64, 56), (128, 28), (256, 14), (32, 112)]:  # ResNet's
         assert ops.conv_kind(c, (c, c, 3, 3), 1, (1, 1), (1, 1), (1, 1), (size, size)) == (
             "im2col")
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
     rng = np.random.default_rng(1)
     x, weight = rand(rng, 1, 96, 16, 16), rand(rng, 96, 96, 3, 3) / 30
     plain = ops.conv2d(x, weight, None, (1, 1), (1, 1), (1, 1), 1)
@@ -450,6 +455,7 @@ def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_i
     import tracemalloc
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)  # small maps in a test
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
     net = build(wide(), seed=0)
     assert net._cost["a"].kind == net._cost["b"].kind == "winograd"
     x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
@@ -472,6 +478,7 @@ def test_a_winograd_layer_keeps_its_transformed_weight_and_notices_a_changed_wei
         monkeypatch):
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
     net = build(wide(), seed=0)
     x = np.random.default_rng(0).standard_normal((1, 96, 17, 20)).astype(np.float32)
     net.forward(x)
