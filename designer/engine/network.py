@@ -322,6 +322,9 @@ class Network:
             padded = c * (h + 2 * padding[0] + xh) * (w + 2 * padding[1] + xw)
             if padding[0] or padding[1] or xh or xw:
                 cost.temp = 4 * padded
+            if t == "MaxPool2d":  # and the maxima over columns
+                cost.temp = 4 * ops.max_pool_temp_values(c, h, w, kernel, stride, padding,
+                                                         dilation, v["ceil_mode"])
             cost.grad = 8 * padded
             cost.grad_temp = (8 * padded + 16 * out) if t == "MaxPool2d" else 8 * out
         elif t == "AdaptiveAvgPool2d":

@@ -1066,26 +1066,55 @@ def pool_taps(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, oh: in
 def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair,
                ceil_mode: bool, alloc: Alloc = new_array, out: np.ndarray | None = None,
                parts: int = 1) -> np.ndarray:
-    """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch. The maximum of
-    shifted strided views, one np.maximum per kernel tap (NaN propagates, as in PyTorch), a
-    cache-sized block of output rows at a time, over ``parts`` threads; the result keeps x's
-    layout (or goes to ``out``)."""
+    """x: (N, C, H, W) -> (N, C, H', W'); padding counts as −∞, as in PyTorch. A window's
+    maximum is the maximum over its rows of the maxima over its columns: first, for every
+    padded row, np.maximum over the kernel's column taps (strided views), then over the
+    row taps of that (its rows are whole runs of output columns): kh + kw − 2 passes instead
+    of kh·kw − 1 (NaN propagates either way, as in PyTorch). Each pass a cache-sized block at
+    a time, over ``parts`` threads; the result keeps x's layout (or goes to ``out``)."""
     xp, oh, ow = pool_padded(x, kernel, stride, padding, dilation, ceil_mode, -np.inf, alloc,
                              parts)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    n, c, hp = xp.shape[:3]
+    layout = channels_last(x)
     if out is None:
-        out = empty_maps((x.shape[0], x.shape[1], oh, ow), channels_last(x), np.float32,
-                         alloc=alloc)
-    taps = list(pool_taps(xp, kernel, stride, dilation, oh, ow))
+        out = empty_maps((n, c, oh, ow), layout, np.float32, alloc=alloc)
+    rows = empty_maps((n, c, hp, ow), layout, np.float32, alloc=alloc)  # maxima over columns
+    cols = [xp[:, :, :, v * dw:v * dw + sw * (ow - 1) + 1:sw] for v in range(kw)]
 
-    def work(i: tuple) -> None:
+    def over_columns(i: tuple) -> None:
+        r = rows[i]
+        if kw == 1:
+            np.copyto(r, cols[0][i])
+            return
+        np.maximum(cols[0][i], cols[1][i], out=r)
+        for view in cols[2:]:
+            np.maximum(r, view[i], out=r)
+    parallel_map(rows.shape, over_columns, parts, planes=not layout)
+    taps = [rows[:, :, u * dh:u * dh + sh * (oh - 1) + 1:sh] for u in range(kh)]
+
+    def over_rows(i: tuple) -> None:
         o = out[i]
-        for (a, b), view in taps:
-            if a == b == 0:
-                np.copyto(o, view[i])
-            else:
-                np.maximum(o, view[i], out=o)
-    parallel_map(out.shape, work, parts, planes=not channels_last(out))
+        if kh == 1:
+            np.copyto(o, taps[0][i])
+            return
+        np.maximum(taps[0][i], taps[1][i], out=o)
+        for view in taps[2:]:
+            np.maximum(o, view[i], out=o)
+    parallel_map(out.shape, over_rows, parts, planes=not layout)
     return out
+
+
+def max_pool_temp_values(c: int, h: int, w: int, kernel: Pair, stride: Pair, padding: Pair,
+                         dilation: Pair, ceil_mode: bool) -> int:
+    """Float32 values of :func:`max_pool2d`'s temporaries for one sample beside its output:
+    the padded copy (when anything is padded) and the maxima over columns of every padded
+    row."""
+    oh, xh = _pool_geometry(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow, xw = _pool_geometry(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    hp, wp = h + 2 * padding[0] + xh, w + 2 * padding[1] + xw
+    padded = c * hp * wp if (padding[0] or padding[1] or xh or xw) else 0
+    return padded + c * hp * ow
 
 
 def _avg_divisor(size: int, k: int, s: int, p: int, out: int, include_pad: bool) -> np.ndarray:
