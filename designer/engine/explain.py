@@ -133,7 +133,8 @@ def _logit_gradient(net: Network, x: Any, c: Any, target: str, logits: str,
     report = _reporter(progress)
 
     acts = net._forward(x, weights, nodes,
-                        lambda f, at: report(f * forward_work / total, at), forward_work)
+                        lambda f, at: report(f * forward_work / total, at), forward_work,
+                        winograd=False)  # the direct sums, for the ReLUs the gradient meets
     seed = np.zeros(acts[logits].shape)
     seed[0, c] = 1.0
     pending: dict[str, np.ndarray] = {logits: seed}

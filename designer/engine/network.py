@@ -365,13 +365,14 @@ class Network:
                 total += 4 * math.prod(self.shapes[f"{n}.weight"])
         return total
 
-    def _scratch_need(self, nodes: Sequence[str], batch: int) -> int:
+    def _scratch_need(self, nodes: Sequence[str], batch: int, winograd: bool = True) -> int:
         """Bytes of the im2col block buffer a pass of ``batch`` samples through ``nodes`` needs
-        (one per thread, kept between layers: the largest convolution's)."""
+        (one per thread, kept between layers: the largest convolution's); ``winograd``: False
+        for a pass that does its Winograd layers by im2col (see ``_forward``)."""
         kept = made = 0  # the band buffer, kept; what a layer makes and frees
         for n in nodes:
             cost = self._cost[n]
-            if cost.kind == "im2col":
+            if cost.kind == "im2col" or (cost.kind == "winograd" and not winograd):
                 kept = max(kept, 4 * ops.conv_block_values(batch, *cost.conv, self.scratch_bytes))
             elif cost.kind == "winograd":  # each part's block buffers, in the band buffer
                 (oh, ow), (k, c) = self.infos[n].shape[1:], self.shapes[f"{n}.weight"][:2]
@@ -454,7 +455,7 @@ class Network:
         layers ``node_id`` depends on (one sample), then float64 gradients going back."""
         nodes = self._upstream(node_id)
         peak, kept = self._forward_peak(nodes, 1)
-        scratch = self._scratch_need(nodes, 1)
+        scratch = self._scratch_need(nodes, 1, winograd=False)
         return (self._weight_bytes + self._matrix_bytes + scratch + FIXED_BYTES
                 + max(peak, kept + self._backward_peak(nodes, node_id)))
 
@@ -520,8 +521,13 @@ class Network:
         return self._forward(x, weights, self.order, report, total)
 
     def _forward(self, x: np.ndarray, weights: Mapping[str, np.ndarray], nodes: list[str],
-                 report: Callable[[float, str], None], total: float) -> dict[str, np.ndarray]:
-        """Run ``nodes`` (in topological order, each with everything it needs among them)."""
+                 report: Callable[[float, str], None], total: float, winograd: bool = True
+                 ) -> dict[str, np.ndarray]:
+        """Run ``nodes`` (in topological order, each with everything it needs among them).
+        ``winograd``: False for the forward pass of a gradient: its Winograd layers are done by
+        im2col, the direct sums, so that the ReLUs it goes back through open and close where
+        PyTorch's do (Winograd's rounding, about 1e-6, flips the odd unit that is within
+        rounding of 0, and the gradient through it, up to 1 % of the largest)."""
         done = 0
         acts: dict[str, np.ndarray] = {}
         for node_id in nodes:
@@ -535,7 +541,7 @@ class Network:
             inputs = [acts[s] for s in self.design.sources(node_id)]
             # overflow is reported by find_nonfinite, naming the layer, not by NumPy's warnings
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                acts[node_id] = self._run(node_id, x, inputs, weights, hook)
+                acts[node_id] = self._run(node_id, x, inputs, weights, hook, winograd)
             done += work
         report(1.0, nodes[-1])
         return acts
@@ -575,7 +581,8 @@ class Network:
             if progress is not None and progress(min(1.0, fraction), at) is False:
                 raise Cancelled(f"cancelled at {at}")
 
-        acts = self._forward(x, weights, nodes, lambda f, at: report(f / 2, at), total)
+        acts = self._forward(x, weights, nodes, lambda f, at: report(f / 2, at), total,
+                             winograd=False)
         seed = np.zeros(acts[node_id].shape)
         if len(shape) == 3:
             seed[0, :, unit[0], unit[1]] = 1.0
@@ -1210,7 +1217,8 @@ class Network:
         return ops.worker_count() if a.size >= ops.ELEMENTWISE_VALUES else 1
 
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
-             w: Mapping[str, np.ndarray], hook: ops.ChunkHook) -> np.ndarray:
+             w: Mapping[str, np.ndarray], hook: ops.ChunkHook, winograd: bool = True
+             ) -> np.ndarray:
         info = self.infos[node_id]
         v = info.values
         t = info.type
@@ -1220,14 +1228,14 @@ class Network:
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
             parts = ops.worker_count()
-            if self._cost[node_id].kind == "winograd":  # its buffers in the band buffer
+            if self._cost[node_id].kind == "winograd" and winograd:  # in the band buffer
                 k, c = weight.shape[:2]
                 _, values = ops.winograd_block_values(*info.shape[1:], c, k, parts, a.shape[0])
                 return ops.winograd_conv2d(a, weight, w.get(f"{node_id}.bias"), v["padding"],
                                            hook, parts=parts,
                                            u=self._winograd_weights(node_id, weight),
                                            scratch=self._scratch(parts * values))
-            if self._cost[node_id].kind != "im2col":  # no matrix, no band buffer
+            if self._cost[node_id].kind not in ("im2col", "winograd"):  # no band buffer
                 return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
                                   v["padding"], v["dilation"], v["groups"], self.scratch_bytes,
                                   hook, parts=parts)

@@ -497,6 +497,29 @@ def test_a_winograd_layer_keeps_its_transformed_weight_and_notices_a_changed_wei
     assert net._winograd == {}
 
 
+def test_gradients_go_back_through_the_direct_sums_not_winograd(monkeypatch):
+    """A gradient's forward pass does its Winograd layers by im2col: the ReLUs it goes back
+    through then open where PyTorch's do, not where Winograd's rounding puts a unit near 0."""
+    from designer.engine import explain
+    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
+    net = build(wide(), seed=0)
+    assert net._cost["a"].kind == "winograd"
+    x = np.random.default_rng(0).standard_normal((1, 96, 17, 20)).astype(np.float32)
+    calls = []
+    real = ops.winograd_conv2d
+    monkeypatch.setattr(ops, "winograd_conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    net.forward(x)
+    assert len(calls) == 2  # the forward pass: by Winograd
+    got = net.input_gradient(x, "b", (3, 4))
+    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 10**6)
+    direct = build(wide(), seed=0)
+    assert direct._cost["a"].kind == "im2col"
+    np.testing.assert_array_equal(got, direct.input_gradient(x, "b", (3, 4)))
+    assert len(calls) == 2  # none in the gradient's forward pass
+
+
 @pytest.mark.parametrize("kernel, stride", [(3, 1), (7, 1), (3, 2), (5, 3)])
 def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel, stride):
     import tracemalloc
