@@ -1081,28 +1081,20 @@ def max_pool2d(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair, dilatio
         out = empty_maps((n, c, oh, ow), layout, np.float32, alloc=alloc)
     rows = empty_maps((n, c, hp, ow), layout, np.float32, alloc=alloc)  # maxima over columns
     cols = [xp[:, :, :, v * dw:v * dw + sw * (ow - 1) + 1:sw] for v in range(kw)]
-
-    def over_columns(i: tuple) -> None:
-        r = rows[i]
-        if kw == 1:
-            np.copyto(r, cols[0][i])
-            return
-        np.maximum(cols[0][i], cols[1][i], out=r)
-        for view in cols[2:]:
-            np.maximum(r, view[i], out=r)
-    parallel_map(rows.shape, over_columns, parts, planes=not layout)
+    parallel_map(rows.shape, lambda i: _maximum_of(cols, i, rows[i]), parts, planes=not layout)
     taps = [rows[:, :, u * dh:u * dh + sh * (oh - 1) + 1:sh] for u in range(kh)]
-
-    def over_rows(i: tuple) -> None:
-        o = out[i]
-        if kh == 1:
-            np.copyto(o, taps[0][i])
-            return
-        np.maximum(taps[0][i], taps[1][i], out=o)
-        for view in taps[2:]:
-            np.maximum(o, view[i], out=o)
-    parallel_map(out.shape, over_rows, parts, planes=not layout)
+    parallel_map(out.shape, lambda i: _maximum_of(taps, i, out[i]), parts, planes=not layout)
     return out
+
+
+def _maximum_of(views: list[np.ndarray], i: tuple, out: np.ndarray) -> None:
+    """out = the elementwise maximum of ``views[...][i]`` (NaN propagating)."""
+    if len(views) == 1:
+        np.copyto(out, views[0][i])
+        return
+    np.maximum(views[0][i], views[1][i], out=out)
+    for view in views[2:]:
+        np.maximum(out, view[i], out=out)
 
 
 def max_pool_temp_values(c: int, h: int, w: int, kernel: Pair, stride: Pair, padding: Pair,
