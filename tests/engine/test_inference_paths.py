@@ -451,21 +451,32 @@ def wide():
         "edges": [["input", "a"], ["a", "r"], ["r", "b"]]})
 
 
-def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it(monkeypatch):
-    import tracemalloc
+@pytest.fixture
+def small_winograd(monkeypatch):
+    """Winograd for the small layers of a test: 96 channels or more, any number of tiles."""
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
-    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)  # small maps in a test
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
     monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
+
+
+def traced_peak(work):
+    """(work(), the peak of memory NumPy and Python allocated meanwhile)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        result = work()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it(
+        small_winograd):
     net = build(wide(), seed=0)
     assert net._cost["a"].kind == net._cost["b"].kind == "winograd"
     x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
     weights = net.weights
-    tracemalloc.start()
-    try:
-        acts = net.forward(x)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    acts, peak = traced_peak(lambda: net.forward(x))
     assert peak <= net.estimate_bytes(2)
     w = weights  # against the im2col path (itself checked against the loops above)
     want = general(x, w["a.weight"], w["a.bias"], (1, 1), (1, 1), (1, 1), 1)
@@ -475,10 +486,7 @@ def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_i
 
 
 def test_a_winograd_layer_keeps_its_transformed_weight_and_notices_a_changed_weight(
-        monkeypatch):
-    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
-    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
-    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
+        small_winograd):
     net = build(wide(), seed=0)
     x = np.random.default_rng(0).standard_normal((1, 96, 17, 20)).astype(np.float32)
     net.forward(x)
@@ -497,13 +505,9 @@ def test_a_winograd_layer_keeps_its_transformed_weight_and_notices_a_changed_wei
     assert net._winograd == {}
 
 
-def test_gradients_go_back_through_the_direct_sums_not_winograd(monkeypatch):
+def test_gradients_go_back_through_the_direct_sums_not_winograd(monkeypatch, small_winograd):
     """A gradient's forward pass does its Winograd layers by im2col: the ReLUs it goes back
     through then open where PyTorch's do, not where Winograd's rounding puts a unit near 0."""
-    from designer.engine import explain
-    monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
-    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
-    monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
     net = build(wide(), seed=0)
     assert net._cost["a"].kind == "winograd"
     x = np.random.default_rng(0).standard_normal((1, 96, 17, 20)).astype(np.float32)
@@ -522,7 +526,6 @@ def test_gradients_go_back_through_the_direct_sums_not_winograd(monkeypatch):
 
 @pytest.mark.parametrize("kernel, stride", [(3, 1), (7, 1), (3, 2), (5, 3)])
 def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel, stride):
-    import tracemalloc
     design = designer.load_design({
         "format": "cnn-designer", "version": 1, "name": "dw",
         "nodes": [{"id": "input", "type": "Input", "params": {"channels": 16, "height": 70,
@@ -536,12 +539,7 @@ def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel, stride):
     net = build(design, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 16, 70, 90)).astype(np.float32)
     weights = net.weights
-    tracemalloc.start()
-    try:
-        acts = net.forward(x)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    acts, peak = traced_peak(lambda: net.forward(x))
     assert peak <= net.estimate_bytes(2)
     w = weights["dw.weight"]
     want = general(x, w, weights["dw.bias"], (stride, stride), (kernel // 2,) * 2, (1, 1), 16)
