@@ -355,10 +355,13 @@ class Network:
         weights = self._weights
         total = 0
         for n in self.order:
-            if inference and self._cost[n].kind == "winograd":  # its transformed weight, kept
+            kind = self._cost[n].kind
+            if inference and kind == "winograd":  # its transformed weight, kept (and its
+                # matrix: a small batch goes by im2col)
                 size = 4 * math.prod(self.shapes[f"{n}.weight"])
                 total += size * 25 // 9 if size <= WINOGRAD_KEEP_BYTES else 0
-            if self.infos[n].type != "Conv2d" or (inference and self._cost[n].kind != "im2col"):
+            if self.infos[n].type != "Conv2d" or (inference and kind not in ("im2col",
+                                                                              "winograd")):
                 continue
             weight = None if weights is None else weights.get(f"{n}.weight")
             if weight is not None and not in_engine_layout(weight):
@@ -372,16 +375,14 @@ class Network:
         kept = made = 0  # the band buffer, kept; what a layer makes and frees
         for n in nodes:
             cost = self._cost[n]
-            if cost.kind == "im2col" or (cost.kind == "winograd" and not winograd):
+            if cost.kind == "im2col" or (cost.kind == "winograd" and not (
+                    winograd and self._winograd_now(n, batch))):
                 kept = max(kept, 4 * ops.conv_block_values(batch, *cost.conv, self.scratch_bytes))
-            elif cost.kind == "winograd":  # each part's block buffers, in the band buffer
+            elif cost.kind == "winograd":  # its block buffers, in the band buffer
                 (oh, ow), (k, c) = self.infos[n].shape[1:], self.shapes[f"{n}.weight"][:2]
-                parts = ops.worker_count()
-                _, values = ops.winograd_block_values(oh, ow, c, k, parts, batch)
-                kept = max(kept, 4 * parts * values)
-                # the transformed weight (if not kept) and the matrix library's buffers for the
-                # threads beside this one
-                made = max(made, 4 * 16 * k * c + BLAS_THREAD_BYTES * (parts - 1))
+                _, values = ops.winograd_block_values(oh, ow, c, k, batch)
+                kept = max(kept, 4 * values)
+                made = max(made, 4 * 16 * k * c)  # the transformed weight, if not kept
             elif cost.kind == "depthwise":  # its block buffers
                 c, h, w = self.infos[self.design.sources(n)[0]].shape
                 v = self.infos[n].values
@@ -1143,6 +1144,17 @@ class Network:
             self._matrices.clear()
             self._winograd.clear()
 
+    def _winograd_now(self, node_id: str, batch: int) -> bool:
+        """Whether an inference pass of ``batch`` samples does this layer by Winograd (its kind
+        says it would for a batch large enough; see ``ops.winograd_suits``)."""
+        if self._cost[node_id].kind != "winograd":
+            return False
+        v = self.infos[node_id].values
+        c = self.infos[self.design.sources(node_id)[0]].shape[0]
+        return ops.winograd_suits(c, self.shapes[f"{node_id}.weight"], v["stride"],
+                                  v["dilation"], v["groups"], *self.infos[node_id].shape[1:],
+                                  batch)
+
     def _winograd_weights(self, node_id: str, weight: np.ndarray) -> np.ndarray | None:
         """A Winograd layer's transformed weight (``ops.winograd_weights``), kept with a copy
         of the weight it was made from when the weight takes at most WINOGRAD_KEEP_BYTES (made
@@ -1228,13 +1240,13 @@ class Network:
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
             parts = ops.worker_count()
-            if self._cost[node_id].kind == "winograd" and winograd:  # in the band buffer
+            if winograd and self._winograd_now(node_id, a.shape[0]):  # in the band buffer
                 k, c = weight.shape[:2]
-                _, values = ops.winograd_block_values(*info.shape[1:], c, k, parts, a.shape[0])
+                _, values = ops.winograd_block_values(*info.shape[1:], c, k, a.shape[0])
                 return ops.winograd_conv2d(a, weight, w.get(f"{node_id}.bias"), v["padding"],
                                            hook, parts=parts,
                                            u=self._winograd_weights(node_id, weight),
-                                           scratch=self._scratch(parts * values))
+                                           scratch=self._scratch(values))
             if self._cost[node_id].kind not in ("im2col", "winograd"):  # no band buffer
                 return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
                                   v["padding"], v["dilation"], v["groups"], self.scratch_bytes,

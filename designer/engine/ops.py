@@ -450,14 +450,16 @@ def conv_kind(c: int, weight_shape: tuple[int, ...], groups: int, padding, dilat
     """How :func:`conv2d` does an inference convolution of C input channels: "depthwise"
     (groups = C > 1: shifted multiply-adds, no im2col), "pointwise" (1×1, groups 1, no
     padding: one matrix product, no im2col), "winograd" (given the output size ``out``, where
-    :func:`winograd_suits`; conv2d does it when asked with ``winograd=True``) or "im2col"."""
+    :func:`winograd_suits` for a batch large enough: a smaller batch goes by im2col; conv2d
+    does it when asked with ``winograd=True``) or "im2col"."""
     k, cg, kh, kw = weight_shape
     if groups > 1 and cg == 1 and groups == c:
         return "depthwise"
     if (kh, kw) == (1, 1) and groups == 1 and pad_amounts(padding, (1, 1), dilation) == (
             (0, 0), (0, 0)):
         return "pointwise"
-    if out is not None and winograd_suits(c, weight_shape, stride, dilation, groups, *out):
+    if out is not None and winograd_suits(c, weight_shape, stride, dilation, groups, *out,
+                                          None):
         return "winograd"
     return "im2col"
 
@@ -513,7 +515,7 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
             (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
             oh = (h + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
             ow = (w + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-            if winograd_suits(c, weight.shape, stride, dilation, groups, oh, ow):
+            if winograd_suits(c, weight.shape, stride, dilation, groups, oh, ow, n):
                 return winograd_conv2d(x, weight, bias, padding, hook, alloc, parts)
     given_windows = windows is not None
     if windows is None:
@@ -656,25 +658,26 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
 
 #: Winograd F(2×2, 3×3) (:func:`winograd_conv2d`) for an inference pass's 3×3 convolutions of
 #: at least this many input and output channels, at least WINOGRAD_MIN_TILES 2×2 tiles a
-#: sample and WINOGRAD_MIN_MACS tiles × C × K (each of its 16 matrix products large enough for
-#: the BLAS to run at speed, and the layer large enough to pay for the transforms). Measured
-#: on 2 cores: VGG-16's convolutions at 448² (64-512 channels, 28²-448² maps) 0.8× the time
-#: of im2col for all; ResNet-18's 3×3 layers (64 channels at 56², 128 at 28², 256 at 14²) were
-#: 0.8× alone but no faster within a pass, 512 channels at 7² (16 tiles) 1.4× slower
+#: sample and WINOGRAD_MIN_MACS samples × tiles × C × K (its 16 matrix products large enough
+#: for the BLAS to run at speed). Measured on 2 cores against im2col, within whole passes:
+#: VGG-16's convolutions at 448² 0.7× the time, ResNet-18 at batch 8 0.94× (at batch 1, below
+#: WINOGRAD_MIN_MACS, no faster); 1.1-1.4× slower at 512 channels 7² (16 tiles) and 32-48
+#: channels
 WINOGRAD_CHANNELS = 64
-WINOGRAD_MIN_TILES = 196
+WINOGRAD_MIN_TILES = 49
 WINOGRAD_MIN_MACS = 1 << 23
 _WINO_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float32)
 
 
 def winograd_suits(c: int, weight_shape: tuple[int, ...], stride: Pair, dilation: Pair,
-                   groups: int, oh: int, ow: int) -> bool:
-    """Whether an inference pass does this convolution by :func:`winograd_conv2d`."""
+                   groups: int, oh: int, ow: int, n: int | None = 1) -> bool:
+    """Whether an inference pass of ``n`` samples does this convolution (output oh × ow) by
+    :func:`winograd_conv2d`; ``n`` None: whether it does for a batch large enough."""
     k, cg, kh, kw = weight_shape
     tiles = -(-oh // 2) * -(-ow // 2)
     return ((kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and min(c, k) >= WINOGRAD_CHANNELS and tiles >= WINOGRAD_MIN_TILES
-            and tiles * c * k >= WINOGRAD_MIN_MACS)
+            and (n is None or n * tiles * c * k >= WINOGRAD_MIN_MACS))
 
 
 def winograd_weights(weight: np.ndarray) -> np.ndarray:
@@ -709,16 +712,16 @@ def winograd_weights(weight: np.ndarray) -> np.ndarray:
 WINOGRAD_TILES = 512
 
 
-def winograd_block_values(oh: int, ow: int, c: int, k: int, parts: int, n: int | None = None
+def winograd_block_values(oh: int, ow: int, c: int, k: int, n: int | None = None
                           ) -> tuple[int, int]:
-    """(rows of tiles per block, float32 values of one part's work buffers) for
+    """(rows of tiles per block, float32 values of the work buffers) for
     :func:`winograd_conv2d` of ``n`` samples (any number if None): about WINOGRAD_TILES tiles
     a block (rows of several samples when one has fewer), or as many rows of tiles as fit in
-    BAND_BYTES / parts if that is more, never more than the samples have."""
+    BAND_BYTES if that is more, never more than the samples have."""
     th, tw = -(-oh // 2), -(-ow // 2)
     wp = 2 * tw + 2
     per_row = tw * (16 * c + 16 * k + 9 * k) + 4 * wp * c
-    rows = max(-(-WINOGRAD_TILES // tw), (BAND_BYTES // max(1, parts)) // (4 * per_row))
+    rows = max(-(-WINOGRAD_TILES // tw), BAND_BYTES // (4 * per_row))
     rows = max(1, rows if n is None else min(n * th, rows))
     return rows, rows * per_row
 
@@ -743,12 +746,15 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     weights as 16 matrix products (4 multiplications per output pixel and channel pair instead
     of 9), and each product tile is transformed back to a 2×2 output tile (Aᵀ m A). The sums
     differ from im2col's only in rounding (relative differences about 1e-6). Blocks of tile
-    rows (see :func:`winograd_block_values`) are spread over ``parts`` threads, each with a
-    single-threaded BLAS; a block's transforms are worked a few rows of tiles at a time (see
+    rows (see :func:`winograd_block_values`) are done one after another, their products on the
+    BLAS's own threads (blocks spread over ``parts`` threads with a single-threaded BLAS each
+    ran as fast alone but slowed a whole pass by 10 %: the BLAS's threads stopped and started
+    around every such layer); the padded copy is made on ``parts`` threads. A block's
+    transforms are worked a few rows of tiles at a time (see
     :func:`winograd_step`), over the padded input kept with its columns split into even and
     odd phases, so that each add runs over whole rows of tiles, not over one pixel's channels.
     ``u``: the transformed weight (:func:`winograd_weights`), made here if None; ``scratch``:
-    a flat float32 buffer of at least ``parts`` × :func:`winograd_block_values` values to
+    a flat float32 buffer of at least :func:`winograd_block_values` values to
     work in (a caller's, reused across layers: fresh buffers each layer cost their page
     faults), made here if None or too small. Returns
     (N, K, H', W') float32, an NCHW view of channels-last memory."""
@@ -780,25 +786,19 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     parallel_map((n, 1, h, w * c), pad, parts)
     u = winograd_weights(weight) if u is None else u
     out = alloc((n, oh, ow, k))
-    parts = max(1, parts)
-    rows, _ = winograd_block_values(oh, ow, c, k, parts, n)
+    rows, _ = winograd_block_values(oh, ow, c, k, n)
     total = n * th  # rows of tiles of every sample, one after another; a block may span samples
     blocks = [(g, min(total, g + rows)) for g in range(0, total, rows)]
-    # a few blocks on one thread, their products on the BLAS's threads: split over threads,
-    # two or three blocks left one thread idle half the time (1.3× slower at 64 channels 56²)
-    parts = parts if len(blocks) >= 2 * parts else 1
     step = min(winograd_step(tw, c, k), rows)  # rows of tiles transformed at a time
     shapes = dict(v=(16, rows * tw, c), m=(16, rows * tw, k), t=(4, 2, step, half, c),
                   s=(8, step * tw, k), y=(step * tw, k))
     each = sum(math.prod(s) for s in shapes.values())  # at most winograd_block_values'
-    if scratch is None or scratch.size < parts * each:
-        scratch = np.empty(parts * each, np.float32)
-    buffers, at = [], 0
-    for _ in range(parts):  # every part's buffers carved from the one scratch buffer
-        buffers.append({})
-        for name, shape in shapes.items():
-            buffers[-1][name] = scratch[at:at + math.prod(shape)].reshape(shape)
-            at += math.prod(shape)
+    if scratch is None or scratch.size < each:
+        scratch = np.empty(each, np.float32)
+    buf, at = {}, 0  # the buffers, carved from the one scratch buffer
+    for name, shape in shapes.items():
+        buf[name] = scratch[at:at + math.prod(shape)].reshape(shape)
+        at += math.prod(shape)
 
     def pieces(g0: int, g1: int):
         """(sample, first tile row, last + 1, offset in the block's tiles) of rows g0:g1, at
@@ -810,9 +810,9 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
             yield i, t0, t1, (g - g0) * tw
             g += t1 - t0
 
-    def block(b: tuple[int, int], part: int) -> None:
+    def block(b: tuple[int, int], _: int) -> None:
         g0, g1 = b
-        buf, p = buffers[part], (g1 - g0) * tw
+        p = (g1 - g0) * tw
         for i, t0, t1, at in pieces(g0, g1):  # Bᵀ d B, a few rows of tiles at a time
             r = t1 - t0
             tt = buf["t"][:, :, :r]
@@ -862,11 +862,7 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
             if bias is not None:
                 out[i, 2 * t0:min(oh, 2 * t1)] += bias
 
-    if parts > 1:
-        with BLAS.single():
-            run_blocks(blocks, parts, block, hook)
-    else:
-        run_blocks(blocks, 1, block, hook)
+    run_blocks(blocks, 1, block, hook)  # the products on the BLAS's own threads
     return out.transpose(0, 3, 1, 2)
 
 

@@ -416,16 +416,23 @@ def test_winograd_only_for_3x3_stride_1_wide_layers_and_only_when_asked(monkeypa
     assert ops.conv_kind(128, big, 1, (1, 1), (2, 2), (1, 1), (28, 28)) == "im2col"
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (14, 14)) == "im2col"
     assert ops.conv_kind(64, (64, 64, 3, 3), 1, (1, 1), (1, 1), (1, 1), (56, 56)) == "im2col"
-    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 128 * 128 * 196 + 1)
-    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "im2col"
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 128 * 128 * 196 + 1)  # for 2 samples, not 1
+    assert ops.conv_kind(128, big, 1, (1, 1), (1, 1), (1, 1), (28, 28)) == "winograd"
+    assert not ops.winograd_suits(128, big, (1, 1), (1, 1), 1, 28, 28, 1)
+    assert ops.winograd_suits(128, big, (1, 1), (1, 1), 1, 28, 28, 2)
     assert ops.conv_kind(128, big, 1, (1, 1), (1, 1)) == "im2col"  # no output size given
     monkeypatch.undo()
-    for c, size in [(64, 112), (128, 56), (256, 28), (512, 28), (64, 448)]:  # VGG-16's
+    for c, size in [(64, 56), (128, 28), (256, 14), (512, 28), (64, 448)]:
         assert ops.conv_kind(c, (c, c, 3, 3), 1, (1, 1), (1, 1), (1, 1), (size, size)) == (
             "winograd")
-    for c, size in [(512, 7), (512, 14), (64, 56), (128, 28), (256, 14), (32, 112)]:  # ResNet's
+    for c, size in [(512, 7), (32, 112)]:  # few tiles, or narrow
         assert ops.conv_kind(c, (c, c, 3, 3), 1, (1, 1), (1, 1), (1, 1), (size, size)) == (
             "im2col")
+    for c, size in [(64, 448), (512, 28)]:  # VGG-16's layers from one sample on
+        assert ops.winograd_suits(c, (c, c, 3, 3), (1, 1), (1, 1), 1, size, size, 1)
+    for c, size in [(64, 56), (128, 28), (256, 14)]:  # ResNet-18's for a batch of 8, not one
+        assert ops.winograd_suits(c, (c, c, 3, 3), (1, 1), (1, 1), 1, size, size, 8)
+        assert not ops.winograd_suits(c, (c, c, 3, 3), (1, 1), (1, 1), 1, size, size, 1)
     monkeypatch.setattr(ops, "WINOGRAD_CHANNELS", 96)
     monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 1)
     monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
@@ -503,6 +510,23 @@ def test_a_winograd_layer_keeps_its_transformed_weight_and_notices_a_changed_wei
     assert net._winograd["b"][1] is kept["b"][1]  # b's weight unchanged: kept
     net.weights_changed()
     assert net._winograd == {}
+
+
+def test_a_winograd_layer_goes_by_im2col_for_a_batch_too_small(monkeypatch, small_winograd):
+    monkeypatch.setattr(ops, "WINOGRAD_MIN_MACS", 2 * 90 * 96 * 100)  # a's: 2 samples of 90 tiles
+    net = build(wide(), seed=0)
+    assert net._cost["a"].kind == "winograd"
+    calls = []
+    real = ops.winograd_conv2d
+    monkeypatch.setattr(ops, "winograd_conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
+    for n, by_winograd in [(1, 0), (2, 2)]:  # a and b for 2 samples (b: 96 × 100 too)
+        calls.clear()
+        acts, peak = traced_peak(lambda: net.forward(x[:n]))
+        assert len(calls) == by_winograd and peak <= net.estimate_bytes(n)
+        want = general(x[:n], net.weights["a.weight"], net.weights["a.bias"], (1, 1), (1, 1),
+                       (1, 1), 1)
+        np.testing.assert_allclose(acts["a"], want, rtol=1e-4, atol=1e-4)
 
 
 def test_gradients_go_back_through_the_direct_sums_not_winograd(monkeypatch, small_winograd):
