@@ -12,6 +12,7 @@ import designer
 from designer.engine import ops
 from designer.engine.network import build
 from designer.engine.weights import engine_layout, in_engine_layout
+from tests.engine.test_memory import traced
 from tests.engine.test_ops import conv_ref
 
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -466,24 +467,13 @@ def small_winograd(monkeypatch):
     monkeypatch.setattr(ops, "WINOGRAD_MIN_TILES", 1)
 
 
-def traced_peak(work):
-    """(work(), the peak of memory NumPy and Python allocated meanwhile)."""
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        result = work()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_a_pass_with_winograd_layers_matches_the_loops_and_its_estimate_bounds_it(
         small_winograd):
     net = build(wide(), seed=0)
     assert net._cost["a"].kind == net._cost["b"].kind == "winograd"
     x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
     weights = net.weights
-    acts, peak = traced_peak(lambda: net.forward(x))
+    acts, peak = traced(lambda: net.forward(x))
     assert peak <= net.estimate_bytes(2)
     w = weights  # against the im2col path (itself checked against the loops above)
     want = general(x, w["a.weight"], w["a.bias"], (1, 1), (1, 1), (1, 1), 1)
@@ -522,7 +512,7 @@ def test_a_winograd_layer_goes_by_im2col_for_a_batch_too_small(monkeypatch, smal
     x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
     for n, by_winograd in [(1, 0), (2, 2)]:  # a and b for 2 samples (b: 96 × 100 too)
         calls.clear()
-        acts, peak = traced_peak(lambda: net.forward(x[:n]))
+        acts, peak = traced(lambda: net.forward(x[:n]))
         assert len(calls) == by_winograd and peak <= net.estimate_bytes(n)
         want = general(x[:n], net.weights["a.weight"], net.weights["a.bias"], (1, 1), (1, 1),
                        (1, 1), 1)
@@ -563,7 +553,7 @@ def test_the_estimate_bounds_a_pass_with_a_depthwise_layer(kernel, stride):
     net = build(design, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 16, 70, 90)).astype(np.float32)
     weights = net.weights
-    acts, peak = traced_peak(lambda: net.forward(x))
+    acts, peak = traced(lambda: net.forward(x))
     assert peak <= net.estimate_bytes(2)
     w = weights["dw.weight"]
     want = general(x, w, weights["dw.bias"], (stride, stride), (kernel // 2,) * 2, (1, 1), 16)
