@@ -720,7 +720,7 @@ def winograd_block_values(oh: int, ow: int, c: int, k: int, n: int | None = None
     BAND_BYTES if that is more, never more than the samples have."""
     th, tw = -(-oh // 2), -(-ow // 2)
     wp = 2 * tw + 2
-    per_row = tw * (16 * c + 16 * k + 9 * k) + 4 * wp * c
+    per_row = tw * (16 * c + 16 * k + 12 * k) + 4 * wp * c
     rows = max(-(-WINOGRAD_TILES // tw), BAND_BYTES // (4 * per_row))
     rows = max(1, rows if n is None else min(n * th, rows))
     return rows, rows * per_row
@@ -790,8 +790,8 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     total = n * th  # rows of tiles of every sample, one after another; a block may span samples
     blocks = [(g, min(total, g + rows)) for g in range(0, total, rows)]
     step = min(winograd_step(tw, c, k), rows)  # rows of tiles transformed at a time
-    shapes = dict(v=(16, rows * tw, c), m=(16, rows * tw, k), t=(4, 2, step, half, c),
-                  s=(8, step * tw, k), y=(step * tw, k))
+    shapes = dict(v=(16, rows * tw, c), m=(16, rows * tw, k), t=(4, step, 2, half, c),
+                  s=(2, 4, step * tw, k), y=(2, 2, step * tw, k))
     each = sum(math.prod(s) for s in shapes.values())  # at most winograd_block_values'
     if scratch is None or scratch.size < each:
         scratch = np.empty(each, np.float32)
@@ -800,65 +800,65 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
         buf[name] = scratch[at:at + math.prod(shape)].reshape(shape)
         at += math.prod(shape)
 
-    def pieces(g0: int, g1: int):
+    def pieces(g0: int, g1: int) -> list[tuple[int, int, int, int]]:
         """(sample, first tile row, last + 1, offset in the block's tiles) of rows g0:g1, at
-        most ``step`` rows of one sample each."""
-        g = g0
+        most ``step`` rows of one sample each, the block's rows shared about equally (one
+        small piece left over costs a piece's Python for little work)."""
+        size = -(-(g1 - g0) // -(-(g1 - g0) // step))
+        found, g = [], g0
         while g < g1:
             i, t0 = divmod(g, th)
-            t1 = min(th, t0 + g1 - g, t0 + step)
-            yield i, t0, t1, (g - g0) * tw
+            t1 = min(th, t0 + g1 - g, t0 + size)
+            found.append((i, t0, t1, (g - g0) * tw))
             g += t1 - t0
+        return found
 
     def block(b: tuple[int, int], _: int) -> None:
         g0, g1 = b
         p = (g1 - g0) * tw
-        for i, t0, t1, at in pieces(g0, g1):  # Bᵀ d B, a few rows of tiles at a time
+        work = pieces(g0, g1)
+        for i, t0, t1, at in work:  # Bᵀ d B, a few rows of tiles at a time
             r = t1 - t0
-            tt = buf["t"][:, :, :r]
-            for q in range(2):  # over the tile rows, each phase of columns
-                src = [xp[i, 2 * t0 + a:2 * t1 + a:2, q] for a in range(4)]  # (r, half, C)
-                np.subtract(src[0], src[2], out=tt[0, q])
-                np.add(src[1], src[2], out=tt[1, q])
-                np.subtract(src[2], src[1], out=tt[2, q])
-                np.subtract(src[1], src[3], out=tt[3, q])
+            tt = buf["t"][:, :r]
+            src = [xp[i, 2 * t0 + a:2 * t1 + a:2] for a in range(4)]  # (r, 2, half, C)
+            np.subtract(src[0], src[2], out=tt[0])  # over the tile rows, both column phases
+            np.add(src[1], src[2], out=tt[1])
+            np.subtract(src[2], src[1], out=tt[2])
+            np.subtract(src[1], src[3], out=tt[3])
             v = buf["v"][:, at:at + r * tw].reshape(4, 4, r, tw, c)
-            for a in range(4):  # ... and over its columns: 2j, 2j + 1, 2j + 2, 2j + 3
-                even, odd = tt[a, 0], tt[a, 1]
-                cols = [even[:, :tw], odd[:, :tw], even[:, 1:], odd[:, 1:]]
-                np.subtract(cols[0], cols[2], out=v[a, 0])
-                np.add(cols[1], cols[2], out=v[a, 1])
-                np.subtract(cols[2], cols[1], out=v[a, 2])
-                np.subtract(cols[1], cols[3], out=v[a, 3])
+            even, odd = tt[:, :, 0], tt[:, :, 1]  # ... then over the columns of all four rows:
+            cols = [even[:, :, :tw], odd[:, :, :tw], even[:, :, 1:], odd[:, :, 1:]]
+            np.subtract(cols[0], cols[2], out=v[:, 0])  # 2j, 2j + 1, 2j + 2, 2j + 3
+            np.add(cols[1], cols[2], out=v[:, 1])
+            np.subtract(cols[2], cols[1], out=v[:, 2])
+            np.subtract(cols[1], cols[3], out=v[:, 3])
         m = buf["m"][:, :p]
-        np.matmul(buf["v"][:, :p], u.transpose(0, 2, 1), out=m)
+        np.matmul(buf["v"][:, :p], u.transpose(0, 2, 1), out=m)  # on the BLAS's threads
         m4 = m.reshape(4, 4, p, k)
-        for i, t0, t1, at in pieces(g0, g1):  # Aᵀ m A, a few rows of tiles at a time
+        for i, t0, t1, at in work:  # Aᵀ m A, a few rows of tiles at a time
             r = t1 - t0
             span = slice(at, at + r * tw)
-            s = buf["s"][:, :r * tw]
-            for bcol in range(4):  # over the tile rows
-                np.add(m4[0, bcol, span], m4[1, bcol, span], out=s[bcol])
-                s[bcol] += m4[2, bcol, span]
-                np.subtract(m4[1, bcol, span], m4[2, bcol, span], out=s[4 + bcol])
-                s[4 + bcol] -= m4[3, bcol, span]
-            y = buf["y"][:r * tw]
-            for a in range(2):  # ... and over its columns, into the pixels
-                sa = s[4 * a:4 * a + 4]
-                n_rows = min(t1, (oh - a + 1) // 2) - t0
-                if n_rows <= 0:
-                    continue
-                for bcol in range(2):
-                    n_cols = (ow - bcol + 1) // 2
-                    if bcol == 0:
-                        np.add(sa[0], sa[1], out=y)
-                        y += sa[2]
-                    else:
-                        np.subtract(sa[1], sa[2], out=y)
-                        y -= sa[3]
-                    dst = out[i, 2 * t0 + a:2 * t0 + a + 2 * n_rows - 1:2,
-                              bcol:bcol + 2 * n_cols - 1:2]
-                    np.copyto(dst, y.reshape(r, tw, k)[:n_rows, :n_cols])
+            s = buf["s"][:, :, :r * tw]  # (2 output rows, 4 columns, tiles, K)
+            np.add(m4[0, :, span], m4[1, :, span], out=s[0])  # over the tile rows ...
+            s[0] += m4[2, :, span]
+            np.subtract(m4[1, :, span], m4[2, :, span], out=s[1])
+            s[1] -= m4[3, :, span]
+            y = buf["y"][:, :, :r * tw]  # (2 output columns, 2 output rows, tiles, K)
+            np.add(s[:, 0], s[:, 1], out=y[0])  # ... and over its columns, into the pixels
+            y[0] += s[:, 2]
+            np.subtract(s[:, 1], s[:, 2], out=y[1])
+            y[1] -= s[:, 3]
+            if 2 * t1 <= oh and ow % 2 == 0:  # whole tiles: one copy
+                dst = out[i, 2 * t0:2 * t1].reshape(r, 2, tw, 2, k).transpose(3, 1, 0, 2, 4)
+                np.copyto(dst, y.reshape(2, 2, r, tw, k))
+            else:
+                for a in range(2):
+                    n_rows = min(t1, (oh - a + 1) // 2) - t0
+                    for bcol in range(2 if n_rows > 0 else 0):
+                        n_cols = (ow - bcol + 1) // 2
+                        dst = out[i, 2 * t0 + a:2 * t0 + a + 2 * n_rows - 1:2,
+                                  bcol:bcol + 2 * n_cols - 1:2]
+                        np.copyto(dst, y[bcol, a].reshape(r, tw, k)[:n_rows, :n_cols])
             if bias is not None:
                 out[i, 2 * t0:min(oh, 2 * t1)] += bias
 
