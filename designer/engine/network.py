@@ -446,10 +446,37 @@ class Network:
         layers, of every activation made so far (all are kept) and that layer's temporaries
         (padded copies for convolution and pooling, row sums for adaptive pooling, ...). Worked
         out from shapes alone, in exact integers."""
-        peak, _ = self._forward_peak(self.order, batch)
-        scratch = self._scratch_need(self.order, batch)
-        return (self._weight_bytes + self._matrix_need(inference=True) + scratch + peak
-                + FIXED_BYTES)
+        parts = self._forward_parts(batch)
+        if parts > 1:  # split (see _forward_split): every activation, and each part's own
+            # activations still to be read and its band buffer
+            part = -(-batch // parts)
+            _, kept = self._forward_peak(self.order, batch)
+            need = kept + parts * (self._live_peak(self.order, part)
+                                   + self._scratch_need(self.order, part))
+        else:
+            peak, _ = self._forward_peak(self.order, batch)
+            need = peak + self._scratch_need(self.order, batch)
+        return self._weight_bytes + self._matrix_need(inference=True) + need + FIXED_BYTES
+
+    def _live_peak(self, nodes: Sequence[str], batch: int) -> int:
+        """Peak bytes of the activations a part of a split pass (``_forward_split``) holds at
+        once running ``nodes`` for ``batch`` samples: those later layers still read, the layer's
+        output and its temporaries (its input is a view of the batch's)."""
+        left = {n: len(self._consumers(n)) for n in nodes}
+        act = {n: 0 if n == self.input_id else self._cost[n].act * batch for n in nodes}
+        live = peak = 0
+        for node_id in nodes:
+            cost = self._cost[node_id]
+            temp = cost.temp if cost.run_temp is None else cost.run_temp
+            peak = max(peak, live + act[node_id] + temp * batch)
+            live += act[node_id]
+            for s in self.design.sources(node_id):
+                left[s] -= 1
+                if left[s] == 0:
+                    live -= act[s]
+            if left[node_id] == 0:
+                live -= act[node_id]
+        return peak
 
     def estimate_gradient_bytes(self, node_id: str) -> int:
         """Memory ``input_gradient(x, node_id, ...)`` needs in all: the forward pass of the
@@ -505,7 +532,10 @@ class Network:
         """Run every node. x: float32 (N, C, H, W). Returns {node id: activation} (batch first),
         every activation float32. Thread-safe (see the class).
 
-        Memory is checked first (NotEnoughMemory); seeded weights are drawn on the first pass.
+        A batch with a sample for each of the engine's threads and convolutions large enough
+        is split over them, each part through the whole network (see ``_forward_split``);
+        the result is the same. Memory is checked first (NotEnoughMemory); seeded weights are
+        drawn on the first pass.
         Where values overflow, no NumPy warning is printed: ``find_nonfinite`` says where.
         ``progress(fraction, node_id)`` is called before each layer, between chunks of large
         ones, and with 1.0 at the end; if it returns False the pass stops with ``Cancelled``."""
@@ -519,6 +549,9 @@ class Network:
             if progress is not None and progress(min(1.0, fraction), node_id) is False:
                 raise Cancelled(f"cancelled at {node_id}")
 
+        parts = self._forward_parts(x.shape[0])
+        if parts > 1:
+            return self._forward_split(x, weights, parts, report, total)
         return self._forward(x, weights, self.order, report, total)
 
     def _forward(self, x: np.ndarray, weights: Mapping[str, np.ndarray], nodes: list[str],
@@ -546,6 +579,90 @@ class Network:
             done += work
         report(1.0, nodes[-1])
         return acts
+
+    def _forward_parts(self, batch: int) -> int:
+        """Parts ``forward`` splits a batch of ``batch`` samples into (see ``_forward_split``):
+        as a training pass does (``_pass_parts``), once there is a sample for each of the
+        engine's threads (a smaller batch keeps them all through the BLAS's own threads)."""
+        if batch < ops.worker_count():
+            return 1
+        return self._pass_parts(self.order, batch)
+
+    def _forward_split(self, x: np.ndarray, weights: Mapping[str, np.ndarray], parts: int,
+                       report: Callable[[float, str], None], total: float
+                       ) -> dict[str, np.ndarray]:
+        """An inference pass with the batch split into ``parts`` ranges of samples, each run
+        through the whole network on a thread of its own with a single-threaded BLAS (in eval
+        mode every layer works on each sample alone): every op then runs on every core, where
+        with one pass on the BLAS's threads only the matrix products did (the copies, Winograd's
+        transforms, BatchNorm, pooling ran on one core while the other waited). Each part copies
+        a layer's output into the batch's array as soon as it has it and keeps its own only for
+        the layers that still read it. The first part reports progress for the whole pass; if
+        that raises (Cancelled), the others stop at their next layer."""
+        n = x.shape[0]
+        consumers = {node_id: len(self._consumers(node_id)) for node_id in self.order}
+        acts: dict[str, np.ndarray] = {self.input_id: x}
+        lock = threading.Lock()
+        stop: list[bool] = []
+
+        def batch_array(node_id: str, part: np.ndarray) -> np.ndarray:
+            """The batch's array for this layer's output, made by the first part to get there
+            (in the part's memory layout)."""
+            with lock:
+                whole = acts.get(node_id)
+                if whole is None:
+                    whole = acts[node_id] = np.empty_like(part, shape=(n,) + part.shape[1:])
+                return whole
+
+        def run(index: int, s0: int, s1: int) -> None:
+            mine: dict[str, np.ndarray] = {}
+            left = dict(consumers)
+            done = 0
+            for node_id in self.order:
+                if stop:
+                    return
+                work = self._work[node_id]
+                if index == 0:
+                    report(done / total, node_id)
+
+                    def hook(fraction: float, base=done, work=work, node_id=node_id) -> None:
+                        report((base + fraction * work) / total, node_id)
+                else:
+                    def hook(fraction: float) -> None:
+                        if stop:
+                            raise Cancelled("cancelled")
+                sources = self.design.sources(node_id)
+                inputs = [mine[s] for s in sources]
+                if node_id == self.input_id:
+                    y = x[s0:s1]
+                else:
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        y = self._run(node_id, x[s0:s1], inputs, weights, hook)
+                    if sources and y is inputs[0]:  # its output is its input (Dropout, ...)
+                        with lock:
+                            acts.setdefault(node_id, acts[sources[0]])
+                    else:
+                        np.copyto(batch_array(node_id, y)[s0:s1], y)
+                for s in sources:
+                    left[s] -= 1
+                    if left[s] == 0:
+                        mine.pop(s, None)
+                if left[node_id]:
+                    mine[node_id] = y
+                done += work
+
+        def guarded(index: int, s0: int, s1: int) -> None:
+            try:
+                run(index, s0, s1)
+            except BaseException:
+                stop.append(True)
+                raise
+
+        with ops.BLAS.single():
+            ops.run_parallel([lambda i=i, r=r: guarded(i, *r)
+                              for i, r in enumerate(ops.sample_parts(n, parts))])
+        report(1.0, self.order[-1])
+        return {node_id: acts[node_id] for node_id in self.order}
 
     def find_nonfinite(self, acts: Mapping[str, np.ndarray]) -> NonFinite | None:
         """Where the activations of a pass (``forward``'s result) first hold inf or NaN, or None

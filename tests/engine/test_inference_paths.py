@@ -509,8 +509,12 @@ def test_a_winograd_layer_goes_by_im2col_for_a_batch_too_small(monkeypatch, smal
     calls = []
     real = ops.winograd_conv2d
     monkeypatch.setattr(ops, "winograd_conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
-    x = np.random.default_rng(0).standard_normal((2, 96, 17, 20)).astype(np.float32)
-    for n, by_winograd in [(1, 0), (2, 2)]:  # a and b for 2 samples (b: 96 × 100 too)
+    x = np.random.default_rng(0).standard_normal((4, 96, 17, 20)).astype(np.float32)
+    for n in (1, 2, 4):
+        # a and b for 2 samples (b: 96 × 100 too); a pass split into parts (see
+        # test_split_pass.py) decides for each part's samples
+        parts = net._pass_parts(net.order, n)
+        by_winograd = 2 * parts if n // parts >= 2 else 0
         calls.clear()
         acts, peak = traced(lambda: net.forward(x[:n]))
         assert len(calls) == by_winograd and peak <= net.estimate_bytes(n)
