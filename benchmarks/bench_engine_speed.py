@@ -16,6 +16,12 @@ children so that one's spinning thread pool doesn't slow the next) and the table
 and the median per image over all rounds, with the ratios engine / PyTorch and engine /
 onnxruntime of the best times. The machine is shared: best-of-N is the figure to compare.
 
+The engine keeps the memory of freed arrays for its next pass (no page faults); PyTorch and
+onnxruntime, as they come, hand large freed arrays back and fault them in again on the next pass
+(with glibc) or not, depending on what the process allocated before: PyTorch's 7×7 depthwise
+layer takes 80 ms one way and 23 ms the other. ``--reuse-memory`` gives their children glibc
+settings that keep freed memory too, for a comparison that doesn't hang on that.
+
 Rows: ResNet-18 224² at batch 1, 8, 32 (time per image); VGG-16's convolutional stack at 448²
 (``--big``: also 896²); the Inception block template; MobileNet-V1 and V2 at 224² (built here as
 designs: depthwise convolutions are Conv2d with groups = channels; ReLU6 where the catalog has it,
@@ -27,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -343,10 +348,18 @@ def child(kind: str) -> None:
             print(json.dumps({}), flush=True)
 
 
+#: ``--reuse-memory``: glibc's settings for the PyTorch and onnxruntime children that keep the
+#: memory of freed arrays for the next pass, as the engine does for itself
+#: (``designer.engine.memory.keep_freed_memory``), up to arrays of 1 GiB
+REUSE_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
 class Child:
-    def __init__(self, kind: str, python: str) -> None:
+    def __init__(self, kind: str, python: str, reuse_memory: bool = False) -> None:
         env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
                    PYTHONPATH=str(ROOT))
+        if reuse_memory and kind != "engine":
+            env.update(REUSE_MEMORY)
         self.kind = kind
         self.process = subprocess.Popen([python, str(HERE), "--child", kind],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -369,9 +382,10 @@ class Child:
 
 
 def measure(rows: list[dict], torch_python: str | None, rounds: int, budget: float,
-            pause: float) -> dict:
+            pause: float, reuse_memory: bool = False) -> dict:
     kinds = ["engine"] + (["torch", "ort"] if torch_python else [])
-    children = {k: Child(k, sys.executable if k == "engine" else torch_python) for k in kinds}
+    children = {k: Child(k, sys.executable if k == "engine" else torch_python, reuse_memory)
+                for k in kinds}
     results: dict = {}
     try:
         for row in rows:
@@ -380,8 +394,6 @@ def measure(rows: list[dict], torch_python: str | None, rounds: int, budget: flo
                 answer = children[k].ask({"load": row})
                 if not answer.get("skip"):
                     info[k] = answer
-            reps = {k: max(1, min(20, round(budget / max(a["warm"], 1e-4))))
-                    for k, a in info.items()}
             results[row["name"]] = {"row": row, "info": info, "times": {k: [] for k in info}}
             print(f"  {row['title']}: warm-up " + ", ".join(
                 f"{k} {a['warm'] * 1000:.0f} ms" for k, a in info.items()), flush=True)
@@ -486,6 +498,9 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=0.3,
                         help="seconds between two children's timings (thread pools wind down)")
     parser.add_argument("--profile", metavar="CASES", help="profile the engine on these cases")
+    parser.add_argument("--reuse-memory", action="store_true",
+                        help="PyTorch and onnxruntime keep freed memory for the next pass, as "
+                             "the engine does (no page faults on their large outputs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -507,11 +522,14 @@ def main() -> int:
         prepared = [prepare(r, Path(tmp)) for r in rows]
         if not args.torch:
             print("no --torch Python given: the engine alone")
-        results = measure(prepared, args.torch, args.rounds, args.budget, args.pause)
+        results = measure(prepared, args.torch, args.rounds, args.budget, args.pause,
+                          args.reuse_memory)
     import numpy as np
     print(f"\nNumPy {np.__version__}, {os.cpu_count()} cores, {THREADS} threads for PyTorch and "
           f"onnxruntime; {args.rounds} interleaved rounds; ms per image (best/median over all "
-          f"rounds); ratios of the best times; err = max |other − engine| / max |engine|")
+          f"rounds); ratios of the best times; err = max |other − engine| / max |engine|"
+          + ("; PyTorch and onnxruntime keep freed memory (--reuse-memory)"
+             if args.reuse_memory else ""))
     print(table(results))
     return 0
 
