@@ -614,6 +614,26 @@ class Network:
                     whole = acts[node_id] = np.empty_like(part, shape=(n,) + part.shape[1:])
                 return whole
 
+        def out_array(node_id: str, inputs: list[np.ndarray]) -> np.ndarray | None:
+            """The batch's array for the output of a layer that can write into one (see
+            ``_run``), made by the first part to get there, or None."""
+            t = self.infos[node_id].type
+            if t not in WRITE_INTO or not inputs or (inputs[0].ndim != 4
+                                                     and t not in ("ReLU", "Add")):
+                return None
+            with lock:
+                whole = acts.get(node_id)
+                if whole is None:
+                    shape = (n,) + tuple(self.infos[node_id].shape)
+                    if len(shape) == 4:  # convolutions give channels-last maps; the others
+                        # keep their input's layout
+                        whole = ops.empty_maps(shape, t == "Conv2d" or ops.channels_last(
+                            inputs[0]))
+                    else:
+                        whole = np.empty(shape, np.float32)
+                    acts[node_id] = whole
+                return whole
+
         def run(index: int, s0: int, s1: int) -> None:
             mine: dict[str, np.ndarray] = {}
             left = dict(consumers)
@@ -636,12 +656,14 @@ class Network:
                 if node_id == self.input_id:
                     y = x[s0:s1]
                 else:
+                    whole = out_array(node_id, inputs)
+                    share = None if whole is None else whole[s0:s1]
                     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                        y = self._run(node_id, x[s0:s1], inputs, weights, hook)
+                        y = self._run(node_id, x[s0:s1], inputs, weights, hook, out=share)
                     if sources and y is inputs[0]:  # its output is its input (Dropout, ...)
                         with lock:
                             acts.setdefault(node_id, acts[sources[0]])
-                    else:
+                    elif share is None or not _same_memory(y, share):  # made its own
                         np.copyto(batch_array(node_id, y)[s0:s1], y)
                 for s in sources:
                     left[s] -= 1
@@ -1346,8 +1368,11 @@ class Network:
         return ops.worker_count() if a.size >= ops.ELEMENTWISE_VALUES else 1
 
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
-             w: Mapping[str, np.ndarray], hook: ops.ChunkHook, winograd: bool = True
-             ) -> np.ndarray:
+             w: Mapping[str, np.ndarray], hook: ops.ChunkHook, winograd: bool = True,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """A layer's output for ``inputs``. ``out``: where a split pass's part would have it
+        (see ``_out_array``), used by the layers that can write there (the others make their
+        own)."""
         info = self.infos[node_id]
         v = info.values
         t = info.type
@@ -1357,17 +1382,19 @@ class Network:
         if t == "Conv2d":
             weight = w[f"{node_id}.weight"]
             parts = ops.worker_count()
+            if out is not None:  # the channels-last memory behind the NCHW view
+                out = out.transpose(0, 2, 3, 1)
             if winograd and self._winograd_now(node_id, a.shape[0]):  # in the band buffer
                 k, c = weight.shape[:2]
                 _, values = ops.winograd_block_values(*info.shape[1:], c, k, a.shape[0])
                 return ops.winograd_conv2d(a, weight, w.get(f"{node_id}.bias"), v["padding"],
                                            hook, parts=parts,
                                            u=self._winograd_weights(node_id, weight),
-                                           scratch=self._scratch(values))
+                                           scratch=self._scratch(values), out=out)
             if self._cost[node_id].kind not in ("im2col", "winograd"):  # no band buffer
                 return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"],
                                   v["padding"], v["dilation"], v["groups"], self.scratch_bytes,
-                                  hook, parts=parts)
+                                  hook, parts=parts, out=out)
             matrix = self._matrix(node_id, weight, v["groups"])
             k, cg, kh, kw = weight.shape
             oh, ow = info.shape[1:]
@@ -1376,10 +1403,10 @@ class Network:
                                                           self.scratch_bytes))
             return ops.conv2d(a, weight, w.get(f"{node_id}.bias"), v["stride"], v["padding"],
                               v["dilation"], v["groups"], self.scratch_bytes, hook, matrix,
-                              scratch, parts=parts)
+                              scratch, parts=parts, out=out)
         if t == "MaxPool2d":
             return ops.max_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["dilation"],
-                                  v["ceil_mode"], parts=self._parts(a))
+                                  v["ceil_mode"], out=out, parts=self._parts(a))
         if t == "AvgPool2d":
             return ops.avg_pool2d(a, v["kernel_size"], v["stride"], v["padding"], v["ceil_mode"],
                                   v["count_include_pad"], parts=self._parts(a))
@@ -1388,7 +1415,7 @@ class Network:
         if t == "BatchNorm2d":
             return ops.batch_norm(a, w[f"{node_id}.running_mean"], w[f"{node_id}.running_var"],
                                   w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"],
-                                  self._parts(a))
+                                  self._parts(a), out)
         if t == "LayerNorm":
             return ops.layer_norm(a, w.get(f"{node_id}.weight"), w.get(f"{node_id}.bias"), v["eps"])
         if t == "Linear":
@@ -1396,7 +1423,7 @@ class Network:
         if t == "Flatten":
             return a.reshape(a.shape[0], -1)
         if t == "ReLU":
-            return ops.relu(a, self._parts(a))
+            return ops.relu(a, self._parts(a), out)
         if t == "LeakyReLU":
             return ops.leaky_relu(a, v["negative_slope"])
         if t == "Sigmoid":
@@ -1412,10 +1439,20 @@ class Network:
         if t in ("Dropout", "Identity"):
             return a
         if t == "Add":
-            return ops.add(inputs, self._parts(inputs[0]))
+            return ops.add(inputs, self._parts(inputs[0]), out)
         if t == "Concat":
             return np.concatenate(inputs, axis=1)
         raise AssertionError(f"no engine op for {t}")  # the catalog and this table must agree
+
+
+#: layers whose output ``Network._run`` can have written straight into a given array
+WRITE_INTO = frozenset({"Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Add"})
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a and b are the same values in the same memory (one a view of the other, alike)."""
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:

@@ -31,6 +31,19 @@ CHUNK_VALUES = 1 << 18
 Alloc = Callable[..., np.ndarray]
 
 
+def result_array(out: np.ndarray | None, shape: tuple[int, ...], alloc: Alloc
+                 ) -> np.ndarray:
+    """Where an op writes its result: ``out``, a caller's float32 array of that shape (a split
+    pass's share of the batch's array, see ``Network._forward_split``), or a new one made by
+    ``alloc``."""
+    if out is None:
+        return alloc(tuple(shape))
+    if out.shape != tuple(shape) or out.dtype != np.float32:
+        raise ValueError(f"the result takes a float32 array of shape {tuple(shape)}, not "
+                         f"{out.dtype} {out.shape}")
+    return out
+
+
 def new_array(shape: tuple[int, ...], dtype=np.float32, channels_last: bool = False
               ) -> np.ndarray:
     """``np.empty(shape, dtype)``, laid out channels-last (an NCHW view of NHWC memory) when
@@ -470,7 +483,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
            scratch: np.ndarray | None = None, alloc: Alloc = new_array,
            windows: np.ndarray | None = None, parts: int = 1,
            part_scratch: Callable[[int, int], np.ndarray] | None = None,
-           patches: np.ndarray | None = None, winograd: bool = False) -> np.ndarray:
+           patches: np.ndarray | None = None, winograd: bool = False,
+           out: np.ndarray | None = None) -> np.ndarray:
     """2-D convolution (cross-correlation, as PyTorch) by im2col and one matrix product per
     block of output rows (all groups in one batched product).
 
@@ -487,7 +501,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     over that many threads and the products keep the BLAS's threads; patches: optionally an
     (N, H', W', groups, kh, kw, C/groups) float32 array to build the whole patch matrix in,
     block by block, instead of the block buffers (the training pass keeps a small one for
-    the backward pass).
+    the backward pass); out: optionally the (N, H', W', K) float32 array (channels-last) to
+    write the result into (an NCHW 1×1 convolution of NCHW maps makes its own).
     Returns (N, K, H', W') float32 (an NCHW view of channels-last memory, or plain NCHW for a
     1×1 convolution of NCHW maps).
 
@@ -508,15 +523,15 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
         kind = conv_kind(c, weight.shape, groups, padding, dilation)
         if kind == "depthwise":
             return depthwise_conv2d(x, weight, bias, stride, padding, dilation, hook, alloc,
-                                    parts)
+                                    parts, out)
         if kind == "pointwise":
-            return pointwise_conv2d(x, weight, bias, stride, hook, alloc, parts)
+            return pointwise_conv2d(x, weight, bias, stride, hook, alloc, parts, out)
         if winograd:
             (pt, pb), (pl, pr) = pad_amounts(padding, (kh, kw), dilation)
             oh = (h + pt + pb - dilation[0] * (kh - 1) - 1) // stride[0] + 1
             ow = (w + pl + pr - dilation[1] * (kw - 1) - 1) // stride[1] + 1
             if winograd_suits(c, weight.shape, stride, dilation, groups, oh, ow, n):
-                return winograd_conv2d(x, weight, bias, padding, hook, alloc, parts)
+                return winograd_conv2d(x, weight, bias, padding, hook, alloc, parts, out=out)
     given_windows = windows is not None
     if windows is None:
         windows, _ = patch_windows(x, (kh, kw), stride, padding, dilation, groups, alloc)
@@ -524,7 +539,7 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: P
     kk = kh * kw * cg
     wmat = conv_matrix(weight, groups) if matrix is None else matrix
     wmat_t = wmat.transpose(0, 2, 1)  # (groups, kh·kw·C/g, K/g)
-    out = alloc((n, oh, ow, k))
+    out = result_array(out, (n, oh, ow, k), alloc)
     kg = k // groups
     budget = min(scratch_bytes, BAND_BYTES)
     # an inference pass (no windows given) keeps the BLAS's own threads for the products and
@@ -607,13 +622,14 @@ POINTWISE_MACS = 1 << 26
 
 
 def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
-                     hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1
-                     ) -> np.ndarray:
+                     hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """An unpadded 1×1 convolution (groups 1) as one matrix product over the input as it lies,
     without im2col: channels-last maps (N·H'·W', C) @ (C, K) into channels-last output, NCHW
     maps (K, C) @ (C, H'·W') per sample into NCHW output; a strided layer first copies the
     pixels it reads (channels-last, on ``parts`` threads). Blocks of output pixels
-    (POINTWISE_MACS multiply-adds each) are the steps between ``hook`` calls. Returns
+    (POINTWISE_MACS multiply-adds each) are the steps between ``hook`` calls. ``out``: the
+    channels-last (N, H', W', K) array to write channels-last output into. Returns
     (N, K, H', W') float32."""
     n, c = x.shape[:2]
     k = weight.shape[0]
@@ -627,7 +643,7 @@ def pointwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
             parallel_map(copy.shape, lambda i: np.copyto(copy[i], xt[i]), parts)
             xt = copy
         a = xt.reshape(n * oh * ow, c)
-        out = alloc((n, oh, ow, k))
+        out = result_array(out, (n, oh, ow, k), alloc)
         flat = out.reshape(n * oh * ow, k)
         step = max(1, POINTWISE_MACS // max(1, k * c))
         blocks = [slice(r, min(a.shape[0], r + step)) for r in range(0, a.shape[0], step)]
@@ -738,8 +754,8 @@ def winograd_step(tw: int, c: int, k: int) -> int:
 
 def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, padding,
                     hook: ChunkHook | None = None, alloc: Alloc = new_array, parts: int = 1,
-                    u: np.ndarray | None = None, scratch: np.ndarray | None = None
-                    ) -> np.ndarray:
+                    u: np.ndarray | None = None, scratch: np.ndarray | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """A 3×3 convolution of stride 1 (groups 1, no dilation) by Winograd's minimal filtering
     F(2×2, 3×3) (Lavin & Gray 2016): each 4×4 tile of the zero-padded channels-last input is
     transformed (Bᵀ d B: additions only), the 16 tile taps are multiplied by the transformed
@@ -756,7 +772,8 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
     ``u``: the transformed weight (:func:`winograd_weights`), made here if None; ``scratch``:
     a flat float32 buffer of at least :func:`winograd_block_values` values to
     work in (a caller's, reused across layers: fresh buffers each layer cost their page
-    faults), made here if None or too small. Returns
+    faults), made here if None or too small; ``out``: the channels-last (N, H', W', K) array
+    to write into, made here if None. Returns
     (N, K, H', W') float32, an NCHW view of channels-last memory."""
     n, c, h, w = x.shape
     k = weight.shape[0]
@@ -785,7 +802,7 @@ def winograd_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, 
                       xt[i[0], :, x0::2][:, rows])
     parallel_map((n, 1, h, w * c), pad, parts)
     u = winograd_weights(weight) if u is None else u
-    out = alloc((n, oh, ow, k))
+    out = result_array(out, (n, oh, ow, k), alloc)
     rows, _ = winograd_block_values(oh, ow, c, k, n)
     total = n * th  # rows of tiles of every sample, one after another; a block may span samples
     blocks = [(g, min(total, g + rows)) for g in range(0, total, rows)]
@@ -887,13 +904,15 @@ def depthwise_temp_values(c: int, h: int, w: int, weight_shape: tuple[int, ...],
 
 def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: Pair,
                      padding, dilation: Pair, hook: ChunkHook | None = None,
-                     alloc: Alloc = new_array, parts: int = 1) -> np.ndarray:
+                     alloc: Alloc = new_array, parts: int = 1, out: np.ndarray | None = None
+                     ) -> np.ndarray:
     """A depthwise convolution (groups = C; K = m·C, each input channel feeding m outputs) over
     shifted strided views of the zero-padded channels-last input, in blocks of output rows
     small enough to stay in cache, spread over ``parts`` threads (NumPy releases the GIL in its
     loops) when the output has at least PARALLEL_VALUES values (below, the threads' hand-overs
     cost more than they save). Products are summed in float32 in the kernel's row-major
-    order. Returns (N, K, H', W') float32, an NCHW view of channels-last memory.
+    order. ``out``: the channels-last (N, H', W', K) array to write into, made if None. Returns
+    (N, K, H', W') float32, an NCHW view of channels-last memory.
 
     With K = C, a block is one ``np.einsum`` over a (kh, kw, rows, W'·C) view of the input
     and the taps' weights repeated along a row: every product and sum in one C loop over
@@ -950,7 +969,7 @@ def depthwise_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                                 dtype=np.float32)  # (kh, kw, C, m)
     if m == 1:
         taps = taps[..., 0]
-    out = alloc((n, oh, ow, k))
+    out = result_array(out, (n, oh, ow, k), alloc)
     rows = max(1, min(oh, DEPTHWISE_VALUES // max(1, ow * k)))
     blocks = [(i, r, min(oh, r + rows)) for i in range(n) for r in range(0, oh, rows)]
 
@@ -1177,15 +1196,17 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: Pair) -> np.ndarray:
 
 
 def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
-               bias: np.ndarray | None, eps: float, parts: int = 1) -> np.ndarray:
+               bias: np.ndarray | None, eps: float, parts: int = 1,
+               out: np.ndarray | None = None) -> np.ndarray:
     """Inference-mode BatchNorm2d. x: (N, C, H, W); statistics and affine (C,). The per-channel
     scale and shift are worked out in float64; the maps are scaled and shifted in float32 (see
-    :func:`channel_affine`); the result keeps x's layout."""
+    :func:`channel_affine`); the result keeps x's layout (``out``: an array to write it
+    into)."""
     scale = 1.0 / np.sqrt(var.astype(np.float64) + eps)
     shift = -mean * scale
     if weight is not None:
         scale, shift = scale * weight, shift * weight + bias
-    return channel_affine(x, scale.astype(np.float32), shift.astype(np.float32), parts)
+    return channel_affine(x, scale.astype(np.float32), shift.astype(np.float32), parts, out)
 
 
 #: per-channel vectors of channels-last elementwise work are repeated along a row of about this
@@ -1193,16 +1214,20 @@ def batch_norm(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndar
 TILED_ROW = 8192
 
 
-def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, parts: int = 1
-                   ) -> np.ndarray:
+def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, parts: int = 1,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """x · scale + shift per channel (float32 (C,) each) of maps x (N, C, H, W), in float32, a
     cache-sized block at a time (both steps while it is in cache), over ``parts`` threads;
     the result keeps x's layout. Channels-last maps are worked as rows of whole pixels with
     the vectors repeated along the row (a pixel's C values alone make NumPy's inner loop too
-    short to be fast: 2× slower at 96 channels); the same products and sums either way."""
+    short to be fast: 2× slower at 96 channels); the same products and sums either way.
+    ``out``: an array laid out as x to write the result into (made if None or laid out
+    otherwise)."""
     c = x.shape[1]
+    if out is not None and (out.shape != x.shape or channels_last(out) != channels_last(x)):
+        out = None
     if channels_last(x) and c < TILED_ROW:
-        out = empty_maps(x.shape, True)
+        out = empty_maps(x.shape, True) if out is None else out
         flat_x, flat_out = x.transpose(0, 2, 3, 1).reshape(-1), out.transpose(0, 2, 3, 1).reshape(-1)
         pixels = flat_x.size // max(1, c)
         per_row = max(1, min(pixels, TILED_ROW // max(1, c)))
@@ -1223,7 +1248,7 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, parts: i
         return out
     shape = (1, -1, 1, 1)
     scale32, shift32 = scale.reshape(shape), shift.reshape(shape)
-    out = empty_maps(x.shape, channels_last(x))
+    out = empty_maps(x.shape, channels_last(x)) if out is None else out
 
     def work(i: tuple) -> None:
         o = out[i]
@@ -1250,13 +1275,13 @@ def _pairs(x: np.ndarray, out: np.ndarray, size: int = CHUNK_VALUES):
         yield a[start:start + size], b[start:start + size]
 
 
-def _map(x: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None], parts: int | None = None
-         ) -> np.ndarray:
+def _map(x: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None], parts: int | None = None,
+         out: np.ndarray | None = None) -> np.ndarray:
     """A float32 array shaped (and laid out) like ``x``, filled by ``fn(chunk_in, chunk_out)``,
     the chunks spread over the engine's threads for large arrays (``parts``: as many as
     :func:`worker_count` from ELEMENTWISE_VALUES values on, unless given; ``fn`` must be safe to
-    call from several threads at once, as NumPy's ufuncs are)."""
-    out = np.empty_like(x, dtype=np.float32)
+    call from several threads at once, as NumPy's ufuncs are); into ``out`` if given."""
+    out = np.empty_like(x, dtype=np.float32) if out is None else out
     pairs = list(_pairs(x, out))
     if parts is None:
         parts = worker_count() if x.size >= ELEMENTWISE_VALUES else 1
@@ -1308,21 +1333,25 @@ def relu_into(x: np.ndarray, out: np.ndarray) -> None:
     np.clip(x, _ZERO, _INFINITY, out=out)
 
 
-def relu(x: np.ndarray, parts: int = 1) -> np.ndarray:
-    """max(x, 0) in float32, keeping x's layout, in chunks over ``parts`` threads."""
+def relu(x: np.ndarray, parts: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0) in float32, keeping x's layout (or into ``out``, of x's shape), in chunks over
+    ``parts`` threads."""
+    out = result_array(out, x.shape, lambda shape: (
+        empty_maps(shape, channels_last(x)) if x.ndim == 4 else np.empty(shape, np.float32)))
     if parts > 1:
-        return _map(x, relu_into, parts)
-    out = empty_maps(x.shape, channels_last(x)) if x.ndim == 4 else np.empty(x.shape, np.float32)
+        return _map(x, relu_into, parts, out)
     relu_into(x, out)
     return out
 
 
-def add(inputs: list[np.ndarray], parts: int = 1) -> np.ndarray:
-    """The sum of equally shaped arrays (float32, in their order), laid out as the first,
-    cache-sized blocks over ``parts`` threads."""
+def add(inputs: list[np.ndarray], parts: int = 1, out: np.ndarray | None = None
+        ) -> np.ndarray:
+    """The sum of equally shaped arrays (float32, in their order), laid out as the first (or
+    into ``out``), cache-sized blocks over ``parts`` threads."""
     first = inputs[0]
-    out = (empty_maps(first.shape, channels_last(first)) if first.ndim == 4
-           else np.empty(first.shape, np.float32))
+    out = result_array(out, first.shape, lambda shape: (
+        empty_maps(shape, channels_last(first)) if first.ndim == 4
+        else np.empty(shape, np.float32)))
 
     def work(i: tuple) -> None:
         o = out[i]

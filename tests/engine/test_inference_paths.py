@@ -576,3 +576,54 @@ def test_a_block_of_few_pixels_and_many_channels_multiplied_transposed_matches_t
     assert calls and calls[0][0] == 24  # weights first
     np.testing.assert_allclose(got, conv_ref(x, weight, bias, (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
                                **TOL)
+
+
+# ------------------------------------------------------------------ results written into a given array
+
+def test_each_op_writes_its_result_into_a_given_array_or_says_why_not():
+    """What a split pass hands its layers (see test_split_pass.py): the same values, in the
+    given memory."""
+    rng = np.random.default_rng(5)
+    x = channels_last(rand(rng, 2, 8, 9, 10))
+    cases = {
+        "im2col": lambda out: ops.conv2d(x, rand(rng, 6, 8, 3, 3), None, (1, 1), (1, 1),
+                                         (1, 1), 1, out=out),
+        "depthwise": lambda out: ops.conv2d(x, rand(rng, 8, 1, 3, 3), None, (1, 1), (1, 1),
+                                            (1, 1), 8, out=out),
+        "pointwise": lambda out: ops.conv2d(x, rand(rng, 6, 8, 1, 1), None, (1, 1), (0, 0),
+                                            (1, 1), 1, out=out),
+        "winograd": lambda out: ops.winograd_conv2d(x, rand(rng, 6, 8, 3, 3), None, (1, 1),
+                                                    out=out)}
+    for name, conv in cases.items():
+        state = rng.bit_generator.state
+        want = conv(None)
+        rng.bit_generator.state = state  # the same weights again
+        k, h, w = want.shape[1:]
+        out = np.full((2, h, w, k), np.nan, np.float32)
+        got = conv(out)
+        assert np.shares_memory(got, out), name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        with pytest.raises(ValueError, match="float32 array of shape"):
+            rng.bit_generator.state = state
+            conv(np.empty((2, h, w, k + 1), np.float32))
+    mean, var = rand(rng, 8), np.abs(rand(rng, 8)) + 0.5
+    for layout in (x, np.ascontiguousarray(x)):  # channels-last and NCHW maps
+        elementwise = {
+            "batch_norm": lambda out: ops.batch_norm(layout, mean, var, None, None, 1e-5,
+                                                     out=out),
+            "relu": lambda out: ops.relu(layout, out=out),
+            "relu on threads": lambda out: ops.relu(layout, parts=2, out=out),
+            "add": lambda out: ops.add([layout, layout * 2], out=out),
+            "max_pool": lambda out: ops.max_pool2d(layout, (3, 3), (2, 2), (1, 1), (1, 1),
+                                                   False, out=out)}
+        for name, op in elementwise.items():
+            want = op(None)
+            out = np.empty_like(want)
+            got = op(out)
+            assert got is out, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+    # laid out otherwise than x: BatchNorm makes its own, with the same values
+    other = np.empty(x.shape, np.float32)
+    got = ops.batch_norm(x, mean, var, None, None, 1e-5, out=other)
+    assert got is not other
+    np.testing.assert_array_equal(got, ops.batch_norm(x, mean, var, None, None, 1e-5))

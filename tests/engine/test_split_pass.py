@@ -15,7 +15,8 @@ from tests.helpers import graph
 def branching():
     """Every kind of edge a split pass must keep track of: a skip connection read by two
     layers, a Concat, a layer whose output is its input (Dropout), a Flatten, a side branch
-    no later layer reads, and layers that run over threads of their own when unsplit."""
+    no later layer reads, and layers that run over threads of their own when unsplit; a 1×1
+    convolution of NCHW maps (the input's), which makes its own output."""
     return graph(
         [("input", "Input", {"channels": 3, "height": 20, "width": 18}),
          ("conv_a", "Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1}),
@@ -24,14 +25,14 @@ def branching():
                                "bias": False}),
          ("add", "Add", {}), ("relu_b", "ReLU", {}),
          ("dw", "Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1, "groups": 8}),
-         ("cat", "Concat", {}), ("pool", "MaxPool2d", {"kernel_size": 3, "stride": 2,
-                                                        "padding": 1}),
+         ("cat", "Concat", {}), ("pw", "Conv2d", {"out_channels": 12, "kernel_size": 1}),
+         ("pool", "MaxPool2d", {"kernel_size": 3, "stride": 2, "padding": 1}),
          ("drop", "Dropout", {}), ("flatten", "Flatten", {}),
          ("fc", "Linear", {"out_features": 5}), ("softmax", "Softmax", {}),
          ("side", "Conv2d", {"out_channels": 2, "kernel_size": 3})],
         [("input", "conv_a"), ("conv_a", "bn_a"), ("bn_a", "relu_a"), ("relu_a", "conv_b"),
          ("conv_b", "add"), ("relu_a", "add"), ("add", "relu_b"), ("relu_b", "dw"),
-         ("relu_b", "cat"), ("dw", "cat"), ("cat", "pool"), ("pool", "drop"),
+         ("relu_b", "cat"), ("dw", "cat"), ("cat", "pool"), ("input", "pw"), ("pool", "drop"),
          ("drop", "flatten"), ("flatten", "fc"), ("fc", "softmax"), ("relu_a", "side")])
 
 
@@ -167,3 +168,26 @@ def test_a_small_batch_or_a_small_network_is_not_split():
     assert net._forward_parts(1) == 1
     assert net._forward_parts(10**4) <= ops.worker_count()
     assert net._forward_parts(2) == 1  # its convolutions are far too small for threads to pay
+
+
+def test_each_part_writes_what_it_can_straight_into_the_batch_arrays(monkeypatch):
+    net = build(branching(), seed=0)
+    split_into(monkeypatch, 2)
+    seen = []
+    real = Network._run
+
+    def run(self, node_id, x, inputs, *a, out=None, **k):
+        y = real(self, node_id, x, inputs, *a, out=out, **k)
+        seen.append((node_id, out is not None and np.shares_memory(y, out)))
+        return y
+    monkeypatch.setattr(Network, "_run", run)
+    got = net.forward(batch(4))
+    in_place = {n for n, done in seen if done}
+    assert in_place == {"conv_a", "bn_a", "relu_a", "conv_b", "add", "relu_b", "dw", "pool",
+                        "side"}  # not pw (NCHW maps in and out), nor the Concat, Linear, ...
+    assert sorted(seen) == sorted((n, n in in_place) for n in net.order[1:] for _ in "ab")
+    monkeypatch.setattr(Network, "_run", real)
+    split_into(monkeypatch, 1)
+    whole = net.forward(batch(4))
+    for node_id in net.order:
+        np.testing.assert_allclose(got[node_id], whole[node_id], rtol=1e-6, atol=1e-6)
