@@ -287,7 +287,7 @@ def _check_labels(name: str, parts: list[tuple[str, np.ndarray]], classes: list[
         if every.max() >= k:
             raise _out_of_range(name, parts, k, lambda labels: labels >= k,
                                 f"'classes' names {_count(k, 'class', 'classes')}",
-                                f"; fix those labels, or add their classes to 'classes'")
+                                "; fix those labels, or add their classes to 'classes'")
         return k
     top = int(every.max())
     values, counts = np.unique(every, return_counts=True)  # not bincount: labels may be huge
@@ -299,7 +299,7 @@ def _check_labels(name: str, parts: list[tuple[str, np.ndarray]], classes: list[
                 name, parts, outputs, lambda labels: labels >= outputs,
                 f"the design's output has {outputs} scores, one per class (the labels below "
                 f"{outputs} have about {typical:,.0f} images each)",
-                f"; fix or remove those images" + (
+                "; fix or remove those images" + (
                     f" (if they really are classes of their own, give the .npz a 'classes' "
                     f"array naming all {top + 1:,} and set the last layer's out_features to "
                     f"{top + 1:,})" if top < max(1000, 10 * outputs) else ""))

@@ -312,7 +312,7 @@ def pytorch_code(design: Design, analysis: Analysis | None = None) -> str:
         lines.append("        return " + ", ".join(variables[o] for o in outputs))
     lines += ["", "",
               "def build_model(weights_path=None):",
-              f'    """The network in eval mode, with CNN Designer\'s weights file (.npz) loaded when',
+              '    """The network in eval mode, with CNN Designer\'s weights file (.npz) loaded when',
               '    a path is given."""',
               f"    model = {name}()",
               "    if weights_path is not None:",

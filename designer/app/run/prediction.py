@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPro
                                QWidget)
 
 from designer.app.run.activations import show_rgb
-from designer.app.run.controller import (EXPLAIN_KINDS, GRAD_CAM, OCCLUSION, SALIENCY,
-                                         Explanation, RunResult)
+from designer.app.run.controller import (EXPLAIN_KINDS, GRAD_CAM, SALIENCY, Explanation,
+                                         RunResult)
 from designer.app.run.pictures import LUT, class_names, explain_scale, heat_picture
 from designer.core.problems import num
 from designer.engine import explain as explaining
