@@ -47,20 +47,20 @@ def _silu(a: np.ndarray, out: np.ndarray) -> None:
     np.divide(a, out, out=out)
 
 
-def relu6(x: np.ndarray) -> np.ndarray:
-    return _map(x, _relu6)
+def relu6(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return _map(x, _relu6, out=out)
 
 
-def hardsigmoid(x: np.ndarray) -> np.ndarray:
-    return _map(x, _hardsigmoid)
+def hardsigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return _map(x, _hardsigmoid, out=out)
 
 
-def hardswish(x: np.ndarray) -> np.ndarray:
-    return _map(x, _hardswish)
+def hardswish(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return _map(x, _hardswish, out=out)
 
 
-def silu(x: np.ndarray) -> np.ndarray:
-    return _map(x, _silu)
+def silu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    return _map(x, _silu, out=out)
 
 
 def relu6_backward(gy: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -86,7 +86,8 @@ def silu_backward(gy: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 class Activation(NamedTuple):
-    forward: Callable[[np.ndarray], np.ndarray]
+    #: (x, optionally an array of x's shape to write into) -> the output
+    forward: Callable[..., np.ndarray]
     #: (gy, the layer's input) -> the gradient for the input
     backward: Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -619,7 +619,8 @@ class Network:
             ``_run``), made by the first part to get there, or None."""
             t = self.infos[node_id].type
             if t not in WRITE_INTO or not inputs or (inputs[0].ndim != 4
-                                                     and t not in ("ReLU", "Add")):
+                                                     and t in ("Conv2d", "MaxPool2d",
+                                                               "BatchNorm2d")):
                 return None
             with lock:
                 whole = acts.get(node_id)
@@ -1433,7 +1434,7 @@ class Network:
         if t == "GELU":
             return ops.gelu(a)
         if t in ACTIVATIONS:
-            return ACTIVATIONS[t].forward(a)
+            return ACTIVATIONS[t].forward(a, out)
         if t == "Softmax":
             return ops.softmax(a)
         if t in ("Dropout", "Identity"):
@@ -1446,7 +1447,7 @@ class Network:
 
 
 #: layers whose output ``Network._run`` can have written straight into a given array
-WRITE_INTO = frozenset({"Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Add"})
+WRITE_INTO = frozenset({"Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Add", *ACTIVATIONS})
 
 
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:

@@ -10,6 +10,7 @@ import pytest
 
 import designer
 from designer.engine import ops
+from designer.engine.activations import ACTIVATIONS
 from designer.engine.network import build
 from designer.engine.weights import engine_layout, in_engine_layout
 from tests.engine.test_memory import traced
@@ -614,6 +615,7 @@ def test_each_op_writes_its_result_into_a_given_array_or_says_why_not():
             "relu": lambda out: ops.relu(layout, out=out),
             "relu on threads": lambda out: ops.relu(layout, parts=2, out=out),
             "add": lambda out: ops.add([layout, layout * 2], out=out),
+            **{t: lambda out, f=a.forward: f(layout, out) for t, a in ACTIVATIONS.items()},
             "max_pool": lambda out: ops.max_pool2d(layout, (3, 3), (2, 2), (1, 1), (1, 1),
                                                    False, out=out)}
         for name, op in elementwise.items():

@@ -27,12 +27,12 @@ def branching():
          ("dw", "Conv2d", {"out_channels": 8, "kernel_size": 3, "padding": 1, "groups": 8}),
          ("cat", "Concat", {}), ("pw", "Conv2d", {"out_channels": 12, "kernel_size": 1}),
          ("pool", "MaxPool2d", {"kernel_size": 3, "stride": 2, "padding": 1}),
-         ("drop", "Dropout", {}), ("flatten", "Flatten", {}),
+         ("r6", "ReLU6", {}), ("drop", "Dropout", {}), ("flatten", "Flatten", {}),
          ("fc", "Linear", {"out_features": 5}), ("softmax", "Softmax", {}),
          ("side", "Conv2d", {"out_channels": 2, "kernel_size": 3})],
         [("input", "conv_a"), ("conv_a", "bn_a"), ("bn_a", "relu_a"), ("relu_a", "conv_b"),
          ("conv_b", "add"), ("relu_a", "add"), ("add", "relu_b"), ("relu_b", "dw"),
-         ("relu_b", "cat"), ("dw", "cat"), ("cat", "pool"), ("input", "pw"), ("pool", "drop"),
+         ("relu_b", "cat"), ("dw", "cat"), ("cat", "pool"), ("input", "pw"), ("pool", "r6"), ("r6", "drop"),
          ("drop", "flatten"), ("flatten", "fc"), ("fc", "softmax"), ("relu_a", "side")])
 
 
@@ -64,7 +64,7 @@ def test_a_split_pass_gives_every_layer_what_one_pass_gives(monkeypatch, parts):
         assert got[node_id].dtype == np.float32, node_id
         np.testing.assert_allclose(got[node_id], whole[node_id], rtol=1e-6, atol=1e-6,
                                    err_msg=node_id)
-    assert got["drop"] is got["pool"]  # Dropout's output is its input, not a copy
+    assert got["drop"] is got["r6"]  # Dropout's output is its input, not a copy
     # every layer but the input ran once for each part's samples, the parts on threads of
     # their own
     sizes = [b - a for a, b in ops.sample_parts(7, parts)]
@@ -184,7 +184,7 @@ def test_each_part_writes_what_it_can_straight_into_the_batch_arrays(monkeypatch
     got = net.forward(batch(4))
     in_place = {n for n, done in seen if done}
     assert in_place == {"conv_a", "bn_a", "relu_a", "conv_b", "add", "relu_b", "dw", "pool",
-                        "side"}  # not pw (NCHW maps in and out), nor the Concat, Linear, ...
+                        "r6", "side"}  # not pw (NCHW maps in and out), nor the Concat, ...
     assert sorted(seen) == sorted((n, n in in_place) for n in net.order[1:] for _ in "ab")
     monkeypatch.setattr(Network, "_run", real)
     split_into(monkeypatch, 1)
