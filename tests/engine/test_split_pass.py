@@ -9,6 +9,7 @@ import pytest
 from designer.engine import ops
 from designer.engine.network import FIXED_BYTES, Cancelled, Network, build
 from tests.engine.test_memory import traced
+from tests.engine.test_threads import run_in_threads
 from tests.helpers import graph
 
 
@@ -191,3 +192,23 @@ def test_each_part_writes_what_it_can_straight_into_the_batch_arrays(monkeypatch
     whole = net.forward(batch(4))
     for node_id in net.order:
         np.testing.assert_allclose(got[node_id], whole[node_id], rtol=1e-6, atol=1e-6)
+
+
+def test_split_passes_from_four_threads_at_once_equal_one_thread(monkeypatch):
+    """Callers on several threads share the engine's worker threads: each pass still gets
+    its own parts' results, and the BLAS its threads back once all are done."""
+    split_into(monkeypatch, 2)
+    inputs = [batch(3, seed) for seed in range(4)]
+    alone = build(branching(), seed=3)
+    expected = [alone.forward(x) for x in inputs]
+    shared = build(branching(), seed=3)
+    threads = ops.BLAS.threads()
+
+    def work(i):
+        return [(j, shared.forward(inputs[j])) for j in ((i + s) % 4 for s in range(5))]
+    results = run_in_threads(4, work)
+    assert sum(len(r) for r in results) == 20
+    for result in results:
+        for j, acts in result:
+            assert all(np.array_equal(acts[k], expected[j][k]) for k in shared.order)
+    assert ops.BLAS.threads() == threads
