@@ -461,9 +461,13 @@ class Network:
     def _live_peak(self, nodes: Sequence[str], batch: int) -> int:
         """Peak bytes of the activations a part of a split pass (``_forward_split``) holds at
         once running ``nodes`` for ``batch`` samples: those later layers still read, the layer's
-        output and its temporaries (its input is a view of the batch's)."""
+        output and its temporaries. Its input, and the outputs of the layers that write into the
+        batch's arrays (WRITE_INTO; but a 1×1 convolution may have NCHW maps in, and make its
+        own), are views of the batch's."""
         left = {n: len(self._consumers(n)) for n in nodes}
-        act = {n: 0 if n == self.input_id else self._cost[n].act * batch for n in nodes}
+        act = {n: 0 if n == self.input_id or (
+            self.infos[n].type in WRITE_INTO and self._cost[n].kind != "pointwise")
+            else self._cost[n].act * batch for n in nodes}
         live = peak = 0
         for node_id in nodes:
             cost = self._cost[node_id]
