@@ -599,45 +599,37 @@ class Network:
         through the whole network on a thread of its own with a single-threaded BLAS (in eval
         mode every layer works on each sample alone): every op then runs on every core, where
         with one pass on the BLAS's threads only the matrix products did (the copies, Winograd's
-        transforms, BatchNorm, pooling ran on one core while the other waited). Each part copies
-        a layer's output into the batch's array as soon as it has it and keeps its own only for
-        the layers that still read it. The first part reports progress for the whole pass; if
-        that raises (Cancelled), the others stop at their next layer."""
+        transforms, BatchNorm, pooling ran on one core while the other waited). Each part writes
+        a layer's output straight into its share of the batch's array where the layer can (see
+        WRITE_INTO), else copies it there, and keeps its own only for the layers that still
+        read it. The first part reports progress for the whole pass; if that raises
+        (Cancelled), the others stop at their next layer."""
         n = x.shape[0]
         consumers = {node_id: len(self._consumers(node_id)) for node_id in self.order}
         acts: dict[str, np.ndarray] = {self.input_id: x}
         lock = threading.Lock()
         stop: list[bool] = []
 
-        def batch_array(node_id: str, part: np.ndarray) -> np.ndarray:
-            """The batch's array for this layer's output, made by the first part to get there
-            (in the part's memory layout)."""
+        def batch_array(node_id: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+            """The batch's array for this layer's output, made by the first part to get
+            there."""
             with lock:
                 whole = acts.get(node_id)
                 if whole is None:
-                    whole = acts[node_id] = np.empty_like(part, shape=(n,) + part.shape[1:])
+                    whole = acts[node_id] = make()
                 return whole
 
         def out_array(node_id: str, inputs: list[np.ndarray]) -> np.ndarray | None:
             """The batch's array for the output of a layer that can write into one (see
-            ``_run``), made by the first part to get there, or None."""
+            ``_run``), or None: channels-last maps for a convolution, the input's layout for
+            the others."""
             t = self.infos[node_id].type
-            if t not in WRITE_INTO or not inputs or (inputs[0].ndim != 4
-                                                     and t in ("Conv2d", "MaxPool2d",
-                                                               "BatchNorm2d")):
+            if t not in WRITE_INTO or not inputs:
                 return None
-            with lock:
-                whole = acts.get(node_id)
-                if whole is None:
-                    shape = (n,) + tuple(self.infos[node_id].shape)
-                    if len(shape) == 4:  # convolutions give channels-last maps; the others
-                        # keep their input's layout
-                        whole = ops.empty_maps(shape, t == "Conv2d" or ops.channels_last(
-                            inputs[0]))
-                    else:
-                        whole = np.empty(shape, np.float32)
-                    acts[node_id] = whole
-                return whole
+            shape = (n,) + tuple(self.infos[node_id].shape)
+            return batch_array(node_id, lambda: ops.empty_maps(
+                shape, t == "Conv2d" or ops.channels_last(inputs[0])) if len(shape) == 4
+                else np.empty(shape, np.float32))
 
         def run(index: int, s0: int, s1: int) -> None:
             mine: dict[str, np.ndarray] = {}
@@ -669,7 +661,9 @@ class Network:
                         with lock:
                             acts.setdefault(node_id, acts[sources[0]])
                     elif share is None or not _same_memory(y, share):  # made its own
-                        np.copyto(batch_array(node_id, y)[s0:s1], y)
+                        whole = batch_array(node_id, lambda y=y: np.empty_like(  # its layout
+                            y, shape=(n,) + y.shape[1:]))
+                        np.copyto(whole[s0:s1], y)
                 for s in sources:
                     left[s] -= 1
                     if left[s] == 0:
@@ -841,7 +835,7 @@ class Network:
         return most
 
     def _consumers(self, node_id: str) -> list[str]:
-        return [e[1] for e in self.design.edges if e[0] == node_id]
+        return self.design.targets(node_id)
 
     def _train_cost(self, node_id: str) -> tuple[int, int]:
         """(bytes kept to the end of a training pass, bytes of short-lived temporaries), per
@@ -1375,9 +1369,9 @@ class Network:
     def _run(self, node_id: str, x: np.ndarray, inputs: list[np.ndarray],
              w: Mapping[str, np.ndarray], hook: ops.ChunkHook, winograd: bool = True,
              out: np.ndarray | None = None) -> np.ndarray:
-        """A layer's output for ``inputs``. ``out``: where a split pass's part would have it
-        (see ``_out_array``), used by the layers that can write there (the others make their
-        own)."""
+        """A layer's output for ``inputs``. ``out``: where a part of a split pass would have it
+        (see ``_forward_split``), used by the layers of WRITE_INTO (the others, and a 1×1
+        convolution of NCHW maps, make their own)."""
         info = self.infos[node_id]
         v = info.values
         t = info.type
